@@ -1,0 +1,8 @@
+"""sdss-distill: distil a deep SDSS star/galaxy/QSO classifier into a tiny photometric model."""
+
+import os
+
+# TensorFlow's C++ start-up chatter (CUDA probes, oneDNN notices) hides our own output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+__version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""Run settings: one frozen dataclass of defaults, overridden by a TOML file, then by flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .errors import InputError
+from .schema import TEACHER_VIEWS
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides a run's numbers; saved with every run."""
+
+    data: str | None = None  # table to read; else $SDSS_DISTILL_DATA, else data/sdss.csv
+    columns: str | None = None  # TOML file mapping the table's column names to ours
+    out: str = "."  # run directory: models/, reports/ are written under it
+    seed: int = 0  # one seed for the split, weight init and shuffling
+    split: tuple[float, float, float] = (0.4, 0.4, 0.2)  # teacher-train, student-train, test
+    teacher_view: str = "physical"  # teacher's columns: physical or paper17 (leaky)
+    teacher_hidden: tuple[int, ...] = (128, 128, 64, 32)  # deep MLP widths
+    teacher_dropout: float = 0.1
+    student_hidden: tuple[int, ...] = (24, 24)  # shallow MLP widths: ~1,000 parameters
+    temperature: float = 3.0  # softens teacher and student logits in the KD term
+    alpha: float = 0.7  # weight of the soft (teacher) term; 1 - alpha on the hard labels
+    epochs: int = 300  # upper bound; early stopping usually ends far sooner
+    patience: int = 20  # epochs without val-loss improvement before stopping
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    validation_fraction: float = 0.15  # of each training subset, for early stopping
+    quiet: bool = False  # no progress output
+
+    def __post_init__(self):
+        _check(len(self.split) == 3 and all(0 < f < 1 for f in self.split)
+               and abs(sum(self.split) - 1) < 1e-6,
+               "split", "three fractions in (0, 1) summing to 1", self.split)
+        _check(self.teacher_view in TEACHER_VIEWS, "teacher_view",
+               f"one of {', '.join(TEACHER_VIEWS)}", self.teacher_view)
+        _check(self.temperature > 0, "temperature", "> 0", self.temperature)
+        _check(0 <= self.alpha <= 1, "alpha", "between 0 and 1", self.alpha)
+        _check(0 <= self.teacher_dropout < 1, "teacher_dropout", "in [0, 1)",
+               self.teacher_dropout)
+        _check(0 < self.validation_fraction < 0.5, "validation_fraction", "in (0, 0.5)",
+               self.validation_fraction)
+        for name in ("epochs", "patience", "batch_size"):
+            _check(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))
+        _check(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
+        for name in ("teacher_hidden", "student_hidden"):
+            _check(len(getattr(self, name)) >= 1 and min(getattr(self, name)) >= 1, name,
+                   "one or more positive layer widths", getattr(self, name))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check(ok: bool, name: str, rule: str, value) -> None:
+    if not ok:
+        raise InputError(f"{name} must be {rule}, got {value!r}")
+
+
+def _coerce(name: str, hint, value):
+    """Convert a TOML/CLI value to the field's type, or raise naming the key."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):  # X | None
+        if value is None:
+            return None
+        return _coerce(name, next(a for a in args if a is not type(None)), value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{name} must be a list, got {value!r}")
+        return tuple(_coerce(name, args[0], v) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{name} must be true or false, got {value!r}")
+        return value
+    if hint is int and isinstance(value, bool) or hint is int and isinstance(value, float):
+        raise InputError(f"{name} must be an integer, got {value!r}")
+    try:
+        return hint(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be {hint.__name__}, got {value!r}") from None
+
+
+def make_config(toml_path: str | None = None, **overrides) -> Config:
+    """Defaults, then the TOML file's keys, then non-None `overrides` (the CLI flags)."""
+    values: dict = {}
+    if toml_path:
+        values.update(read_toml(toml_path))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    hints = typing.get_type_hints(Config)
+    valid = [f.name for f in fields(Config)]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise InputError(f"unknown config key(s) {', '.join(unknown)}; valid keys: "
+                         f"{', '.join(valid)}")
+    return Config(**{k: _coerce(k, hints[k], v) for k, v in values.items()})
+
+
+def read_toml(path: str) -> dict:
+    """A TOML file as a dict; a missing or malformed file is an InputError naming it."""
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{path}: not valid TOML ({e})") from None

@@ -1,0 +1,71 @@
+"""Teacher and student networks: MLPs that take raw columns and return class logits.
+
+Feature engineering (colours, asinh of redshift) and normalisation live inside the model,
+so a deployed student takes raw u g r i z magnitudes and nothing else.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from .schema import LABELS, View, asinh_scales, colour_pairs
+
+
+@keras.saving.register_keras_serializable(package="sdss_distill")
+class SkyFeatures(keras.layers.Layer):
+    """Raw columns -> features: asinh-scaled columns (e.g. redshift), then adjacent colours.
+
+    Built from elementwise ops and one constant matmul, so it converts to TFLite builtins.
+    """
+
+    def __init__(self, colour_pairs: list[list[int]], asinh_scales: list[float], **kwargs):
+        super().__init__(**kwargs)
+        self.colour_pairs = [list(map(int, p)) for p in colour_pairs]
+        self.asinh_scales = [float(s) for s in asinh_scales]
+        n = len(self.asinh_scales)
+        diff = np.zeros((n, len(self.colour_pairs)), "float32")
+        for k, (a, b) in enumerate(self.colour_pairs):
+            diff[a, k], diff[b, k] = 1.0, -1.0
+        self._diff = diff
+        self._scales = np.asarray(self.asinh_scales, "float32")
+
+    def call(self, x):
+        parts = [x]
+        if self._scales.any():
+            scaled = x * np.where(self._scales > 0, self._scales, 1.0).astype("float32")
+            # asinh(v) = sign(v) log(|v| + sqrt(v^2 + 1)), spelt out: TFLite has no ASINH op
+            av = keras.ops.abs(scaled)
+            asinh = keras.ops.sign(scaled) * keras.ops.log(av + keras.ops.sqrt(av * av + 1.0))
+            parts = [keras.ops.where(self._scales > 0, asinh, x)]
+        if self.colour_pairs:
+            parts.append(keras.ops.matmul(x, self._diff))
+        return keras.ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + len(self.colour_pairs))
+
+    def get_config(self):
+        return {**super().get_config(), "colour_pairs": self.colour_pairs,
+                "asinh_scales": self.asinh_scales}
+
+
+def build_mlp(view: View, hidden: tuple[int, ...], train_x: np.ndarray, *, name: str,
+              dropout: float = 0.0) -> keras.Model:
+    """An MLP on `view`'s raw columns, its Normalization adapted on `train_x` (training rows)."""
+    inputs = keras.Input((len(view.columns),), name=view.name, dtype="float32")
+    sky = SkyFeatures(colour_pairs(view.columns), asinh_scales(view.columns), name="features")
+    norm = keras.layers.Normalization(name="normalize")
+    norm.adapt(keras.ops.convert_to_numpy(sky(train_x.astype("float32"))))
+    x = norm(sky(inputs))
+    for k, width in enumerate(hidden):
+        x = keras.layers.Dense(width, activation="relu", name=f"dense_{k}")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout_{k}")(x)
+    logits = keras.layers.Dense(len(LABELS), name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+def load(path, **kwargs) -> keras.Model:
+    """Load a saved model safely (no arbitrary code: `safe_mode=True`)."""
+    return keras.saving.load_model(path, safe_mode=True, compile=False, **kwargs)

@@ -1,0 +1,204 @@
+"""Train a teacher on photometry + spectra, distil a photometric student, compare to a baseline.
+
+Usage:
+    python -m sdss_distill.train --data ../shared/data/sdss_dr14_skyserver_10k.csv
+    python -m sdss_distill.train --out runs/seed3 --seed 3 --quiet
+    python -m sdss_distill.train --config run.toml --alpha 0.5 --temperature 4
+    python -m sdss_distill.train --help
+
+Data flow: load -> clean -> split -> teacher -> soft targets -> student and baseline ->
+evaluate on the test rows -> save models, split and reports under --out (all or nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .config import Config, make_config
+from .data import (clean, features, file_sha256, labels, load_table, read_column_map,
+                   resolve_data_path, split, validation_slice)
+from .errors import InputError, run_cli
+from .runtime import quiet_import
+from .schema import STUDENT_VIEW, TEACHER_VIEWS, get_view
+
+PROG = "python -m sdss_distill.train"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    d = Config()
+    p = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0],
+        epilog="Flags override the --config TOML file, which overrides the defaults shown. "
+               "Writes OUT/models/{teacher,student,baseline}.keras, OUT/models/split.json, "
+               "OUT/models/run.json and OUT/reports/report.{json,md}.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, argument_default=None)
+    p.add_argument("--data", help="SDSS table (CSV or Parquet); default: $SDSS_DISTILL_DATA, "
+                   "else data/sdss.csv")
+    p.add_argument("--columns", metavar="MAP.toml",
+                   help="TOML table {your column name = canonical name} for other tables")
+    p.add_argument("--config", metavar="RUN.toml", help="TOML file with any of the settings below")
+    p.add_argument("--out", metavar="DIR", help=f"run directory (default: {d.out!r})")
+    p.add_argument("--seed", type=int, help=f"split, init and shuffle seed (default: {d.seed})")
+    p.add_argument("--split", type=float, nargs=3, metavar=("TEACHER", "STUDENT", "TEST"),
+                   help=f"row fractions (default: {' '.join(map(str, d.split))})")
+    p.add_argument("--teacher-view", choices=TEACHER_VIEWS,
+                   help=f"teacher's columns; paper17 is leaky (default: {d.teacher_view})")
+    p.add_argument("--teacher-hidden", type=int, nargs="+", metavar="N",
+                   help=f"teacher layer widths (default: {' '.join(map(str, d.teacher_hidden))})")
+    p.add_argument("--student-hidden", type=int, nargs="+", metavar="N",
+                   help=f"student layer widths (default: {' '.join(map(str, d.student_hidden))})")
+    p.add_argument("--temperature", type=float, help=f"softening T (default: {d.temperature})")
+    p.add_argument("--alpha", type=float,
+                   help=f"weight of the teacher's soft term, 0-1 (default: {d.alpha})")
+    p.add_argument("--epochs", type=int, help=f"max epochs; early stopping (default: {d.epochs})")
+    p.add_argument("--patience", type=int, help=f"early-stopping patience (default: {d.patience})")
+    p.add_argument("--batch-size", type=int, help=f"(default: {d.batch_size})")
+    p.add_argument("--learning-rate", type=float, help=f"Adam step size (default: {d.learning_rate})")
+    p.add_argument("--quiet", action="store_true", default=None, help="no progress output")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    flags = {k: v for k, v in vars(args).items() if k not in ("config", "debug")}
+    return make_config(args.config, **flags)
+
+
+def run(cfg: Config) -> dict:
+    """The whole pipeline for one config; returns the report (also written under cfg.out)."""
+    say = (lambda *a: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    started = time.perf_counter()
+    out = _check_out(Path(cfg.out))
+
+    path = resolve_data_path(cfg.data)
+    table = load_table(path, read_column_map(cfg.columns))
+    teacher_view, student_view = get_view(cfg.teacher_view), get_view(STUDENT_VIEW)
+    df, cleaning = clean(table, teacher_view)
+    parts = split(df, cfg.split, cfg.seed)
+    say(f"data: {path}: {cleaning.summary()}; split {len(parts.teacher_train)} teacher-train / "
+        f"{len(parts.student_train)} student-train / {len(parts.test)} test")
+
+    # Imported after the data checks, so bad input fails in a second, not after TF starts.
+    keras = quiet_import("keras")
+    from . import distill, evaluate
+    from .models import build_mlp
+
+    fit_args = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, patience=cfg.patience,
+                    learning_rate=cfg.learning_rate)
+
+    def rows(subset, view):
+        fit_rows, val_rows = validation_slice(df, subset, cfg.validation_fraction, cfg.seed)
+        return [(features(df.loc[r], view), labels(df.loc[r])) for r in (fit_rows, val_rows)]
+
+    (xt, yt), (xt_val, yt_val) = rows(parts.teacher_train, teacher_view)
+    keras.utils.set_random_seed(cfg.seed)
+    teacher = build_mlp(teacher_view, cfg.teacher_hidden, xt, name="teacher",
+                        dropout=cfg.teacher_dropout)
+    t0 = time.perf_counter()
+    epochs = {"teacher": distill.train_teacher(teacher, xt, yt, (xt_val, yt_val), **fit_args)}
+    seconds = {"teacher": time.perf_counter() - t0}
+    say(f"teacher: {epochs['teacher']} epochs in {seconds['teacher']:.1f} s")
+
+    (xs, ys), (xs_val, ys_val) = rows(parts.student_train, student_view)
+    (xs_t, _), (xs_val_t, _) = rows(parts.student_train, teacher_view)
+    soft, soft_val = distill.soft_targets(teacher, xs_t), distill.soft_targets(teacher, xs_val_t)
+
+    students = {}
+    for name, alpha in (("student", cfg.alpha), ("baseline", 0.0)):
+        keras.utils.set_random_seed(cfg.seed)  # the same initial weights for both students
+        students[name] = build_mlp(student_view, cfg.student_hidden, xs, name=name)
+        t0 = time.perf_counter()
+        epochs[name] = distill.distil_student(
+            teacher, students[name], xs, ys, soft, (xs_val, ys_val, soft_val),
+            temperature=cfg.temperature, alpha=alpha, **fit_args)
+        seconds[name] = time.perf_counter() - t0
+        say(f"{name} (alpha={alpha:g}): {epochs[name]} epochs in {seconds[name]:.1f} s")
+
+    test = df.loc[parts.test]
+    y_test = labels(test)
+    models = {"teacher": (teacher, teacher_view), **{n: (m, student_view) for n, m in students.items()}}
+    teacher_logits = teacher.predict(features(test, teacher_view), batch_size=8192, verbose=0)
+    results = {}
+    for name, (model, view) in models.items():
+        x = features(test, view)
+        logits = teacher_logits if name == "teacher" else model.predict(x, batch_size=8192, verbose=0)
+        results[name] = {"view": view.name, "parameters": int(model.count_params()),
+                         "epochs": epochs[name], "train_s": round(seconds[name], 2),
+                         **evaluate.classification(y_test, logits),
+                         **({} if name == "teacher" else
+                            evaluate.teacher_student(teacher_logits, logits)),
+                         "latency": evaluate.keras_latency(model, x)}
+    report = {
+        "version": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": cfg.to_dict(),
+        "data": {"path": str(path), "sha256": file_sha256(path), "cleaning": cleaning.summary(),
+                 "rows_read": cleaning.rows_read, "rows_kept": cleaning.rows_kept,
+                 "dropped": cleaning.dropped,
+                 "split_sizes": {k: len(v) for k, v in parts.subsets().items()}},
+        "models": results,
+        "latency_ratio_teacher_over_student": (
+            results["teacher"]["latency"]["batch1_us_median"]
+            / results["student"]["latency"]["batch1_us_median"]),
+        "machine": evaluate.machine(),
+        "timing": {"train_s": round(sum(seconds.values()), 2),
+                   "total_s": round(time.perf_counter() - started, 2)},
+    }
+    _save(out, {n: m for n, (m, _) in models.items()}, parts, report)
+    for name, m in results.items():
+        say(f"{name:8s} test accuracy {m['test_accuracy']:.2%}  ({m['parameters']:,} parameters)")
+    say(f"wrote {out / 'models'} and {out / 'reports'} in {time.perf_counter() - started:.1f} s")
+    return report
+
+
+def _check_out(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory; pick a directory")
+    return out
+
+
+def _save(out: Path, models: dict, parts, report: dict) -> None:
+    """Write everything to a temp dir under `out`, then move it into place."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".sdss-distill-", dir=out))
+    try:
+        (tmp / "models").mkdir()
+        (tmp / "reports").mkdir()
+        for name, model in models.items():
+            model.save(tmp / "models" / f"{name}.keras")
+        parts.save(tmp / "models" / "split.json", data_sha256=report["data"]["sha256"],
+                   data_path=report["data"]["path"])
+        run_info = {k: report[k] for k in ("version", "created", "config", "data")}
+        (tmp / "models" / "run.json").write_text(json.dumps(run_info, indent=2))
+        (tmp / "reports" / "report.json").write_text(json.dumps(report, indent=2))
+        from .evaluate import markdown
+        (tmp / "reports" / "report.md").write_text(markdown(report))
+        for sub in ("models", "reports"):
+            (out / sub).mkdir(exist_ok=True)
+            for f in (tmp / sub).iterdir():
+                os.replace(f, out / sub / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def body() -> int:
+        run(config_from_args(args))
+        return 0
+
+    return run_cli(body, PROG, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Shared fixtures: the real DR14 CSV (required, never skipped) and tiny tables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_CSV_NAME = "sdss_dr14_skyserver_10k.csv"
+
+
+def find_real_csv() -> Path | None:
+    env = os.environ.get("SDSS_DISTILL_DATA")
+    for candidate in (env, ROOT.parent / "shared" / "data" / REAL_CSV_NAME):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_csv() -> Path:
+    path = find_real_csv()
+    if path is None:
+        pytest.fail(f"real SDSS table not found: set SDSS_DISTILL_DATA or place {REAL_CSV_NAME} "
+                    f"in ../shared/data/ (tests about real data must not be skipped)")
+    return path
+
+
+HEADER = "objid,ra,dec,u,g,r,i,z,run,rerun,camcol,field,specobjid,class,redshift,plate,mjd,fiberid"
+
+
+def row(cls="STAR", u=19.4, g=17.0, r=15.9, i=15.5, z=15.2, redshift=0.0001, objid="1.23E+18"):
+    return (f"{objid},183.5,0.09,{u},{g},{r},{i},{z},752,301,4,267,3.7E+18,{cls},{redshift},"
+            f"3306,54922,491")
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """Write a small table (header + rows) and return its path."""
+
+    def write(rows, header=HEADER, name="table.csv", prefix=""):
+        path = tmp_path / name
+        path.write_text(prefix + header + "\n" + "\n".join(rows) + ("\n" if rows else ""))
+        return path
+
+    return write
