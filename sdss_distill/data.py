@@ -19,8 +19,19 @@ from sklearn.model_selection import train_test_split
 
 from .config import read_toml
 from .errors import InputError, listing
-from .schema import (BANDS, CANONICAL_COLUMNS, ID_COLUMNS, LABELS, MAGNITUDE_RANGE,
-                     SENTINEL, STUDENT_VIEW, TARGET, View, canonical_name, get_view)
+from .schema import (
+    BANDS,
+    CANONICAL_COLUMNS,
+    ID_COLUMNS,
+    LABELS,
+    MAGNITUDE_RANGE,
+    SENTINEL,
+    STUDENT_VIEW,
+    TARGET,
+    View,
+    canonical_name,
+    get_view,
+)
 
 DEFAULT_DATA = Path("data") / "sdss.csv"
 DATA_ENV = "SDSS_DISTILL_DATA"
@@ -78,9 +89,9 @@ def load_table(path: Path, column_map: dict[str, str] | None = None) -> pd.DataF
         else:
             df, first_line = _read_csv(path, column_map)
     except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: the file is empty; expected a header line and data rows")
+        raise InputError(f"{path}: the file is empty; expected a header line and data rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot read it as a table ({str(e).splitlines()[0]})")
+        raise InputError(f"{path}: cannot read it as a table ({str(e).splitlines()[0]})") from e
     df = df.rename(columns=_rename_map(path, df.columns, column_map))
     if df.empty:
         raise InputError(f"{path}: no data rows below the header")

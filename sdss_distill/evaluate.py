@@ -7,7 +7,12 @@ import time
 
 import numpy as np
 from scipy.special import log_softmax
-from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    log_loss,
+    precision_recall_fscore_support,
+)
 
 from .schema import LABELS
 

@@ -19,13 +19,22 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__
 from .config import Config, make_config
-from .data import (clean, features, file_sha256, labels, load_table, read_column_map,
-                   resolve_data_path, split, validation_slice)
+from .data import (
+    clean,
+    features,
+    file_sha256,
+    labels,
+    load_table,
+    read_column_map,
+    resolve_data_path,
+    split,
+    validation_slice,
+)
 from .errors import InputError, run_cli
 from .runtime import quiet_import
 from .schema import STUDENT_VIEW, TEACHER_VIEWS, get_view
@@ -64,13 +73,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, help=f"(default: {d.batch_size})")
     p.add_argument("--learning-rate", type=float, help=f"Adam step size (default: {d.learning_rate})")
     p.add_argument("--quiet", action="store_true", default=None, help="no progress output")
+    p.add_argument("--export", action="store_true",
+                   help="then export the student to TFLite (as python -m sdss_distill.export)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     return p.parse_args(argv)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    flags = {k: v for k, v in vars(args).items() if k not in ("config", "debug")}
+    flags = {k: v for k, v in vars(args).items() if k not in ("config", "debug", "export")}
     return make_config(args.config, **flags)
 
 
@@ -139,7 +150,7 @@ def run(cfg: Config) -> dict:
                             evaluate.teacher_student(teacher_logits, logits)),
                          "latency": evaluate.keras_latency(model, x)}
     report = {
-        "version": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": cfg.to_dict(),
         "data": {"path": str(path), "sha256": file_sha256(path), "cleaning": cleaning.summary(),
                  "rows_read": cleaning.rows_read, "rows_kept": cleaning.rows_kept,
@@ -194,7 +205,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        run(config_from_args(args))
+        cfg = config_from_args(args)
+        run(cfg)
+        if args.export:
+            from .export import export_run
+            export_run(Path(cfg.out), quiet=cfg.quiet)
         return 0
 
     return run_cli(body, PROG, debug=args.debug)

@@ -1,0 +1,102 @@
+"""End-to-end `python -m sdss_distill.train` on the real table, and its bad-input errors."""
+
+import json
+import re
+
+import pytest
+
+from sdss_distill import train
+from sdss_distill.data import Split
+from sdss_distill.models import load
+
+from .conftest import HEADER, row
+
+
+@pytest.fixture(scope="module")
+def quick_run(real_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    code = train.main(["--data", str(real_csv), "--out", str(out), "--epochs", "8", "--seed", "1",
+                       "--quiet"])
+    return code, out
+
+
+@pytest.mark.slow
+def test_train_writes_models_split_and_reports(quick_run):
+    code, out = quick_run
+    assert code == 0
+    for name in ("teacher", "student", "baseline"):
+        assert (out / "models" / f"{name}.keras").is_file()
+    report = json.loads((out / "reports" / "report.json").read_text())
+    models = report["models"]
+    assert set(models) == {"teacher", "student", "baseline"}
+    # Eight epochs are enough to be far above chance (~50 %) on the real table.
+    assert models["teacher"]["test_accuracy"] > 0.9
+    assert models["student"]["test_accuracy"] > 0.8
+    assert models["student"]["view"] == "photometric" and models["teacher"]["view"] == "physical"
+    assert 0 <= models["student"]["agreement_with_teacher"] <= 1
+    assert models["student"]["parameters"] < models["teacher"]["parameters"] / 10
+    assert sum(map(sum, models["baseline"]["confusion_matrix"]["rows_true_cols_predicted"])) == 2000
+    assert report["config"]["seed"] == 1 and report["data"]["rows_kept"] == 10_000
+    assert "| student | photometric |" in (out / "reports" / "report.md").read_text()
+    assert not list(out.glob(".sdss-distill-*"))
+
+
+@pytest.mark.slow
+def test_saved_split_and_student_reproduce_the_report(quick_run, real_csv):
+    _, out = quick_run
+    from sdss_distill.data import clean, features, labels, load_table
+    from sdss_distill.schema import get_view
+
+    split = Split.load(out / "models" / "split.json")
+    df, _ = clean(load_table(real_csv), get_view("physical"))
+    test = df.loc[split.test]
+    student = load(out / "models" / "student.keras")
+    acc = (student.predict(features(test, get_view("photometric")), verbose=0).argmax(1)
+           == labels(test)).mean()
+    report = json.loads((out / "reports" / "report.json").read_text())
+    assert acc == pytest.approx(report["models"]["student"]["test_accuracy"], abs=1e-9)
+
+
+def _fails(args, capsys, out):
+    code = train.main([*args, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())  # nothing half-written
+    return err
+
+
+@pytest.mark.parametrize("rows, header, message", [
+    (None, None, "no such file"),
+    ([], "", "the file is empty"),
+    ([], HEADER, "no data rows below the header"),
+    (["19,18,17,16,15,STAR"], "u,g,r,i,z,class", r"missing column\(s\) redshift needed by the physical view"),
+    ([row(), row(r="faint")], HEADER, "line 3: column 'r' has non-numeric value 'faint'"),
+    ([row(), row("ALIEN")], HEADER, r"unknown class label\(s\) ALIEN; expected GALAXY, QSO, STAR"),
+    ([row(u=-9999), row(g=99)], HEADER, "cleaning dropped every row"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, write_csv, rows, header, message):
+    path = tmp_path / "missing.csv" if rows is None else write_csv(rows, header=header)
+    if header == "":
+        path.write_text("")
+    err = _fails(["--data", str(path)], capsys, tmp_path / "out")
+    assert err.startswith("python -m sdss_distill.train: error: ")
+    assert re.search(message, err), err
+
+
+def test_bad_option_values(tmp_path, capsys, real_csv):
+    err = _fails(["--data", str(real_csv), "--alpha", "2"], capsys, tmp_path / "out")
+    assert "alpha must be between 0 and 1, got 2.0" in err
+    err = _fails(["--data", str(real_csv), "--config", str(tmp_path / "no.toml")], capsys,
+                 tmp_path / "out")
+    assert "no.toml: no such file" in err
+
+
+def test_help_explains_options(capsys):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--help"])
+    text = capsys.readouterr().out
+    assert e.value.code == 0
+    for flag in ("--data", "--out", "--seed", "--epochs", "--temperature", "--alpha",
+                 "--teacher-view", "--quiet", "--config", "--columns"):
+        assert flag in text
