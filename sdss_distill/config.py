@@ -24,14 +24,14 @@ class Config:
     split: tuple[float, float, float] = (0.4, 0.4, 0.2)  # teacher-train, student-train, test
     teacher_view: str = "physical"  # teacher's columns: physical or paper17 (leaky)
     teacher_hidden: tuple[int, ...] = (128, 128, 64, 32)  # deep MLP widths
-    teacher_dropout: float = 0.1
+    teacher_dropout: float = 0.0
     student_hidden: tuple[int, ...] = (24, 24)  # shallow MLP widths: ~1,000 parameters
-    temperature: float = 3.0  # softens teacher and student logits in the KD term
+    temperature: float = 2.0  # softens teacher and student logits in the KD term
     alpha: float = 0.7  # weight of the soft (teacher) term; 1 - alpha on the hard labels
     epochs: int = 300  # upper bound; early stopping usually ends far sooner
     patience: int = 20  # epochs without val-loss improvement before stopping
     batch_size: int = 128
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-2
     validation_fraction: float = 0.15  # of each training subset, for early stopping
     quiet: bool = False  # no progress output
 

@@ -23,6 +23,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from .models import logits
+
 
 @keras.saving.register_keras_serializable(package="sdss_distill")
 class TemperatureKL(keras.distillation.DistillationLoss):
@@ -117,7 +119,7 @@ class OfflineDistiller(ViewDistiller):
 
 def soft_targets(teacher: keras.Model, teacher_x: np.ndarray) -> np.ndarray:
     """The teacher's logits on its own view of the student-train rows, computed once."""
-    return teacher.predict(teacher_x, batch_size=8192, verbose=0)
+    return logits(teacher, teacher_x)
 
 
 def _callbacks(patience: int) -> list:

@@ -66,6 +66,11 @@ def build_mlp(view: View, hidden: tuple[int, ...], train_x: np.ndarray, *, name:
     return keras.Model(inputs, logits, name=name)
 
 
+def logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """One direct forward pass (no `predict` loop: cheaper for small tables, and no retracing)."""
+    return keras.ops.convert_to_numpy(model(np.asarray(x, "float32"), training=False))
+
+
 def load(path, **kwargs) -> keras.Model:
     """Load a saved model safely (no arbitrary code: `safe_mode=True`)."""
     return keras.saving.load_model(path, safe_mode=True, compile=False, **kwargs)

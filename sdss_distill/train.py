@@ -102,7 +102,7 @@ def run(cfg: Config) -> dict:
     # Imported after the data checks, so bad input fails in a second, not after TF starts.
     keras = quiet_import("keras")
     from . import distill, evaluate
-    from .models import build_mlp
+    from .models import build_mlp, logits
 
     fit_args = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, patience=cfg.patience,
                     learning_rate=cfg.learning_rate)
@@ -138,16 +138,16 @@ def run(cfg: Config) -> dict:
     test = df.loc[parts.test]
     y_test = labels(test)
     models = {"teacher": (teacher, teacher_view), **{n: (m, student_view) for n, m in students.items()}}
-    teacher_logits = teacher.predict(features(test, teacher_view), batch_size=8192, verbose=0)
+    teacher_logits = logits(teacher, features(test, teacher_view))
     results = {}
     for name, (model, view) in models.items():
         x = features(test, view)
-        logits = teacher_logits if name == "teacher" else model.predict(x, batch_size=8192, verbose=0)
+        out_logits = teacher_logits if name == "teacher" else logits(model, x)
         results[name] = {"view": view.name, "parameters": int(model.count_params()),
                          "epochs": epochs[name], "train_s": round(seconds[name], 2),
-                         **evaluate.classification(y_test, logits),
+                         **evaluate.classification(y_test, out_logits),
                          **({} if name == "teacher" else
-                            evaluate.teacher_student(teacher_logits, logits)),
+                            evaluate.teacher_student(teacher_logits, out_logits)),
                          "latency": evaluate.keras_latency(model, x)}
     report = {
         "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),

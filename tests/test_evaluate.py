@@ -29,9 +29,6 @@ def test_latency_keys():
         def __call__(self, x, training=False):
             return x
 
-        def predict(self, x, batch_size=None, verbose=0):
-            return x
-
     lat = evaluate.keras_latency(Model(), np.zeros((10, 5), "float32"), calls=50)
     assert lat["batch1_calls"] == 50 and lat["batched_rows"] == 10
     assert 0 < lat["batch1_us_median"] <= lat["batch1_us_p99"]

@@ -100,3 +100,17 @@ def test_help_explains_options(capsys):
     for flag in ("--data", "--out", "--seed", "--epochs", "--temperature", "--alpha",
                  "--teacher-view", "--quiet", "--config", "--columns"):
         assert flag in text
+
+
+@pytest.mark.slow
+def test_same_seed_same_numbers(quick_run, real_csv, tmp_path):
+    _, out = quick_run
+    again = tmp_path / "again"
+    assert train.main(["--data", str(real_csv), "--out", str(again), "--epochs", "8", "--seed", "1",
+                       "--quiet"]) == 0
+    first, second = (json.loads((d / "reports" / "report.json").read_text())["models"]
+                     for d in (out, again))
+    for name in first:
+        assert first[name]["test_accuracy"] == second[name]["test_accuracy"]
+        assert first[name]["test_log_loss"] == second[name]["test_log_loss"]
+    assert (out / "models" / "split.json").read_bytes() == (again / "models" / "split.json").read_bytes()
