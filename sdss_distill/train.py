@@ -87,7 +87,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def run(cfg: Config) -> dict:
     """The whole pipeline for one config; returns the report (also written under cfg.out)."""
-    say = (lambda *a: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = (lambda msg: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.perf_counter()
     out = _check_out(Path(cfg.out))
 
@@ -100,55 +100,17 @@ def run(cfg: Config) -> dict:
         f"{len(parts.student_train)} student-train / {len(parts.test)} test")
 
     # Imported after the data checks, so bad input fails in a second, not after TF starts.
-    keras = quiet_import("keras")
-    from . import distill, evaluate
-    from .models import build_mlp, logits
+    quiet_import("keras")
+    from . import evaluate
 
-    fit_args = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, patience=cfg.patience,
-                    learning_rate=cfg.learning_rate)
-
-    def rows(subset, view):
-        fit_rows, val_rows = validation_slice(df, subset, cfg.validation_fraction, cfg.seed)
-        return [(features(df.loc[r], view), labels(df.loc[r])) for r in (fit_rows, val_rows)]
-
-    (xt, yt), (xt_val, yt_val) = rows(parts.teacher_train, teacher_view)
-    keras.utils.set_random_seed(cfg.seed)
-    teacher = build_mlp(teacher_view, cfg.teacher_hidden, xt, name="teacher",
-                        dropout=cfg.teacher_dropout)
-    t0 = time.perf_counter()
-    epochs = {"teacher": distill.train_teacher(teacher, xt, yt, (xt_val, yt_val), **fit_args)}
-    seconds = {"teacher": time.perf_counter() - t0}
-    say(f"teacher: {epochs['teacher']} epochs in {seconds['teacher']:.1f} s")
-
-    (xs, ys), (xs_val, ys_val) = rows(parts.student_train, student_view)
-    (xs_t, _), (xs_val_t, _) = rows(parts.student_train, teacher_view)
-    soft, soft_val = distill.soft_targets(teacher, xs_t), distill.soft_targets(teacher, xs_val_t)
-
-    students = {}
-    for name, alpha in (("student", cfg.alpha), ("baseline", 0.0)):
-        keras.utils.set_random_seed(cfg.seed)  # the same initial weights for both students
-        students[name] = build_mlp(student_view, cfg.student_hidden, xs, name=name)
-        t0 = time.perf_counter()
-        epochs[name] = distill.distil_student(
-            teacher, students[name], xs, ys, soft, (xs_val, ys_val, soft_val),
-            temperature=cfg.temperature, alpha=alpha, **fit_args)
-        seconds[name] = time.perf_counter() - t0
-        say(f"{name} (alpha={alpha:g}): {epochs[name]} epochs in {seconds[name]:.1f} s")
+    stages = Stages(cfg, df, say)
+    teacher = stages.teacher(parts.teacher_train, teacher_view)
+    students = stages.students(teacher, parts.student_train, teacher_view, student_view)
 
     test = df.loc[parts.test]
-    y_test = labels(test)
-    models = {"teacher": (teacher, teacher_view), **{n: (m, student_view) for n, m in students.items()}}
-    teacher_logits = logits(teacher, features(test, teacher_view))
-    results = {}
-    for name, (model, view) in models.items():
-        x = features(test, view)
-        out_logits = teacher_logits if name == "teacher" else logits(model, x)
-        results[name] = {"view": view.name, "parameters": int(model.count_params()),
-                         "epochs": epochs[name], "train_s": round(seconds[name], 2),
-                         **evaluate.classification(y_test, out_logits),
-                         **({} if name == "teacher" else
-                            evaluate.teacher_student(teacher_logits, out_logits)),
-                         "latency": evaluate.keras_latency(model, x)}
+    models = {"teacher": (teacher, teacher_view),
+              **{name: (model, student_view) for name, model in students.items()}}
+    results = stages.evaluate(models, test)
     report = {
         "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": cfg.to_dict(),
@@ -161,14 +123,85 @@ def run(cfg: Config) -> dict:
             results["teacher"]["latency"]["batch1_us_median"]
             / results["student"]["latency"]["batch1_us_median"]),
         "machine": evaluate.machine(),
-        "timing": {"train_s": round(sum(seconds.values()), 2),
+        "timing": {"train_s": round(sum(stages.seconds.values()), 2),
                    "total_s": round(time.perf_counter() - started, 2)},
     }
-    _save(out, {n: m for n, (m, _) in models.items()}, parts, report)
+    _save(out, {name: model for name, (model, _) in models.items()}, parts, report)
     for name, m in results.items():
         say(f"{name:8s} test accuracy {m['test_accuracy']:.2%}  ({m['parameters']:,} parameters)")
     say(f"wrote {out / 'models'} and {out / 'reports'} in {time.perf_counter() - started:.1f} s")
     return report
+
+
+class Stages:
+    """The training stages of one run, sharing its config, cleaned table and bookkeeping."""
+
+    def __init__(self, cfg: Config, df, say):
+        self.cfg, self.df, self.say = cfg, df, say
+        self.epochs: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+        self.fit_args = dict(epochs=cfg.epochs, batch_size=cfg.batch_size, patience=cfg.patience,
+                             learning_rate=cfg.learning_rate)
+
+    def arrays(self, subset, view):
+        """[(x_fit, y_fit), (x_val, y_val)]: the subset minus its early-stopping slice, and the slice."""
+        fit_rows, val_rows = validation_slice(self.df, subset, self.cfg.validation_fraction,
+                                              self.cfg.seed)
+        return [(features(self.df.loc[r], view), labels(self.df.loc[r])) for r in (fit_rows, val_rows)]
+
+    def _timed(self, name, train):
+        t0 = time.perf_counter()
+        self.epochs[name] = train()
+        self.seconds[name] = time.perf_counter() - t0
+        self.say(f"{name}: {self.epochs[name]} epochs in {self.seconds[name]:.1f} s")
+
+    def teacher(self, rows, view):
+        """The deep teacher, trained on its view of the teacher-train rows."""
+        import keras
+
+        from .distill import train_teacher
+        from .models import build_mlp
+        (x, y), val = self.arrays(rows, view)
+        keras.utils.set_random_seed(self.cfg.seed)
+        teacher = build_mlp(view, self.cfg.teacher_hidden, x, name="teacher",
+                            dropout=self.cfg.teacher_dropout)
+        self._timed("teacher", lambda: train_teacher(teacher, x, y, val, **self.fit_args))
+        return teacher
+
+    def students(self, teacher, rows, teacher_view, student_view) -> dict:
+        """The distilled student and the baseline (alpha = 0): same rows, same initial weights."""
+        import keras
+
+        from .distill import distil_student, soft_targets
+        from .models import build_mlp
+        (x, y), (x_val, y_val) = self.arrays(rows, student_view)
+        (xt, _), (xt_val, _) = self.arrays(rows, teacher_view)
+        soft, soft_val = soft_targets(teacher, xt), soft_targets(teacher, xt_val)
+        students = {}
+        for name, alpha in (("student", self.cfg.alpha), ("baseline", 0.0)):
+            keras.utils.set_random_seed(self.cfg.seed)
+            model = students[name] = build_mlp(student_view, self.cfg.student_hidden, x, name=name)
+            self._timed(name, lambda m=model, a=alpha: distil_student(
+                teacher, m, x, y, soft, (x_val, y_val, soft_val),
+                temperature=self.cfg.temperature, alpha=a, **self.fit_args))
+        return students
+
+    def evaluate(self, models: dict, test) -> dict:
+        """Every model's test-row metrics; for students also KL and agreement with the teacher."""
+        from . import evaluate
+        from .models import logits
+        y = labels(test)
+        out_logits = {name: logits(model, features(test, view))
+                      for name, (model, view) in models.items()}
+        results = {}
+        for name, (model, view) in models.items():
+            versus_teacher = ({} if name == "teacher" else
+                              evaluate.teacher_student(out_logits["teacher"], out_logits[name]))
+            results[name] = {"view": view.name, "parameters": int(model.count_params()),
+                             "epochs": self.epochs[name], "train_s": round(self.seconds[name], 2),
+                             **evaluate.classification(y, out_logits[name]), **versus_teacher,
+                             "latency": evaluate.keras_latency(model, features(test, view))}
+        return results
 
 
 def _check_out(out: Path) -> Path:
