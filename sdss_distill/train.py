@@ -114,7 +114,8 @@ def run(cfg: Config) -> dict:
     report = {
         "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": cfg.to_dict(),
-        "data": {"path": str(path), "sha256": file_sha256(path), "cleaning": cleaning.summary(),
+        "data": {"path": str(path.resolve()), "sha256": file_sha256(path),
+                 "cleaning": cleaning.summary(),
                  "rows_read": cleaning.rows_read, "rows_kept": cleaning.rows_kept,
                  "dropped": cleaning.dropped,
                  "split_sizes": {k: len(v) for k, v in parts.subsets().items()}},

@@ -28,6 +28,19 @@ def real_csv() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def exported_run(real_csv, tmp_path_factory) -> Path:
+    """One small run on the real table (5 epochs), trained and exported once per session."""
+    from sdss_distill.config import make_config
+    from sdss_distill.export import export_run
+    from sdss_distill.train import run
+
+    out = tmp_path_factory.mktemp("exported_run")
+    run(make_config(data=str(real_csv), out=str(out), epochs=5, quiet=True))
+    export_run(out, quiet=True, invokes=200)
+    return out
+
+
 HEADER = "objid,ra,dec,u,g,r,i,z,run,rerun,camcol,field,specobjid,class,redshift,plate,mjd,fiberid"
 
 

@@ -1,0 +1,401 @@
+"""Classify SDSS objects from u g r i z on a small device: numpy + ai_edge_litert only.
+
+Usage:
+    python -m sdss_distill.edge predict --model run/tflite/student_int8.tflite \
+        --input objects.csv --output predictions.csv
+    python -m sdss_distill.edge bench --model run/tflite/student_int8.tflite --threads 1
+
+    from sdss_distill.edge import EdgeClassifier
+    clf = EdgeClassifier("student_int8.tflite")
+    result = clf.predict([[19.4, 17.0, 15.9, 15.5, 15.2]])   # or a DataFrame
+    result.classes, result.probabilities, result.in_domain
+
+A model ships with `labels.txt` and a model card `<model>.json` next to it (written by
+`python -m sdss_distill.export`): its input columns, labels and the training domain.
+Never imports TensorFlow, Keras, pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, listing, run_cli
+from .schema import BANDS, ID_COLUMNS, LABELS, MAGNITUDE_RANGE, SENTINEL, canonical_name
+
+PROG = "python -m sdss_distill.edge"
+SIGNATURE = "serving_default"
+LABELS_FILE = "labels.txt"
+EXIT_REJECTED = 1
+_CHUNK = 4096
+
+
+def card_path(model: Path) -> Path:
+    """The model card that travels with a model: same name, `.json`."""
+    return Path(model).with_suffix(".json")
+
+
+def _interpreter(content: bytes, path: Path, threads: int | None):
+    from ai_edge_litert.interpreter import Interpreter
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise InputError(f"{path}: not a LiteRT/TFLite model (no TFL3 flatbuffer identifier); "
+                         f"pass a .tflite file written by sdss_distill.export")
+    try:
+        with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+            interpreter = Interpreter(model_content=content, num_threads=threads)
+            interpreter.allocate_tensors()
+        return interpreter
+    except (ValueError, RuntimeError) as e:
+        raise InputError(f"{path}: cannot load the model ({str(e).strip().splitlines()[0]}); "
+                         f"the file may be truncated or corrupt, re-export it") from None
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Park file descriptor 2 while native code logs; errors still surface as exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@dataclass
+class Prediction:
+    """Per-row results; `classes[k]` is the label with the highest probability."""
+
+    classes: np.ndarray
+    probabilities: np.ndarray
+    logits: np.ndarray
+    in_domain: np.ndarray
+    labels: tuple[str, ...]
+
+
+class EdgeClassifier:
+    """A LiteRT classifier with its labels, input columns and training domain."""
+
+    def __init__(self, path, *, num_threads: int | None = 1):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such model file")
+        self.interpreter = _interpreter(self.path.read_bytes(), self.path, num_threads)
+        signatures = self.interpreter.get_signature_list()
+        if SIGNATURE not in signatures:
+            raise InputError(f"{self.path}: no {SIGNATURE!r} signature (found "
+                             f"{listing(signatures) or 'none'}); re-export the model")
+        self._runner = self.interpreter.get_signature_runner(SIGNATURE)
+        (self.input_name,) = signatures[SIGNATURE]["inputs"]
+        (self.output_name,) = signatures[SIGNATURE]["outputs"]
+        self.card = _read_card(self.path)
+        self.columns = tuple(self.card["input"]["columns"])
+        self.labels = _read_labels(self.path, tuple(self.card.get("labels", LABELS)))
+        self.domain = self.card.get("domain", {})
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Raw model outputs for float rows in `self.columns` order."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not len(x):
+            return np.zeros((0, len(self.labels)), np.float32)
+        return np.concatenate([self._runner(**{self.input_name: x[k:k + _CHUNK]})[self.output_name]
+                               for k in range(0, len(x), _CHUNK)])
+
+    def as_array(self, rows) -> np.ndarray:
+        """Rows as a float32 (n, columns) array; a DataFrame's columns are matched by name."""
+        if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):
+            found = {canonical_name(c): c for c in rows.columns}
+            missing = [c for c in self.columns if c not in found]
+            if missing:
+                raise InputError(f"missing column(s) {listing(missing)} needed by the model; "
+                                 f"found {listing(rows.columns, 20)}")
+            rows = rows[[found[c] for c in self.columns]].to_numpy(dtype="float64")
+        x = np.asarray(rows, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != len(self.columns):
+            raise InputError(f"expected rows of {len(self.columns)} values "
+                             f"({' '.join(self.columns)}), got an array of shape {x.shape}")
+        bad = ~np.isfinite(x).all(axis=1) | (x <= SENTINEL).any(axis=1)
+        if bad.any():
+            raise InputError(f"row(s) {listing(np.flatnonzero(bad))} have missing, non-finite or "
+                             f"sentinel ({SENTINEL:g}) values; drop or fix them")
+        return x.astype(np.float32)
+
+    def in_domain(self, x: np.ndarray) -> np.ndarray:
+        """True where every column and colour lies inside the training rows' ranges."""
+        ok = np.ones(len(x), bool)
+        for k, c in enumerate(self.columns):
+            lo, hi = self.domain.get("columns", {}).get(c, (-np.inf, np.inf))
+            ok &= (x[:, k] >= lo) & (x[:, k] <= hi)
+        pos = {c: k for k, c in enumerate(self.columns)}
+        for name, (lo, hi) in self.domain.get("colours", {}).items():
+            a, b = name.split("-")
+            colour = x[:, pos[a]] - x[:, pos[b]]
+            ok &= (colour >= lo) & (colour <= hi)
+        return ok
+
+    def predict(self, rows) -> Prediction:
+        """Class, probabilities and in-domain flag for each row (array or DataFrame)."""
+        x = self.as_array(rows)
+        logits = self.logits(x)
+        z = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        classes = np.asarray(self.labels, dtype=object)[p.argmax(axis=1)] if len(p) else \
+            np.asarray([], dtype=object)
+        return Prediction(classes, p, logits, self.in_domain(x), self.labels)
+
+
+def _read_card(model: Path) -> dict:
+    path = card_path(model)
+    try:
+        card = json.loads(path.read_text())
+        card["input"]["columns"]
+    except FileNotFoundError:
+        raise InputError(f"{path}: model card not found; copy it along with {model.name} "
+                         f"(sdss_distill.export writes both)") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not a valid model card ({e!r})") from None
+    return card
+
+
+def _read_labels(model: Path, default: tuple[str, ...]) -> tuple[str, ...]:
+    path = model.parent / LABELS_FILE
+    if not path.is_file():
+        return default
+    labels = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    if labels != default:
+        raise InputError(f"{path}: labels {listing(labels)} differ from the model card's "
+                         f"{listing(default)}; re-export the model")
+    return labels
+
+
+def read_csv(path: Path, columns: tuple[str, ...]):
+    """(ids, x, rejected): id columns found, float rows, and [(line, reason)] for bad rows."""
+    try:
+        f = open(path, newline="", encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{path}: cannot open ({e.strerror})") from None
+    with f:
+        first = f.readline()
+        if not first.startswith("#"):
+            f.seek(0)
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            raise InputError(f"{path}: empty file; expected a header line with "
+                             f"{' '.join(columns)}")
+        pos = {}
+        for k, name in enumerate(header):
+            pos.setdefault(canonical_name(name.strip()), k)
+        missing = [c for c in columns if c not in pos]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {listing(missing)}; found "
+                             f"{listing(header, 20)}")
+        id_cols = [c for c in ID_COLUMNS if c in pos]
+        ids, rows, rejected = [], [], []
+        offset = 1 if first.startswith("#") else 0
+        for row in reader:
+            line = reader.line_num + offset
+            if not any(v.strip() for v in row):
+                continue
+            values, reason = [], None
+            for c in columns:
+                raw = row[pos[c]].strip() if pos[c] < len(row) else ""
+                reason = _bad_value(c, raw)
+                if reason:
+                    break
+                values.append(float(raw))
+            if reason:
+                rejected.append((line, reason))
+                continue
+            ids.append([row[pos[c]] if pos[c] < len(row) else "" for c in id_cols])
+            rows.append(values)
+    x = np.asarray(rows, np.float32).reshape(len(rows), len(columns))
+    return (id_cols, ids), x, rejected
+
+
+def _bad_value(column: str, raw: str) -> str | None:
+    if raw == "":
+        return f"missing value in column {column!r}"
+    try:
+        v = float(raw)
+    except ValueError:
+        return f"non-numeric value {raw!r} in column {column!r}"
+    if not math.isfinite(v):
+        return f"non-finite value {raw!r} in column {column!r}"
+    if v <= SENTINEL:
+        return f"sentinel {raw} (failed measurement) in column {column!r}"
+    lo, hi = MAGNITUDE_RANGE
+    if column in BANDS and not lo <= v <= hi:
+        return f"magnitude {raw} in column {column!r} outside {lo:g}-{hi:g}"
+    return None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int = 1) -> int:
+    """The `predict` command: classify a CSV; exit code 1 if any row was rejected."""
+    clf = EdgeClassifier(model, num_threads=threads)
+    (id_cols, ids), x, rejected = read_csv(Path(input_csv), clf.columns)
+    result = clf.predict(x)
+    out = _StringWriter()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*id_cols, "class", *(f"p_{c}" for c in clf.labels), "in_domain"])
+    for k in range(len(x)):
+        writer.writerow([*ids[k], result.classes[k], *(f"{p:.6f}" for p in result.probabilities[k]),
+                         str(bool(result.in_domain[k])).lower()])
+    if output:
+        _write_atomic(Path(output), out.getvalue())
+    else:
+        sys.stdout.write(out.getvalue())
+    for line, reason in rejected:
+        print(f"{PROG}: {input_csv} line {line}: {reason}; row skipped", file=sys.stderr)
+    outside = int((~result.in_domain).sum())
+    print(f"{PROG}: classified {len(x)} rows, {outside} outside the training domain; "
+          f"rejected {len(rejected)} rows" + (f"; wrote {output}" if output else ""),
+          file=sys.stderr)
+    return EXIT_REJECTED if rejected else 0
+
+
+class _StringWriter(list):
+    def write(self, s):
+        self.append(s)
+
+    def getvalue(self):
+        return "".join(self)
+
+
+def sample_rows(card: dict, n: int, seed: int = 0) -> np.ndarray:
+    """Synthetic rows inside the card's column ranges (for timing only)."""
+    rng = np.random.default_rng(seed)
+    cols = card["input"]["columns"]
+    ranges = [card.get("domain", {}).get("columns", {}).get(c, (15.0, 22.0)) for c in cols]
+    return np.stack([rng.uniform(lo, hi, n) for lo, hi in ranges], axis=1).astype(np.float32)
+
+
+def benchmark(model, x: np.ndarray | None = None, *, threads: int = 1, invokes: int = 10_000,
+              batch: int = 1024, warmup: int = 500) -> dict:
+    """Batch-1 latency (median, p99 over `invokes` calls) and batched rows/s with LiteRT."""
+    model = Path(model)
+    interp = _interpreter(model.read_bytes(), model, threads)
+    if x is None:
+        x = sample_rows(_read_card(model), max(batch, 1))
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    interp.resize_tensor_input(inp, [1, x.shape[1]])
+    interp.allocate_tensors()
+    rows = [x[k % len(x)][None] for k in range(min(len(x), 256))]
+    times = np.empty(invokes, np.int64)
+    for k in range(warmup + invokes):
+        start = time.perf_counter_ns()
+        interp.set_tensor(inp, rows[k % len(rows)])
+        interp.invoke()
+        interp.get_tensor(out)
+        if k >= warmup:
+            times[k - warmup] = time.perf_counter_ns() - start
+    xb = np.resize(x, (batch, x.shape[1]))
+    interp.resize_tensor_input(inp, list(xb.shape))
+    interp.allocate_tensors()
+    interp.set_tensor(inp, xb)
+    interp.invoke()
+    reps, start = 0, time.perf_counter()
+    while reps < 20 or time.perf_counter() - start < 0.5:
+        interp.set_tensor(inp, xb)
+        interp.invoke()
+        interp.get_tensor(out)
+        reps += 1
+    elapsed = time.perf_counter() - start
+    return {"latency_us_median": float(np.median(times) / 1e3),
+            "latency_us_p99": float(np.percentile(times, 99) / 1e3),
+            "throughput_rows_per_s": float(reps * batch / elapsed),
+            "invokes": invokes, "batch": batch, "threads": threads}
+
+
+def machine() -> dict:
+    """CPU model, cores and platform, read without third-party packages."""
+    import platform
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
+            "platform": platform.platform(), "python": platform.python_version()}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    sub = p.add_subparsers(dest="command", required=True)
+    pr = sub.add_parser("predict", help="classify the rows of a CSV of u g r i z magnitudes")
+    pr.add_argument("--model", required=True, help=".tflite file (its .json card next to it)")
+    pr.add_argument("--input", required=True, help="CSV with u g r i z (SDSS aliases accepted)")
+    pr.add_argument("--output", help="CSV to write (default: standard output)")
+    pr.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
+    be = sub.add_parser("bench", help="time batch-1 latency and batched throughput")
+    be.add_argument("--model", required=True)
+    be.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
+    be.add_argument("--invokes", type=int, default=10_000, help="batch-1 calls (default: 10000)")
+    be.add_argument("--batch", type=int, default=1024, help="rows per batched call (default: 1024)")
+    be.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def body() -> int:
+        if args.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {args.threads}")
+        if args.command == "predict":
+            return predict_csv(Path(args.model), Path(args.input), args.output, args.threads)
+        if args.invokes < 1 or args.batch < 1:
+            raise InputError(f"--invokes and --batch must be >= 1, got {args.invokes}, "
+                             f"{args.batch}")
+        result = {"model": str(args.model), **benchmark(
+            args.model, threads=args.threads, invokes=args.invokes, batch=args.batch),
+            "machine": machine()}
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"{args.model}: batch-1 latency median {result['latency_us_median']:.2f} us, "
+                  f"p99 {result['latency_us_p99']:.2f} us ({args.invokes} invokes); batched "
+                  f"{result['throughput_rows_per_s']:,.0f} rows/s (batch {args.batch}); "
+                  f"{args.threads} thread(s) on {result['machine']['cpu']}")
+        return 0
+
+    return run_cli(body, PROG, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

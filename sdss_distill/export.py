@@ -1,0 +1,409 @@
+"""Convert a run's student (and teacher) to LiteRT flatbuffers and measure them on its test rows.
+
+Usage:
+    python -m sdss_distill.export --run runs/default
+    python -m sdss_distill.export --run runs/default --no-finetune --invokes 2000 --quiet
+
+Writes RUN/tflite/{student_float32,student_float16,student_dynamic,student_int8,
+student_qat_int8,student_pruned_int8,teacher_float32}.tflite, each with a model card
+`<name>.json` and `labels.txt`, plus RUN/reports/export.{json,md}.
+
+Int8 student: quantizing the raw magnitudes (~11-28 mag) to int8 steps of ~0.07 mag wipes
+out the colours, so the student's front (colours, normalisation, first dense layer) stays
+float32 and the first int8 tensor is that layer's ReLU output; export.json records what a
+fully int8 graph (quantized input) scores, for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, edge, tflite_file
+from .errors import InputError, run_cli
+from .runtime import quiet_import
+from .schema import BANDS, LABELS, STUDENT_VIEW, get_view
+
+PROG = "python -m sdss_distill.export"
+FRONT_LAYER = "dense_0"
+PTQ = {"student_float32": "float32", "student_float16": "float16",
+       "student_dynamic": "dynamic", "student_int8": "int8"}
+FINETUNED = {"student_qat_int8": "QAT int8 (tfmot), front float32",
+             "student_pruned_int8": "magnitude-pruned (tfmot) + int8, front float32"}
+DESCRIPTIONS = {"float32": "float32", "float16": "float16 weights",
+                "dynamic": "dynamic-range int8 weights",
+                "int8": "int8 PTQ (student-train calibration); colours+normalisation folded into a "
+                "float32 first layer",
+                "int8_full": "int8 PTQ, everything incl. the input quantized"}
+
+
+def _write_bytes(path: Path, content: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, doc) -> None:
+    _write_bytes(path, (json.dumps(doc, indent=2) + "\n").encode())
+
+
+class RunData:
+    """A run's models, config and rows (student-train and test) in each model's view."""
+
+    def __init__(self, run_dir: Path, data: str | None = None):
+        from .data import Split, clean, features, file_sha256, labels, load_table, read_column_map
+        from .models import load
+        self.dir = Path(run_dir)
+        models = self.dir / "models"
+        needed = [models / f for f in ("run.json", "split.json", "student.keras", "teacher.keras")]
+        missing = [str(p) for p in needed if not p.is_file()]
+        if missing:
+            raise InputError(f"--run {run_dir}: not a training run (missing {', '.join(missing)}); "
+                             f"train one with python -m sdss_distill.train --out DIR")
+        self.info = json.loads((models / "run.json").read_text())
+        split_doc = json.loads((models / "split.json").read_text())
+        path = Path(data or split_doc.get("data_path") or self.info["data"]["path"])
+        if not path.is_file():
+            raise InputError(f"{path}: the run's data file is not there (paths are relative to "
+                             f"where train ran); pass --data FILE")
+        sha = file_sha256(path)
+        if sha != split_doc.get("data_sha256", sha):
+            raise InputError(f"{path}: sha256 {sha[:12]}... differs from the run's "
+                             f"{split_doc['data_sha256'][:12]}...; pass the table the run used")
+        cfg = self.info["config"]
+        self.config = cfg
+        self.student_view, self.teacher_view = get_view(STUDENT_VIEW), get_view(cfg["teacher_view"])
+        df, _ = clean(load_table(path, read_column_map(cfg.get("columns"))), self.teacher_view)
+        split = Split.load(models / "split.json")
+        self.data_path, self.data_sha256 = path, sha
+        train, test = df.loc[split.student_train], df.loc[split.test]
+        self.x_train = {v.name: features(train, v) for v in (self.student_view, self.teacher_view)}
+        self.x_test = {v.name: features(test, v) for v in (self.student_view, self.teacher_view)}
+        self.y_train, self.y_test = labels(train), labels(test)
+        self.student, self.teacher = load(models / "student.keras"), load(models / "teacher.keras")
+
+
+def saved_model(model, view, directory: Path) -> Path:
+    """A SavedModel with one `serving_default` signature: input named after the view, 'logits'."""
+    tf = quiet_import("tensorflow")
+    keras = quiet_import("keras")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default", lambda x: {"logits": model(x, training=False)},
+        input_signature=[tf.TensorSpec([None, len(view.columns)], tf.float32, name=view.name)])
+    archive.write_out(str(directory), verbose=False)
+    return directory
+
+
+def _calibration(x: np.ndarray, name: str):
+    def gen():
+        for k in range(0, len(x), 50):
+            yield {name: x[k:k + 50]}
+    return gen
+
+
+def convert(sm_dir: Path, kind: str, calibration=None, front: list[str] | None = None) -> bytes:
+    """SavedModel -> TFLite flatbuffer for one variant kind (builtin ops only)."""
+    tf = quiet_import("tensorflow")
+    with warnings.catch_warnings(), edge.quiet_native_stderr():  # quantizer prints its options
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        return _convert(tf, sm_dir, kind, calibration, front)
+
+
+def _convert(tf, sm_dir, kind, calibration, front):
+    c = tf.lite.TFLiteConverter.from_saved_model(str(sm_dir), signature_keys=["serving_default"])
+    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if kind != "float32":
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+    if kind == "float16":
+        c.target_spec.supported_types = [tf.float16]
+    if kind in ("int8", "int8_full"):
+        c.representative_dataset = calibration
+        c.inference_input_type = c.inference_output_type = tf.float32
+    if kind == "int8_full":
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if kind == "int8":
+        return quantize_selective(c, calibration, front or [])
+    return c.convert()
+
+
+def quantize_selective(converter, calibration, float_nodes: list[str]) -> bytes:
+    """Full-int8 PTQ except the ops producing `float_nodes`, which stay float32."""
+    tf = quiet_import("tensorflow")
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=float_nodes, fully_quantize=False)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=calibration, debug_options=options)
+    return debugger.get_nondebug_quantized_model()
+
+
+def domain(x: np.ndarray, columns: tuple[str, ...]) -> dict:
+    """Per-column and adjacent-colour [min, max] over the training rows."""
+    cols = {c: [float(x[:, k].min()), float(x[:, k].max())] for k, c in enumerate(columns)}
+    pos = {c: k for k, c in enumerate(columns)}
+    colours = {}
+    for a, b in zip(BANDS, BANDS[1:]):
+        if a in pos and b in pos:
+            d = x[:, pos[a]] - x[:, pos[b]]
+            colours[f"{a}-{b}"] = [float(d.min()), float(d.max())]
+    return {"rows": "student_train", "n": int(len(x)), "columns": cols, "colours": colours}
+
+
+def model_card(run: RunData, stem: str, view, description: str, extra: dict | None = None) -> dict:
+    return {"model": f"{stem}.tflite", "variant": description, "signature": edge.SIGNATURE,
+            "input": {"name": view.name, "columns": list(view.columns), "dtype": "float32",
+                      "units": "SDSS model magnitudes (raw, not normalised)"},
+            "output": {"name": "logits", "labels": list(LABELS),
+                       "note": "logits; softmax gives class probabilities"},
+            "labels": list(LABELS), "domain": domain(run.x_train[view.name], view.columns),
+            "source": {"run": str(run.dir.resolve()), "data_sha256": run.data_sha256,
+                       "sdss_distill": __version__}, **(extra or {})}
+
+
+def folded_student(run: RunData):
+    """The student as a plain Keras MLP on raw magnitudes (front folded into dense_0)."""
+    keras = quiet_import("keras")
+    from .qat import fold_student, mlp_logits
+    kernels, biases = fold_student(run.student)
+    x_test = run.x_test[STUDENT_VIEW]
+    error = np.abs(mlp_logits(kernels, biases, x_test) - run.student.predict(x_test, verbose=0))
+    if error.max() > 1e-3:
+        raise RuntimeError(f"folding the student's front changed its logits by {error.max():.2g}")
+    x = inputs = keras.Input((kernels[0].shape[0],), name=STUDENT_VIEW)
+    for k, (w, b) in enumerate(zip(kernels, biases)):
+        last = k == len(kernels) - 1
+        layer = keras.layers.Dense(w.shape[1], activation=None if last else "relu",
+                                   name="logits" if last else f"dense_{k}")
+        x = layer(x)
+        layer.set_weights([w, b])
+    return keras.Model(inputs, x, name="student_folded")
+
+
+def _finetune(run: RunData, tmp: Path, quiet: bool) -> dict:
+    """QAT and pruning in a tf_keras subprocess (tfmot needs Keras 2); returns its report."""
+    from .distill import soft_targets
+    from .qat import fold_student
+    x = run.x_train[STUDENT_VIEW]
+    npz = tmp / "finetune.npz"
+    kernels, biases = fold_student(run.student)
+    np.savez(npz, x=x, y=run.y_train, x_test=run.x_test[STUDENT_VIEW], y_test=run.y_test,
+             teacher_logits=soft_targets(run.teacher, run.x_train[run.teacher_view.name]),
+             temperature=run.config["temperature"], alpha=run.config["alpha"],
+             seed=run.config["seed"], **{f"kernel_{k}": w for k, w in enumerate(kernels)},
+             **{f"bias_{k}": b for k, b in enumerate(biases)})
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "sdss_distill.qat", "--npz", str(npz),
+                           "--out", str(tmp)], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"QAT/pruning subprocess failed (exit {proc.returncode}):\n{tail}")
+    return json.loads((tmp / "finetune.json").read_text())
+
+
+def evaluate_file(path: Path, x: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict:
+    """Accuracy, agreement with the Keras model and logit error, through ai_edge_litert."""
+    logits = edge.EdgeClassifier(path).logits(x)
+    pred = logits.argmax(axis=1)
+    return {"size_bytes": path.stat().st_size,
+            "test_accuracy": float((pred == y).mean()),
+            "agreement": float((pred == reference.argmax(axis=1)).mean()),
+            "max_abs_logit_error": float(np.abs(logits - reference).max())}
+
+
+def keras_timing(model, x: np.ndarray, calls: int) -> dict:
+    """The Keras student called directly: batch-1 latency and batched rows/s (reference)."""
+    one = x[:1]
+    for _ in range(50):
+        model(one, training=False)
+    times = np.empty(calls)
+    for k in range(calls):
+        start = time.perf_counter()
+        model(one, training=False)
+        times[k] = time.perf_counter() - start
+    model(x, training=False)
+    start, reps = time.perf_counter(), 0
+    while reps < 5 or time.perf_counter() - start < 0.5:
+        model(x, training=False)
+        reps += 1
+    return {"latency_us_median": float(np.median(times) * 1e6),
+            "latency_us_p99": float(np.percentile(times, 99) * 1e6),
+            "throughput_rows_per_s": float(reps * len(x) / (time.perf_counter() - start)),
+            "invokes": calls, "batch": int(len(x))}
+
+
+def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
+               finetune: bool = True, invokes: int = 10_000, threads: int = 1) -> dict:
+    """Convert, evaluate and time every variant of a run; returns export.json's content."""
+    say = (lambda *a: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    quiet_import("tensorflow")
+    quiet_import("keras")
+    run = RunData(Path(run_dir), data)
+    out = run.dir / "tflite"
+    out.mkdir(exist_ok=True)
+    (run.dir / "reports").mkdir(exist_ok=True)
+    sv, tv = run.student_view, run.teacher_view
+    x_test, y_test = run.x_test[sv.name], run.y_test
+    ref = {"student": run.student.predict(x_test, batch_size=8192, verbose=0),
+           "teacher": run.teacher.predict(run.x_test[tv.name], batch_size=8192, verbose=0)}
+    calibration = _calibration(run.x_train[sv.name], sv.name)
+    files, diagnostics = {}, {}
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
+        tmp = Path(tmp)
+        sm = {"student": saved_model(run.student, sv, tmp / "student_sm"),
+              "teacher": saved_model(run.teacher, tv, tmp / "teacher_sm")}
+        sm["folded"] = saved_model(folded_student(run), sv, tmp / "folded_sm")
+        front = tflite_file.front_nodes(convert(sm["folded"], "float32"), FRONT_LAYER)
+        for stem, kind in PTQ.items():
+            source = sm["folded" if kind == "int8" else "student"]
+            files[stem] = (convert(source, kind, calibration, front), DESCRIPTIONS[kind])
+            say(f"converted {stem}")
+        files["teacher_float32"] = (convert(sm["teacher"], "float32"), "float32")
+        full = tmp / "student_int8_full.tflite"
+        _write_bytes(full, tflite_file.shrink(convert(sm["student"], "int8_full", calibration)))
+        _write_json(edge.card_path(full), model_card(run, full.stem, sv, DESCRIPTIONS["int8_full"]))
+        diagnostics["student_int8_full"] = {"description": DESCRIPTIONS["int8_full"],
+                                            **evaluate_file(full, x_test, y_test, ref["student"])}
+        tuned = {}
+        if finetune:
+            say("QAT and pruning in a tf_keras subprocess ...")
+            tuned = _finetune(run, tmp, quiet)
+            for stem, description in FINETUNED.items():
+                files[stem] = ((tmp / f"{stem}.tflite").read_bytes(), description)
+    for stale in set(PTQ) | set(FINETUNED):  # e.g. QAT files left by an earlier export
+        if stale not in files:
+            for suffix in (".tflite", ".json"):
+                (out / f"{stale}{suffix}").unlink(missing_ok=True)
+    _write_bytes(out / edge.LABELS_FILE, ("\n".join(LABELS) + "\n").encode())
+    variants = {}
+    for stem, (content, description) in files.items():
+        bad = tflite_file.non_builtin(content)
+        if bad:
+            raise RuntimeError(f"{stem}: non-builtin operators {bad}; export needs builtins only")
+        view, source = (tv, "teacher") if stem.startswith("teacher") else (sv, "student")
+        path = out / f"{stem}.tflite"
+        _write_bytes(path, tflite_file.shrink(content))
+        extra = {"finetune": tuned.get(stem)} if stem in tuned else {}
+        _write_json(edge.card_path(path), model_card(run, stem, view, description, extra))
+        weights = tflite_file.weight_types(content)
+        if stem == "student_dynamic" and "INT8" not in weights:
+            description += ": no-op here, the converter only quantizes tensors of >= 1024 weights"
+        variants[stem] = {"description": description, "source": source,
+                          "operators": sorted(set(tflite_file.operators(content))),
+                          "weight_tensor_types": weights,
+                          **evaluate_file(path, run.x_test[view.name], y_test, ref[source])}
+        x_bench = run.x_test[view.name]
+        variants[stem].update(edge.benchmark(path, x_bench, threads=threads, invokes=invokes))
+        say(f"{stem:20s} {variants[stem]['size_bytes']:6d} B  acc "
+            f"{variants[stem]['test_accuracy']:.2%}  agree {variants[stem]['agreement']:.2%}  "
+            f"{variants[stem]['latency_us_median']:.1f} us")
+    keras_ref = keras_timing(run.student, x_test, calls=min(invokes, 2000))
+    report = {
+        "version": __version__, "run": str(run.dir), "variants": variants,
+        "keras_student": {"test_accuracy": float((ref["student"].argmax(1) == y_test).mean()),
+                          **keras_ref},
+        "keras_teacher_test_accuracy": float((ref["teacher"].argmax(1) == y_test).mean()),
+        "diagnostics": diagnostics, "finetune": tuned,
+        "latency_ratio_teacher_over_student": {
+            stem: variants["teacher_float32"]["latency_us_median"] / v["latency_us_median"]
+            for stem, v in variants.items() if v["source"] == "student"},
+        "throughput_ratio_student_over_teacher": {
+            stem: v["throughput_rows_per_s"] / variants["teacher_float32"]["throughput_rows_per_s"]
+            for stem, v in variants.items() if v["source"] == "student"},
+        "targets": targets(variants.get("student_int8"), ref["student"], y_test),
+        "machine": {**edge.machine(), "threads": threads},
+        "test_rows": int(len(y_test)),
+        "commands": {"export": f"{PROG} --run {run.dir}",
+                     "bench": f"python -m sdss_distill.edge bench --model FILE --threads {threads}"},
+    }
+    _write_json(run.dir / "reports" / "export.json", report)
+    _write_bytes(run.dir / "reports" / "export.md", markdown(report).encode())
+    say(f"wrote {out} and {run.dir / 'reports' / 'export.json'}")
+    return report
+
+
+def targets(v: dict | None, keras_logits: np.ndarray, y: np.ndarray) -> dict:
+    """The issue's int8 targets, checked against the measured numbers."""
+    if v is None:
+        return {}
+    keras_acc = float((keras_logits.argmax(1) == y).mean())
+    return {"int8_agreement_ge_99.5pct": v["agreement"] >= 0.995,
+            "int8_accuracy_within_0.2pt": abs(v["test_accuracy"] - keras_acc) <= 0.002 + 1e-12,
+            "int8_size_le_4KB": v["size_bytes"] <= 4096}
+
+
+def markdown(report: dict) -> str:
+    """export.json as a Markdown table."""
+    rows = [f"| {stem} | {v['description']} | {v['size_bytes']:,} | {v['test_accuracy']:.2%} | "
+            f"{v['agreement']:.2%} | {v['latency_us_median']:.1f} | {v['latency_us_p99']:.1f} | "
+            f"{v['throughput_rows_per_s']:,.0f} |" for stem, v in report["variants"].items()]
+    k = report["keras_student"]
+    rows.append(f"| Keras student (reference) | keras.Model call | | {k['test_accuracy']:.2%} | "
+                f"100.00% | {k['latency_us_median']:.1f} | {k['latency_us_p99']:.1f} | "
+                f"{k['throughput_rows_per_s']:,.0f} |")
+    diag = [f"- `{s}` ({d['description']}): accuracy {d['test_accuracy']:.2%}, agreement "
+            f"{d['agreement']:.2%}, {d['size_bytes']:,} B (not shipped)"
+            for s, d in report["diagnostics"].items()]
+    m = report["machine"]
+    ratio = report["latency_ratio_teacher_over_student"]
+    return "\n".join([
+        "# LiteRT export", "",
+        f"Run `{report['run']}`; {report['test_rows']} test rows. Agreement: share of test rows "
+        f"where the .tflite file predicts the same class as its Keras model (teacher file: "
+        f"Keras teacher). Latency: batch 1, {next(iter(report['variants'].values()))['invokes']}"
+        f" invokes; throughput: batches of 1024 rows; {m['threads']} thread(s), ai_edge_litert, "
+        f"on {m['cpu']} ({m['cores']} cores).", "",
+        "| file | variant | size (B) | test accuracy | agreement | latency median (us) "
+        "| latency p99 (us) | throughput (rows/s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|", *rows, "",
+        "Teacher / student batch-1 latency ratio (same run): " + ", ".join(
+            f"{s} {r:.2f}x" for s, r in ratio.items()) + ".",
+        "Student / teacher batched throughput ratio: " + ", ".join(
+            f"{s} {r:.1f}x" for s, r in report["throughput_ratio_student_over_teacher"].items())
+        + ".", "",
+        "Diagnostics:", *diag, "",
+        "Int8 targets: " + ", ".join(f"{k} {'met' if ok else 'MISSED'}"
+                                     for k, ok in report["targets"].items()), "",
+    ])
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, metavar="DIR", help="run directory from train")
+    p.add_argument("--data", help="the run's table, if its recorded path does not resolve here")
+    p.add_argument("--no-finetune", action="store_true", help="skip QAT and pruning (faster)")
+    p.add_argument("--invokes", type=int, default=10_000, help="batch-1 calls timed per file")
+    p.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def body() -> int:
+        if args.invokes < 1 or args.threads < 1:
+            raise InputError(f"--invokes and --threads must be >= 1, got {args.invokes}, "
+                             f"{args.threads}")
+        export_run(Path(args.run), quiet=args.quiet, data=args.data,
+                   finetune=not args.no_finetune, invokes=args.invokes, threads=args.threads)
+        return 0
+
+    return run_cli(body, PROG, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
