@@ -22,6 +22,7 @@ import pandas as pd
 
 from sdss_distill.config import make_config
 from sdss_distill.data import clean, load_table, split
+from sdss_distill.runtime import quiet_import
 from sdss_distill.schema import get_view
 from sdss_distill.train import run
 
@@ -49,8 +50,7 @@ def main() -> None:
         for setting in settings:
             accs = {"teacher": [], "student": [], "baseline": []}
             for seed in args.seeds:
-                import keras
-                keras.backend.clear_session()
+                quiet_import("keras").backend.clear_session()
                 report = run(make_config(data=str(tables[seed]), seed=seed, quiet=True,
                                          out=str(Path(tmp) / "run"), **setting))
                 for m in accs:

@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 
 from . import __version__, edge, tflite_file
 from .errors import InputError, run_cli
+from .evaluate import keras_latency
 from .runtime import quiet_import
 from .schema import BANDS, LABELS, STUDENT_VIEW, get_view
 
@@ -222,27 +222,6 @@ def evaluate_file(path: Path, x: np.ndarray, y: np.ndarray, reference: np.ndarra
             "max_abs_logit_error": float(np.abs(logits - reference).max())}
 
 
-def keras_timing(model, x: np.ndarray, calls: int) -> dict:
-    """The Keras student called directly: batch-1 latency and batched rows/s (reference)."""
-    one = x[:1]
-    for _ in range(50):
-        model(one, training=False)
-    times = np.empty(calls)
-    for k in range(calls):
-        start = time.perf_counter()
-        model(one, training=False)
-        times[k] = time.perf_counter() - start
-    model(x, training=False)
-    start, reps = time.perf_counter(), 0
-    while reps < 5 or time.perf_counter() - start < 0.5:
-        model(x, training=False)
-        reps += 1
-    return {"latency_us_median": float(np.median(times) * 1e6),
-            "latency_us_p99": float(np.percentile(times, 99) * 1e6),
-            "throughput_rows_per_s": float(reps * len(x) / (time.perf_counter() - start)),
-            "invokes": calls, "batch": int(len(x))}
-
-
 def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
                finetune: bool = True, invokes: int = 10_000, threads: int = 1) -> dict:
     """Convert, evaluate and time every variant of a run; returns export.json's content."""
@@ -308,7 +287,7 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
         say(f"{stem:20s} {variants[stem]['size_bytes']:6d} B  acc "
             f"{variants[stem]['test_accuracy']:.2%}  agree {variants[stem]['agreement']:.2%}  "
             f"{variants[stem]['latency_us_median']:.1f} us")
-    keras_ref = keras_timing(run.student, x_test, calls=min(invokes, 2000))
+    keras_ref = keras_latency(run.student, x_test, calls=min(invokes, 2000))
     report = {
         "version": __version__, "run": str(run.dir), "variants": variants,
         "keras_student": {"test_accuracy": float((ref["student"].argmax(1) == y_test).mean()),

@@ -94,7 +94,7 @@ def metrics_table(report: dict) -> pd.DataFrame:
                    "log loss": m["test_log_loss"],
                    "agreement with teacher": m.get("agreement_with_teacher", np.nan),
                    "KL(teacher||model)": m.get("teacher_student_kl", np.nan),
-                   "batch-1 latency (us)": m["latency"]["batch1_us_median"]}
+                   "batch-1 latency (us)": m["latency"]["latency_us_median"]}
             for name, m in report["models"].items()}
     return pd.DataFrame.from_dict(rows, orient="index")
 

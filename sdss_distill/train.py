@@ -35,6 +35,7 @@ from .data import (
     split,
     validation_slice,
 )
+from .edge import machine
 from .errors import InputError, run_cli
 from .runtime import quiet_import
 from .schema import STUDENT_VIEW, TEACHER_VIEWS, get_view
@@ -101,7 +102,6 @@ def run(cfg: Config) -> dict:
 
     # Imported after the data checks, so bad input fails in a second, not after TF starts.
     quiet_import("keras")
-    from . import evaluate
 
     stages = Stages(cfg, df, say)
     teacher = stages.teacher(parts.teacher_train, teacher_view)
@@ -121,9 +121,9 @@ def run(cfg: Config) -> dict:
                  "split_sizes": {k: len(v) for k, v in parts.subsets().items()}},
         "models": results,
         "latency_ratio_teacher_over_student": (
-            results["teacher"]["latency"]["batch1_us_median"]
-            / results["student"]["latency"]["batch1_us_median"]),
-        "machine": evaluate.machine(),
+            results["teacher"]["latency"]["latency_us_median"]
+            / results["student"]["latency"]["latency_us_median"]),
+        "machine": machine(),
         "timing": {"train_s": round(sum(stages.seconds.values()), 2),
                    "total_s": round(time.perf_counter() - started, 2)},
     }

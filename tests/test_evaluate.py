@@ -30,5 +30,6 @@ def test_latency_keys():
             return x
 
     lat = evaluate.keras_latency(Model(), np.zeros((10, 5), "float32"), calls=50)
-    assert lat["batch1_calls"] == 50 and lat["batched_rows"] == 10
-    assert 0 < lat["batch1_us_median"] <= lat["batch1_us_p99"]
+    assert lat["invokes"] == 50 and lat["batch"] == 10
+    assert 0 < lat["latency_us_median"] <= lat["latency_us_p99"]
+    assert lat["throughput_rows_per_s"] > 0

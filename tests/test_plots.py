@@ -50,7 +50,7 @@ def test_every_figure_draws():
     per_class = {c: {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 10} for c in LABELS}
     model = {"view": "photometric", "parameters": 934, "test_accuracy": 0.9, "macro_f1": 0.85,
              "test_log_loss": 0.3, "per_class": per_class, "confusion_matrix": cm,
-             "latency": {"batch1_us_median": 1500.0}}
+             "latency": {"latency_us_median": 1500.0}}
     report = {"models": {"teacher": model, "student": {**model, "agreement_with_teacher": 0.95,
                                                        "teacher_student_kl": 0.1}, "baseline": model}}
     variants = {s: {"size_bytes": b, "test_accuracy": a, "agreement": 0.99, "latency_us_median": 1.3,
