@@ -46,11 +46,11 @@ PROG = "python -m sdss_distill.train"
 def parse_args(argv=None) -> argparse.Namespace:
     d = Config()
     p = argparse.ArgumentParser(
-        prog=PROG, description=__doc__.split("\n\n")[0],
+        prog=PROG, description=__doc__,
         epilog="Flags override the --config TOML file, which overrides the defaults shown. "
                "Writes OUT/models/{teacher,student,baseline}.keras, OUT/models/split.json, "
                "OUT/models/run.json and OUT/reports/report.{json,md}.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter, argument_default=None)
+        formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=None)
     p.add_argument("--data", help="SDSS table (CSV or Parquet); default: $SDSS_DISTILL_DATA, "
                    "else data/sdss.csv")
     p.add_argument("--columns", metavar="MAP.toml",
@@ -77,7 +77,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--export", action="store_true",
                    help="then export the student to TFLite (as python -m sdss_distill.export)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     return p.parse_args(argv)
 
 
