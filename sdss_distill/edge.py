@@ -18,13 +18,12 @@ Never imports TensorFlow, Keras, pandas or scikit-learn.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
+import io
 import json
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, listing, run_cli
+from .runtime import quiet_native_stderr, write_atomic
 from .schema import BANDS, ID_COLUMNS, LABELS, MAGNITUDE_RANGE, SENTINEL, canonical_name
 
 PROG = "python -m sdss_distill.edge"
@@ -52,27 +52,13 @@ def _interpreter(content: bytes, path: Path, threads: int | None):
         raise InputError(f"{path}: not a LiteRT/TFLite model (no TFL3 flatbuffer identifier); "
                          f"pass a .tflite file written by sdss_distill.export")
     try:
-        with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+        with quiet_native_stderr(replay_on_error=False):  # "INFO: Created ... XNNPACK delegate"
             interpreter = Interpreter(model_content=content, num_threads=threads)
             interpreter.allocate_tensors()
         return interpreter
     except (ValueError, RuntimeError) as e:
         raise InputError(f"{path}: cannot load the model ({str(e).strip().splitlines()[0]}); "
                          f"the file may be truncated or corrupt, re-export it") from None
-
-
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Park file descriptor 2 while native code logs; errors still surface as exceptions."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as sink:
-            os.dup2(sink.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 @dataclass
@@ -246,31 +232,19 @@ def _bad_value(column: str, raw: str) -> str | None:
     return None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int = 1) -> int:
     """The `predict` command: classify a CSV; exit code 1 if any row was rejected."""
     clf = EdgeClassifier(model, num_threads=threads)
     (id_cols, ids), x, rejected = read_csv(Path(input_csv), clf.columns)
     result = clf.predict(x)
-    out = _StringWriter()
+    out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([*id_cols, "class", *(f"p_{c}" for c in clf.labels), "in_domain"])
     for k in range(len(x)):
         writer.writerow([*ids[k], result.classes[k], *(f"{p:.6f}" for p in result.probabilities[k]),
                          str(bool(result.in_domain[k])).lower()])
     if output:
-        _write_atomic(Path(output), out.getvalue())
+        write_atomic(output, out.getvalue())
     else:
         sys.stdout.write(out.getvalue())
     for line, reason in rejected:
@@ -280,14 +254,6 @@ def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int 
           f"rejected {len(rejected)} rows" + (f"; wrote {output}" if output else ""),
           file=sys.stderr)
     return EXIT_REJECTED if rejected else 0
-
-
-class _StringWriter(list):
-    def write(self, s):
-        self.append(s)
-
-    def getvalue(self):
-        return "".join(self)
 
 
 def sample_rows(card: dict, n: int, seed: int = 0) -> np.ndarray:

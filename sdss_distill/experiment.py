@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import run_cli
+from .runtime import write_atomic
 
 PROG = "python -m sdss_distill.experiment"
 MODELS = ("teacher", "student", "baseline")
@@ -90,19 +89,12 @@ def main(argv=None) -> int:
             keras.backend.clear_session()
         summary = summarise(reports)
         (out / "reports").mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / "reports" / "seeds.json", json.dumps(summary, indent=2))
-        _atomic_write(out / "reports" / "seeds.md", markdown(summary))
+        write_atomic(out / "reports" / "seeds.json", json.dumps(summary, indent=2))
+        write_atomic(out / "reports" / "seeds.md", markdown(summary))
         print(markdown(summary))
         return 0
 
     return run_cli(body, PROG, debug=args.debug)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import numpy as np
 from . import __version__, edge, tflite_file
 from .errors import InputError, run_cli
 from .evaluate import keras_latency
-from .runtime import quiet_import
+from .runtime import quiet_import, quiet_native_stderr, write_atomic
 from .schema import BANDS, LABELS, STUDENT_VIEW, get_view
 
 PROG = "python -m sdss_distill.export"
@@ -46,15 +46,8 @@ DESCRIPTIONS = {"float32": "float32", "float16": "float16 weights",
                 "int8_full": "int8 PTQ, everything incl. the input quantized"}
 
 
-def _write_bytes(path: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(content)
-    os.replace(tmp, path)
-
-
 def _write_json(path: Path, doc) -> None:
-    _write_bytes(path, (json.dumps(doc, indent=2) + "\n").encode())
+    write_atomic(path, json.dumps(doc, indent=2) + "\n")
 
 
 class RunData:
@@ -116,7 +109,7 @@ def _calibration(x: np.ndarray, name: str):
 def convert(sm_dir: Path, kind: str, calibration=None, front: list[str] | None = None) -> bytes:
     """SavedModel -> TFLite flatbuffer for one variant kind (builtin ops only)."""
     tf = quiet_import("tensorflow")
-    with warnings.catch_warnings(), edge.quiet_native_stderr():  # quantizer prints its options
+    with warnings.catch_warnings(), quiet_native_stderr():  # quantizer prints its options
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
         return _convert(tf, sm_dir, kind, calibration, front)
 
@@ -250,7 +243,7 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
             say(f"converted {stem}")
         files["teacher_float32"] = (convert(sm["teacher"], "float32"), "float32")
         full = tmp / "student_int8_full.tflite"
-        _write_bytes(full, tflite_file.shrink(convert(sm["student"], "int8_full", calibration)))
+        write_atomic(full, tflite_file.shrink(convert(sm["student"], "int8_full", calibration)))
         _write_json(edge.card_path(full), model_card(run, full.stem, sv, DESCRIPTIONS["int8_full"]))
         diagnostics["student_int8_full"] = {"description": DESCRIPTIONS["int8_full"],
                                             **evaluate_file(full, x_test, y_test, ref["student"])}
@@ -264,7 +257,7 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
         if stale not in files:
             for suffix in (".tflite", ".json"):
                 (out / f"{stale}{suffix}").unlink(missing_ok=True)
-    _write_bytes(out / edge.LABELS_FILE, ("\n".join(LABELS) + "\n").encode())
+    write_atomic(out / edge.LABELS_FILE, ("\n".join(LABELS) + "\n").encode())
     variants = {}
     for stem, (content, description) in files.items():
         bad = tflite_file.non_builtin(content)
@@ -272,7 +265,7 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
             raise RuntimeError(f"{stem}: non-builtin operators {bad}; export needs builtins only")
         view, source = (tv, "teacher") if stem.startswith("teacher") else (sv, "student")
         path = out / f"{stem}.tflite"
-        _write_bytes(path, tflite_file.shrink(content))
+        write_atomic(path, tflite_file.shrink(content))
         extra = {"finetune": tuned.get(stem)} if stem in tuned else {}
         _write_json(edge.card_path(path), model_card(run, stem, view, description, extra))
         weights = tflite_file.weight_types(content)
@@ -307,7 +300,7 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
                      "bench": f"python -m sdss_distill.edge bench --model FILE --threads {threads}"},
     }
     _write_json(run.dir / "reports" / "export.json", report)
-    _write_bytes(run.dir / "reports" / "export.md", markdown(report).encode())
+    write_atomic(run.dir / "reports" / "export.md", markdown(report).encode())
     say(f"wrote {out} and {run.dir / 'reports' / 'export.json'}")
     return report
 

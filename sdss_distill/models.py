@@ -23,12 +23,15 @@ class SkyFeatures(keras.layers.Layer):
         super().__init__(**kwargs)
         self.colour_pairs = [list(map(int, p)) for p in colour_pairs]
         self.asinh_scales = [float(s) for s in asinh_scales]
-        n = len(self.asinh_scales)
-        diff = np.zeros((n, len(self.colour_pairs)), "float32")
+        self._diff = self.colour_matrix().astype("float32")
+        self._scales = np.asarray(self.asinh_scales, "float32")
+
+    def colour_matrix(self) -> np.ndarray:
+        """D with x @ D = the colours: +1 / -1 at each pair's bands (float64)."""
+        diff = np.zeros((len(self.asinh_scales), len(self.colour_pairs)))
         for k, (a, b) in enumerate(self.colour_pairs):
             diff[a, k], diff[b, k] = 1.0, -1.0
-        self._diff = diff
-        self._scales = np.asarray(self.asinh_scales, "float32")
+        return diff
 
     def call(self, x):
         parts = [x]

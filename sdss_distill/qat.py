@@ -37,11 +37,8 @@ def fold_student(student) -> tuple[list[np.ndarray], list[np.ndarray]]:
     norm = student.get_layer("normalize")
     mean = np.asarray(norm.mean, "float64").reshape(-1)
     std = np.maximum(np.sqrt(np.asarray(norm.variance, "float64").reshape(-1)), 1e-7)
-    n = len(features.asinh_scales)
-    diff = np.zeros((n, len(features.colour_pairs)))
-    for k, (a, b) in enumerate(features.colour_pairs):
-        diff[a, k], diff[b, k] = 1.0, -1.0
-    f = np.concatenate([np.eye(n), diff], axis=1)
+    diff = features.colour_matrix()
+    f = np.concatenate([np.eye(len(diff)), diff], axis=1)
     dense = [layer for layer in student.layers if layer.__class__.__name__ == "Dense"]
     kernels = [np.asarray(d.kernel, "float64") for d in dense]
     biases = [np.asarray(d.bias, "float64") for d in dense]

@@ -1,33 +1,56 @@
-"""Import TensorFlow/Keras without its native start-up chatter on stderr.
+"""Process-level helpers every stage shares, TensorFlow-free: quiet native stderr, atomic writes.
 
 TensorFlow's C++ runtime prints CUDA probes and oneDNN notices before its logging is set
-up, so TF_CPP_MIN_LOG_LEVEL cannot hide them; we park file descriptor 2 during the import
-and replay what it printed only if the import fails.
+up, so TF_CPP_MIN_LOG_LEVEL cannot hide them, and LiteRT announces its XNNPACK delegate;
+we park file descriptor 2 while they run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
 import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def quiet_native_stderr(*, replay_on_error: bool = True):
+    """Silence fd 2 inside the block; if it raises, replay what was printed (when asked)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            if replay_on_error:
+                sink.seek(0)
+                sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def write_atomic(path, content: str | bytes) -> None:
+    """Write a file so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content.encode() if isinstance(content, str) else content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def quiet_import(module: str = "keras"):
     """`importlib.import_module(module)` with native stderr silenced for the duration."""
     if module in sys.modules:
         return sys.modules[module]
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            return importlib.import_module(module)
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    with quiet_native_stderr():
+        return importlib.import_module(module)
