@@ -263,3 +263,40 @@ def validation_slice(df: pd.DataFrame, rows: np.ndarray, fraction: float,
     fit, val = train_test_split(rows, test_size=fraction, stratify=labels(df.loc[rows]),
                                 random_state=seed)
     return np.sort(fit), np.sort(val)
+
+
+@dataclass
+class RunRows:
+    """A saved run's table, cleaned as the run cleaned it, with the run's split and config."""
+
+    path: Path
+    sha256: str
+    df: pd.DataFrame
+    split: Split
+    config: dict
+
+
+def load_run_rows(run_dir, data: str | Path | None = None) -> RunRows:
+    """The table a run was trained on (or `data`, if it moved), checked by SHA-256, and its split.
+
+    The split stores row positions, so any other table would silently select other objects.
+    """
+    models = Path(run_dir) / "models"
+    missing = [str(models / f) for f in ("run.json", "split.json") if not (models / f).is_file()]
+    if missing:
+        raise InputError(f"{run_dir}: not a training run (missing {', '.join(missing)}); train "
+                         f"one with python -m sdss_distill.train --out DIR")
+    info = json.loads((models / "run.json").read_text())
+    split_doc = json.loads((models / "split.json").read_text())
+    path = Path(data or split_doc.get("data_path") or info["data"]["path"])
+    if not path.is_file():
+        raise InputError(f"{path}: the run's data file is not there; pass the table it used "
+                         f"(--data FILE)")
+    sha = file_sha256(path)
+    if sha != split_doc["data_sha256"]:
+        raise InputError(f"{path} is not the table run {run_dir} was trained on (sha256 "
+                         f"{sha[:12]}... != {split_doc['data_sha256'][:12]}...); its split rows "
+                         f"would point at other objects")
+    cfg = info["config"]
+    df, _ = clean(load_table(path, read_column_map(cfg.get("columns"))), get_view(cfg["teacher_view"]))
+    return RunRows(path, sha, df, Split.load(models / "split.json"), cfg)

@@ -54,7 +54,7 @@ class RunData:
     """A run's models, config and rows (student-train and test) in each model's view."""
 
     def __init__(self, run_dir: Path, data: str | None = None):
-        from .data import Split, clean, features, file_sha256, labels, load_table, read_column_map
+        from .data import features, labels, load_run_rows
         from .models import load
         self.dir = Path(run_dir)
         models = self.dir / "models"
@@ -63,22 +63,11 @@ class RunData:
         if missing:
             raise InputError(f"--run {run_dir}: not a training run (missing {', '.join(missing)}); "
                              f"train one with python -m sdss_distill.train --out DIR")
-        self.info = json.loads((models / "run.json").read_text())
-        split_doc = json.loads((models / "split.json").read_text())
-        path = Path(data or split_doc.get("data_path") or self.info["data"]["path"])
-        if not path.is_file():
-            raise InputError(f"{path}: the run's data file is not there (paths are relative to "
-                             f"where train ran); pass --data FILE")
-        sha = file_sha256(path)
-        if sha != split_doc.get("data_sha256", sha):
-            raise InputError(f"{path}: sha256 {sha[:12]}... differs from the run's "
-                             f"{split_doc['data_sha256'][:12]}...; pass the table the run used")
-        cfg = self.info["config"]
-        self.config = cfg
-        self.student_view, self.teacher_view = get_view(STUDENT_VIEW), get_view(cfg["teacher_view"])
-        df, _ = clean(load_table(path, read_column_map(cfg.get("columns"))), self.teacher_view)
-        split = Split.load(models / "split.json")
-        self.data_path, self.data_sha256 = path, sha
+        rows = load_run_rows(self.dir, data)
+        self.config, self.data_path, self.data_sha256 = rows.config, rows.path, rows.sha256
+        self.student_view = get_view(STUDENT_VIEW)
+        self.teacher_view = get_view(self.config["teacher_view"])
+        df, split = rows.df, rows.split
         train, test = df.loc[split.student_train], df.loc[split.test]
         self.x_train = {v.name: features(train, v) for v in (self.student_view, self.teacher_view)}
         self.x_test = {v.name: features(test, v) for v in (self.student_view, self.teacher_view)}
@@ -221,14 +210,14 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
     say = (lambda *a: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     quiet_import("tensorflow")
     quiet_import("keras")
+    from .models import logits
     run = RunData(Path(run_dir), data)
     out = run.dir / "tflite"
     out.mkdir(exist_ok=True)
     (run.dir / "reports").mkdir(exist_ok=True)
     sv, tv = run.student_view, run.teacher_view
     x_test, y_test = run.x_test[sv.name], run.y_test
-    ref = {"student": run.student.predict(x_test, batch_size=8192, verbose=0),
-           "teacher": run.teacher.predict(run.x_test[tv.name], batch_size=8192, verbose=0)}
+    ref = {"student": logits(run.student, x_test), "teacher": logits(run.teacher, run.x_test[tv.name])}
     calibration = _calibration(run.x_train[sv.name], sv.name)
     files, diagnostics = {}, {}
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:

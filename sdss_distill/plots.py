@@ -77,14 +77,9 @@ def find_run(root: Path, *, export: bool = False, epochs: int = 40) -> Path:
 
 def load_run(run: Path, data_path: Path):
     """(report, cleaned table, split) of a run; refuses a table other than the one it used."""
-    from .data import Split, clean, file_sha256, load_table
-    from .schema import get_view
-    report = json.loads((Path(run) / "reports" / "report.json").read_text())
-    if file_sha256(data_path) != report["data"]["sha256"]:
-        raise InputError(f"{data_path} is not the table run {run} was trained on "
-                         f"({report['data']['path']}); its split rows would point elsewhere")
-    df, _ = clean(load_table(data_path), get_view(report["config"]["teacher_view"]))
-    return report, df, Split.load(Path(run) / "models" / "split.json")
+    from .data import load_run_rows
+    rows = load_run_rows(run, data_path)
+    return json.loads((Path(run) / "reports" / "report.json").read_text()), rows.df, rows.split
 
 
 def metrics_table(report: dict) -> pd.DataFrame:

@@ -25,9 +25,10 @@ def test_find_run_names_a_bad_run_dir(tmp_path, monkeypatch):
 def test_load_run_refuses_another_table(tmp_path, write_csv):
     from sdss_distill.errors import InputError
     from sdss_distill.plots import load_run
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "report.json").write_text(json.dumps(
-        {"data": {"sha256": "0" * 64, "path": "other.csv"}, "config": {"teacher_view": "physical"}}))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "run.json").write_text(json.dumps(
+        {"data": {"path": "other.csv"}, "config": {"teacher_view": "physical"}}))
+    (tmp_path / "models" / "split.json").write_text(json.dumps({"data_sha256": "0" * 64}))
     with pytest.raises(InputError, match="not the table run"):
         load_run(tmp_path, write_csv([]))
 
