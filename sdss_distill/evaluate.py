@@ -25,6 +25,7 @@ def classification(y_true: np.ndarray, logits: np.ndarray) -> dict:
     return {
         "test_accuracy": float(accuracy_score(y_true, pred)),
         "test_log_loss": float(log_loss(y_true, np.exp(log_softmax(logits, axis=1)), labels=k)),
+        "test_ece": expected_calibration_error(y_true, logits),
         "macro_f1": float(f1.mean()),
         "per_class": {label: {"precision": float(p), "recall": float(r), "f1": float(f),
                               "support": int(s)}
@@ -33,6 +34,19 @@ def classification(y_true: np.ndarray, logits: np.ndarray) -> dict:
                              "rows_true_cols_predicted": confusion_matrix(
                                  y_true, pred, labels=k).tolist()},
     }
+
+
+def expected_calibration_error(y_true: np.ndarray, logits: np.ndarray, bins: int = 15) -> float:
+    """ECE (Guo et al. 2017): the row-weighted mean |accuracy - confidence| over `bins` equal-width
+    bins of the top-class probability."""
+    p = np.exp(log_softmax(logits, axis=1))
+    confidence, correct = p.max(axis=1), (p.argmax(axis=1) == y_true)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in np.unique(which):
+        in_bin = which == b
+        gap += in_bin.sum() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(gap / len(y_true))
 
 
 def teacher_student(teacher_logits: np.ndarray, student_logits: np.ndarray) -> dict:
@@ -66,33 +80,41 @@ def keras_latency(model, x: np.ndarray, calls: int = 300) -> dict:
 
 def markdown(report: dict) -> str:
     """report.json as a short human-readable Markdown page."""
+    def pct(v):
+        return "" if v is None else f"{v:.2%}"
+
+    def num(v, digits=0):
+        return "" if v is None else f"{v:,.{digits}f}"
+
     rows = []
     for name, m in report["models"].items():
-        agree = m.get("agreement_with_teacher")
-        rows.append(f"| {name} | {m['view']} | {m['parameters']:,} | {m['test_accuracy']:.2%} | "
-                    f"{m['macro_f1']:.3f} | "
-                    f"{'' if agree is None else f'{agree:.2%}'} | "
-                    f"{m['latency']['latency_us_median']:.0f} | "
-                    f"{m['latency']['throughput_rows_per_s']:,.0f} |")
+        lat = m.get("latency", {})
+        rows.append(f"| {name} | {m['role']} | {m['view']} | {m['rows']} | {num(m['parameters'])} | "
+                    f"{pct(m['test_accuracy'])} | {m['test_ece']:.4f} | {m['macro_f1']:.3f} | "
+                    f"{pct(m.get('agreement_with_teacher'))} | {num(m['epochs'])} | "
+                    f"{num(m['train_s'], 1)} | {num(lat.get('latency_us_median'))} | "
+                    f"{num(lat.get('throughput_rows_per_s'))} |")
     per_class = []
     for name, m in report["models"].items():
         cells = " | ".join(f"{m['per_class'][c]['precision']:.3f} / {m['per_class'][c]['recall']:.3f}"
                            f" / {m['per_class'][c]['f1']:.3f}" for c in LABELS)
         per_class.append(f"| {name} | {cells} |")
-    data = report["data"]
+    data, cfg, timing = report["data"], report["config"], report["timing"]
     return "\n".join([
         "# sdss-distill run report", "",
         f"Data: `{data['path']}` (sha256 {data['sha256'][:12]}...), {data['cleaning']}.",
-        f"Split (seed {report['config']['seed']}): " + ", ".join(
-            f"{k} {v}" for k, v in data["split_sizes"].items()) + " rows.",
-        f"Distillation: temperature {report['config']['temperature']}, "
-        f"alpha {report['config']['alpha']}; teacher view `{report['config']['teacher_view']}`.",
-        "",
-        "| model | view | parameters | test accuracy | macro F1 | agreement with teacher "
-        "| Keras batch-1 latency (us) | Keras batched (rows/s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|", *rows, "",
+        f"Split (seed {cfg['seed']}): " + ", ".join(
+            f"{k} {v:,}" for k, v in data["split_sizes"].items()) + " rows.",
+        f"Method `{report['method']}`: temperature {cfg['temperature']}, alpha {cfg['alpha']}, "
+        f"soft loss {cfg['soft_loss']}; teacher view `{cfg['teacher_view']}`.", "",
+        "| model | role | view | trained on | parameters | test accuracy | ECE | macro F1 "
+        "| agreement with teacher | epochs | fit (s) | Keras batch-1 latency (us) "
+        "| Keras batched (rows/s) |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
         "Per class, precision / recall / F1:", "",
         "| model | " + " | ".join(LABELS) + " |", "|---|" + "---|" * len(LABELS), *per_class, "",
-        f"Timings on {report['machine']['cpu']} ({report['machine']['cores']} cores); "
-        f"training took {report['timing']['train_s']:.1f} s.", "",
+        f"Timings on {report['machine']['cpu']} ({report['machine']['cores']} cores): fitting "
+        f"{timing['fit_s']:.1f} s, the method with evaluation {timing['method_s']:.1f} s, the "
+        f"whole command {timing['total_s']:.1f} s ({timing['definition']}). Keras latency: "
+        f"a direct `model(x)` call, batch 1 (median); batched: all test rows per call.", "",
     ])

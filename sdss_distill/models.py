@@ -69,6 +69,30 @@ def build_mlp(view: View, hidden: tuple[int, ...], train_x: np.ndarray, *, name:
     return keras.Model(inputs, logits, name=name)
 
 
+@keras.saving.register_keras_serializable(package="sdss_distill")
+class MeanProbability(keras.layers.Layer):
+    """Members' logits -> log of their mean softmax: the logits of the averaged probabilities."""
+
+    def call(self, inputs):
+        log_p = keras.ops.log_softmax(keras.ops.stack(inputs, axis=1), axis=-1)
+        return keras.ops.logsumexp(log_p, axis=1) - float(np.log(len(inputs)))
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+def ensemble_model(members: list[keras.Model], view: View, *, name: str) -> keras.Model:
+    """One model holding `members` (same input view), averaging their probabilities."""
+    inputs = keras.Input((len(view.columns),), name=view.name, dtype="float32")
+    out = MeanProbability(name="mean_probability")([m(inputs) for m in members])
+    return keras.Model(inputs, out, name=name)
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The member models of an `ensemble_model` (empty for a plain MLP)."""
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+
+
 def logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
     """One direct forward pass (no `predict` loop: cheaper for small tables, and no retracing)."""
     return keras.ops.convert_to_numpy(model(np.asarray(x, "float32"), training=False))

@@ -1,0 +1,12 @@
+"""Knowledge distillation with privileged information, on top of `keras.distillation`.
+
+- `formula`: the loss terms as TensorFlow expressions, shared with the tf_keras QAT process;
+- `losses`: those terms as `keras.distillation.DistillationLoss` subclasses (KL, CE, hint);
+- `distillers`: `Distiller` subclasses (offline, online, hints) and the models that need their
+  own class (co-training, K teachers trained at once);
+- `targets`: where soft labels come from (one teacher, an ensemble, out-of-fold teachers);
+- `training`: fitting with early stopping and per-epoch curves;
+- `registry` and `methods/`: every distillation method by name.
+
+This package imports nothing heavy itself; import its modules.
+"""

@@ -1,0 +1,39 @@
+"""Co-training: teacher and student learn together from scratch with one combined loss
+(the proposal's "simultaneous" training)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..registry import register
+
+ROWS = ("student_train", "non_test")
+
+
+@dataclass(frozen=True)
+class Settings:
+    rows: str = "non_test"  # rows both train on: non_test (all labelled rows) or student_train
+
+    def __post_init__(self):
+        if self.rows not in ROWS:
+            raise ValueError(f"rows must be one of {', '.join(ROWS)}, got {self.rows!r}")
+
+
+@register("cotrain", "teacher and student trained together from scratch, one combined loss",
+          Settings)
+def run(ws, cfg, settings: Settings):
+    from ..losses import soft_loss
+    from ..training import cotrain
+    from ..workspace import Arm, fit_settings
+    (x, y), (x_val, y_val) = ws.arrays(settings.rows, ws.student_view)
+    (xt, _), (xt_val, _) = ws.arrays(settings.rows, ws.teacher_view)
+    teacher = ws.new_model(ws.teacher_view, cfg.teacher_hidden, xt, name="teacher",
+                           dropout=cfg.teacher_dropout, init_seed=ws.seed + 3000)
+    student = ws.new_model(ws.student_view, cfg.student_hidden, x, name="student")
+    fitted = ws._timed("teacher + student", cotrain(
+        teacher, student, {"student": x, "teacher": xt}, y,
+        ({"student": x_val, "teacher": xt_val}, y_val), fit_settings(cfg),
+        alpha=cfg.alpha, loss=soft_loss(cfg.soft_loss, cfg.temperature)))
+    return [Arm("teacher", "teacher", ws.teacher_view, settings.rows, teacher, fitted),
+            Arm("student", "student", ws.student_view, settings.rows, student, fitted),
+            ws.baseline(cfg, settings.rows)]

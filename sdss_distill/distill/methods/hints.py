@@ -1,0 +1,47 @@
+"""FitNets hints: a teacher hidden layer is taught to a student hidden layer through a learned
+projection, on top of the logit loss (Romero et al. 2015)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..registry import register
+
+
+@dataclass(frozen=True)
+class Settings:
+    teacher_layer: str = "dense_1"  # hidden layer of the teacher giving the hint
+    student_layer: str = "dense_0"  # hidden layer of the student guided by it
+    weight: float = 0.1  # weight of the hint term next to the soft term (both times alpha)
+
+    def __post_init__(self):
+        if not self.weight >= 0:
+            raise ValueError(f"weight must be >= 0, got {self.weight!r}")
+
+
+@register("hints", "FitNets: teacher hidden layer -> student hidden layer through a learned "
+          "projection, plus the logit loss", Settings)
+def run(ws, cfg, settings: Settings):
+    from ..distillers import HintDistiller
+    from ..losses import FitNetsHint, soft_loss
+    from ..training import fit_distiller
+    from ..workspace import Arm, fit_settings
+    teacher = ws.teacher(cfg)
+    (x, y), (x_val, y_val) = ws.arrays("student_train", ws.student_view)
+    (xt, _), (xt_val, _) = ws.arrays("student_train", ws.teacher_view)
+    model = ws.new_model(ws.student_view, cfg.student_hidden, x, name="student")
+    units = {name: m.get_layer(layer).units for name, m, layer in (
+        ("teacher", teacher.model, settings.teacher_layer),
+        ("student", model, settings.student_layer))}
+    hint = FitNetsHint(settings.teacher_layer, settings.student_layer,
+                       teacher_units=units["teacher"], student_units=units["student"])
+    distiller = HintDistiller(teacher.model, model, alpha=cfg.alpha,
+                              losses=[soft_loss(cfg.soft_loss, cfg.temperature), hint],
+                              loss_weights=[1.0, settings.weight])
+    fitted = ws._timed("student", fit_distiller(
+        distiller, {"student": x, "teacher": xt}, y,
+        ({"student": x_val, "teacher": xt_val}, y_val), fit_settings(cfg)))
+    student = Arm("student", "student", ws.student_view, "student_train", model, fitted,
+                  notes={"hint": f"teacher {settings.teacher_layer} -> student "
+                                 f"{settings.student_layer}, weight {settings.weight}"})
+    return [teacher, student, ws.baseline(cfg, "student_train")]

@@ -1,0 +1,1 @@
+"""Runs and sweeps: one run's pipeline, the grid runner, statistics, reports and plots."""
