@@ -324,7 +324,9 @@ def main(argv=None) -> int:
     modules = {}
     for name, (module, summary) in commands.items():
         modules[name] = importlib.import_module(f".{module}", __package__)
-        modules[name].add_arguments(sub.add_parser(name, help=summary, description=summary))
+        modules[name].add_arguments(sub.add_parser(
+            name, help=summary, description=modules[name].__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter))
     args = p.parse_args(argv)
     return run_cli(lambda: modules[args.command].run(args), f"{prog} {args.command}", debug=args.debug)
 
