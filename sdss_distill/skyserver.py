@@ -273,6 +273,9 @@ def fetch(out, query: Query, settings: Settings, *, chunk: int = 50_000, quiet: 
             state["chunks"].append({"file": name, "rows": table.num_rows, "last_specobjid": after})
             write_atomic(part / "state.json", json.dumps(state, indent=1))
             bar.update(table.num_rows)
+    if done == 0:
+        raise InputError(f"SkyServer DR{settings.data_release} has no objects matching {query.params()}; "
+                         f"loosen --mag or --classes")
     return _assemble(out, part, state, query, settings, chunk)
 
 

@@ -31,6 +31,7 @@ class Replay:
         self.sql: list[str] = []
         self.faults: dict[int, tuple[int, bytes]] = {}
         self.fail_from: int | None = None  # every request from this number on gets HTTP 500
+        self.cut: set[int] = set()  # requests whose reply stops short of its Content-Length
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -58,10 +59,14 @@ class Replay:
                     status, body = 404, b"not found"
                 else:
                     status, body = replay.reply(query["cmd"][0])
+                cut = len(replay.sql) - 1 in replay.cut
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
+                if cut:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(body[: len(body) // 2] if cut else body)
 
             def log_message(self, *args):
                 pass
@@ -152,6 +157,13 @@ def test_a_reply_that_stays_bad_is_one_line_exit_1(server, tmp_path, capsys, fau
     assert len(err) == 1 and err[0].startswith(f"{PROG}: error: {server.url}/dr17/") and message in err[0]
     assert "no valid reply after 3 attempt(s)" in err[0]
     assert len(server.sql) == 3 and list(tmp_path.iterdir()) == []
+
+
+def test_a_reply_cut_short_in_transit_is_retried(server, tmp_path):
+    server.cut = {0}
+    out = tmp_path / "sky.parquet"
+    assert fetch(server, out, "--rows", "10") == 0
+    assert len(server.sql) == 2 and pq.read_table(out)["specobjid"].to_pylist() == SPECOBJIDS[:10]
 
 
 def test_a_client_error_is_not_retried(server, tmp_path, capsys):
@@ -295,3 +307,11 @@ def test_killed_while_joining_chunks_leaves_no_output_and_reruns_offline(server,
     server.sql = []
     assert fetch(server, out, "--rows", "10") == 0
     assert server.sql == [] and pq.read_table(out)["specobjid"].to_pylist() == SPECOBJIDS[:10]
+
+
+def test_no_matching_objects_is_one_line_exit_2(server, tmp_path, capsys):
+    server.faults = {0: (200, b"#Table1\n" + ",".join(CANONICAL_COLUMNS).encode() + b"\n")}
+    assert fetch(server, tmp_path / "sky.parquet", "--rows", "10", "--classes", "QSO") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no objects matching" in err[0] and "loosen --mag or --classes" in err[0]
+    assert list(tmp_path.iterdir()) == []
