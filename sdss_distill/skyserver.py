@@ -218,14 +218,12 @@ def run_query(session, settings: Settings, sql: str, *, sleep=time.sleep):
             return parse_reply(content)
         except BadReply as e:
             problem = str(e)
-    raise SkyServerError(f"{settings.url}: no valid reply after {settings.retries + 1} attempt(s), "
-                         f"last: {problem}; try again later, raise --retries/--timeout or check "
-                         f"--base-url")
+    raise SkyServerError(f"{settings.url}: no valid reply after {settings.retries + 1} attempt(s), last: "
+                         f"{problem}; try again later, raise --retries/--timeout or check --base-url")
 
 
 def _snippet(content: bytes) -> str:
-    text = re.sub(r"<[^>]+>|\s+", " ", content.decode("utf-8", "replace")).strip()
-    return text[:120] or "empty reply"
+    return re.sub(r"<[^>]+>|\s+", " ", content.decode("utf-8", "replace")).strip()[:120] or "empty reply"
 
 
 def partial_dir(out: Path) -> Path:
@@ -283,7 +281,10 @@ def _load_state(part: Path, wanted: dict) -> dict:
     path = part / "state.json"
     if not path.is_file():
         return {**wanted, "chunks": []}
-    state = json.loads(path.read_text())
+    try:
+        state = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{path}: unreadable resume state; delete {part} to start over") from None
     if {k: state.get(k) for k in wanted} != wanted:
         differ = [k for k in ("release",) if state.get(k) != wanted[k]] + [
             k for k in wanted["query"] if state.get("query", {}).get(k) != wanted["query"][k]]
@@ -311,6 +312,7 @@ def _assemble(out: Path, part: Path, state: dict, query: Query, settings: Settin
                 table = pq.read_table(part / c["file"])
                 writer.write_table(table.replace_schema_metadata(schema.metadata))
                 rows += table.num_rows
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a data file is for others to read too
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -206,6 +206,7 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
                 classes += np.bincount(cls, minlength=len(LABELS))
                 bar.update(stop - start)
             writer.add_key_value_metadata({"sdss_distill.bad_rows": json.dumps(bad)})
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a data file is for others to read too
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -315,3 +315,11 @@ def test_no_matching_objects_is_one_line_exit_2(server, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no objects matching" in err[0] and "loosen --mag or --classes" in err[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_resume_state_is_one_line(server, tmp_path, capsys):
+    out = tmp_path / "sky.parquet"
+    skyserver.partial_dir(out).mkdir()
+    (skyserver.partial_dir(out) / "state.json").write_text("{not json")
+    assert fetch(server, out, "--rows", "10") == 2
+    assert "unreadable resume state; delete" in capsys.readouterr().err and server.sql == []
