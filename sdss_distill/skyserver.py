@@ -158,7 +158,7 @@ def parse_reply(content: bytes):
     from pyarrow import csv
 
     try:
-        text = content.decode("utf-8")
+        text = content.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise BadReply(f"reply is not UTF-8 text ({e.reason} at byte {e.start})") from None
     head = text.lstrip()[:512].lower()
@@ -209,7 +209,7 @@ def run_query(session, settings: Settings, sql: str, *, sleep=time.sleep):
             problem = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
             continue
         if reply.status_code >= 500:
-            problem = f"HTTP {reply.status_code}"
+            problem = f"HTTP {reply.status_code} ({_snippet(content)})"
             continue
         if reply.status_code != 200:
             raise SkyServerError(f"{settings.url}: HTTP {reply.status_code} "

@@ -147,7 +147,7 @@ def test_a_bad_reply_is_retried(server, tmp_path, fault):
     ((200, (CANNED / "error.html").read_bytes()),
      "reply is an HTML page, not CSV (SkyServer: Service Unavailable)"),
     ((200, (CANNED / "truncated.csv").read_bytes()), "truncated or garbled CSV"),
-    ((503, b"busy"), "last: HTTP 503"),
+    ((503, b"busy"), "last: HTTP 503 (busy)"),
 ])
 def test_a_reply_that_stays_bad_is_one_line_exit_1(server, tmp_path, capsys, fault, message):
     server.faults = {k: fault for k in range(3)}
@@ -285,6 +285,8 @@ def test_parse_reply_reads_ids_exactly_and_rejects_float_ids():
     with pytest.raises(skyserver.BadReply, match="truncated or garbled CSV"):
         skyserver.parse_reply(float_ids.encode())
     assert skyserver.parse_reply(b"#Table1\n").num_rows == 0
+    crlf = b"\xef\xbb\xbf" + (CANNED / "rows.csv").read_bytes().replace(b"\n", b"\r\n")  # BOM, CRLF
+    assert skyserver.parse_reply(crlf)["specobjid"].to_pylist() == SPECOBJIDS
     expected = pd.read_csv(CANNED / "rows.csv", skiprows=1)
     assert table["r"].to_pylist() == expected["r"].tolist()
 
