@@ -174,7 +174,7 @@ def folded_student(run: RunData):
 
 def _finetune(run: RunData, tmp: Path, quiet: bool) -> dict:
     """QAT and pruning in a tf_keras subprocess (tfmot needs Keras 2); returns its report."""
-    from .distill import soft_targets
+    from .models import logits as soft_targets
     from .qat import fold_student
     x = run.x_train[STUDENT_VIEW]
     npz = tmp / "finetune.npz"

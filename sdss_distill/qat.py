@@ -73,16 +73,14 @@ def build(keras, kernels, biases, wrap=lambda layer: layer, input_name="photomet
     return model
 
 
-def kd_loss(tf, temperature: float, alpha: float):
-    """y_true = [label, teacher logits...]; the run's distillation loss on student logits."""
-    t2 = temperature * temperature
+def kd_loss(tf, temperature: float, alpha: float, kind: str = "kl"):
+    """y_true = [label, teacher logits...]; the run's distillation loss on student logits,
+    from the same formula as training (`distill.formula`)."""
+    from .distill import formula
 
     def loss(y_true, s):
-        label = tf.cast(y_true[:, 0], tf.int32)
-        hard = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=label, logits=s)
-        log_t = tf.nn.log_softmax(y_true[:, 1:] / temperature)
-        log_s = tf.nn.log_softmax(s / temperature)
-        return (1 - alpha) * hard + alpha * t2 * tf.reduce_sum(tf.exp(log_t) * (log_t - log_s), -1)
+        return formula.total(tf, y_true[:, 0], y_true[:, 1:], s, temperature=temperature,
+                             alpha=alpha, kind=kind)
 
     return loss
 

@@ -37,3 +37,36 @@ def test_malformed_toml(tmp_path):
     toml.write_text("seed = = 3")
     with pytest.raises(InputError, match="bad.toml: not valid TOML"):
         make_config(str(toml))
+
+
+def test_method_settings_from_toml_and_flags(tmp_path):
+    from sdss_distill.config import parse_method_options
+    toml = tmp_path / "run.toml"
+    toml.write_text('method = "crossfit"\n[methods.crossfit]\nfolds = 4\n'
+                    '[methods.hints]\nweight = 0.5\n')
+    cfg = make_config(str(toml), methods=parse_method_options(["crossfit.folds=3"]))
+    assert cfg.method == "crossfit" and cfg.settings().folds == 3
+    assert cfg.settings("hints").weight == 0.5
+    assert cfg.settings("student-ensemble").widths[0] == (12, 12)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"method": "nope"}, r"unknown method 'nope'; choose one of: offline, crossfit, online, "),
+    ({"methods": {"crossfit": {"fold": 3}}},
+     r"unknown setting\(s\) methods.crossfit.fold; valid: folds"),
+    ({"methods": {"crossfit": {"folds": 1}}}, "methods.crossfit: folds must be between 2 and 20"),
+    ({"methods": {"crossfit": {"folds": "x"}}}, "methods.crossfit.folds must be int, got 'x'"),
+    ({"methods": {"offline": {"a": 1}}}, r"valid: none \(offline has no settings\)"),
+    ({"soft_loss": "mse"}, "soft_loss must be one of kl, ce, got 'mse'"),
+])
+def test_bad_method_settings_name_them(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        make_config(**kwargs)
+
+
+def test_set_option_needs_method_dot_key():
+    from sdss_distill.config import parse_method_options
+    with pytest.raises(InputError, match="expected METHOD.SETTING=VALUE"):
+        parse_method_options(["folds=3"])
+    assert parse_method_options(["cotrain.rows=student_train", "student-ensemble.widths=[[4],[8]]"]) \
+        == {"cotrain": {"rows": "student_train"}, "student-ensemble": {"widths": [[4], [8]]}}

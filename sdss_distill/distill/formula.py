@@ -30,10 +30,9 @@ def soft_term(tf, teacher_logits, student_logits, temperature: float, kind: str 
     log_p_teacher = tf.nn.log_softmax(teacher_logits / t, axis=-1)
     log_p_student = tf.nn.log_softmax(student_logits / t, axis=-1)
     p_teacher = tf.exp(log_p_teacher)
-    cross = -tf.reduce_sum(p_teacher * log_p_student, axis=-1)
-    if kind == "kl":
-        cross += tf.reduce_sum(p_teacher * log_p_teacher, axis=-1)
-    return (t * t) * cross
+    if kind == "kl":  # computed directly, not as cross-entropy minus entropy (float32 precision)
+        return (t * t) * tf.reduce_sum(p_teacher * (log_p_teacher - log_p_student), axis=-1)
+    return (t * t) * -tf.reduce_sum(p_teacher * log_p_student, axis=-1)
 
 
 def hard_term(tf, labels, student_logits):
