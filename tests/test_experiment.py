@@ -1,25 +1,141 @@
+"""The sweep runner: grid, resume after a kill, statistics, summary, figures and CLI errors."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
 import pytest
 
 from sdss_distill import experiment
+from sdss_distill.config import make_config
+from sdss_distill.experiments import stats, sweep
 
 
-def fake_report(seed, teacher, student, baseline):
-    models = {name: {"test_accuracy": acc, "agreement_with_teacher": 0.97}
-              for name, acc in (("teacher", teacher), ("student", student), ("baseline", baseline))}
-    return {"config": {"seed": seed, "out": f"runs/seed{seed}", "alpha": 0.7}, "models": models,
-            "latency_ratio_teacher_over_student": 2.0, "timing": {"total_s": 20.0 + seed},
-            "machine": {"cpu": "test"}}
+def test_describe_and_paired_on_known_inputs():
+    d = stats.describe([1.0, 2.0, 3.0])
+    assert (d["n"], d["mean"], d["std"]) == (3, 2.0, 1.0)
+    assert d["ci95"] == pytest.approx(4.302653 / np.sqrt(3))  # t(0.975, 2) * s / sqrt(n)
+    p = stats.paired([1, 2, 3, 4, 5, 6], [0, 1, 2, 3, 4, 5])
+    assert (p["wins"], p["ties"], p["losses"], p["mean_diff"]) == (6, 0, 0, 1.0)
+    assert p["wilcoxon_p"] == pytest.approx(2 / 2**6)  # exact: all six signs positive
+    p = stats.paired([0.5, 0.7, 0.9], [0.5, 0.6, 1.0])
+    assert (p["wins"], p["ties"], p["losses"]) == (1, 1, 1)
+    assert stats.paired([1, 2], [1, 2])["wilcoxon_p"] == 1.0
+    with pytest.raises(ValueError, match="paired samples differ in length"):
+        stats.paired([1, 2], [1])
 
 
-def test_summary_mean_std_and_wins():
-    reports = [fake_report(0, 0.99, 0.97, 0.96), fake_report(1, 0.98, 0.96, 0.96),
-               fake_report(2, 0.97, 0.95, 0.96)]
-    s = experiment.summarise(reports)
-    assert s["seeds"] == [0, 1, 2]
-    assert s["test_accuracy"]["teacher"]["mean"] == pytest.approx(0.98)
-    assert s["test_accuracy"]["teacher"]["std"] == pytest.approx(0.01)  # ddof=1
-    assert s["student_beats_baseline"] == {"wins": 1, "ties": 1, "of": 3}
-    assert "seed" not in s["config"] and s["config"]["alpha"] == 0.7
-    assert s["run_seconds"]["max"] == 22.0
-    md = experiment.markdown(s)
-    assert "| teacher | 98.00% ± 1.00% |" in md and "beats the baseline in 1 of 3 seeds (1 ties)" in md
+def fake_arm(acc, role):
+    per_class = {c: {"precision": acc, "recall": acc, "f1": acc, "support": 1}
+                 for c in ("GALAXY", "QSO", "STAR")}
+    return {"role": role, "view": "photometric", "rows": "student_train", "parameters": 934,
+            "epochs": 3, "train_s": 1.0, "test_accuracy": acc, "test_log_loss": 0.1,
+            "test_ece": 0.01, "macro_f1": acc, "per_class": per_class,
+            "confusion_matrix": {"rows_true_cols_predicted": [[5, 1, 0], [0, 6, 0], [0, 0, 6]]},
+            "history": {"loss": [1.0, 0.5], "student_loss": [1.0, 0.6],
+                        "distillation_loss": [0.3, 0.2], "val_accuracy": [0.9, 0.95]}}
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Replace data preparation and training by stubs that record which cells ran."""
+    from sdss_distill.experiments import pipeline
+    calls = []
+
+    def prepare(cfg, dev=False):
+        return SimpleNamespace(split=SimpleNamespace(test=np.arange(20)))
+
+    def timed_run(cfg, prepared, ws=None, **kw):
+        calls.append((cfg.seed, cfg.method, cfg.alpha))
+        bump = 0.01 * cfg.alpha + 0.001 * cfg.seed
+        return [], {"teacher": fake_arm(0.99, "teacher"),
+                    "student": {**fake_arm(0.95 + bump, "student"), "agreement_with_teacher": 0.9,
+                                "teacher_student_kl": 0.1},
+                    "baseline": {**fake_arm(0.95, "baseline"), "agreement_with_teacher": 0.9,
+                                 "teacher_student_kl": 0.1}}, 0.1
+
+    monkeypatch.setattr(pipeline, "prepare", prepare)
+    monkeypatch.setattr(pipeline, "timed_run", timed_run)
+    monkeypatch.setattr(pipeline, "workspace", lambda prepared, cfg: None)
+    return calls
+
+
+def test_a_killed_sweep_resumes_without_recomputing(fake_training, tmp_path):
+    base = make_config(data="x.csv")
+    cells = sweep.grid(["offline"], [2.0], [0.0, 0.5, 1.0], ["kl"])
+    done = []
+
+    def die_after_two(cell, seconds):
+        done.append(cell.id)
+        if len(done) == 2:
+            raise KeyboardInterrupt  # the sweep is killed after two cells were written
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_seed(base, 0, cells, tmp_path, dev=False, on_cell=die_after_two)
+    assert len(fake_training) == 2
+    sweep.run_sweep(base, cells, [0, 1], tmp_path, dev=False, workers=1, progress=False)
+    assert len(fake_training) == 2 + 1 + 3  # seed 0's last cell, then all of seed 1
+    sweep.run_sweep(base, cells, [0, 1], tmp_path, dev=False, workers=1, progress=False)
+    assert len(fake_training) == 6  # nothing left to do
+    changed = make_config(data="x.csv", epochs=7)  # other settings: other numbers, recomputed
+    sweep.run_sweep(changed, cells, [0], tmp_path, dev=False, workers=1, progress=False)
+    assert len(fake_training) == 9
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(".*.json.*"))
+
+
+def test_tidy_table_summary_and_figures(fake_training, tmp_path):
+    base = make_config(data="x.csv")
+    cells = sweep.grid(["offline"], [1.0, 4.0], [0.0, 0.5, 1.0], ["kl"])
+    sweep.run_sweep(base, cells, [0, 1, 2], tmp_path, dev=False, workers=1, progress=False)
+    experiment.summarise(tmp_path, "python -m sdss_distill.experiment ...")
+    df = pd.read_csv(tmp_path / "results.csv")
+    assert len(df) == 3 * 6 * 3  # seeds x cells x arms
+    assert {"accuracy", "ece", "log_loss", "recall_QSO", "agreement_with_teacher",
+            "parameters", "train_s", "epochs"} <= set(df.columns)
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    row = summary[(summary.cell_id == "offline_T1_a1_kl") & (summary.arm == "student")].iloc[0]
+    assert row["vs_baseline_wins"] == 3 and row["vs_baseline_mean_diff"] == pytest.approx(0.011)
+    assert row["vs_baseline_wilcoxon_p"] == pytest.approx(0.25)  # 3 of 3 positive, exact
+    md = (tmp_path / "summary.md").read_text()
+    assert "| offline_T1_a1_kl | student | student |" in md and "+1.10 pt | 3/0/0 | 0.250" in md
+    from sdss_distill.experiments.plots import sweep_figures
+    written = sweep_figures(tmp_path)
+    names = {p.stem for p in written}
+    assert {"accuracy_vs_temperature", "accuracy_vs_alpha", "per_class_by_alpha",
+            "confusion_by_alpha", "size_vs_accuracy", "training_curves"} == names
+    for png in written:
+        assert png.stat().st_size > 10_000 and png.with_suffix(".csv").stat().st_size > 50
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "nope"], "unknown method 'nope'; choose one of: offline, crossfit"),
+    (["--alphas", "0.5", "1.5"], "alpha must be between 0 and 1, got 1.5"),
+    (["--workers", "0"], "--workers must be >= 1, got 0"),
+    (["--seeds", "1", "1"], "--seeds lists a seed twice"),
+    (["--set", "crossfit.folds=1"], "methods.crossfit: folds must be between 2 and 20"),
+])
+def test_bad_sweeps_fail_before_training(real_csv, tmp_path, capsys, argv, message):
+    out = tmp_path / "sweep"
+    code = experiment.main(["--data", str(real_csv), "--out", str(out), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0] and not out.exists()
+
+
+@pytest.mark.slow
+def test_a_small_real_sweep_end_to_end(real_csv, tmp_path, capsys):
+    config = tmp_path / "small.toml"
+    config.write_text("teacher_hidden = [16, 8]\nstudent_hidden = [6, 6]\n")
+    out = tmp_path / "sweep"
+    argv = ["--data", str(real_csv), "--config", str(config), "--methods", "offline",
+            "--alphas", "0", "1", "--seeds", "0", "1", "--epochs", "2", "--workers", "2",
+            "--out", str(out), "--quiet"]
+    assert experiment.main(argv) == 0
+    df = pd.read_csv(out / "results.csv")
+    assert len(df) == 2 * 2 * 3 and set(df.seed) == {0, 1}
+    assert (df.accuracy > 0.5).all()
+    first = {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*.json")}
+    assert experiment.main(argv) == 0  # resumes: nothing recomputed
+    assert first == {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*.json")}
+    assert json.loads((out / "sweep.json").read_text())["seeds"] == [0, 1]
+    assert (out / "plots" / "accuracy_vs_alpha.png").stat().st_size > 10_000

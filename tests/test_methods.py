@@ -1,0 +1,82 @@
+"""Every registered method trains, yields its arms and is evaluated, on a small slice of the
+real table (a few epochs: these tests check wiring and contracts, not accuracy)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from sdss_distill.config import make_config
+from sdss_distill.distill import registry
+from sdss_distill.experiments import pipeline
+
+SMALL = dict(epochs=2, patience=2, teacher_hidden=(16, 8), student_hidden=(6, 6),
+             methods={"student-ensemble": {"widths": [[4], [6, 6]]},
+                      "teacher-ensemble": {"teachers": 2}, "crossfit": {"folds": 3},
+                      "assistant": {"hidden": [8]}, "hints": {"teacher_layer": "dense_0"}})
+
+
+@pytest.fixture(scope="module")
+def slice_ws(real_csv):
+    """1,500 rows of the real table, split as train would; one workspace shared by all methods."""
+    from sdss_distill.data import split
+    cfg = make_config(data=str(real_csv), **SMALL)
+    prepared = pipeline.prepare(cfg)
+    keep = np.sort(np.random.default_rng(0).choice(prepared.df.index, 1500, replace=False))
+    prepared.df = prepared.df.loc[keep]
+    prepared.split = split(prepared.df, cfg.split, cfg.seed)
+    return cfg, prepared, pipeline.workspace(prepared, cfg)
+
+
+EXPECTED_ARMS = {
+    "offline": {"teacher", "student", "baseline"},
+    "crossfit": {"teacher", "student", "baseline"},
+    "online": {"teacher", "student", "baseline"},
+    "cotrain": {"teacher", "student", "baseline"},
+    "teacher-ensemble": {"teacher", "student", "baseline"},
+    "student-ensemble": {"teacher", "member_4", "member_6x6", "student", "student_vote", "baseline"},
+    "hints": {"teacher", "student", "baseline"},
+    "assistant": {"teacher", "assistant", "student", "baseline"},
+}
+
+
+def test_every_method_is_covered():
+    assert set(EXPECTED_ARMS) == set(registry.names())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", list(EXPECTED_ARMS))
+def test_method_trains_and_reports(slice_ws, method):
+    cfg, prepared, ws = slice_ws
+    cfg = dataclasses.replace(cfg, method=method)
+    arms, results, _ = pipeline.timed_run(cfg, prepared, ws=ws)
+    assert set(results) == EXPECTED_ARMS[method]
+    test_rows = len(prepared.split.test)
+    for name, m in results.items():
+        assert sum(map(sum, m["confusion_matrix"]["rows_true_cols_predicted"])) == test_rows
+        assert 0.5 < m["test_accuracy"] <= 1.0, (name, m["test_accuracy"])  # far above chance
+        assert 0 <= m["test_ece"] <= 1 and m["parameters"] > 0
+        if m["role"] != "teacher":
+            assert 0 <= m["agreement_with_teacher"] <= 1
+    by_name = {a.name: a for a in arms}
+    student, baseline = by_name["student"], by_name["baseline"]
+    assert student.rows == baseline.rows  # the baseline sees the student's rows
+    assert student.view.name == "photometric" and by_name["teacher"].view.name == "physical"
+    if method == "student-ensemble":
+        members = [a for a in arms if a.role == "member"]
+        assert student.parameters == sum(m.parameters for m in members)
+    if method == "crossfit":
+        assert by_name["teacher"].notes["folds"] == 3 and student.rows == "non_test"
+
+
+@pytest.mark.slow
+def test_baseline_is_shared_and_matches_an_alpha_zero_student(slice_ws):
+    """Alpha = 0 is hard-label training: same rows, same initial weights -> the baseline."""
+    cfg, prepared, ws = slice_ws
+    cfg = dataclasses.replace(cfg, method="offline", alpha=0.0)
+    arms, results, _ = pipeline.timed_run(cfg, prepared, ws=ws)
+    by_name = {a.name: a for a in arms}
+    assert by_name["baseline"] is ws.baseline(cfg, "student_train")
+    test = prepared.df.loc[prepared.split.test]
+    np.testing.assert_allclose(by_name["student"].logits(test), by_name["baseline"].logits(test),
+                               atol=1e-4)
