@@ -15,6 +15,7 @@ import numpy as np
 from .distillers import CoTrainer, OfflineDistiller, ParallelTeachers
 
 STEPS_PER_EXECUTION = 64
+VALIDATION_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class FitSettings:
     batch_size: int
     patience: int
     learning_rate: float
+    seed: int = 0  # shuffling order
 
 
 @dataclass
@@ -42,15 +44,30 @@ def _callbacks(patience: int) -> list:
                                               min_lr=1e-4)]
 
 
+def datasets(x, y, validation, settings: FitSettings):
+    """Cached tf.data pipelines: reshuffled every epoch (seeded), validation in large batches.
+
+    Feeding numpy arrays makes Keras rebuild its input pipeline every epoch, which costs
+    about five times an epoch's actual work for these models (measured: README, Speed).
+    """
+    import tensorflow as tf
+    train = (tf.data.Dataset.from_tensor_slices((x, y)).cache()
+             .shuffle(len(np.asarray(y if not isinstance(y, dict) else next(iter(y.values())))),
+                      seed=settings.seed, reshuffle_each_iteration=True)
+             .batch(settings.batch_size).prefetch(2))
+    val = tf.data.Dataset.from_tensor_slices(validation).batch(VALIDATION_BATCH).cache()
+    return train, val
+
+
 def fit(model: keras.Model, x, y, validation, settings: FitSettings, *, compile_kwargs=None,
         verbose: int = 0) -> Fitted:
     """Compile with Adam, fit with early stopping on `validation` = (x_val, y_val)."""
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                   steps_per_execution=STEPS_PER_EXECUTION, **(compile_kwargs or {}))
+    train, val = datasets(x, y, validation, settings)
     start = time.perf_counter()
-    history = model.fit(x, y, validation_data=validation, epochs=settings.epochs,
-                        batch_size=settings.batch_size, callbacks=_callbacks(settings.patience),
-                        verbose=verbose)
+    history = model.fit(train, validation_data=val, epochs=settings.epochs,
+                        callbacks=_callbacks(settings.patience), shuffle=False, verbose=verbose)
     curves = {k: [float(v) for v in values] for k, values in history.history.items()
               if k != "learning_rate"}
     return Fitted(len(history.history["loss"]), time.perf_counter() - start, curves)

@@ -193,7 +193,7 @@ class Workspace:
 
 
 def fit_settings(cfg) -> FitSettings:
-    return FitSettings(cfg.epochs, cfg.batch_size, cfg.patience, cfg.learning_rate)
+    return FitSettings(cfg.epochs, cfg.batch_size, cfg.patience, cfg.learning_rate, cfg.seed)
 
 
 def _fit_key(cfg) -> tuple:
