@@ -59,3 +59,20 @@ def write_csv(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def small_sweep(real_csv, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A small real sweep (offline students, T 1 and 2, alpha 0 / 0.5 / 1, seeds 0 and 1, tiny
+    networks, 2 epochs), run once per session: (its directory, the experiment argv)."""
+    from sdss_distill import experiment
+
+    root = tmp_path_factory.mktemp("sweep")
+    config = root / "small.toml"
+    config.write_text("teacher_hidden = [16, 8]\nstudent_hidden = [6, 6]\n")
+    out = root / "sweep"
+    argv = ["--data", str(real_csv), "--config", str(config), "--methods", "offline",
+            "--temperatures", "1", "2", "--alphas", "0", "0.5", "1", "--seeds", "0", "1",
+            "--epochs", "2", "--workers", "2", "--out", str(out), "--quiet"]
+    assert experiment.main(argv) == 0
+    return out, argv

@@ -123,19 +123,14 @@ def test_bad_sweeps_fail_before_training(real_csv, tmp_path, capsys, argv, messa
 
 
 @pytest.mark.slow
-def test_a_small_real_sweep_end_to_end(real_csv, tmp_path, capsys):
-    config = tmp_path / "small.toml"
-    config.write_text("teacher_hidden = [16, 8]\nstudent_hidden = [6, 6]\n")
-    out = tmp_path / "sweep"
-    argv = ["--data", str(real_csv), "--config", str(config), "--methods", "offline",
-            "--alphas", "0", "1", "--seeds", "0", "1", "--epochs", "2", "--workers", "2",
-            "--out", str(out), "--quiet"]
-    assert experiment.main(argv) == 0
+def test_a_small_real_sweep_end_to_end(small_sweep):
+    out, argv = small_sweep
     df = pd.read_csv(out / "results.csv")
-    assert len(df) == 2 * 2 * 3 and set(df.seed) == {0, 1}
+    assert len(df) == 2 * 6 * 3 and set(df.seed) == {0, 1}  # seeds x cells x arms
     assert (df.accuracy > 0.5).all()
     first = {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*.json")}
     assert experiment.main(argv) == 0  # resumes: nothing recomputed
     assert first == {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*.json")}
     assert json.loads((out / "sweep.json").read_text())["seeds"] == [0, 1]
-    assert (out / "plots" / "accuracy_vs_alpha.png").stat().st_size > 10_000
+    for name in ("accuracy_vs_alpha", "accuracy_vs_temperature", "training_curves"):
+        assert (out / "plots" / f"{name}.png").stat().st_size > 10_000

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-EXPECTED = ("01_sdss_data.ipynb", "02_distillation.ipynb", "03_edge.ipynb")
+EXPECTED = ("01_sdss_data.ipynb", "02_distillation.ipynb", "03_edge.ipynb", "04_methods.ipynb")
 MAX_CELL_LINES = 25  # glue and plotting calls; anything longer belongs in the package
 
 # Code that would mean a notebook re-implements the package instead of calling it.
@@ -106,12 +106,13 @@ def test_the_stripped_outputs_check_fires(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXPECTED)
-def test_notebook_runs_top_to_bottom(name, exported_run, real_csv, monkeypatch):
+def test_notebook_runs_top_to_bottom(name, exported_run, small_sweep, real_csv, monkeypatch):
     """A cell that raises fails this test; outputs are not written back to the file."""
     import nbformat
     from nbclient import NotebookClient
 
     monkeypatch.setenv("SDSS_DISTILL_RUN", str(exported_run))
+    monkeypatch.setenv("SDSS_DISTILL_SWEEP", str(small_sweep[0]))
     monkeypatch.setenv("SDSS_DISTILL_DATA", str(real_csv))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
