@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .schema import BANDS, MAGNITUDE_RANGE, SENTINEL
+from .errors import InputError
+from .schema import BANDS, MAGNITUDE_RANGE, SENTINEL, canonical_name
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -91,3 +92,25 @@ def check_values(values, columns: Sequence[str]) -> Checked:
         column[rows] = np.asarray(columns, dtype=object)[first]
         value[rows] = x[rows, first]
     return Checked(reason, column, value)
+
+
+def header_positions(header: Sequence[str], column_map: dict[str, str] | None = None, *,
+                     source: str = "table") -> dict[str, int]:
+    """Canonical column -> its index in `header`; unknown names are left out.
+
+    Two names for one column (`u` and `U`, or SkyServer's `objid,z,u,g,r,i,z` whose first
+    `z` is the redshift) are an InputError naming both: taking either silently would feed
+    a model the wrong numbers.
+    """
+    seen: dict[str, int] = {}
+    for k, name in enumerate(header):
+        canon = canonical_name(str(name).strip(), column_map)
+        if canon is None:
+            continue
+        if canon in seen:
+            j = seen[canon]
+            hint = (" (if one is the redshift, rename it 'redshift')" if canon == "z" else "")
+            raise InputError(f"{source}: columns {header[j]!r} (column {j + 1}) and {name!r} "
+                             f"(column {k + 1}) both mean {canon!r}{hint}; rename or drop one")
+        seen[canon] = k
+    return seen

@@ -50,6 +50,25 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
+def read_json(path, *, keys: Iterable[str] = (), fix: str = "train the run again") -> dict:
+    """A JSON object from `path` with `keys` present; else an InputError naming the file."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing; {fix}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text; {fix}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: corrupt JSON (line {e.lineno}: {e.msg}); {fix}") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror}); {fix}") from None
+    missing = [k for k in keys if not isinstance(doc, dict) or k not in doc]
+    if missing:
+        raise InputError(f"{path}: missing key(s) {', '.join(map(repr, missing))}; {fix}")
+    return doc
+
+
 def new_run_id() -> str:
     """Sortable and unique: UTC time to the microsecond plus 6 random hex digits."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
@@ -77,16 +96,10 @@ class Layout:
 
     def manifest(self) -> dict:
         """manifest.json, parsed; an InputError naming the file if it is missing or corrupt."""
-        try:
-            doc = json.loads(self.manifest_json.read_bytes())
-            doc["files"].items()
-            doc["run_id"]
-        except FileNotFoundError:
-            raise InputError(f"{self.manifest_json}: missing; the run is incomplete, "
-                             f"train it again") from None
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise InputError(f"{self.manifest_json}: corrupt ({type(e).__name__}); the run "
-                             f"cannot be verified, train it again") from None
+        fix = "the run cannot be verified, train it again"
+        doc = read_json(self.manifest_json, keys=("run_id", "files"), fix=fix)
+        if not isinstance(doc["files"], dict):
+            raise InputError(f"{self.manifest_json}: corrupt ('files' is not a mapping); {fix}")
         return doc
 
     def source(self, rel: str) -> Path:
@@ -143,6 +156,13 @@ def verify_layout(layout: Layout, manifest: dict | None = None) -> None:
             raise InputError(f"{path}: listed in {MANIFEST} but missing; {fix}")
         if path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
             raise InputError(f"{path}: SHA-256 differs from {MANIFEST}; {fix}")
+    if "reports/export.json" in doc["files"]:
+        exported = read_json(layout.export_json, fix=fix).get("models") or {}
+        for name, entry in exported.items():
+            listed_model = doc["files"].get(f"models/{name}.keras", {})
+            if entry.get("model_sha256") != listed_model.get("sha256"):
+                raise InputError(f"{layout.export_json}: made from another {name}.keras than "
+                                 f"this run's; export the run again")
     listed = set(doc["files"])
     for path in sorted(layout.root.rglob("*")):
         rel = path.relative_to(layout.root).as_posix()
@@ -205,6 +225,9 @@ class RunDir:
         elif root.exists():
             if not root.is_dir():
                 raise InputError(f"--out {arg}: exists and is not a directory; pick a new path")
+            if (root / MANIFEST).is_file():
+                raise InputError(f"--out {arg}: one version of a run, not the run itself; pass "
+                                 f"the run path (the symlink to it)")
             if any(root.iterdir()) and not _is_legacy_run(root):
                 raise InputError(f"--out {arg}: an existing directory that is not a run; pick a "
                                  f"new path (the run path becomes a symlink to its version)")
@@ -225,6 +248,11 @@ class RunDir:
             return layout
         if root.is_dir() and _is_legacy_run(root):
             return LegacyLayout(root)
+        if root.is_dir() and not root.is_symlink() and (root / MANIFEST).is_file():
+            layout = Layout(root)  # one version, named directly (e.g. a resolved run path)
+            if verify:
+                verify_layout(layout)
+            return layout
         if root.is_symlink() and not root.exists():
             raise InputError(f"{self.given}: dangling symlink (to {os.readlink(root)}); the run's "
                              f"version is gone, {TRAIN_HINT}")
