@@ -50,13 +50,17 @@ class Checked:
         return self.reason == ""
 
     def message(self, k: int) -> str:
-        """'magnitude 45 in column 'u' outside 0-40', for row k (which must be bad)."""
+        """Why row k (which must be bad) was refused, e.g. "value 45 in column 'z' outside 0 to 40"."""
         code, col, v = self.reason[k], self.column[k], self.value[k]
         if code == "out_of_range":
             lo, hi = VALUE_RANGES[col]
             return f"value {v:g} in column {col!r} outside {lo:g} to {hi:g}"
         if code == "missing":
             return f"missing value in column {col!r}"
+        if code == "sentinel":
+            return f"{REASONS[code]} in column {col!r}"
+        if code == "float32_overflow":
+            return f"value {v:g} in column {col!r} too large for float32"
         return f"{REASONS[code]} {v:g} in column {col!r}"
 
     def counts(self) -> dict[str, int]:
@@ -78,7 +82,7 @@ def check_values(values, columns: Sequence[str]) -> Checked:
     with np.errstate(invalid="ignore"):
         tests = {
             "missing": np.isnan(x),
-            "sentinel": x <= SENTINEL,
+            "sentinel": x == SENTINEL,  # exactly; -inf is non-finite, -1e5 out of range
             "non_finite": np.isinf(x),
             "float32_overflow": np.abs(x) > FLOAT32_MAX,
             "out_of_range": (x < lo) | (x > hi),
