@@ -87,6 +87,12 @@ def load_table(path: Path, column_map: dict[str, str] | None = None) -> pd.DataF
 def load_table_with_hash(path: Path, column_map: dict[str, str] | None = None
                          ) -> tuple[pd.DataFrame, str]:
     """(table, SHA-256 of the bytes it was parsed from): record this hash with a run."""
+    raw, sha = read_bytes_hashed(path)
+    return parse_table(Path(path), raw, column_map, sha), sha
+
+
+def read_bytes_hashed(path: Path) -> tuple[bytes, str]:
+    """A table file's bytes, read once, and their SHA-256."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -94,7 +100,13 @@ def load_table_with_hash(path: Path, column_map: dict[str, str] | None = None
         raw = path.read_bytes()
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror}); check its permissions") from None
-    sha = hashlib.sha256(raw).hexdigest()
+    return raw, hashlib.sha256(raw).hexdigest()
+
+
+def parse_table(path: Path, raw: bytes, column_map: dict[str, str] | None = None,
+                sha256: str | None = None) -> pd.DataFrame:
+    """The table in `raw` (the bytes of `path`), with canonical column names."""
+    sha = sha256 or hashlib.sha256(raw).hexdigest()
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(io.BytesIO(raw))
@@ -119,7 +131,7 @@ def load_table_with_hash(path: Path, column_map: dict[str, str] | None = None
             df[c] = df[c].astype("string")
     df.index = pd.RangeIndex(len(df), name="row")
     df.attrs.update(source=str(path), first_line=first_line, sha256=sha)
-    return df, sha
+    return df
 
 
 def _read_csv(path: Path, raw: bytes, column_map) -> tuple[pd.DataFrame, list[str], int]:
@@ -317,11 +329,12 @@ def load_run_rows(run, data: str | Path | None = None) -> RunRows:
     if not path.is_file():
         raise InputError(f"{path}: the run's data file is not there; pass the table it used "
                          f"(--data FILE)")
-    table, sha = load_table_with_hash(path, read_column_map(cfg.get("columns")))
+    raw, sha = read_bytes_hashed(path)
     if sha != split_doc["data_sha256"]:
         raise InputError(f"{path} is not the table run {layout.root} was trained on (sha256 "
                          f"{sha[:12]}... != {str(split_doc['data_sha256'])[:12]}...); its split "
                          f"rows would point at other objects")
+    table = parse_table(path, raw, read_column_map(cfg.get("columns")), sha)
     try:
         view = get_view(cfg["teacher_view"])
     except ValueError as e:

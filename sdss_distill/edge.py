@@ -303,7 +303,10 @@ class CsvInput:
                 records = self._guard(lambda: self._take(size))
                 if not records:
                     return
-                yield self._parse(records)
+                chunk = self._parse(records)
+                records = None  # one chunk alive at a time: memory independent of the file
+                yield chunk
+                chunk = None
 
     def _take(self, size: int) -> list[tuple[int, list[str]]]:
         out = []
@@ -401,6 +404,7 @@ def _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts) ->
                              domain[i]])
             counts["classified"] += 1
             counts["outside"] += int(not result.in_domain[i])
+        del chunk, result, probs, domain  # freed before the next chunk is read
     if counts["rejected"] > MAX_REPORTED:
         print(f"{PROG}: ... and {counts['rejected'] - MAX_REPORTED} more rejected rows",
               file=sys.stderr)
