@@ -36,7 +36,6 @@ import numpy as np
 
 from . import __version__, edge, tflite_file
 from .errors import InputError, run_cli
-from .evaluate import keras_latency
 from .rundir import Layout, RunDir, read_json, sha256_file
 from .runtime import quiet_import, quiet_native_stderr, write_atomic
 from .schema import BANDS, LABELS, STUDENT_VIEW, get_view
@@ -354,6 +353,7 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
         say(f"{stem:20s} {variants[stem]['size_bytes']:6d} B  acc "
             f"{variants[stem]['test_accuracy']:.2%}  agree {variants[stem]['agreement']:.2%}  "
             f"{variants[stem]['latency_us_median']:.1f} us")
+    from .evaluate import keras_latency
     keras_ref = keras_latency(run.student, x_test, calls=min(invokes, 2000))
     report = {
         "version": __version__, "run": str(run.dir), "run_id": layout.run_id,
@@ -430,13 +430,19 @@ def markdown(report: dict) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, metavar="DIR", help="run directory from train")
-    p.add_argument("--data", help="the run's table, if its recorded path does not resolve here")
-    p.add_argument("--no-finetune", action="store_true", help="skip QAT and pruning (faster)")
-    p.add_argument("--invokes", type=int, default=10_000, help="batch-1 calls timed per file")
-    p.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    p.add_argument("--run", required=True, metavar="DIR",
+                   help="run path from train --out (the symlink to its current version)")
+    p.add_argument("--data", help="the run's table, if its recorded path does not resolve here "
+                   "(default: the path in split.json)")
+    p.add_argument("--no-finetune", action="store_true",
+                   help="skip QAT and pruning (faster); keeps existing fine-tuned files made from "
+                   "this run's student, drops others (default: fine-tune)")
+    p.add_argument("--invokes", type=int, default=10_000,
+                   help="batch-1 calls timed per file (default: 10000)")
+    p.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads (default: 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress output (default: off)")
+    p.add_argument("--debug", action="store_true",
+                   help="show tracebacks for input errors (default: off)")
     return p.parse_args(argv)
 
 
