@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdss_distill import edge
+from sdss_distill import edge, edge_csv
 from sdss_distill.schema import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,7 +228,7 @@ def test_streaming_in_small_chunks_gives_the_same_file(model, tmp_path):
     outs = []
     for size in (3, 1000):
         out = tmp_path / f"out{size}.csv"
-        assert edge.predict_csv(model, src, out, chunk_rows=size) == 1
+        assert edge_csv.predict_csv(model, src, out, chunk_rows=size) == 1
         outs.append(out.read_text())
     assert outs[0] == outs[1] and outs[0].count("\n") == 1 + 22
 
