@@ -7,7 +7,9 @@ find exactly the same rows again.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,13 +21,11 @@ from sklearn.model_selection import train_test_split
 
 from .config import read_toml
 from .errors import InputError, listing
+from .quality import REASONS, check_values, header_positions
 from .schema import (
-    BANDS,
     CANONICAL_COLUMNS,
     ID_COLUMNS,
     LABELS,
-    MAGNITUDE_RANGE,
-    SENTINEL,
     STUDENT_VIEW,
     TARGET,
     View,
@@ -75,56 +75,82 @@ def read_column_map(path: str | None) -> dict[str, str]:
 
 
 def load_table(path: Path, column_map: dict[str, str] | None = None) -> pd.DataFrame:
-    """Read CSV (SkyServer `#Table1` first line allowed) or Parquet, with canonical names.
+    """Read CSV (SkyServer `#Table1` first line and a UTF-8 BOM allowed) or Parquet.
 
-    Columns we do not know are kept under their own names; id columns are read as text.
+    Columns get canonical names (two names for one column are an error naming both);
+    unknown columns keep their own names; id columns are read as text. The file's bytes are
+    read once, and `df.attrs["sha256"]` is the SHA-256 of exactly the bytes parsed.
     """
+    return load_table_with_hash(path, column_map)[0]
+
+
+def load_table_with_hash(path: Path, column_map: dict[str, str] | None = None
+                         ) -> tuple[pd.DataFrame, str]:
+    """(table, SHA-256 of the bytes it was parsed from): record this hash with a run."""
+    raw, sha = read_bytes_hashed(path)
+    return parse_table(Path(path), raw, column_map, sha), sha
+
+
+def read_bytes_hashed(path: Path) -> tuple[bytes, str]:
+    """A table file's bytes, read once, and their SHA-256."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror}); check its permissions") from None
+    return raw, hashlib.sha256(raw).hexdigest()
+
+
+def parse_table(path: Path, raw: bytes, column_map: dict[str, str] | None = None,
+                sha256: str | None = None) -> pd.DataFrame:
+    """The table in `raw` (the bytes of `path`), with canonical column names."""
+    sha = sha256 or hashlib.sha256(raw).hexdigest()
+    try:
         if path.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-            first_line = None
+            df = pd.read_parquet(io.BytesIO(raw))
+            header, first_line = [str(c) for c in df.columns], None
         else:
-            df, first_line = _read_csv(path, column_map)
+            df, header, first_line = _read_csv(path, raw, column_map)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty; expected a header line and data rows") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot read it as a table ({str(e).splitlines()[0]})") from e
-    df = df.rename(columns=_rename_map(path, df.columns, column_map))
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                         f"{e.start}); save it as UTF-8") from None
+    except (pd.errors.ParserError, OSError, ValueError, csv.Error) as e:
+        raise InputError(f"{path}: cannot read it as a table ({str(e).splitlines()[0]})") from None
+    names = [str(h) for h in header]
+    for canon, k in header_positions(header, column_map, source=str(path)).items():
+        names[k] = canon
+    df.columns = names
     if df.empty:
         raise InputError(f"{path}: no data rows below the header")
     for c in ID_COLUMNS:
         if c in df:
             df[c] = df[c].astype("string")
     df.index = pd.RangeIndex(len(df), name="row")
-    df.attrs.update(source=str(path), first_line=first_line)
+    df.attrs.update(source=str(path), first_line=first_line, sha256=sha)
     return df
 
 
-def _read_csv(path: Path, column_map) -> tuple[pd.DataFrame, int]:
-    with open(path, encoding="utf-8") as f:
-        first = f.readline()
-    skip = 1 if first.startswith("#") else 0
-    header = pd.read_csv(path, skiprows=skip, nrows=0).columns
-    as_text = {c: "string" for c in header if canonical_name(c, column_map) in ID_COLUMNS}
-    df = pd.read_csv(path, skiprows=skip, dtype=as_text)
-    return df, skip + 2  # file line number of data row 0
-
-
-def _rename_map(path, columns, column_map) -> dict[str, str]:
-    renames, seen = {}, {}
-    for c in columns:
-        canon = canonical_name(c, column_map)
-        if canon is None:
-            continue
-        if canon in seen:
-            raise InputError(f"{path}: columns {seen[canon]!r} and {c!r} both mean {canon!r}; "
-                             f"drop one or map them with --columns")
-        seen[canon] = c
-        renames[c] = canon
-    return renames
+def _read_csv(path: Path, raw: bytes, column_map) -> tuple[pd.DataFrame, list[str], int]:
+    """Parse CSV bytes; the header is read with the csv module, unmangled (pandas renames a
+    repeated `z` to `z.1`, which would hide a SkyServer redshift column called `z`)."""
+    text_start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    skip = 1 if raw[text_start:text_start + 1] == b"#" else 0
+    lines = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline="")
+    for _ in range(skip):
+        lines.readline()
+    header = next(csv.reader(lines), None)
+    if not header:
+        raise pd.errors.EmptyDataError("no header")
+    header = [h.strip() for h in header]
+    as_text = {k: "string" for k, c in enumerate(header)
+               if canonical_name(c, column_map) in ID_COLUMNS}
+    df = pd.read_csv(io.BytesIO(raw), skiprows=skip + 1, header=None, names=range(len(header)),
+                     dtype=as_text, encoding="utf-8-sig")
+    return df, header, skip + 2  # file line number of data row 0
 
 
 def where(df: pd.DataFrame, row: int) -> str:
@@ -172,6 +198,8 @@ class CleaningReport:
     rows_read: int
     rows_kept: int
     dropped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, str] = field(default_factory=dict)
+    """The first dropped row for each reason, named by file line, column and value."""
 
     def summary(self) -> str:
         reasons = ", ".join(f"{n} {why}" for why, n in self.dropped.items() if n) or "none"
@@ -179,27 +207,23 @@ class CleaningReport:
 
 
 def clean(df: pd.DataFrame, view: View) -> tuple[pd.DataFrame, CleaningReport]:
-    """Drop rows unusable for `view` + photometry: sentinels, NaN/inf, impossible magnitudes."""
+    """Drop rows unusable for `view` + photometry, for the reasons quality.check_values names
+    (missing, sentinel, non-finite, too large for float32, outside the physical range)."""
     cols = list(dict.fromkeys([*view.columns, *get_view(STUDENT_VIEW).columns]))
     df = check_frame(df, get_view(STUDENT_VIEW), with_labels=True)
     df = check_frame(df, view, with_labels=False)
-    values = df[cols].to_numpy("float64")
-    bands = [c for c in cols if c in BANDS]
-    mags = df[bands].to_numpy("float64")
-    lo, hi = MAGNITUDE_RANGE
-    tests = {
-        "missing class": df[TARGET].isna().to_numpy() | (df[TARGET] == "").fillna(True).to_numpy(),
-        "missing value": np.isnan(values).any(axis=1),
-        "sentinel -9999": (values <= SENTINEL).any(axis=1),
-        "infinite value": np.isinf(values).any(axis=1),
-        f"magnitude outside {lo:g}-{hi:g}": ((mags < lo) | (mags > hi)).any(axis=1),
-    }
-    drop = np.zeros(len(df), bool)
-    dropped = {}
-    for reason, hit in tests.items():
-        dropped[reason] = int((hit & ~drop).sum())
-        drop |= hit
-    report = CleaningReport(len(df), int((~drop).sum()), dropped)
+    checked = check_values(df[cols].to_numpy("float64"), cols)
+    no_class = df[TARGET].isna().to_numpy() | (df[TARGET] == "").fillna(True).to_numpy()
+    dropped = {"missing class": int(no_class.sum())}
+    examples = {}
+    for code, why in REASONS.items():
+        hit = (checked.reason == code) & ~no_class
+        dropped[why] = int(hit.sum())
+        if hit.any():
+            k = int(np.flatnonzero(hit)[0])
+            examples[why] = f"{where(df, k)}: {checked.message(k)}"
+    drop = no_class | ~checked.ok
+    report = CleaningReport(len(df), int((~drop).sum()), dropped, examples)
     if report.rows_kept == 0:
         raise InputError(f"{df.attrs.get('source', 'table')}: cleaning dropped every row "
                          f"({report.summary()}); check the table holds valid SDSS photometry")
@@ -238,9 +262,14 @@ class Split:
 
     @classmethod
     def load(cls, path: Path) -> Split:
-        doc = json.loads(Path(path).read_text())
-        return cls(*(np.asarray(doc[s], dtype="int64") for s in SUBSETS),
-                   seed=doc["seed"], fractions=tuple(doc["fractions"]))
+        """A saved split; a corrupt or incomplete file is an InputError naming it."""
+        from .rundir import read_json
+        doc = read_json(path, keys=(*SUBSETS, "seed", "fractions"))
+        try:
+            return cls(*(np.asarray(doc[s], dtype="int64") for s in SUBSETS),
+                       seed=int(doc["seed"]), fractions=tuple(doc["fractions"]))
+        except (TypeError, ValueError) as e:
+            raise InputError(f"{path}: corrupt split ({e}); train the run again") from None
 
 
 def split(df: pd.DataFrame, fractions=(0.4, 0.4, 0.2), seed: int = 0) -> Split:
@@ -274,32 +303,44 @@ class RunRows:
     df: pd.DataFrame
     split: Split
     config: dict
+    layout: object = None
+    """The run version (rundir.Layout) the rows were read for."""
 
 
-def load_run_rows(run_dir, data: str | Path | None = None) -> RunRows:
+def load_run_rows(run, data: str | Path | None = None) -> RunRows:
     """The table a run was trained on (or `data`, if it moved), checked by SHA-256, and its split.
 
-    The split stores row positions, so any other table would silently select other objects.
+    `run` is a run directory (resolved and verified through RunDir) or a rundir.Layout.
+    The split stores row positions, so any other table would silently select other objects;
+    the hash is of the bytes parsed here, so a file changed since is refused.
     """
-    models = Path(run_dir) / "models"
-    missing = [str(models / f) for f in ("run.json", "split.json") if not (models / f).is_file()]
-    if missing:
-        raise InputError(f"{run_dir}: not a training run (missing {', '.join(missing)}); train "
-                         f"one with python -m sdss_distill.train --out DIR")
-    info = json.loads((models / "run.json").read_text())
-    split_doc = json.loads((models / "split.json").read_text())
-    path = Path(data or split_doc.get("data_path") or info["data"]["path"])
+    from .rundir import Layout, RunDir, read_json
+    layout = run if isinstance(run, Layout) else RunDir(run).current()
+    info = read_json(layout.run_json, keys=("config",))
+    split_doc = read_json(layout.split_json, keys=("data_sha256",))
+    cfg = info["config"]
+    if not isinstance(cfg, dict) or "teacher_view" not in cfg:
+        raise InputError(f"{layout.run_json}: 'config' lacks 'teacher_view'; train the run again")
+    recorded = data or split_doc.get("data_path") or (info.get("data") or {}).get("path")
+    if not recorded:
+        raise InputError(f"{layout.split_json}: no data path recorded; pass the run's table "
+                         f"(--data FILE)")
+    path = Path(recorded)
     if not path.is_file():
         raise InputError(f"{path}: the run's data file is not there; pass the table it used "
                          f"(--data FILE)")
-    sha = file_sha256(path)
+    raw, sha = read_bytes_hashed(path)
     if sha != split_doc["data_sha256"]:
-        raise InputError(f"{path} is not the table run {run_dir} was trained on (sha256 "
-                         f"{sha[:12]}... != {split_doc['data_sha256'][:12]}...); its split rows "
-                         f"would point at other objects")
-    cfg = info["config"]
-    df, _ = clean(load_table(path, read_column_map(cfg.get("columns"))), get_view(cfg["teacher_view"]))
-    return RunRows(path, sha, df, Split.load(models / "split.json"), cfg)
+        raise InputError(f"{path} is not the table run {layout.root} was trained on (sha256 "
+                         f"{sha[:12]}... != {str(split_doc['data_sha256'])[:12]}...); its split "
+                         f"rows would point at other objects")
+    table = parse_table(path, raw, read_column_map(cfg.get("columns")), sha)
+    try:
+        view = get_view(cfg["teacher_view"])
+    except ValueError as e:
+        raise InputError(f"{layout.run_json}: {e}") from None
+    df, _ = clean(table, view)
+    return RunRows(path, sha, df, Split.load(layout.split_json), cfg, layout)
 
 
 def main(argv=None) -> int:

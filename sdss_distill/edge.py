@@ -2,13 +2,21 @@
 
 Usage:
     python -m sdss_distill.edge predict --model run/tflite/student_int8.tflite \
-        --input objects.csv --output predictions.csv
+        --input objects.csv --output predictions.csv --keep ra,dec
     python -m sdss_distill.edge bench --model run/tflite/student_int8.tflite --threads 1
 
     from sdss_distill.edge import EdgeClassifier
     clf = EdgeClassifier("student_int8.tflite")
     result = clf.predict([[19.4, 17.0, 15.9, 15.5, 15.2]])   # or a DataFrame
-    result.classes, result.probabilities, result.in_domain
+    result.classes, result.probabilities, result.in_domain, result.ok, result.quality
+
+`predict` streams: it reads and writes 65,536 rows at a time, so memory does not grow with
+the file; the output file appears (atomically) only when complete. Each output row carries
+`row` (the input's 1-based data row number), the id columns as written in the input, and
+any `--keep` columns. Rows with values no model may see (quality.check_values: missing,
+sentinel, non-finite, too large for float32, outside the physical range) are reported on
+stderr with their line and skipped; the exit code is then 1 (see README, "Errors and exit
+codes").
 
 A model ships with `labels.txt` and a model card `<model>.json` next to it (written by
 `python -m sdss_distill.export`): its input columns, labels and the training domain.
@@ -18,10 +26,8 @@ Never imports TensorFlow, Keras, pandas or scikit-learn.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -30,14 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, listing, run_cli
-from .runtime import quiet_native_stderr, write_atomic
-from .schema import BANDS, ID_COLUMNS, LABELS, MAGNITUDE_RANGE, SENTINEL, canonical_name
+from .errors import EXIT_REJECTED, InputError, listing, run_cli  # noqa: F401 - EXIT_REJECTED re-exported
+from .quality import check_values, header_positions
+from .runtime import quiet_native_stderr
+from .schema import LABELS
 
 PROG = "python -m sdss_distill.edge"
 SIGNATURE = "serving_default"
 LABELS_FILE = "labels.txt"
-EXIT_REJECTED = 1
 _CHUNK = 4096
 
 
@@ -63,13 +69,24 @@ def _interpreter(content: bytes, path: Path, threads: int | None):
 
 @dataclass
 class Prediction:
-    """Per-row results; `classes[k]` is the label with the highest probability."""
+    """Per-row results; `classes[k]` is the label with the highest probability.
+
+    A row whose values no model may see (missing, sentinel, non-finite, too large for
+    float32, outside the physical range) is not run through the model: `ok[k]` is False,
+    `quality[k]` says why ("value 1e+39 ... in column 'u'"), `classes[k]` is "" and its
+    probabilities and logits are NaN. `quality[k]` is "" for every good row.
+    """
 
     classes: np.ndarray
     probabilities: np.ndarray
     logits: np.ndarray
     in_domain: np.ndarray
     labels: tuple[str, ...]
+    quality: np.ndarray
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.quality == ""
 
 
 class EdgeClassifier:
@@ -89,6 +106,11 @@ class EdgeClassifier:
         (self.output_name,) = signatures[SIGNATURE]["outputs"]
         self.card = _read_card(self.path)
         self.columns = tuple(self.card["input"]["columns"])
+        expected = self.card.get("sha256")
+        if expected and hashlib.sha256(self.path.read_bytes()).hexdigest() != expected:
+            raise InputError(f"{self.path}: its SHA-256 differs from the one in its card "
+                             f"{card_path(self.path).name}; the two come from different exports, "
+                             f"copy both files from the same export")
         self.labels = _read_labels(self.path, tuple(self.card.get("labels", LABELS)))
         self.domain = self.card.get("domain", {})
 
@@ -101,25 +123,22 @@ class EdgeClassifier:
                                for k in range(0, len(x), _CHUNK)])
 
     def as_array(self, rows) -> np.ndarray:
-        """Rows as a float32 (n, columns) array; a DataFrame's columns are matched by name."""
+        """Rows as a float64 (n, columns) array; a DataFrame's columns are matched by name
+        (two names for one column are an InputError naming both)."""
         if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):
-            found = {canonical_name(c): c for c in rows.columns}
+            found = header_positions([str(c) for c in rows.columns], source="DataFrame")
             missing = [c for c in self.columns if c not in found]
             if missing:
                 raise InputError(f"missing column(s) {listing(missing)} needed by the model; "
                                  f"found {listing(rows.columns, 20)}")
-            rows = rows[[found[c] for c in self.columns]].to_numpy(dtype="float64")
+            rows = rows.iloc[:, [found[c] for c in self.columns]].to_numpy(dtype="float64")
         x = np.asarray(rows, dtype=np.float64)
         if x.ndim == 1:
             x = x[None, :]
         if x.ndim != 2 or x.shape[1] != len(self.columns):
             raise InputError(f"expected rows of {len(self.columns)} values "
                              f"({' '.join(self.columns)}), got an array of shape {x.shape}")
-        bad = ~np.isfinite(x).all(axis=1) | (x <= SENTINEL).any(axis=1)
-        if bad.any():
-            raise InputError(f"row(s) {listing(np.flatnonzero(bad))} have missing, non-finite or "
-                             f"sentinel ({SENTINEL:g}) values; drop or fix them")
-        return x.astype(np.float32)
+        return x
 
     def in_domain(self, x: np.ndarray) -> np.ndarray:
         """True where every column and colour lies inside the training rows' ranges."""
@@ -135,27 +154,52 @@ class EdgeClassifier:
         return ok
 
     def predict(self, rows) -> Prediction:
-        """Class, probabilities and in-domain flag for each row (array or DataFrame)."""
+        """Class, probabilities and in-domain flag for each row (array or DataFrame); rows
+        with values no model may see are flagged (`ok`, `quality`), never classified."""
         x = self.as_array(rows)
-        logits = self.logits(x)
-        z = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        classes = np.asarray(self.labels, dtype=object)[p.argmax(axis=1)] if len(p) else \
-            np.asarray([], dtype=object)
-        return Prediction(classes, p, logits, self.in_domain(x), self.labels)
+        checked = check_values(x, self.columns)
+        ok = checked.ok
+        quality = np.array([checked.message(k) if not ok[k] else "" for k in range(len(x))],
+                           dtype=object)
+        logits = np.full((len(x), len(self.labels)), np.nan, np.float32)
+        p = np.full(logits.shape, np.nan)
+        classes = np.full(len(x), "", dtype=object)
+        in_domain = np.zeros(len(x), bool)
+        if ok.any():
+            good = x[ok].astype(np.float32)
+            raw = self.logits(good)
+            z = raw - raw.max(axis=1, keepdims=True)
+            e = np.exp(z.astype(np.float64))
+            logits[ok], p[ok] = raw, e / e.sum(axis=1, keepdims=True)
+            classes[ok] = np.asarray(self.labels, dtype=object)[p[ok].argmax(axis=1)]
+            in_domain[ok] = self.in_domain(good)
+        return Prediction(classes, p, logits, in_domain, self.labels, quality)
 
 
 def _read_card(model: Path) -> dict:
+    """The model card: JSON with `input.columns` (a list of names); errors name the file."""
     path = card_path(model)
+    fix = "re-export the model (python -m sdss_distill.export) and copy both files"
     try:
-        card = json.loads(path.read_text())
-        card["input"]["columns"]
+        card = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise InputError(f"{path}: model card not found; copy it along with {model.name} "
                          f"(sdss_distill.export writes both)") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: not a valid model card ({e!r})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not a valid model card ({type(e).__name__}); {fix}") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    columns = card.get("input", {}).get("columns") if isinstance(card, dict) else None
+    if not isinstance(card, dict) or not isinstance(card.get("input"), dict) or columns is None:
+        raise InputError(f"{path}: model card lacks 'input.columns'; {fix}")
+    if (not isinstance(columns, list) or not columns
+            or not all(isinstance(c, str) for c in columns)):
+        raise InputError(f"{path}: 'input.columns' must be a list of column names; {fix}")
+    labels = card.get("labels", list(LABELS))
+    if not isinstance(labels, list) or not all(isinstance(c, str) for c in labels):
+        raise InputError(f"{path}: 'labels' must be a list of class names; {fix}")
+    if not isinstance(card.get("domain", {}), dict):
+        raise InputError(f"{path}: 'domain' must be a mapping; {fix}")
     return card
 
 
@@ -163,97 +207,16 @@ def _read_labels(model: Path, default: tuple[str, ...]) -> tuple[str, ...]:
     path = model.parent / LABELS_FILE
     if not path.is_file():
         return default
-    labels = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                         f"{e.start}); re-export the model or save the file as UTF-8") from None
+    labels = tuple(line.strip() for line in text.splitlines() if line.strip())
     if labels != default:
         raise InputError(f"{path}: labels {listing(labels)} differ from the model card's "
                          f"{listing(default)}; re-export the model")
     return labels
-
-
-def read_csv(path: Path, columns: tuple[str, ...]):
-    """(ids, x, rejected): id columns found, float rows, and [(line, reason)] for bad rows."""
-    try:
-        f = open(path, newline="", encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"{path}: cannot open ({e.strerror})") from None
-    with f:
-        first = f.readline()
-        if not first.startswith("#"):
-            f.seek(0)
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header:
-            raise InputError(f"{path}: empty file; expected a header line with "
-                             f"{' '.join(columns)}")
-        pos = {}
-        for k, name in enumerate(header):
-            pos.setdefault(canonical_name(name.strip()), k)
-        missing = [c for c in columns if c not in pos]
-        if missing:
-            raise InputError(f"{path}: missing column(s) {listing(missing)}; found "
-                             f"{listing(header, 20)}")
-        id_cols = [c for c in ID_COLUMNS if c in pos]
-        ids, rows, rejected = [], [], []
-        offset = 1 if first.startswith("#") else 0
-        for row in reader:
-            line = reader.line_num + offset
-            if not any(v.strip() for v in row):
-                continue
-            values, reason = [], None
-            for c in columns:
-                raw = row[pos[c]].strip() if pos[c] < len(row) else ""
-                reason = _bad_value(c, raw)
-                if reason:
-                    break
-                values.append(float(raw))
-            if reason:
-                rejected.append((line, reason))
-                continue
-            ids.append([row[pos[c]] if pos[c] < len(row) else "" for c in id_cols])
-            rows.append(values)
-    x = np.asarray(rows, np.float32).reshape(len(rows), len(columns))
-    return (id_cols, ids), x, rejected
-
-
-def _bad_value(column: str, raw: str) -> str | None:
-    if raw == "":
-        return f"missing value in column {column!r}"
-    try:
-        v = float(raw)
-    except ValueError:
-        return f"non-numeric value {raw!r} in column {column!r}"
-    if not math.isfinite(v):
-        return f"non-finite value {raw!r} in column {column!r}"
-    if v <= SENTINEL:
-        return f"sentinel {raw} (failed measurement) in column {column!r}"
-    lo, hi = MAGNITUDE_RANGE
-    if column in BANDS and not lo <= v <= hi:
-        return f"magnitude {raw} in column {column!r} outside {lo:g}-{hi:g}"
-    return None
-
-
-def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int = 1) -> int:
-    """The `predict` command: classify a CSV; exit code 1 if any row was rejected."""
-    clf = EdgeClassifier(model, num_threads=threads)
-    (id_cols, ids), x, rejected = read_csv(Path(input_csv), clf.columns)
-    result = clf.predict(x)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*id_cols, "class", *(f"p_{c}" for c in clf.labels), "in_domain"])
-    for k in range(len(x)):
-        writer.writerow([*ids[k], result.classes[k], *(f"{p:.6f}" for p in result.probabilities[k]),
-                         str(bool(result.in_domain[k])).lower()])
-    if output:
-        write_atomic(output, out.getvalue())
-    else:
-        sys.stdout.write(out.getvalue())
-    for line, reason in rejected:
-        print(f"{PROG}: {input_csv} line {line}: {reason}; row skipped", file=sys.stderr)
-    outside = int((~result.in_domain).sum())
-    print(f"{PROG}: classified {len(x)} rows, {outside} outside the training domain; "
-          f"rejected {len(rejected)} rows" + (f"; wrote {output}" if output else ""),
-          file=sys.stderr)
-    return EXIT_REJECTED if rejected else 0
 
 
 def sample_rows(card: dict, n: int, seed: int = 0) -> np.ndarray:
@@ -326,10 +289,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     pr = sub.add_parser("predict", help="classify the rows of a CSV of u g r i z magnitudes")
     pr.add_argument("--model", required=True, help=".tflite file (its .json card next to it)")
     pr.add_argument("--input", required=True, help="CSV with u g r i z (SDSS aliases accepted)")
-    pr.add_argument("--output", help="CSV to write (default: standard output)")
+    pr.add_argument("--output", help="CSV to write, atomically when complete (default: "
+                    "standard output, streamed)")
+    pr.add_argument("--keep", default="", metavar="COLS",
+                    help="comma-separated input columns to copy to the output (default: none; "
+                    "id columns objid/specobjid are always copied)")
     pr.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
     be = sub.add_parser("bench", help="time batch-1 latency and batched throughput")
-    be.add_argument("--model", required=True)
+    be.add_argument("--model", required=True, help=".tflite file (its .json card next to it)")
     be.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
     be.add_argument("--invokes", type=int, default=10_000, help="batch-1 calls (default: 10000)")
     be.add_argument("--batch", type=int, default=1024, help="rows per batched call (default: 1024)")
@@ -344,7 +311,10 @@ def main(argv=None) -> int:
         if args.threads < 1:
             raise InputError(f"--threads must be >= 1, got {args.threads}")
         if args.command == "predict":
-            return predict_csv(Path(args.model), Path(args.input), args.output, args.threads)
+            keep = tuple(c.strip() for c in args.keep.split(",") if c.strip())
+            from .edge_csv import predict_csv
+            return predict_csv(Path(args.model), Path(args.input), args.output, args.threads,
+                               keep)
         if args.invokes < 1 or args.batch < 1:
             raise InputError(f"--invokes and --batch must be >= 1, got {args.invokes}, "
                              f"{args.batch}")

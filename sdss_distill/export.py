@@ -6,7 +6,10 @@ Usage:
 
 Writes RUN/tflite/{student_float32,student_float16,student_dynamic,student_int8,
 student_qat_int8,student_pruned_int8,teacher_float32}.tflite, each with a model card
-`<name>.json` and `labels.txt`, plus RUN/reports/export.{json,md}.
+`<name>.json` and `labels.txt`, plus RUN/reports/export.{json,md}, as a NEW version of the
+run (sdss_distill.rundir): the run is read once, verified against its manifest, and
+switched to the exported version in one step, so a killed export leaves the old run whole.
+export.json and every card name the run id and the SHA-256 of the Keras model converted.
 
 Int8 student: quantizing the raw magnitudes (~11-28 mag) to int8 steps of ~0.07 mag wipes
 out the colours, so the student's front (colours, normalisation, first dense layer) stays
@@ -17,8 +20,12 @@ fully int8 graph (quantized input) scores, for comparison.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import functools
+import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +36,7 @@ import numpy as np
 
 from . import __version__, edge, tflite_file
 from .errors import InputError, run_cli
-from .evaluate import keras_latency
+from .rundir import Layout, RunDir, read_json, sha256_file
 from .runtime import quiet_import, quiet_native_stderr, write_atomic
 from .schema import BANDS, LABELS, STUDENT_VIEW, get_view
 
@@ -50,20 +57,20 @@ def _write_json(path: Path, doc) -> None:
     write_atomic(path, json.dumps(doc, indent=2) + "\n")
 
 
-class RunData:
-    """A run's models, config and rows (student-train and test) in each model's view."""
+KEEP = ["models", "run.json", "split.json", "reports/report.json", "reports/report.md"]
+"""What an export carries over from the version it read: everything but tflite/ and export.*."""
 
-    def __init__(self, run_dir: Path, data: str | None = None):
+
+class RunData:
+    """One verified version of a run: its models (with their SHA-256), config and rows
+    (student-train and test) in each model's view."""
+
+    def __init__(self, run, data: str | None = None):
         from .data import features, labels, load_run_rows
-        from .models import load
-        self.dir = Path(run_dir)
-        models = self.dir / "models"
-        needed = [models / f for f in ("run.json", "split.json", "student.keras", "teacher.keras")]
-        missing = [str(p) for p in needed if not p.is_file()]
-        if missing:
-            raise InputError(f"--run {run_dir}: not a training run (missing {', '.join(missing)}); "
-                             f"train one with python -m sdss_distill.train --out DIR")
-        rows = load_run_rows(self.dir, data)
+        rows = load_run_rows(run, data)
+        self.layout: Layout = rows.layout
+        self.dir = self.layout.root if isinstance(run, Layout) else Path(run)
+        self.run_id = self.layout.run_id
         self.config, self.data_path, self.data_sha256 = rows.config, rows.path, rows.sha256
         self.student_view = get_view(STUDENT_VIEW)
         self.teacher_view = get_view(self.config["teacher_view"])
@@ -72,7 +79,27 @@ class RunData:
         self.x_train = {v.name: features(train, v) for v in (self.student_view, self.teacher_view)}
         self.x_test = {v.name: features(test, v) for v in (self.student_view, self.teacher_view)}
         self.y_train, self.y_test = labels(train), labels(test)
-        self.student, self.teacher = load(models / "student.keras"), load(models / "teacher.keras")
+        self.model_sha256 = {}
+        self.student, self.teacher = self._load("student"), self._load("teacher")
+
+    def _load(self, name: str):
+        from .models import load
+        path = self.layout.model(name)
+        if not path.is_file():
+            raise InputError(f"{path}: missing; not a complete training run, train it again "
+                             f"with python -m sdss_distill.train --out DIR")
+        self.model_sha256[name] = sha256_file(path)
+        try:
+            with quiet_native_stderr(replay_on_error=False):
+                return load(path)
+        except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad archive
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise InputError(f"{path}: cannot load the Keras model ({first}); the file is "
+                             f"corrupt or not from sdss_distill, train the run again") from None
+
+    def source(self, name: str) -> dict:
+        """What a card or export.json records about the Keras model a file was converted from."""
+        return {"model": f"models/{name}.keras", "model_sha256": self.model_sha256[name]}
 
 
 def saved_model(model, view, directory: Path) -> Path:
@@ -142,15 +169,21 @@ def domain(x: np.ndarray, columns: tuple[str, ...]) -> dict:
     return {"rows": "student_train", "n": int(len(x)), "columns": cols, "colours": colours}
 
 
-def model_card(run: RunData, stem: str, view, description: str, extra: dict | None = None) -> dict:
+def model_card(run: RunData, stem: str, view, description: str, extra: dict | None = None, *,
+               run_id: str | None = None, content: bytes | None = None) -> dict:
+    """The JSON card shipped next to a .tflite file: input, labels, domain and provenance
+    (run id, SHA-256 of the Keras model converted and of the .tflite file itself)."""
+    source = "teacher" if stem.startswith("teacher") else "student"
     return {"model": f"{stem}.tflite", "variant": description, "signature": edge.SIGNATURE,
+            **({"sha256": hashlib.sha256(content).hexdigest()} if content is not None else {}),
             "input": {"name": view.name, "columns": list(view.columns), "dtype": "float32",
                       "units": "SDSS model magnitudes (raw, not normalised)"},
             "output": {"name": "logits", "labels": list(LABELS),
                        "note": "logits; softmax gives class probabilities"},
             "labels": list(LABELS), "domain": domain(run.x_train[view.name], view.columns),
-            "source": {"run": str(run.dir.resolve()), "data_sha256": run.data_sha256,
-                       "sdss_distill": __version__}, **(extra or {})}
+            "source": {"run": str(run.dir), "run_id": run_id, **run.source(source),
+                       "data_sha256": run.data_sha256, "sdss_distill": __version__},
+            **(extra or {})}
 
 
 def folded_student(run: RunData):
@@ -187,11 +220,26 @@ def _finetune(run: RunData, tmp: Path, quiet: bool) -> dict:
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "sdss_distill.qat", "--npz", str(npz),
-                           "--out", str(tmp)], env=env, capture_output=True, text=True)
+                           "--out", str(tmp)], env=env, capture_output=True, text=True,
+                          preexec_fn=functools.partial(die_with_parent, os.getpid()))
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"QAT/pruning subprocess failed (exit {proc.returncode}):\n{tail}")
     return json.loads((tmp / "finetune.json").read_text())
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """preexec_fn: the kernel SIGKILLs the child when its parent dies, even by SIGKILL (Linux
+    prctl; elsewhere a no-op). On SIGINT/SIGTERM the parent unwinds and subprocess.run kills
+    the child itself."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
 
 
 def evaluate_file(path: Path, x: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict:
@@ -206,20 +254,53 @@ def evaluate_file(path: Path, x: np.ndarray, y: np.ndarray, reference: np.ndarra
 
 def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
                finetune: bool = True, invokes: int = 10_000, threads: int = 1) -> dict:
-    """Convert, evaluate and time every variant of a run; returns export.json's content."""
+    """Convert, evaluate and time every variant of a run, written as a new version of the run;
+    returns export.json's content."""
     say = (lambda *a: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    rundir = RunDir(run_dir)
+    base = rundir.current()  # verified against its manifest: no mixed or changed run
+    rundir.check_writable()
     quiet_import("tensorflow")
     quiet_import("keras")
+    run = RunData(base, data)
+    run.dir = Path(run_dir)
+    reuse = [] if finetune else reusable_finetuned(run, say)
+    keep = KEEP + [f"tflite/{stem}{suffix}" for stem in reuse for suffix in (".tflite", ".json")]
+    with rundir.write(keep=keep, base=base) as layout:
+        report = _export(run, layout, say, finetune=finetune, reuse=reuse, invokes=invokes,
+                         threads=threads)
+    say(f"wrote {run.dir / 'tflite'} and {run.dir / 'reports' / 'export.json'} "
+        f"(run {layout.run_id})")
+    return report
+
+
+def reusable_finetuned(run: RunData, say) -> list[str]:
+    """With --no-finetune: the QAT/pruned files of the current export that were fine-tuned
+    from THIS student (their card records its SHA-256); they are kept, the others dropped."""
+    keep = []
+    for stem in FINETUNED:
+        path = run.layout.tflite_file(stem)
+        if not path.is_file():
+            continue
+        card = read_json(edge.card_path(path), fix="export the run again")
+        if (card.get("source") or {}).get("model_sha256") == run.model_sha256["student"]:
+            keep.append(stem)
+            say(f"--no-finetune: keeping {stem} (fine-tuned from this run's student)")
+        else:
+            say(f"--no-finetune: dropping {stem} (fine-tuned from another student)")
+    return keep
+
+
+def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[str],
+            invokes: int, threads: int) -> dict:
     from .models import logits
-    run = RunData(Path(run_dir), data)
-    out = run.dir / "tflite"
-    out.mkdir(exist_ok=True)
-    (run.dir / "reports").mkdir(exist_ok=True)
+    out = layout.tflite
     sv, tv = run.student_view, run.teacher_view
     x_test, y_test = run.x_test[sv.name], run.y_test
     ref = {"student": logits(run.student, x_test), "teacher": logits(run.teacher, run.x_test[tv.name])}
     calibration = _calibration(run.x_train[sv.name], sv.name)
-    files, diagnostics = {}, {}
+    files, diagnostics, tuned = {}, {}, {}
+    card = functools.partial(model_card, run, run_id=layout.run_id)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
         tmp = Path(tmp)
         sm = {"student": saved_model(run.student, sv, tmp / "student_sm"),
@@ -232,20 +313,22 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
             say(f"converted {stem}")
         files["teacher_float32"] = (convert(sm["teacher"], "float32"), "float32")
         full = tmp / "student_int8_full.tflite"
-        write_atomic(full, tflite_file.shrink(convert(sm["student"], "int8_full", calibration)))
-        _write_json(edge.card_path(full), model_card(run, full.stem, sv, DESCRIPTIONS["int8_full"]))
+        content = tflite_file.shrink(convert(sm["student"], "int8_full", calibration))
+        write_atomic(full, content)
+        _write_json(edge.card_path(full), card(full.stem, sv, DESCRIPTIONS["int8_full"],
+                                               content=content))
         diagnostics["student_int8_full"] = {"description": DESCRIPTIONS["int8_full"],
                                             **evaluate_file(full, x_test, y_test, ref["student"])}
-        tuned = {}
         if finetune:
             say("QAT and pruning in a tf_keras subprocess ...")
-            tuned = _finetune(run, tmp, quiet)
+            tuned = _finetune(run, tmp, False)
             for stem, description in FINETUNED.items():
                 files[stem] = ((tmp / f"{stem}.tflite").read_bytes(), description)
-    for stale in set(PTQ) | set(FINETUNED):  # e.g. QAT files left by an earlier export
-        if stale not in files:
-            for suffix in (".tflite", ".json"):
-                (out / f"{stale}{suffix}").unlink(missing_ok=True)
+        for stem in reuse:
+            old = read_json(edge.card_path(layout.tflite_file(stem)), fix="export the run again")
+            files[stem] = (layout.tflite_file(stem).read_bytes(), FINETUNED[stem])
+            if old.get("finetune"):
+                tuned[stem] = old["finetune"]
     write_atomic(out / edge.LABELS_FILE, ("\n".join(LABELS) + "\n").encode())
     variants = {}
     for stem, (content, description) in files.items():
@@ -253,10 +336,11 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
         if bad:
             raise RuntimeError(f"{stem}: non-builtin operators {bad}; export needs builtins only")
         view, source = (tv, "teacher") if stem.startswith("teacher") else (sv, "student")
-        path = out / f"{stem}.tflite"
-        write_atomic(path, tflite_file.shrink(content))
+        path = layout.tflite_file(stem)
+        content = tflite_file.shrink(content)
+        write_atomic(path, content)
         extra = {"finetune": tuned.get(stem)} if stem in tuned else {}
-        _write_json(edge.card_path(path), model_card(run, stem, view, description, extra))
+        _write_json(edge.card_path(path), card(stem, view, description, extra, content=content))
         weights = tflite_file.weight_types(content)
         if stem == "student_dynamic" and "INT8" not in weights:
             description += ": no-op here, the converter only quantizes tensors of >= 1024 weights"
@@ -269,9 +353,14 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
         say(f"{stem:20s} {variants[stem]['size_bytes']:6d} B  acc "
             f"{variants[stem]['test_accuracy']:.2%}  agree {variants[stem]['agreement']:.2%}  "
             f"{variants[stem]['latency_us_median']:.1f} us")
+    from .evaluate import keras_latency
     keras_ref = keras_latency(run.student, x_test, calls=min(invokes, 2000))
     report = {
-        "version": __version__, "run": str(run.dir), "variants": variants,
+        "version": __version__, "run": str(run.dir), "run_id": layout.run_id,
+        "parent_run_id": run.run_id,
+        "models": {name: run.source(name) for name in ("student", "teacher")},
+        "data_sha256": run.data_sha256,
+        "variants": variants,
         "keras_student": {"test_accuracy": float((ref["student"].argmax(1) == y_test).mean()),
                           **keras_ref},
         "keras_teacher_test_accuracy": float((ref["teacher"].argmax(1) == y_test).mean()),
@@ -288,9 +377,8 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
         "commands": {"export": f"{PROG} --run {run.dir}",
                      "bench": f"python -m sdss_distill.edge bench --model FILE --threads {threads}"},
     }
-    _write_json(run.dir / "reports" / "export.json", report)
-    write_atomic(run.dir / "reports" / "export.md", markdown(report).encode())
-    say(f"wrote {out} and {run.dir / 'reports' / 'export.json'}")
+    _write_json(layout.export_json, report)
+    write_atomic(layout.export_md, markdown(report).encode())
     return report
 
 
@@ -342,13 +430,19 @@ def markdown(report: dict) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, metavar="DIR", help="run directory from train")
-    p.add_argument("--data", help="the run's table, if its recorded path does not resolve here")
-    p.add_argument("--no-finetune", action="store_true", help="skip QAT and pruning (faster)")
-    p.add_argument("--invokes", type=int, default=10_000, help="batch-1 calls timed per file")
-    p.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    p.add_argument("--run", required=True, metavar="DIR",
+                   help="run path from train --out (the symlink to its current version)")
+    p.add_argument("--data", help="the run's table, if its recorded path does not resolve here "
+                   "(default: the path in split.json)")
+    p.add_argument("--no-finetune", action="store_true",
+                   help="skip QAT and pruning (faster); keeps existing fine-tuned files made from "
+                   "this run's student, drops others (default: fine-tune)")
+    p.add_argument("--invokes", type=int, default=10_000,
+                   help="batch-1 calls timed per file (default: 10000)")
+    p.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads (default: 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress output (default: off)")
+    p.add_argument("--debug", action="store_true",
+                   help="show tracebacks for input errors (default: off)")
     return p.parse_args(argv)
 
 

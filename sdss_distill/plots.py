@@ -10,7 +10,6 @@ logits) and returns a matplotlib Figure; none of them trains or scores anything.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -76,10 +75,12 @@ def find_run(root: Path, *, export: bool = False, epochs: int = 40) -> Path:
 
 
 def load_run(run: Path, data_path: Path):
-    """(report, cleaned table, split) of a run; refuses a table other than the one it used."""
+    """(report, cleaned table, split) of a run, read from ONE verified version (rundir.RunDir);
+    refuses a changed run or a table other than the one it used."""
     from .data import load_run_rows
+    from .rundir import read_json
     rows = load_run_rows(run, data_path)
-    return json.loads((Path(run) / "reports" / "report.json").read_text()), rows.df, rows.split
+    return read_json(rows.layout.report_json, keys=("models",)), rows.df, rows.split
 
 
 def metrics_table(report: dict) -> pd.DataFrame:

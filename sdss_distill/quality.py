@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .schema import BANDS, MAGNITUDE_RANGE, SENTINEL
+from .errors import InputError
+from .schema import BANDS, MAGNITUDE_RANGE, SENTINEL, canonical_name
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -49,13 +50,17 @@ class Checked:
         return self.reason == ""
 
     def message(self, k: int) -> str:
-        """'magnitude 45 in column 'u' outside 0-40', for row k (which must be bad)."""
+        """Why row k (which must be bad) was refused, e.g. "value 45 in column 'z' outside 0 to 40"."""
         code, col, v = self.reason[k], self.column[k], self.value[k]
         if code == "out_of_range":
             lo, hi = VALUE_RANGES[col]
             return f"value {v:g} in column {col!r} outside {lo:g} to {hi:g}"
         if code == "missing":
             return f"missing value in column {col!r}"
+        if code == "sentinel":
+            return f"{REASONS[code]} in column {col!r}"
+        if code == "float32_overflow":
+            return f"value {v:g} in column {col!r} too large for float32"
         return f"{REASONS[code]} {v:g} in column {col!r}"
 
     def counts(self) -> dict[str, int]:
@@ -77,7 +82,7 @@ def check_values(values, columns: Sequence[str]) -> Checked:
     with np.errstate(invalid="ignore"):
         tests = {
             "missing": np.isnan(x),
-            "sentinel": x <= SENTINEL,
+            "sentinel": x == SENTINEL,  # exactly; -inf is non-finite, -1e5 out of range
             "non_finite": np.isinf(x),
             "float32_overflow": np.abs(x) > FLOAT32_MAX,
             "out_of_range": (x < lo) | (x > hi),
@@ -91,3 +96,25 @@ def check_values(values, columns: Sequence[str]) -> Checked:
         column[rows] = np.asarray(columns, dtype=object)[first]
         value[rows] = x[rows, first]
     return Checked(reason, column, value)
+
+
+def header_positions(header: Sequence[str], column_map: dict[str, str] | None = None, *,
+                     source: str = "table") -> dict[str, int]:
+    """Canonical column -> its index in `header`; unknown names are left out.
+
+    Two names for one column (`u` and `U`, or SkyServer's `objid,z,u,g,r,i,z` whose first
+    `z` is the redshift) are an InputError naming both: taking either silently would feed
+    a model the wrong numbers.
+    """
+    seen: dict[str, int] = {}
+    for k, name in enumerate(header):
+        canon = canonical_name(str(name).strip(), column_map)
+        if canon is None:
+            continue
+        if canon in seen:
+            j = seen[canon]
+            hint = (" (if one is the redshift, rename it 'redshift')" if canon == "z" else "")
+            raise InputError(f"{source}: columns {header[j]!r} (column {j + 1}) and {name!r} "
+                             f"(column {k + 1}) both mean {canon!r}{hint}; rename or drop one")
+        seen[canon] = k
+    return seen

@@ -35,11 +35,29 @@ def quiet_native_stderr(*, replay_on_error: bool = True):
             os.close(saved)
 
 
+def umask() -> int:
+    """The process umask, read without changing it where Linux allows (/proc), else set+reset."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path, content: str | bytes) -> None:
-    """Write a file so that readers see the old file or the whole new one, never a part."""
+    """Write a file so that readers see the old file or the whole new one, never a part.
+
+    The file gets the mode any tool would give it (0666 minus the umask), not mkstemp's 0600.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as f:
             f.write(content.encode() if isinstance(content, str) else content)
         os.replace(tmp, path)

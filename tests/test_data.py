@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -67,9 +69,13 @@ def test_cleaning_counts_each_reason_once(write_csv):
             row(cls="")]
     df, report = data.clean(data.load_table(write_csv(rows)), PHYSICAL)
     assert report.rows_kept == 1 and len(df) == 1
-    assert report.dropped == {"missing class": 1, "missing value": 1, "sentinel -9999": 2,
-                              "infinite value": 1, "magnitude outside 0-40": 1}
+    assert report.dropped == {"missing class": 1, "missing value": 1,
+                              "sentinel -9999 (failed measurement)": 2, "non-finite value": 1,
+                              "value too large for float32": 0,
+                              "value outside its physical range": 1}
     assert "kept 1 of 7 rows" in report.summary()
+    assert report.examples["value outside its physical range"].endswith(
+        "/table.csv line 6: value 45 in column 'z' outside 0 to 40")
 
 
 def test_unknown_class_is_an_error(write_csv):
@@ -124,3 +130,87 @@ def test_resolve_data_path(monkeypatch, tmp_path):
     (tmp_path / "data" / "sdss.csv").write_text("u\n1\n")
     monkeypatch.delenv("SDSS_DISTILL_DATA")
     assert data.resolve_data_path(None).as_posix() == "data/sdss.csv"
+
+
+def test_hostile_values_are_dropped_with_named_reasons(write_csv):
+    rows = [row(), row(redshift="1e308"), row(u="1e39"), row(redshift=9.5), row(g="-inf")]
+    df, report = data.clean(data.load_table(write_csv(rows)), PHYSICAL)
+    assert len(df) == 1 and report.rows_kept == 1
+    assert report.dropped["value too large for float32"] == 2
+    assert report.dropped["value outside its physical range"] == 1
+    assert report.dropped["non-finite value"] == 1
+    assert report.examples["value too large for float32"].endswith(
+        "/table.csv line 3: value 1e+308 in column 'redshift' too large for float32")
+    assert "dropped: 1 non-finite value, 2 value too large for float32" in report.summary()
+
+
+def test_hash_is_of_the_bytes_parsed(write_csv):
+    import hashlib
+    path = write_csv([row(), row("QSO", redshift=2.1)])
+    df, sha = data.load_table_with_hash(path)
+    assert sha == hashlib.sha256(path.read_bytes()).hexdigest() == df.attrs["sha256"]
+
+
+def test_hash_does_not_see_a_later_change(write_csv, monkeypatch):
+    """The file is read once: a change after the read cannot slip into the recorded hash."""
+    import hashlib
+    from pathlib import Path
+    path = write_csv([row(), row("QSO", redshift=2.1)])
+    original = path.read_bytes()
+    real = Path.read_bytes
+
+    def read_then_change(self):
+        content = real(self)
+        if self == path:
+            path.write_bytes(original.replace(b"QSO", b"STAR"))  # changed during "training"
+        return content
+
+    monkeypatch.setattr(Path, "read_bytes", read_then_change)
+    df, sha = data.load_table_with_hash(path)
+    assert df["class"].tolist() == ["STAR", "QSO"]
+    assert sha == hashlib.sha256(original).hexdigest() != hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("header, message", [
+    ("objid,z,u,g,r,i,z,class", r"columns 'z' \(column 2\) and 'z' \(column 7\) both mean 'z' "
+                                r"\(if one is the redshift, rename it 'redshift'\)"),
+    ("u,U,g,r,i,z,class,redshift", r"columns 'u' \(column 1\) and 'U' \(column 2\) both mean 'u'"),
+    ("modelMag_u,u,g,r,i,z,class,redshift", r"columns 'modelMag_u' \(column 1\) and 'u'"),
+])
+def test_two_names_for_one_column_is_an_error_naming_both(write_csv, header, message):
+    path = write_csv(["1,2,19,18,17,16,15,STAR"], header=header)
+    with pytest.raises(InputError, match=message):
+        data.load_table(path)
+
+
+def test_bom_is_read(write_csv, tmp_path):
+    path = write_csv([row()])
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert list(data.load_table(bom).columns) == list(data.load_table(path).columns)
+    bom.write_bytes(b"\xef\xbb\xbf#Table1\n" + path.read_bytes())
+    df = data.load_table(bom)
+    assert df.attrs["first_line"] == 3 and df["u"].tolist() == [19.4]
+
+
+def test_non_utf8_table_is_one_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("u,g,r,i,z,class,redshift\n19,18,17,16,15,ÉTOILE,0\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin1.csv: not UTF-8 text \(byte 0xc9 at offset 40\)"):
+        data.load_table(path)
+
+
+def test_run_rows_refuse_corrupt_run_files(tmp_path):
+    from sdss_distill.rundir import RunDir
+    out = tmp_path / "run"
+    for split_text, message in [("{", r"split\.json: corrupt JSON \(line 1"),
+                                ('{"seed": 0}', r"split\.json: missing key\(s\) 'data_sha256'")]:
+        with RunDir(out).write() as layout:
+            layout.run_json.write_text(json.dumps({"config": {"teacher_view": "physical"}}))
+            layout.split_json.write_text(split_text)
+        with pytest.raises(InputError, match=message):
+            data.load_run_rows(out)
+    with RunDir(out).write(keep=["split.json"]) as layout:
+        layout.run_json.write_bytes(b"\xff{}")
+    with pytest.raises(InputError, match=r"run\.json: not UTF-8 text; train the run again"):
+        data.load_run_rows(out)

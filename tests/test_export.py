@@ -133,3 +133,143 @@ def test_folding_the_front_keeps_the_logits():
     assert [k.shape for k in kernels] == [(5, 6), (6, 5), (5, 3)]
     np.testing.assert_allclose(mlp_logits(kernels, biases, x), student.predict(x, verbose=0),
                                atol=1e-4)
+
+
+# --- run integrity: ids, hashes, damaged and changed runs, kills --------------------------
+
+def clone(run_dir, dst, damage=None, exported=True):
+    """A copy of the run as a run of its own (manifest and all), optionally damaged first;
+    `exported=False` leaves out tflite/ and reports/export.*."""
+    import shutil
+
+    from sdss_distill.rundir import RunDir
+    src = RunDir(run_dir).current()
+    with RunDir(dst).write() as layout:
+        for rel in src.manifest()["files"]:
+            if not exported and rel.startswith(("tflite/", "reports/export")):
+                continue
+            (layout.root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src.root / rel, layout.root / rel)
+        if damage:
+            damage(layout)
+    return dst
+
+
+def test_export_records_run_id_and_model_hashes(run_dir, report):
+    from sdss_distill.rundir import RunDir, sha256_file
+    layout = RunDir(run_dir).current()
+    manifest = layout.manifest()
+    assert report["run_id"] == manifest["run_id"] == layout.run_id
+    for name in ("student", "teacher"):
+        assert report["models"][name]["model_sha256"] == manifest["files"][f"models/{name}.keras"]["sha256"]
+    for stem in FILES:
+        card = json.loads(edge.card_path(layout.tflite_file(stem)).read_text())
+        source = "teacher" if stem.startswith("teacher") else "student"
+        assert card["source"]["run_id"] == layout.run_id
+        assert card["source"]["model_sha256"] == report["models"][source]["model_sha256"]
+        assert card["sha256"] == sha256_file(layout.tflite_file(stem))
+
+
+def _export_fails(capsys, run, message):
+    from sdss_distill.rundir import RunDir
+    before = RunDir(run).current(verify=False).run_id
+    code = export.main(["--run", str(run), "--no-finetune", "--invokes", "10", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert RunDir(run).current(verify=False).run_id == before  # nothing new written
+    return err[0]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda L: L.model("student").write_bytes(b"PK\x03\x04 not a zip"),
+     "student.keras: cannot load the Keras model"),
+    (lambda L: L.model("teacher").unlink(), "teacher.keras: missing; not a complete training run"),
+    (lambda L: L.split_json.write_text("{"), "split.json: corrupt JSON (line 1"),
+    (lambda L: L.run_json.write_text('{"data": {}}'), "run.json: missing key(s) 'config'"),
+    (lambda L: L.run_json.write_text('{"config": {"teacher_view": "x"}}'),
+     "run.json: unknown view 'x'"),
+])
+def test_damaged_artifacts_are_one_line(run_dir, tmp_path, capsys, damage, message):
+    _export_fails(capsys, clone(run_dir, tmp_path / "run", damage, exported=False), message)
+
+
+def test_stale_export_is_refused(run_dir, tmp_path, capsys):
+    """A run whose export.json was made from other models (a mixed run) is refused."""
+    def swap(layout):
+        layout.model("student").write_bytes(layout.model("baseline").read_bytes())
+    _export_fails(capsys, clone(run_dir, tmp_path / "run", swap),
+                  "export.json: made from another student.keras than this run's; export the run again")
+
+
+def test_changed_run_is_refused(run_dir, tmp_path, capsys):
+    from sdss_distill.rundir import RunDir
+    run = clone(run_dir, tmp_path / "run")
+    path = RunDir(run).current().split_json
+    path.write_text(path.read_text().replace('"seed": ', '"seed": 1'))
+    _export_fails(capsys, run, "split.json: SHA-256 differs from manifest.json")
+
+
+def test_a_version_directory_is_not_an_export_target(run_dir, capsys):
+    from sdss_distill.rundir import RunDir
+    version = RunDir(run_dir).current().root
+    _export_fails(capsys, version, "one version of a run, not the run itself")
+
+
+def test_no_finetune_keeps_this_runs_finetuned_files_only(run_dir, tmp_path, capsys):
+    from sdss_distill.rundir import RunDir
+
+    def foreign_pruned(layout):
+        card = edge.card_path(layout.tflite_file("student_pruned_int8"))
+        doc = json.loads(card.read_text())
+        doc["source"]["model_sha256"] = "0" * 64
+        card.write_text(json.dumps(doc))
+
+    run = clone(run_dir, tmp_path / "run", foreign_pruned)
+    old = RunDir(run).current()
+    qat = old.tflite_file("student_qat_int8").read_bytes()
+    assert export.main(["--run", str(run), "--no-finetune", "--invokes", "10"]) == 0
+    err = capsys.readouterr().err
+    assert "keeping student_qat_int8 (fine-tuned from this run's student)" in err
+    assert "dropping student_pruned_int8 (fine-tuned from another student)" in err
+    new = RunDir(run).current()
+    assert new.run_id != old.run_id and new.manifest()["parent"] == old.run_id
+    assert new.tflite_file("student_qat_int8").read_bytes() == qat
+    assert not new.tflite_file("student_pruned_int8").exists()
+    doc = json.loads(new.export_json.read_text())
+    assert "student_qat_int8" in doc["variants"] and "student_pruned_int8" not in doc["variants"]
+    assert json.loads(edge.card_path(new.tflite_file("student_qat_int8")).read_text())[
+        "source"]["run_id"] == new.run_id
+
+
+def test_killed_export_leaves_old_run_whole_and_takes_qat_child_down(run_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from sdss_distill.rundir import RunDir
+    run = clone(run_dir, tmp_path / "run")
+    before = RunDir(run).current().run_id
+    root = os.path.dirname(os.path.dirname(export.__file__))
+    proc = subprocess.Popen([sys.executable, "-m", "sdss_distill.export", "--run", str(run),
+                             "--invokes", "10", "--quiet"], cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child, deadline = None, time.monotonic() + 300
+    while child is None and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        child = next((c for c in psutil.Process(proc.pid).children()
+                      if "sdss_distill.qat" in " ".join(c.cmdline())), None)
+    assert child is not None, "the QAT subprocess never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    gone, _ = psutil.wait_procs([child], timeout=20)
+    assert gone, "the QAT subprocess outlived its parent"
+    assert RunDir(run).current().run_id == before  # verified, and still the old version
+    staging = [p.name for p in (tmp_path / ".run.runs").iterdir() if p.name.endswith(".staging")]
+    assert len(staging) == 1  # what the killed export left; the next writer removes it
+    with RunDir(run).write(keep=["models", "run.json", "split.json", "reports"]):
+        pass
+    assert not [p for p in (tmp_path / ".run.runs").iterdir() if p.name.endswith(".staging")]
