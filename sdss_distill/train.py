@@ -25,8 +25,9 @@ from . import __version__
 from .config import Config, make_config, parse_method_options
 from .distill import registry
 from .distill.formula import SOFT_LOSSES
-from .errors import InputError, run_cli
-from .runtime import quiet_import
+from .errors import run_cli
+from .rundir import RunDir
+from .runtime import quiet_import, write_atomic
 from .schema import TEACHER_VIEWS
 
 PROG = "python -m sdss_distill.train"
@@ -95,7 +96,8 @@ def run(cfg: Config) -> dict:
     from .experiments.pipeline import prepare, timed_run
     say = (lambda msg: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.perf_counter()
-    out = _check_out(Path(cfg.out))
+    out = RunDir(cfg.out)
+    out.check_writable()  # before any work: an --out that cannot hold a run fails now
 
     prepared = prepare(cfg)
     parts = prepared.split
@@ -110,9 +112,10 @@ def run(cfg: Config) -> dict:
 
     report = build_report(cfg, prepared, results, started, seconds)
     _save(out, {arm.name: arm.model for arm in arms if arm.model is not None}, parts, report)
+    layout = out.current()
     for name, m in results.items():
         say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  ({m['parameters']:,} parameters)")
-    say(f"wrote {out / 'models'} and {out / 'reports'} in {time.perf_counter() - started:.1f} s")
+    say(f"wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s")
     return report
 
 
@@ -142,37 +145,22 @@ def build_report(cfg: Config, prepared, results: dict, started: float, seconds: 
     }
 
 
-def _check_out(out: Path) -> Path:
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory; pick a directory")
-    return out
+def _save(rundir: RunDir, models: dict, parts, report: dict) -> None:
+    """Write the run as a new version and switch to it in one step (all or nothing).
 
-
-def _save(out: Path, models: dict, parts, report: dict) -> None:
-    """Write everything to a temp dir under `out`, then move it into place."""
-    import os
-    import shutil
-    import tempfile
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".sdss-distill-", dir=out))
-    try:
-        (tmp / "models").mkdir()
-        (tmp / "reports").mkdir()
+    Nothing is carried over: a retrained run has no stale tflite/ or export report.
+    """
+    from .evaluate import markdown
+    with rundir.write() as layout:
+        report["run_id"] = layout.run_id
         for name, model in models.items():
-            model.save(tmp / "models" / f"{name}.keras")
-        parts.save(tmp / "models" / "split.json", data_sha256=report["data"]["sha256"],
+            model.save(layout.model(name))
+        parts.save(layout.split_json, data_sha256=report["data"]["sha256"],
                    data_path=report["data"]["path"])
-        run_info = {k: report[k] for k in ("version", "created", "config", "data")}
-        (tmp / "models" / "run.json").write_text(json.dumps(run_info, indent=2))
-        (tmp / "reports" / "report.json").write_text(json.dumps(report, indent=2))
-        from .evaluate import markdown
-        (tmp / "reports" / "report.md").write_text(markdown(report))
-        for sub in ("models", "reports"):
-            (out / sub).mkdir(exist_ok=True)
-            for f in (tmp / sub).iterdir():
-                os.replace(f, out / sub / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        run_info = {k: report[k] for k in ("version", "created", "config", "data", "run_id")}
+        write_atomic(layout.run_json, json.dumps(run_info, indent=2))
+        write_atomic(layout.report_json, json.dumps(report, indent=2))
+        write_atomic(layout.report_md, markdown(report))
 
 
 def main(argv=None) -> int:

@@ -47,7 +47,7 @@ def test_saved_split_and_student_reproduce_the_report(quick_run, real_csv):
     from sdss_distill.data import clean, features, labels, load_table
     from sdss_distill.schema import get_view
 
-    split = Split.load(out / "models" / "split.json")
+    split = Split.load(out / "split.json")
     df, _ = clean(load_table(real_csv), get_view("physical"))
     test = df.loc[split.test]
     student = load(out / "models" / "student.keras")
@@ -113,4 +113,4 @@ def test_same_seed_same_numbers(quick_run, real_csv, tmp_path):
     for name in first:
         assert first[name]["test_accuracy"] == second[name]["test_accuracy"]
         assert first[name]["test_log_loss"] == second[name]["test_log_loss"]
-    assert (out / "models" / "split.json").read_bytes() == (again / "models" / "split.json").read_bytes()
+    assert (out / "split.json").read_bytes() == (again / "split.json").read_bytes()

@@ -16,9 +16,8 @@ from ..data import (
     CleaningReport,
     Split,
     clean,
-    file_sha256,
     labels,
-    load_table,
+    load_table_with_hash,
     read_column_map,
     resolve_data_path,
     split,
@@ -40,24 +39,21 @@ class Prepared:
     split: Split
     dev: bool = False
 
-
 def prepare(cfg: Config, *, dev: bool = False) -> Prepared:
     path = resolve_data_path(cfg.data)
-    table = load_table(path, read_column_map(cfg.columns))
+    table, sha256 = load_table_with_hash(path, read_column_map(cfg.columns))
     df, cleaning = clean(table, get_view(cfg.teacher_view))
     parts = split(df, cfg.split, cfg.seed)
     if dev:
         df = df.loc[np.sort(np.concatenate([parts.teacher_train, parts.student_train]))]
         parts = split(df, cfg.split, cfg.seed)
-    return Prepared(path, file_sha256(path), df, cleaning, parts, dev)
-
+    return Prepared(path, sha256, df, cleaning, parts, dev)
 
 def workspace(prepared: Prepared, cfg: Config, say=None):
     """The seed's workspace (teachers trained in it are reused by every method asked of it)."""
     from ..distill.workspace import Workspace
     return Workspace(prepared.df, prepared.split, seed=cfg.seed, teacher_view=cfg.teacher_view,
                      validation_fraction=cfg.validation_fraction, say=say)
-
 
 def run_method(ws, cfg: Config) -> list:
     """The arms of `cfg.method` on the workspace's seed."""
@@ -69,7 +65,6 @@ def run_method(ws, cfg: Config) -> list:
         raise RuntimeError(f"method {cfg.method} returned arms {names}; each name once, "
                            f"including teacher, student and baseline")
     return arms
-
 
 def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
              curves: bool = True) -> dict:
@@ -93,7 +88,6 @@ def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
             m["history"] = arm.fitted.history
         results[arm.name] = m
     return results
-
 
 def timed_run(cfg: Config, prepared: Prepared, say=None, ws=None, **evaluate_kwargs):
     """(arms, results, seconds): the method on a prepared table, evaluated on its test rows."""
