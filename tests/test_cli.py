@@ -259,3 +259,16 @@ def test_check_aarch64_says_what_it_installs_and_waits_for_yes(tmp_path, stubs):
         assert "needs root" in proc.stderr
     assert not stubs[1].exists()
     assert not (tmp_path / "arm64").exists()
+
+
+def test_check_install_help_and_bad_arguments(tmp_path):
+    script = str(ROOT / "scripts" / "check_install.sh")
+    ok = subprocess.run(["bash", script, "--help"], capture_output=True, text=True, cwd=tmp_path,
+                        timeout=30)
+    assert ok.returncode == 0 and "scripts/check_install.sh [--keep] [WORK_DIR]" in ok.stdout
+    bad = subprocess.run(["bash", script, "a", "b"], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=30)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "scripts/check_install.sh: error: expected at most one WORK_DIR, got 2 arguments"]
+    assert list(tmp_path.iterdir()) == []
