@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.main(rest) or 0)
     except ModuleNotFoundError as e:  # an optional dependency imported lazily inside main
-        if e.name and e.name.split(".")[0] == "sdss_distill":
+        if not e.name or e.name.split(".")[0] == "sdss_distill":
             raise
         return _missing_extra(name, extra, e)
 
