@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Run the edge runtime under 64-bit ARM emulation and check it predicts what x86 predicts.
 #
-# Usage (as root, from the repository root; needs apt and PyPI access):
-#   scripts/check_aarch64.sh RUN_DIR [MODEL.tflite ...]
-#   ARM64_ROOT=/tmp/arm64root QEMU_CPU=cortex-a72 scripts/check_aarch64.sh runs/default
+# Usage (runs from any directory; installing needs root, apt and PyPI access):
+#   scripts/check_aarch64.sh [--yes] RUN_DIR [MODEL.tflite ...]
+#   ARM64_ROOT=/tmp/arm64root QEMU_CPU=cortex-a72 scripts/check_aarch64.sh --yes runs/default
+#
+# RUN_DIR is a run from `python -m sdss_distill.train --out RUN_DIR --export` (its
+# tflite/*.tflite files, models/ and the table it was trained on). Arguments are checked
+# before anything is installed; the script then says what it will install and write, and
+# asks (or proceeds with --yes).
 #
 # What it does:
 # 1. apt-get installs qemu-user-static and debootstrap if missing;
@@ -17,23 +22,93 @@
 # Under qemu-user, /proc/cpuinfo is the host's (x86) file, on which LiteRT's CPU detection
 # (cpuinfo) segfaults; a Raspberry Pi 4 cpuinfo is placed at ROOT/proc/cpuinfo, which qemu's
 # -L prefix serves instead. Emulated timings mean nothing; only predictions are compared.
+#
+# Environment: ARM64_ROOT (default /tmp/arm64root, reused when present), QEMU_CPU (default
+# cortex-a72, a Raspberry Pi 4), PYTHON (x86 interpreter with the package's [train] extra;
+# default: python3).
 set -euo pipefail
 
-RUN=${1:?usage: scripts/check_aarch64.sh RUN_DIR [MODEL.tflite ...]}
-shift
+PROG=scripts/check_aarch64.sh
+fail() { echo "$PROG: error: $*" >&2; exit 2; }
+
+YES=0
+ARGS=()
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -y|--yes) YES=1 ;;
+    -*) fail "unknown option $arg; see $PROG --help" ;;
+    *) ARGS+=("$arg") ;;
+  esac
+done
+[ ${#ARGS[@]} -ge 1 ] || fail "missing RUN_DIR; usage: $PROG [--yes] RUN_DIR [MODEL.tflite ...]"
+RUN=${ARGS[0]}
+[ -d "$RUN" ] || fail "RUN_DIR $RUN: no such directory; pass a run from python -m sdss_distill.train --out DIR --export"
+RUN=$(cd "$RUN" && pwd)
+for f in models/run.json models/split.json models/student.keras models/teacher.keras; do
+  [ -f "$RUN/$f" ] || fail "RUN_DIR $RUN: missing $f; pass a run from python -m sdss_distill.train --out DIR --export"
+done
+MODELS=()
+if [ ${#ARGS[@]} -gt 1 ]; then
+  for m in "${ARGS[@]:1}"; do
+    [ -f "$m" ] || fail "model $m: no such file"
+    case "$m" in *.tflite) ;; *) fail "model $m: expected a .tflite file" ;; esac
+    MODELS+=("$(cd "$(dirname "$m")" && pwd)/$(basename "$m")")
+  done
+else
+  shopt -s nullglob
+  MODELS=("$RUN"/tflite/*.tflite)
+  shopt -u nullglob
+  [ ${#MODELS[@]} -gt 0 ] || fail "RUN_DIR $RUN: no tflite/*.tflite files; export them first: python -m sdss_distill.export --run $RUN"
+fi
+
 ROOT=${ARM64_ROOT:-/tmp/arm64root}
 export QEMU_CPU=${QEMU_CPU:-cortex-a72}   # Raspberry Pi 4
-PY=${PYTHON:-python}  # the project venv's python (x86 side)
+PY=${PYTHON:-python3}  # the project venv's python (x86 side)
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"   # this checkout's sdss_distill, from any cwd
+"$PY" -c "import sdss_distill.export" 2>/dev/null \
+  || fail "$PY cannot import sdss_distill.export; set PYTHON to a venv with pip install '$REPO[train]' (or requirements.txt)"
+
+# Plan: what is missing, what it costs; nothing is installed before the user agrees.
+PLAN=()
+NEED_APT=0
+if ! command -v qemu-aarch64-static >/dev/null || ! command -v debootstrap >/dev/null; then
+  NEED_APT=1
+  PLAN+=("apt-get install qemu-user-static debootstrap (system packages: 63 MB download, 380 MB installed)")
+fi
+NEED_ROOTFS=0
+if [ ! -x "$ROOT/usr/bin/python3.11" ]; then
+  NEED_ROOTFS=1
+  PLAN+=("debootstrap an arm64 Debian bookworm root into $ROOT (about 400 MB written)")
+fi
+NEED_WHEELS=0
+if [ ! -d "$ROOT/opt/edge-site/ai_edge_litert" ]; then
+  NEED_WHEELS=1
+  PLAN+=("pip install requirements-edge.txt as aarch64 wheels into $ROOT/opt/edge-site (30 MB download, about 100 MB written)")
+fi
+if [ ${#PLAN[@]} -gt 0 ]; then
+  if [ $((NEED_APT + NEED_ROOTFS)) -gt 0 ] && [ "$(id -u)" -ne 0 ]; then
+    fail "installing qemu/debootstrap and building $ROOT needs root; run it as root (or with sudo)"
+  fi
+  echo "$PROG will:" >&2
+  printf '  - %s\n' "${PLAN[@]}" >&2
+  if [ $YES -eq 0 ]; then
+    if [ -t 0 ]; then
+      read -r -p "Proceed? [y/N] " answer
+      case "$answer" in y|Y|yes|YES) ;; *) echo "$PROG: nothing installed" >&2; exit 1 ;; esac
+    else
+      fail "not installing without confirmation; rerun with --yes"
+    fi
+  fi
+fi
+
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-MODELS=("$@")
-if [ ${#MODELS[@]} -eq 0 ]; then MODELS=("$RUN"/tflite/*.tflite); fi
-
-if ! command -v qemu-aarch64-static >/dev/null || ! command -v debootstrap >/dev/null; then
+if [ $NEED_APT -eq 1 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static debootstrap
 fi
-if [ ! -x "$ROOT/usr/bin/python3.11" ]; then
+if [ $NEED_ROOTFS -eq 1 ]; then
   echo "== debootstrap arm64 bookworm into $ROOT"
   debootstrap --arch=arm64 --foreign --variant=minbase --include=python3 bookworm "$ROOT"
   for deb in "$ROOT"/var/cache/apt/archives/*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
@@ -52,7 +127,7 @@ CPU revision	: 3
 Hardware	: BCM2835
 Model		: Raspberry Pi 4 Model B Rev 1.4
 CPU
-if [ ! -d "$ROOT/opt/edge-site/ai_edge_litert" ]; then
+if [ $NEED_WHEELS -eq 1 ]; then
   echo "== aarch64 wheels from PyPI into $ROOT/opt/edge-site"
   "$PY" -m pip install -q --target "$ROOT/opt/edge-site" --only-binary=:all: \
     --python-version 3.11 --implementation cp --platform manylinux_2_27_aarch64 \
@@ -63,7 +138,7 @@ ARM=(qemu-aarch64-static -L "$ROOT" "$ROOT/usr/bin/python3.11")
 ARM_PATH="$ROOT/opt/edge-site:$REPO"
 
 echo "== test rows of $RUN"
-(cd "$REPO" && "$PY" - "$RUN" "$WORK/test.csv" <<'PYEOF'
+("$PY" - "$RUN" "$WORK/test.csv" <<'PYEOF'
 import csv, sys
 from sdss_distill.runtime import quiet_import
 quiet_import("keras")
@@ -84,8 +159,8 @@ PYTHONPATH="$ARM_PATH" "${ARM[@]}" -c \
 status=0
 for model in "${MODELS[@]}"; do
   name=$(basename "$model" .tflite)
-  (cd "$REPO" && "$PY" -m sdss_distill.edge predict --model "$model" --input "$WORK/test.csv" \
-      --output "$WORK/$name.x86.csv" 2>/dev/null)
+  "$PY" -m sdss_distill.edge predict --model "$model" --input "$WORK/test.csv" \
+      --output "$WORK/$name.x86.csv" 2>/dev/null
   start=$(date +%s)
   PYTHONPATH="$ARM_PATH" "${ARM[@]}" -m sdss_distill.edge predict --model "$model" \
       --input "$WORK/test.csv" --output "$WORK/$name.arm.csv" 2>/dev/null

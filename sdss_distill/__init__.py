@@ -5,4 +5,9 @@ import os
 # TensorFlow's C++ start-up chatter (CUDA probes, oneDNN notices) hides our own output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from .logs import quiet_tensorflow_logs  # noqa: E402  (after the environment is set)
+
+# ... and its Python-side INFO/WARNING records (`Assets written to`, `retracing`): logs.py.
+quiet_tensorflow_logs()
+
 __version__ = "0.1.0"

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from .config import read_toml
 from .errors import InputError, listing
@@ -274,6 +273,7 @@ class Split:
 
 def split(df: pd.DataFrame, fractions=(0.4, 0.4, 0.2), seed: int = 0) -> Split:
     """Stratified, seeded teacher-train / student-train / test split of a cleaned table."""
+    from sklearn.model_selection import train_test_split  # ~1 s to import: only when splitting
     rows, y = df.index.to_numpy(), labels(df)
     teacher_f, student_f, test_f = fractions
     counts = np.bincount(y, minlength=len(LABELS))
@@ -289,6 +289,7 @@ def split(df: pd.DataFrame, fractions=(0.4, 0.4, 0.2), seed: int = 0) -> Split:
 def validation_slice(df: pd.DataFrame, rows: np.ndarray, fraction: float,
                      seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split training rows into (fit, validation) for early stopping; test rows never enter."""
+    from sklearn.model_selection import train_test_split
     fit, val = train_test_split(rows, test_size=fraction, stratify=labels(df.loc[rows]),
                                 random_state=seed)
     return np.sort(fit), np.sort(val)

@@ -5,19 +5,17 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from scipy.special import log_softmax
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    log_loss,
-    precision_recall_fscore_support,
-)
 
 from .schema import LABELS
+
+# scipy and scikit-learn are imported inside the functions that use them: `export --help`
+# imports this module, and scikit-learn alone takes about a second to import.
 
 
 def classification(y_true: np.ndarray, logits: np.ndarray) -> dict:
     """Test accuracy, log loss, per-class precision/recall/F1 and the confusion matrix."""
+    from scipy.special import log_softmax
+    from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support
     pred = logits.argmax(axis=1)
     k = list(range(len(LABELS)))
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -39,6 +37,7 @@ def classification(y_true: np.ndarray, logits: np.ndarray) -> dict:
 def expected_calibration_error(y_true: np.ndarray, logits: np.ndarray, bins: int = 15) -> float:
     """ECE (Guo et al. 2017): the row-weighted mean |accuracy - confidence| over `bins` equal-width
     bins of the top-class probability."""
+    from scipy.special import log_softmax
     p = np.exp(log_softmax(logits, axis=1))
     confidence, correct = p.max(axis=1), (p.argmax(axis=1) == y_true)
     which = np.minimum((confidence * bins).astype(int), bins - 1)
@@ -51,6 +50,7 @@ def expected_calibration_error(y_true: np.ndarray, logits: np.ndarray, bins: int
 
 def teacher_student(teacher_logits: np.ndarray, student_logits: np.ndarray) -> dict:
     """KL(teacher || student) at T = 1 (mean over rows) and the share of equal predictions."""
+    from scipy.special import log_softmax
     log_t, log_s = log_softmax(teacher_logits, axis=1), log_softmax(student_logits, axis=1)
     kl = (np.exp(log_t) * (log_t - log_s)).sum(axis=1).mean()
     agree = (teacher_logits.argmax(1) == student_logits.argmax(1)).mean()

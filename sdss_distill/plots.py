@@ -1,7 +1,9 @@
 """Figures and glue for the notebooks: find the data and a run, then plot it (matplotlib only).
 
 Every plotting function takes data the pipeline already produced (a table, a report dict,
-logits) and returns a matplotlib Figure; none of them trains or scores anything.
+logits) and returns a matplotlib Figure; none of them trains or scores anything. Every
+figure has a title and axis labels with units; legends sit outside the axes, so they cover
+no data; an axis of a quantity that does not start at zero says so in its label.
 
     from sdss_distill import plots
     fig = plots.colour_colour(df)          # shows inline in a notebook
@@ -16,7 +18,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy.special import softmax
 
 from .errors import InputError
 from .schema import ASINH_SCALES, BANDS, LABELS, TARGET
@@ -122,6 +123,32 @@ def _limits(values: pd.Series, pad: float = 0.1) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def _softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _legend_outside(ax, **kwargs):
+    """The axes' legend just right of it (outside the data area), top-aligned."""
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                     fontsize=8, **kwargs)
+
+
+def _figure_legend(fig, handles, labels, **kwargs):
+    """One legend for all panels, right of the figure (drawn after tight_layout)."""
+    return fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+                      **kwargs)
+
+
+def _note_offset(ax, axis: str = "y") -> None:
+    """Append "(axis starts at X, not 0)" to a linear axis' label when it does not start at 0."""
+    lo = (ax.get_ylim() if axis == "y" else ax.get_xlim())[0]
+    scale = ax.get_yscale() if axis == "y" else ax.get_xscale()
+    if scale == "linear" and lo > 0:
+        label = ax.get_ylabel() if axis == "y" else ax.get_xlabel()
+        (ax.set_ylabel if axis == "y" else ax.set_xlabel)(f"{label}\n(axis starts at {lo:.3g}, not 0)")
+
+
 def class_balance(df: pd.DataFrame, ax=None):
     """Bar chart of objects per class, with counts and shares."""
     fig, ax = _axes(ax, (4.5, 3))
@@ -130,7 +157,7 @@ def class_balance(df: pd.DataFrame, ax=None):
     for bar, n in zip(bars, counts.values):
         ax.annotate(f"{n:,}\n{n / counts.sum():.1%}", (bar.get_x() + bar.get_width() / 2, n),
                     ha="center", va="bottom", fontsize=8)
-    ax.set_ylabel("objects")
+    ax.set(xlabel="spectroscopic class", ylabel="objects (count)")
     ax.set_ylim(0, counts.max() * 1.25)
     ax.set_title(f"class balance ({counts.sum():,} objects)")
     fig.tight_layout()
@@ -147,8 +174,11 @@ def colour_colour(df: pd.DataFrame, pairs=(("u", "g", "g", "r"), ("g", "r", "r",
             m = df[TARGET] == cls
             ax.scatter(x[m], y[m], s=s, alpha=alpha, color=COLOURS[cls], lw=0,
                        label=f"{cls} ({m.sum():,})", rasterized=True)
-        ax.set(xlabel=f"{a} - {b}", ylabel=f"{c} - {d}", xlim=_limits(x), ylim=_limits(y))
-        ax.legend(markerscale=4, fontsize=8, loc="best")
+        ax.set(xlabel=f"{a} - {b} (mag)", ylabel=f"{c} - {d} (mag)", xlim=_limits(x), ylim=_limits(y),
+               title=f"{c} - {d} against {a} - {b}")
+    _legend_outside(axes[0][-1], markerscale=4, title="class (objects)")
+    fig.suptitle("colour-colour diagrams by class (axes clipped at the 0.5-99.5 percentiles)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -166,8 +196,10 @@ def redshift_hist(df: pd.DataFrame, bins: int = 80, ax=None):
     ax.set_xscale("symlog", linthresh=1 / scale)
     ax.set_yscale("log")
     ax.axvline(0, color="k", lw=0.5)
-    ax.set(xlabel=f"redshift z (symlog, linear within |z| < {1 / scale:g})", ylabel="objects")
-    ax.legend(fontsize=8)
+    ax.set(xlabel=f"spectroscopic redshift z (dimensionless; symlog, linear within |z| < "
+                  f"{1 / scale:g})", ylabel="objects per bin (log scale)",
+           title="redshift by class")
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -184,13 +216,15 @@ def magnitude_ranges(df: pd.DataFrame, cuts: dict[str, float] | None = None, ax=
                    boxprops={"facecolor": COLOURS[cls], "alpha": 0.6},
                    medianprops={"color": "k"})
         ax.plot([], [], "s", color=COLOURS[cls], label=cls)
-    for band, cut in (cuts or {}).items():
+    for k, (band, cut) in enumerate((cuts or {}).items()):
         i = BANDS.index(band)
-        ax.hlines(cut, i - 0.45, i + 0.45, colors="k", linestyles="--", lw=1)
+        ax.hlines(cut, i - 0.45, i + 0.45, colors="k", linestyles="--", lw=1,
+                  label="query cut" if k == 0 else None)
     ax.set_xticks(range(len(BANDS)), BANDS)
     ax.invert_yaxis()  # astronomers' convention: brighter is up
-    ax.set(ylabel="model magnitude (brighter up)")
-    ax.legend(fontsize=8, ncol=3, loc="lower left")
+    ax.set(xlabel="SDSS band", ylabel="model magnitude (mag; brighter up)",
+           title="magnitudes by class (boxes: quartiles; whiskers: 1-99 %)")
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -204,8 +238,10 @@ def colour_vs_redshift(df: pd.DataFrame, colours=(("u", "g"), ("g", "r"))):
         ax.axhspan(lo, hi, color="0.85", label="stars, 5-95 %")
         ax.scatter(qso["redshift"], _colour(qso, a, b), s=5, color=COLOURS["QSO"], alpha=0.6,
                    label="QSO")
-        ax.set(xlabel="QSO redshift", ylabel=f"{a} - {b}", ylim=_limits(_colour(df, a, b)))
-        ax.legend(fontsize=8)
+        ax.set(xlabel="QSO redshift z (dimensionless)", ylabel=f"{a} - {b} (mag)",
+               ylim=_limits(_colour(df, a, b)), title=f"{a} - {b} of QSOs")
+    _legend_outside(axes[0][-1])
+    fig.suptitle("QSO colours against redshift, over the stellar colour range", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -224,15 +260,17 @@ def confusion_matrices(report: dict, names=("teacher", "student", "baseline")):
                     color="white" if share[i, j] > 0.6 else "black")
         ax.set_xticks(range(len(LABELS)), LABELS, fontsize=8)
         ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
-        ax.set(xlabel="predicted", ylabel="true",
-               title=f"{name}: {report['models'][name]['test_accuracy']:.2%}")
+        ax.set(xlabel="predicted class", ylabel="true class",
+               title=f"{name}: {report['models'][name]['test_accuracy']:.2%} accurate")
+    fig.suptitle("confusion matrices on the test rows (count, share of the true class)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def per_class_bars(report: dict, names=("teacher", "student", "baseline"),
                    metrics=("precision", "recall", "f1")):
-    """Per-class precision / recall / F1, one bar per model."""
+    """Per-class precision / recall / F1, one bar per model; the y-axis is zoomed and says so."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
     width = 0.8 / len(names)
     shades = dict(zip(names, ("0.25", "#CC79A7", "0.7", "#56B4E9")))
@@ -243,10 +281,12 @@ def per_class_bars(report: dict, names=("teacher", "student", "baseline"),
             ax.bar(np.arange(len(LABELS)) + (k - (len(names) - 1) / 2) * width, values[k],
                    width, label=name, color=shades[name])
         ax.set_xticks(range(len(LABELS)), LABELS)
-        ax.set_ylim(max(0.0, values.min() - 0.05), 1.0)
-        ax.set_title(metric)
-    axes[0][0].legend(fontsize=8)
+        ax.set_ylim(max(0.0, np.floor((values.min() - 0.03) * 50) / 50), 1.0)
+        ax.set(xlabel="class", ylabel=f"{metric} (fraction)", title=metric)
+        _note_offset(ax)
+    fig.suptitle("per-class metrics on the test rows", fontsize=10)
     fig.tight_layout()
+    _figure_legend(fig, *axes[0][0].get_legend_handles_labels(), title="model")
     return fig
 
 
@@ -256,20 +296,21 @@ def soft_labels(logits: np.ndarray, temperatures=(1.0, 3.0, 10.0), titles=None):
     fig, axes = plt.subplots(1, len(logits), figsize=(3.3 * len(logits), 3.2), squeeze=False,
                              sharey=True)
     width = 0.8 / len(temperatures)
-    lowest = min(softmax(logits / t, axis=1).min() for t in temperatures)
+    lowest = min(_softmax(logits / t, axis=1).min() for t in temperatures)
     for k, (ax, row) in enumerate(zip(axes[0], logits)):
         for j, t in enumerate(temperatures):
-            p = softmax(row / t)
+            p = _softmax(row / t)
             ax.bar(np.arange(len(LABELS)) + (j - (len(temperatures) - 1) / 2) * width, p, width,
                    label=f"T = {t:g}", color=plt.cm.viridis(j / max(1, len(temperatures) - 1)))
         ax.set_yscale("log")
         ax.set_ylim(min(1e-3, lowest / 3), 1.5)
         ax.set_xticks(range(len(LABELS)), LABELS, fontsize=8)
+        ax.set_xlabel("class")
         ax.set_title(titles[k] if titles is not None else f"object {k}", fontsize=9)
-    axes[0][0].set_ylabel("teacher probability (log)")
+    axes[0][0].set_ylabel("teacher probability (log scale)")
+    fig.suptitle("the teacher's soft labels, softmax(logits / T)", fontsize=10)
     fig.tight_layout()
-    fig.legend(*axes[0][0].get_legend_handles_labels(), fontsize=8, loc="center left",
-               bbox_to_anchor=(1.0, 0.5))
+    _figure_legend(fig, *axes[0][0].get_legend_handles_labels(), title="temperature")
     return fig
 
 
@@ -290,9 +331,9 @@ def disagreements(df: pd.DataFrame, teacher_pred, student_pred,
                     ax.scatter(x[m], y[m], s=22, marker=MARKERS[sc], facecolor="none",
                                edgecolor=COLOURS[tc], lw=1.1,
                                label=f"teacher {tc}, student {sc} ({m.sum()})")
-        ax.set(xlabel=f"{a} - {b}", ylabel=f"{c} - {d}", xlim=_limits(pd.Series(x)),
-               ylim=_limits(pd.Series(y)))
-    axes[0][-1].legend(fontsize=7, loc="best")
+        ax.set(xlabel=f"{a} - {b} (mag)", ylabel=f"{c} - {d} (mag)", xlim=_limits(pd.Series(x)),
+               ylim=_limits(pd.Series(y)), title=f"{c} - {d} against {a} - {b}")
+    _legend_outside(axes[0][-1], title="colour: teacher, marker: student")
     fig.suptitle(f"{differ.sum()} of {len(differ)} test objects where student and teacher differ",
                  fontsize=10)
     fig.tight_layout()
@@ -310,39 +351,49 @@ def pareto_front(cost, score) -> np.ndarray:
 
 def pareto(variants: dict, references: dict[str, float] | None = None):
     """Accuracy against file size and against batch-1 latency (median, bar to p99), one colour
-    per TFLite variant (legend: agreement with Keras); the Pareto front is filled and joined.
+    and marker per TFLite variant (legend: agreement with Keras). Markers on the Pareto front
+    are filled and joined by a grey line; the others are hollow. Cost axes start at 0.
 
     `references` draws horizontal lines, e.g. {"Keras student": 0.96}.
     """
     names = list(variants)
     acc = np.array([variants[n]["test_accuracy"] for n in names])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
-    specs = (("size_bytes", "file size (kB)", 1e-3), ("latency_us_median", "batch-1 latency (us)", 1.0))
-    for ax, (key, label, scale) in zip(axes[0], specs):
+    specs = (("size_bytes", "file size (kB)", 1e-3, "size"),
+             ("latency_us_median", "batch-1 latency (us, median; bar to p99)", 1.0, "latency"))
+    for ax, (key, label, scale, what) in zip(axes[0], specs):
         cost = np.array([variants[n][key] for n in names], float) * scale
         front = pareto_front(cost, acc)
         order = np.argsort(cost[front])
-        ax.plot(cost[front][order], acc[front][order], "-", color="0.5", lw=1, zorder=1,
-                label="Pareto front (filled)")
+        ax.plot(cost[front][order], acc[front][order], "-", color="0.5", lw=1, zorder=1)
         if key == "latency_us_median":
             p99 = np.array([variants[n].get("latency_us_p99", np.nan) for n in names]) * scale
             ax.errorbar(cost, acc, xerr=[np.zeros_like(cost), np.clip(p99 - cost, 0, None)],
-                        fmt="none", ecolor="0.7", lw=0.8, zorder=1, label="median to p99")
-        for k in range(len(names)):  # distinct hollow markers keep coincident files visible
+                        fmt="none", ecolor="0.7", lw=0.8, zorder=1)
+        for k in range(len(names)):  # distinct markers keep coincident files visible
             colour = plt.cm.tab10(k % 10)
             ax.scatter(cost[k], acc[k], s=70, marker=_MARKS[k % len(_MARKS)], lw=1.5, zorder=2,
                        facecolor=colour if front[k] else "none", edgecolor=colour)
-        for k, (name, value) in enumerate((references or {}).items()):
-            ax.axhline(value, ls=("--", ":", "-.")[k % 3], color="k", lw=0.8, label=name)
-        ax.set(xlabel=label, ylabel="test accuracy")
-        ax.margins(x=0.15, y=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        for k, value in enumerate((references or {}).values()):
+            ax.axhline(value, ls=("--", ":", "-.")[k % 3], color="k", lw=0.8)
+        ax.margins(y=0.3)
+        ax.set_xlim(0, max(cost.max(), np.nanmax(p99) if key == "latency_us_median" else 0) * 1.15)
+        ax.set(xlabel=label, ylabel="test accuracy (fraction)",
+               title=f"accuracy against {what} ({int(front.sum())} of {len(names)} on the front)")
+        _note_offset(ax)
     handles = [plt.Line2D([], [], ls="", marker=_MARKS[k % len(_MARKS)], mfc="none", mew=1.5,
                           color=plt.cm.tab10(k % 10)) for k in range(len(names))]
     tags = [f"{n} (agreement {variants[n]['agreement']:.1%})" if "agreement" in variants[n] else n
             for n in names]
+    handles += [plt.Line2D([], [], color="0.5", lw=1),
+                plt.Line2D([], [], color="0.7", lw=0.8, marker="|", ls="-")]
+    tags += ["Pareto front (filled markers)", "latency median to p99"]
+    for k, name in enumerate(references or {}):
+        handles.append(plt.Line2D([], [], ls=("--", ":", "-.")[k % 3], color="k", lw=0.8))
+        tags.append(name)
+    fig.suptitle("TFLite files: test accuracy against file size and batch-1 latency", fontsize=10)
     fig.tight_layout()
-    fig.legend(handles, tags, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _figure_legend(fig, handles, tags)
     return fig
 
 

@@ -175,9 +175,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--npz", required=True, help="inputs written by sdss_distill.export")
     p.add_argument("--out", required=True, help="directory for the .tflite files")
-    p.add_argument("--qat-epochs", type=int, default=10)
-    p.add_argument("--prune-epochs", type=int, default=20)
-    p.add_argument("--sparsity", type=float, default=0.5)
+    p.add_argument("--qat-epochs", type=int, default=10, help="QAT fine-tuning epochs (default: 10)")
+    p.add_argument("--prune-epochs", type=int, default=20,
+                   help="pruning fine-tuning epochs (default: 20)")
+    p.add_argument("--sparsity", type=float, default=0.5,
+                   help="share of weights pruned (default: 0.5)")
     return p.parse_args(argv)
 
 

@@ -12,6 +12,7 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXPECTED = ("01_sdss_data.ipynb", "02_distillation.ipynb", "03_edge.ipynb", "04_methods.ipynb")
 MAX_CELL_LINES = 25  # glue and plotting calls; anything longer belongs in the package
+TF_NOISE = ("INFO:tensorflow", "WARNING:tensorflow", "W0000", "retracing")  # see logs.py
 
 # Code that would mean a notebook re-implements the package instead of calling it.
 COPIED_LOGIC = {
@@ -121,3 +122,7 @@ def test_notebook_runs_top_to_bottom(name, exported_run, small_sweep, real_csv, 
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+    streams = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    noise = [line for line in streams.splitlines() if any(n in line for n in TF_NOISE)]
+    assert noise == [], f"{name} prints TensorFlow log lines: {noise[:3]}"
