@@ -300,3 +300,36 @@ def load_run_rows(run_dir, data: str | Path | None = None) -> RunRows:
     cfg = info["config"]
     df, _ = clean(load_table(path, read_column_map(cfg.get("columns"))), get_view(cfg["teacher_view"]))
     return RunRows(path, sha, df, Split.load(models / "split.json"), cfg)
+
+
+def main(argv=None) -> int:
+    """`python -m sdss_distill.data fetch|synth ...`: get more (real or SIMULATED) tables.
+
+    Usage:
+        python -m sdss_distill.data fetch --rows 100000 --mag r 19 22 --out data/faint.parquet
+        python -m sdss_distill.data synth --rows 1000000 --out data/sim_1m.parquet --seed 0
+    """
+    import argparse
+    import importlib
+
+    from .errors import run_cli
+
+    prog = "python -m sdss_distill.data"
+    commands = {"fetch": ("skyserver", "download labelled objects from SDSS SkyServer's SQL search"),
+                "synth": ("synth", "write a SIMULATED SDSS-like catalogue (Parquet)")}
+    p = argparse.ArgumentParser(prog=prog, description=main.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{fetch,synth}")
+    modules = {}
+    for name, (module, summary) in commands.items():
+        modules[name] = importlib.import_module(f".{module}", __package__)
+        modules[name].add_arguments(sub.add_parser(name, help=summary, description=summary))
+    args = p.parse_args(argv)
+    return run_cli(lambda: modules[args.command].run(args), f"{prog} {args.command}", debug=args.debug)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
