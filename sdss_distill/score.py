@@ -35,6 +35,7 @@ from . import __version__
 from .errors import InputError, listing, run_cli
 from .quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values
 from .schema import ID_COLUMNS, SENTINEL, canonical_name
+from .synth import SIMULATED_KEY  # a simulated input's mark, copied into its output parts
 
 PROG = "python -m sdss_distill.score"
 EXIT_FLAGGED = 1
@@ -251,8 +252,10 @@ def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dic
             writer.write_batch(table)
         if writer is None:
             raise InputError(f"{part.source}: row groups {listing(part.row_groups)} are empty")
+        simulated = (source.schema_arrow.metadata or {}).get(SIMULATED_KEY.encode())
         writer.add_key_value_metadata({META_KEY: json.dumps(
-            {"identity": identity, "stats": totals, "sdss_distill": __version__})})
+            {"identity": identity, "stats": totals, "sdss_distill": __version__}),
+            **({SIMULATED_KEY: simulated} if simulated else {})})
         writer.close()
         os.replace(tmp, out)
     except BaseException:
@@ -385,8 +388,8 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
         raise InputError(f"--model {model}: no such model file")
     files = input_files(pattern)
     bundle = model_bundle(Path(model))
-    output.mkdir(parents=True, exist_ok=True)
     parts = plan(files, bundle.columns, bundle.labels, list(keep), part_rows)
+    output.mkdir(parents=True, exist_ok=True)
     for stale in output.glob(".*.parquet.*.tmp"):  # left by a killed run; never a part
         stale.unlink(missing_ok=True)
     planned = {p.name for p in parts}
