@@ -324,16 +324,20 @@ def input_files(pattern: str) -> list[Path]:
 
 
 def hats_files(path: Path) -> list[Path]:
-    """A HATS catalogue's partition files, listed through LSDB (an optional extra)."""
+    """A HATS catalogue's partition files: LSDB (an optional extra) opens the catalogue and
+    says how many HEALPix partitions it has; their Parquet files are then scored like any
+    others. Not tested against a real LSDB install (see the README)."""
     try:
         import lsdb
     except ImportError:
         raise InputError(f"--input {path}: a HATS catalogue needs LSDB; pip install lsdb, or pass "
                          f"its Parquet files as a glob ('{path}/dataset/**/*.parquet')") from None
-    from hats.io import paths
-    catalog = lsdb.open_catalog(path)
-    return [Path(str(paths.pixel_catalog_file(path, pixel)))
-            for pixel in catalog.get_healpix_pixels()]
+    pixels = lsdb.read_hats(path).get_healpix_pixels()
+    files = sorted(f for f in path.rglob("*.parquet") if "Npix=" in f.as_posix())
+    if len({f.as_posix().split("Npix=")[1].split("/")[0] for f in files}) != len(pixels):
+        raise InputError(f"--input {path}: LSDB lists {len(pixels)} partitions but {len(files)} "
+                         f"Npix=*.parquet files were found; pass the files as a glob instead")
+    return files
 
 
 def start_client(scheduler: str | None, workers: int, threads: int):
