@@ -88,7 +88,7 @@ def dask_run(model: Path, pattern: str, out: Path, workers: int, repeats: int) -
 
 
 def single_process(model: Path, paths: list[Path], out: Path) -> dict:
-    """score_part for every part, one after the other in this process: no Dask."""
+    """score_part for every part, one after the other in this process (one Arrow thread): no Dask."""
     import resource
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -240,6 +240,10 @@ def main(argv=None) -> int:
     p.add_argument("--report", default="reports/bench_score", help="REPORT.json and REPORT.md "
                    "(default: reports/bench_score)")
     args = p.parse_args(argv)
+    import pyarrow as pa
+    # Dask starts workers with OMP_NUM_THREADS=1, which Arrow also obeys; give this process's
+    # no-Dask run the same one core, so that "per core" means the same thing in every row.
+    pa.set_cpu_count(1)
     model = Path(args.model)
     run = Path(args.run or json.loads(model.with_suffix(".json").read_text())["source"]["run"])
     paths = catalogue(Path(args.data), args.rows, args.files)

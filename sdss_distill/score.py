@@ -268,6 +268,7 @@ def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dic
 
 def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) -> list[Part]:
     """Parts of whole row groups (about part_rows rows each) for every input file."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
     common = Path(os.path.commonpath([p.resolve().parent for p in paths]))
     parts = []
@@ -276,7 +277,8 @@ def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) ->
             meta = pq.ParquetFile(path).metadata
         except (OSError, ValueError) as e:  # ArrowInvalid is a ValueError
             raise InputError(f"{path}: not a readable Parquet file ({e})") from None
-        names = meta.schema.to_arrow_schema().names
+        schema = meta.schema.to_arrow_schema()
+        names = schema.names
         found = {}
         for name in names:
             found.setdefault(canonical_name(name), name)
@@ -288,6 +290,12 @@ def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) ->
         if absent:
             raise InputError(f"{path}: --keep column(s) {listing(absent)} not found; found "
                              f"{listing(names, 20)}")
+        text = [found[c] for c in columns if not (pa.types.is_integer(schema.field(found[c]).type)
+                                                  or pa.types.is_floating(schema.field(found[c]).type))]
+        if text:
+            raise InputError(f"{path}: column(s) {listing(text)} hold "
+                             f"{schema.field(text[0]).type} values, not numbers; store "
+                             f"magnitudes as float")
         cols = {c: found[c] for c in (*ID_COLUMNS, *columns) if c in found}
         taken = {*OUTPUT_COLUMNS, *ID_COLUMNS, *(f"p_{label}" for label in labels)}
         kept = {(f"input_{c}" if c in taken else c): c for c in keep}

@@ -241,6 +241,7 @@ def test_check_rows_agrees_with_quality():
     ("no_match", "--input {tmp}/nothing/*.parquet: no Parquet files match"),
     ("no_column", "{tmp}/noz.parquet: missing column(s) z needed by the model"),
     ("bad_keep", "{tmp}/noz.parquet: --keep column(s) dec not found"),
+    ("text_column", "{tmp}/noz.parquet: column(s) g hold string values, not numbers"),
 ])
 def test_bad_input_one_line_exit_2(model, tmp_path, capsys, case, message):
     pq.write_table(pa.table({b: [15.0] for b in BANDS if b != "z"}), tmp_path / "noz.parquet")
@@ -257,8 +258,9 @@ def test_bad_input_one_line_exit_2(model, tmp_path, capsys, case, message):
     else:
         args["input"] = str(tmp_path / "noz.parquet")
         args["keep"] = "dec" if case == "bad_keep" else ""
-        if case == "bad_keep":
-            pq.write_table(pa.table({b: [15.0] for b in BANDS}), tmp_path / "noz.parquet")
+        if case in ("bad_keep", "text_column"):
+            pq.write_table(pa.table({b: ["15"] if (b == "g" and case == "text_column") else [15.0]
+                                     for b in BANDS}), tmp_path / "noz.parquet")
     code, err = run(capsys, "--model", args["model"], "--input", args["input"], "--output",
                     str(tmp_path / "out"), "--keep", args["keep"], "--quiet")
     assert code == 2
