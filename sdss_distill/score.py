@@ -216,12 +216,15 @@ def completed(path: Path, identity: dict) -> dict | None:
 
 
 def writer_options(schema, part: Part) -> dict:
-    """Parquet settings for speed: zstd level 1; dictionaries only for the label-like columns,
-    delta encoding and statistics only for the integer id and row columns (statistics and
-    dictionary attempts on random floats cost more than the compression itself)."""
+    """Parquet settings for speed: dictionaries only for the label-like columns, delta encoding
+    and statistics only for the integer id and row columns, zstd for all but the computed
+    probabilities (statistics, dictionary attempts and compression on those floats cost about
+    half the write time and save little space)."""
     import pyarrow as pa
     ints = [f.name for f in schema if pa.types.is_integer(f.type)]
-    return {"compression": "zstd", "compression_level": 1, "write_statistics": ints,
+    computed = {f.name for f in schema if f.name.startswith("p_") and f.name not in part.keep}
+    return {"compression": {f.name: "none" if f.name in computed else "zstd" for f in schema},
+            "write_statistics": ints,
             "use_dictionary": [f.name for f in schema if pa.types.is_dictionary(f.type)
                                or f.name in part.keep],
             "column_encoding": {c: "DELTA_BINARY_PACKED" for c in ints if c not in part.keep}}
