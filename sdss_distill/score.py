@@ -50,7 +50,7 @@ QUALITY = ("ok", *REASONS)
 class Part:
     """Whole row groups of one input file, scored into one output file."""
 
-    source: str
+    source: str  # absolute: a worker's working directory may differ from the client's
     name: str
     row_groups: tuple[int, ...]
     first_row: int
@@ -309,7 +309,7 @@ def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) ->
             groups.append(g)
             rows += meta.row_group(g).num_rows
             if rows >= part_rows or g == meta.num_row_groups - 1:
-                parts.append(Part(str(path), f"{stem}.part{k:05d}.parquet", tuple(groups), start,
+                parts.append(Part(str(path.resolve()), f"{stem}.part{k:05d}.parquet", tuple(groups), start,
                                   rows, stat.st_size, stat.st_mtime_ns, cols, kept))
                 groups, start, rows, k = [], start + rows, 0, k + 1
     names = [p.name for p in parts]
