@@ -235,6 +235,7 @@ def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dic
     import resource
 
     import pyarrow.parquet as pq
+    cpu = time.process_time()
     out = Path(out_dir) / part.name
     identity = _identity(part, bundle)
     clf = classifier(bundle)
@@ -266,7 +267,8 @@ def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dic
         raise
     # this worker process's peak RSS so far (Linux: KiB), for the memory-per-worker figure
     return {**totals, "worker": f"{os.uname().nodename}:{os.getpid()}",
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cpu_s": time.process_time() - cpu}
 
 
 def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) -> list[Part]:
@@ -431,6 +433,7 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
              "out_of_domain": sum(r["out_of_domain"] for r in every),
              "worker_max_rss_mb": {r["worker"]: r["max_rss_mb"] for r in sorted(
                  results, key=lambda r: r["max_rss_mb"])},
+             "cpu_s": sum(r["cpu_s"] for r in results),
              "scoring_s": elapsed, "wall_s": time.perf_counter() - started}
     total["rows_per_s"] = total["rows"] / elapsed if elapsed else 0.0
     return total
