@@ -150,8 +150,9 @@ def profile_part(model: Path, path: Path, out: Path) -> dict:
     return {"rows": part.rows, **best, "total": sum(best.values())}
 
 
-def keras_predict(run: Path, path: Path, rows: int) -> dict:
-    """The Keras student's predict on the first `rows` valid rows (TensorFlow's own threads)."""
+def keras_predict(run: Path, model_file: Path, path: Path, rows: int) -> dict:
+    """The Keras student's predict on the first `rows` valid rows (TensorFlow's own threads),
+    and the LiteRT model's logits on the same in-memory rows (one thread)."""
     import pyarrow.parquet as pq
 
     from sdss_distill.quality import check_values
@@ -167,8 +168,14 @@ def keras_predict(run: Path, path: Path, rows: int) -> dict:
     start = time.perf_counter()
     model.predict(x, batch_size=65_536, verbose=0)
     elapsed = time.perf_counter() - start
+    clf = score.classifier(score.model_bundle(model_file))
+    clf.logits(x[:65_536])
+    start = time.perf_counter()
+    clf.logits(x)
+    lite = time.perf_counter() - start
     return {"rows": len(x), "seconds": elapsed, "rows_per_s": len(x) / elapsed, "batch": 65_536,
-            "note": "in-memory numpy in, no Parquet; TensorFlow uses every core"}
+            "note": "in-memory numpy in, no Parquet; TensorFlow uses every core",
+            "litert_seconds": lite, "litert_rows_per_s": len(x) / lite}
 
 
 def other_load() -> dict:
@@ -212,7 +219,10 @@ def markdown(doc: dict) -> str:
               f"{s['rows_per_cpu_s'] / 1e6:.2f} M | {s['peak_rss_mb']:.0f} MB (process) |",
               f"| Keras student `predict` (in memory, subset) | {k['rows']:,} | {k['seconds']:.2f} | "
               f"{k['rows_per_s'] / 1e6:.2f} M | {k['rows_per_s'] / 1e6 / m['cores']:.2f} M (all "
-              f"{m['cores']} cores) | | |", "",
+              f"{m['cores']} cores) | | |",
+              f"| LiteRT `logits` on the same in-memory rows, 1 thread | {k['rows']:,} | "
+              f"{k['litert_seconds']:.3f} | {k['litert_rows_per_s'] / 1e6:.2f} M | "
+              f"{k['litert_rows_per_s'] / 1e6:.2f} M | | |", "",
               f"Peak RSS with 1 worker: {doc['dask_quarter']['peak_rss_mb_per_worker']:.0f} MB on "
               f"{doc['dask_quarter']['rows']:,} rows, {runs[0]['peak_rss_mb_per_worker']:.0f} MB on "
               f"{runs[0]['rows']:,} rows. 2-worker scaling efficiency: "
@@ -271,7 +281,7 @@ def main(argv=None) -> int:
     doc["extrapolated_hours_cpu"] = {n: SOURCES / (cpu_rate * n) / 3600 for n in (2, 16, 64)}
     doc["single_process"] = single_process(model, paths, scratch)
     doc["profile"] = profile_part(model, paths[0], Path(args.data).parent / "bench_profile.parquet")
-    doc["keras"] = keras_predict(run, paths[0], args.keras_rows)
+    doc["keras"] = keras_predict(run, model, paths[0], args.keras_rows)
     doc["load_after"] = other_load()
     report = Path(args.report)
     report.parent.mkdir(parents=True, exist_ok=True)
