@@ -187,7 +187,7 @@ def test_failed_part_leaves_nothing(catalogue, model, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kill", ["write_batch", "replace"])
-def test_killed_part_leaves_no_partial_file(catalogue, model, tmp_path, capsys, kill):
+def test_killed_part_leaves_no_partial_file(catalogue, model, scheduler, tmp_path, kill):
     """The process dies (os._exit) mid-write or just before the rename: no part appears."""
     out = tmp_path / "out"
     out.mkdir()
@@ -217,7 +217,7 @@ def test_killed_part_leaves_no_partial_file(catalogue, model, tmp_path, capsys, 
     assert list(out.glob("*.parquet")) == [] and len(list(out.glob(".*.tmp"))) == 1
     # a re-run clears the leftover and writes the part whole
     code = score.main(["--model", str(model), "--input", str(catalogue / "sim0.parquet"),
-                       "--output", str(out), "--workers", "1", "--quiet"])
+                       "--output", str(out), "--scheduler", scheduler, "--quiet"])
     assert code == 1 and list(out.glob(".*.tmp")) == []
     assert pq.read_table(out / "sim0.part00000.parquet").num_rows == 2500
 
