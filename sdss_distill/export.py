@@ -215,6 +215,7 @@ def _finetune(run: RunData, tmp: Path, quiet: bool) -> dict:
     np.savez(npz, x=x, y=run.y_train, x_test=run.x_test[STUDENT_VIEW], y_test=run.y_test,
              teacher_logits=soft_targets(run.teacher, run.x_train[run.teacher_view.name]),
              temperature=run.config["temperature"], alpha=run.config["alpha"],
+             soft_loss=run.config.get("soft_loss", "kl"),
              seed=run.config["seed"], **{f"kernel_{k}": w for k, w in enumerate(kernels)},
              **{f"bias_{k}": b for k, b in enumerate(biases)})
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "PYTHONPATH": os.pathsep.join(

@@ -125,7 +125,8 @@ def run(npz: Path, out: Path, *, qat_epochs: int = 10, prune_epochs: int = 20,
     biases = [d[f"bias_{k}"] for k in range(len(kernels))]
     x, y = d["x"].astype("float32"), d["y"]
     target = np.concatenate([y[:, None].astype("float32"), d["teacher_logits"]], axis=1)
-    loss = kd_loss(tf, float(d["temperature"]), float(d["alpha"]))
+    kind = str(d["soft_loss"]) if "soft_loss" in d else "kl"
+    loss = kd_loss(tf, float(d["temperature"]), float(d["alpha"]), kind)
     keras.utils.set_random_seed(int(d["seed"]))
 
     def calibration():
