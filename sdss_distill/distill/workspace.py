@@ -83,12 +83,19 @@ class Workspace:
         fit, val = self.fit_rows(name)
         return [(features(self.df.loc[r], view), labels(self.df.loc[r])) for r in (fit, val)]
 
+    def paired_arrays(self, name: str):
+        """((x, y), (x_val, y_val)) with x = {"student": ..., "teacher": ...}: both views of the
+        same rows, for distillers that run the teacher themselves."""
+        (xs, y), (xs_val, y_val) = self.arrays(name, self.student_view)
+        (xt, _), (xt_val, _) = self.arrays(name, self.teacher_view)
+        return ({"student": xs, "teacher": xt}, y), ({"student": xs_val, "teacher": xt_val}, y_val)
+
     def _once(self, key, make):
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
 
-    def _timed(self, name: str, fitted: Fitted) -> Fitted:
+    def timed(self, name: str, fitted: Fitted) -> Fitted:
         self.say(f"{name}: {fitted.epochs} epochs in {fitted.seconds:.1f} s")
         return fitted
 
@@ -107,7 +114,7 @@ class Workspace:
             (x, y), val = self.arrays("teacher_train", self.teacher_view)
             model = self.new_model(self.teacher_view, cfg.teacher_hidden, x, name="teacher",
                                    dropout=cfg.teacher_dropout)
-            fitted = self._timed("teacher", train_teacher(model, x, y, val, fit_settings(cfg)))
+            fitted = self.timed("teacher", train_teacher(model, x, y, val, fit_settings(cfg)))
             return Arm("teacher", "teacher", self.teacher_view, "teacher_train", model, fitted)
         return self._once(key, make)
 
@@ -130,7 +137,7 @@ class Workspace:
                               dropout=cfg.teacher_dropout) for k in range(members)]
             xs, ys = np.concatenate([x, x_val]), np.concatenate([y, y_val])
             train = np.repeat(np.arange(len(xs))[:, None] < len(x), members, axis=1)
-            fitted = self._timed(f"{members} ensemble teachers", train_parallel(
+            fitted = self.timed(f"{members} ensemble teachers", train_parallel(
                 nets, xs, ys, train, ~train, fit_settings(cfg)))
             model = ensemble_model(nets, self.teacher_view, name="teacher_ensemble")
             return Arm("teacher", "teacher", self.teacher_view, "teacher_train", model, fitted,
@@ -156,7 +163,7 @@ class Workspace:
             nets = [build_mlp(self.teacher_view, cfg.teacher_hidden, x[train[:, k]],
                               name=f"teacher_fold_{k}", dropout=cfg.teacher_dropout)
                     for k in range(folds)]
-            fitted = self._timed(f"{folds} fold teachers", train_parallel(
+            fitted = self.timed(f"{folds} fold teachers", train_parallel(
                 nets, x, y, train, val, fit_settings(cfg)))
             stacked = np.stack([logits(m, x) for m in nets], axis=1)
             oof = pd.DataFrame(targets.out_of_fold(stacked, fold, train, val), index=rows)
@@ -176,7 +183,7 @@ class Workspace:
         def make():
             (x, y), val = self.arrays(rows, self.student_view)
             model = self.new_model(self.student_view, hidden, x, name="baseline")
-            fitted = self._timed("baseline", train_teacher(model, x, y, val, fit_settings(cfg)))
+            fitted = self.timed("baseline", train_teacher(model, x, y, val, fit_settings(cfg)))
             return Arm("baseline", "baseline", self.student_view, rows, model, fitted)
         return self._once(key, make)
 
@@ -186,7 +193,7 @@ class Workspace:
         from .training import distil_offline
         (x, y), (x_val, y_val) = self.arrays(rows, self.student_view)
         model = self.new_model(self.student_view, hidden or cfg.student_hidden, x, name=name)
-        fitted = self._timed(name, distil_offline(
+        fitted = self.timed(name, distil_offline(
             model, x, y, soft[0], (x_val, y_val, soft[1]), fit_settings(cfg), alpha=cfg.alpha,
             loss=soft_loss(cfg.soft_loss, cfg.temperature)))
         return Arm(name, role, self.student_view, rows, model, fitted)

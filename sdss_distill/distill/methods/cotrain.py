@@ -25,15 +25,13 @@ def run(ws, cfg, settings: Settings):
     from ..losses import soft_loss
     from ..training import cotrain
     from ..workspace import Arm, fit_settings
-    (x, y), (x_val, y_val) = ws.arrays(settings.rows, ws.student_view)
-    (xt, _), (xt_val, _) = ws.arrays(settings.rows, ws.teacher_view)
-    teacher = ws.new_model(ws.teacher_view, cfg.teacher_hidden, xt, name="teacher",
+    (x, y), val = ws.paired_arrays(settings.rows)
+    teacher = ws.new_model(ws.teacher_view, cfg.teacher_hidden, x["teacher"], name="teacher",
                            dropout=cfg.teacher_dropout, init_seed=ws.seed + 3000)
-    student = ws.new_model(ws.student_view, cfg.student_hidden, x, name="student")
-    fitted = ws._timed("teacher + student", cotrain(
-        teacher, student, {"student": x, "teacher": xt}, y,
-        ({"student": x_val, "teacher": xt_val}, y_val), fit_settings(cfg),
-        alpha=cfg.alpha, loss=soft_loss(cfg.soft_loss, cfg.temperature)))
+    student = ws.new_model(ws.student_view, cfg.student_hidden, x["student"], name="student")
+    fitted = ws.timed("teacher + student", cotrain(
+        teacher, student, x, y, val, fit_settings(cfg), alpha=cfg.alpha,
+        loss=soft_loss(cfg.soft_loss, cfg.temperature)))
     return [Arm("teacher", "teacher", ws.teacher_view, settings.rows, teacher, fitted),
             Arm("student", "student", ws.student_view, settings.rows, student, fitted),
             ws.baseline(cfg, settings.rows)]

@@ -27,9 +27,8 @@ def run(ws, cfg, settings: Settings):
     from ..training import fit_distiller
     from ..workspace import Arm, fit_settings
     teacher = ws.teacher(cfg)
-    (x, y), (x_val, y_val) = ws.arrays("student_train", ws.student_view)
-    (xt, _), (xt_val, _) = ws.arrays("student_train", ws.teacher_view)
-    model = ws.new_model(ws.student_view, cfg.student_hidden, x, name="student")
+    (x, y), val = ws.paired_arrays("student_train")
+    model = ws.new_model(ws.student_view, cfg.student_hidden, x["student"], name="student")
     units = {name: m.get_layer(layer).units for name, m, layer in (
         ("teacher", teacher.model, settings.teacher_layer),
         ("student", model, settings.student_layer))}
@@ -38,9 +37,7 @@ def run(ws, cfg, settings: Settings):
     distiller = HintDistiller(teacher.model, model, alpha=cfg.alpha,
                               losses=[soft_loss(cfg.soft_loss, cfg.temperature), hint],
                               loss_weights=[1.0, settings.weight])
-    fitted = ws._timed("student", fit_distiller(
-        distiller, {"student": x, "teacher": xt}, y,
-        ({"student": x_val, "teacher": xt_val}, y_val), fit_settings(cfg)))
+    fitted = ws.timed("student", fit_distiller(distiller, x, y, val, fit_settings(cfg)))
     student = Arm("student", "student", ws.student_view, "student_train", model, fitted,
                   notes={"hint": f"teacher {settings.teacher_layer} -> student "
                                  f"{settings.student_layer}, weight {settings.weight}"})

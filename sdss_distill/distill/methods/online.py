@@ -12,13 +12,10 @@ def run(ws, cfg, settings):
     from ..training import fit_distiller
     from ..workspace import Arm, fit_settings
     teacher = ws.teacher(cfg)
-    (x, y), (x_val, y_val) = ws.arrays("student_train", ws.student_view)
-    (xt, _), (xt_val, _) = ws.arrays("student_train", ws.teacher_view)
-    model = ws.new_model(ws.student_view, cfg.student_hidden, x, name="student")
+    (x, y), val = ws.paired_arrays("student_train")
+    model = ws.new_model(ws.student_view, cfg.student_hidden, x["student"], name="student")
     distiller = OnlineDistiller(teacher.model, model, alpha=cfg.alpha,
                                 losses=[soft_loss(cfg.soft_loss, cfg.temperature)])
-    fitted = ws._timed("student", fit_distiller(
-        distiller, {"student": x, "teacher": xt}, y,
-        ({"student": x_val, "teacher": xt_val}, y_val), fit_settings(cfg)))
+    fitted = ws.timed("student", fit_distiller(distiller, x, y, val, fit_settings(cfg)))
     student = Arm("student", "student", ws.student_view, "student_train", model, fitted)
     return [teacher, student, ws.baseline(cfg, "student_train")]
