@@ -186,23 +186,49 @@ def model_card(run: RunData, stem: str, view, description: str, extra: dict | No
             **(extra or {})}
 
 
-def folded_student(run: RunData):
-    """The student as a plain Keras MLP on raw magnitudes (front folded into dense_0)."""
+def folded_student(student, x_check: np.ndarray):
+    """The student as plain Keras Dense layers on raw magnitudes: each MLP's front (colours,
+    normalisation) folded into its first Dense layer; an ensemble's members side by side
+    (layers `m<k>_dense_<j>`) under its `MeanProbability`. Returns the model and the names of
+    its first Dense layers (the ones that read raw magnitudes)."""
     keras = quiet_import("keras")
-    from .qat import fold_student, mlp_logits
-    kernels, biases = fold_student(run.student)
-    x_test = run.x_test[STUDENT_VIEW]
-    error = np.abs(mlp_logits(kernels, biases, x_test) - run.student.predict(x_test, verbose=0))
-    if error.max() > 1e-3:
-        raise RuntimeError(f"folding the student's front changed its logits by {error.max():.2g}")
-    x = inputs = keras.Input((kernels[0].shape[0],), name=STUDENT_VIEW)
-    for k, (w, b) in enumerate(zip(kernels, biases)):
-        last = k == len(kernels) - 1
-        layer = keras.layers.Dense(w.shape[1], activation=None if last else "relu",
-                                   name="logits" if last else f"dense_{k}")
-        x = layer(x)
-        layer.set_weights([w, b])
-    return keras.Model(inputs, x, name="student_folded")
+    from .models import MeanProbability, ensemble_members, logits
+    from .qat import fold_student
+    members = ensemble_members(student)
+    x = inputs = keras.Input((len(get_view(STUDENT_VIEW).columns),), name=STUDENT_VIEW)
+    outputs = []
+    for k, member in enumerate(members or [student]):
+        prefix = f"m{k}_" if members else ""
+        h = x
+        kernels, biases = fold_student(member)
+        for j, (w, b) in enumerate(zip(kernels, biases)):
+            last = j == len(kernels) - 1
+            layer = keras.layers.Dense(w.shape[1], activation=None if last else "relu",
+                                       name=prefix + ("logits" if last else f"dense_{j}"))
+            h = layer(h)
+            layer.set_weights([w, b])
+        outputs.append(h)
+    out = MeanProbability(name="mean_probability")(outputs) if members else outputs[0]
+    model = keras.Model(inputs, out, name="student_folded")
+    error = np.abs(logits(model, x_check) - logits(student, x_check)).max()
+    if error > 1e-3:
+        raise RuntimeError(f"folding the student's front changed its logits by {error:.2g}")
+    fronts = [f"m{k}_{FRONT_LAYER}" for k in range(len(members))] if members else [FRONT_LAYER]
+    return model, fronts
+
+
+def int8_student_bytes(student, x_calibration: np.ndarray) -> bytes:
+    """A student (plain MLP or ensemble) as its shipped int8 flatbuffer: fronts folded and kept
+    float32 (float32 in and out), the rest int8, calibrated on `x_calibration` (raw
+    magnitudes, the student-train rows); built in a temp dir, native logs silenced."""
+    quiet_import("tensorflow")
+    view = get_view(STUDENT_VIEW)
+    x = np.asarray(x_calibration, "float32")
+    with tempfile.TemporaryDirectory(prefix="sdss-int8-") as tmp, quiet_native_stderr():
+        folded, fronts = folded_student(student, x)
+        sm = saved_model(folded, view, Path(tmp) / "folded_sm")
+        front = tflite_file.front_nodes(convert(sm, "float32"), fronts)
+        return tflite_file.shrink(convert(sm, "int8", _calibration(x, view.name), front))
 
 
 def _finetune(run: RunData, tmp: Path, quiet: bool) -> dict:
@@ -305,11 +331,10 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
         tmp = Path(tmp)
         sm = {"student": saved_model(run.student, sv, tmp / "student_sm"),
               "teacher": saved_model(run.teacher, tv, tmp / "teacher_sm")}
-        sm["folded"] = saved_model(folded_student(run), sv, tmp / "folded_sm")
-        front = tflite_file.front_nodes(convert(sm["folded"], "float32"), FRONT_LAYER)
         for stem, kind in PTQ.items():
-            source = sm["folded" if kind == "int8" else "student"]
-            files[stem] = (convert(source, kind, calibration, front), DESCRIPTIONS[kind])
+            files[stem] = (int8_student_bytes(run.student, run.x_train[sv.name])
+                           if kind == "int8" else convert(sm["student"], kind),
+                           DESCRIPTIONS[kind])
             say(f"converted {stem}")
         files["teacher_float32"] = (convert(sm["teacher"], "float32"), "float32")
         full = tmp / "student_int8_full.tflite"
