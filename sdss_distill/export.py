@@ -15,6 +15,11 @@ Int8 student: quantizing the raw magnitudes (~11-28 mag) to int8 steps of ~0.07 
 out the colours, so the student's front (colours, normalisation, first dense layer) stays
 float32 and the first int8 tensor is that layer's ReLU output; export.json records what a
 fully int8 graph (quantized input) scores, for comparison.
+
+Ensemble student (`--method student-ensemble`): one file per variant holds every member and
+the mean-probability combination; each member's front is folded into its own first layer,
+which stays float32 in student_int8. No QAT/pruning files, and no student_dynamic when the
+converter would leave it unquantized.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ from .schema import BANDS, LABELS, STUDENT_VIEW, get_view
 
 PROG = "python -m sdss_distill.export"
 FRONT_LAYER = "dense_0"
+ENSEMBLE_NO_FINETUNE = ("QAT/pruning is not done for ensemble students: the tf_keras "
+                        "fine-tuning handles one MLP")
+DYNAMIC_NO_OP = "no-op here, the converter only quantizes tensors of >= 1024 weights"
 PTQ = {"student_float32": "float32", "student_float16": "float16",
        "student_dynamic": "dynamic", "student_int8": "int8"}
 FINETUNED = {"student_qat_int8": "QAT int8 (tfmot), front float32",
@@ -50,6 +58,8 @@ DESCRIPTIONS = {"float32": "float32", "float16": "float16 weights",
                 "dynamic": "dynamic-range int8 weights",
                 "int8": "int8 PTQ (student-train calibration); colours+normalisation folded into a "
                 "float32 first layer",
+                "int8_ensemble": "int8 PTQ (student-train calibration); each member's "
+                "colours+normalisation folded into its float32 first layer",
                 "int8_full": "int8 PTQ, everything incl. the input quantized"}
 
 
@@ -186,23 +196,49 @@ def model_card(run: RunData, stem: str, view, description: str, extra: dict | No
             **(extra or {})}
 
 
-def folded_student(run: RunData):
-    """The student as a plain Keras MLP on raw magnitudes (front folded into dense_0)."""
+def folded_student(student, x_check: np.ndarray):
+    """The student as plain Keras Dense layers on raw magnitudes: each MLP's front (colours,
+    normalisation) folded into its first Dense layer; an ensemble's members side by side
+    (layers `m<k>_dense_<j>`) under its `MeanProbability`. Returns the model and the names of
+    its first Dense layers (the ones that read raw magnitudes)."""
     keras = quiet_import("keras")
-    from .qat import fold_student, mlp_logits
-    kernels, biases = fold_student(run.student)
-    x_test = run.x_test[STUDENT_VIEW]
-    error = np.abs(mlp_logits(kernels, biases, x_test) - run.student.predict(x_test, verbose=0))
-    if error.max() > 1e-3:
-        raise RuntimeError(f"folding the student's front changed its logits by {error.max():.2g}")
-    x = inputs = keras.Input((kernels[0].shape[0],), name=STUDENT_VIEW)
-    for k, (w, b) in enumerate(zip(kernels, biases)):
-        last = k == len(kernels) - 1
-        layer = keras.layers.Dense(w.shape[1], activation=None if last else "relu",
-                                   name="logits" if last else f"dense_{k}")
-        x = layer(x)
-        layer.set_weights([w, b])
-    return keras.Model(inputs, x, name="student_folded")
+    from .models import MeanProbability, ensemble_members, logits
+    from .qat import fold_student
+    members = ensemble_members(student)
+    x = inputs = keras.Input((len(get_view(STUDENT_VIEW).columns),), name=STUDENT_VIEW)
+    outputs = []
+    for k, member in enumerate(members or [student]):
+        prefix = f"m{k}_" if members else ""
+        h = x
+        kernels, biases = fold_student(member)
+        for j, (w, b) in enumerate(zip(kernels, biases)):
+            last = j == len(kernels) - 1
+            layer = keras.layers.Dense(w.shape[1], activation=None if last else "relu",
+                                       name=prefix + ("logits" if last else f"dense_{j}"))
+            h = layer(h)
+            layer.set_weights([w, b])
+        outputs.append(h)
+    out = MeanProbability(name="mean_probability")(outputs) if members else outputs[0]
+    model = keras.Model(inputs, out, name="student_folded")
+    error = np.abs(logits(model, x_check) - logits(student, x_check)).max()
+    if error > 1e-3:
+        raise RuntimeError(f"folding the student's front changed its logits by {error:.2g}")
+    fronts = [f"m{k}_{FRONT_LAYER}" for k in range(len(members))] if members else [FRONT_LAYER]
+    return model, fronts
+
+
+def int8_student_bytes(student, x_calibration: np.ndarray) -> bytes:
+    """A student (plain MLP or ensemble) as its shipped int8 flatbuffer: fronts folded and kept
+    float32 (float32 in and out), the rest int8, calibrated on `x_calibration` (raw
+    magnitudes, the student-train rows); built in a temp dir, native logs silenced."""
+    quiet_import("tensorflow")
+    view = get_view(STUDENT_VIEW)
+    x = np.asarray(x_calibration, "float32")
+    with tempfile.TemporaryDirectory(prefix="sdss-int8-") as tmp, quiet_native_stderr():
+        folded, fronts = folded_student(student, x)
+        sm = saved_model(folded, view, Path(tmp) / "folded_sm")
+        front = tflite_file.front_nodes(convert(sm, "float32"), fronts)
+        return tflite_file.shrink(convert(sm, "int8", _calibration(x, view.name), front))
 
 
 def _finetune(run: RunData, tmp: Path, quiet: bool) -> dict:
@@ -265,11 +301,15 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
     quiet_import("keras")
     run = RunData(base, data)
     run.dir = Path(run_dir)
-    reuse = [] if finetune else reusable_finetuned(run, say)
+    ensemble = ensemble_info(run.student)
+    if ensemble:
+        say(f"skipped {', '.join(FINETUNED)}: {ENSEMBLE_NO_FINETUNE}")
+    finetune = finetune and not ensemble
+    reuse = [] if finetune or ensemble else reusable_finetuned(run, say)
     keep = KEEP + [f"tflite/{stem}{suffix}" for stem in reuse for suffix in (".tflite", ".json")]
     with rundir.write(keep=keep, base=base) as layout:
         report = _export(run, layout, say, finetune=finetune, reuse=reuse, invokes=invokes,
-                         threads=threads)
+                         threads=threads, ensemble=ensemble)
     say(f"wrote {run.dir / 'tflite'} and {run.dir / 'reports' / 'export.json'} "
         f"(run {layout.run_id})")
     return report
@@ -292,8 +332,21 @@ def reusable_finetuned(run: RunData, say) -> list[str]:
     return keep
 
 
+def ensemble_info(student) -> dict | None:
+    """What export.json and the student cards record about an ensemble student (None for a
+    plain MLP): its members' names and hidden widths and how they are combined."""
+    from .models import ensemble_members
+    members = ensemble_members(student)
+    if not members:
+        return None
+    return {"combination": "mean probability: logits = log of the members' mean softmax",
+            "members": [{"name": m.name, "hidden": [layer.units for layer in m.layers
+                                                    if layer.__class__.__name__ == "Dense"][:-1]}
+                        for m in members]}
+
+
 def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[str],
-            invokes: int, threads: int) -> dict:
+            invokes: int, threads: int, ensemble: dict | None = None) -> dict:
     from .models import logits
     out = layout.tflite
     sv, tv = run.student_view, run.teacher_view
@@ -301,16 +354,23 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
     ref = {"student": logits(run.student, x_test), "teacher": logits(run.teacher, run.x_test[tv.name])}
     calibration = _calibration(run.x_train[sv.name], sv.name)
     files, diagnostics, tuned = {}, {}, {}
+    skipped = {stem: ENSEMBLE_NO_FINETUNE for stem in FINETUNED} if ensemble else {}
     card = functools.partial(model_card, run, run_id=layout.run_id)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
         tmp = Path(tmp)
         sm = {"student": saved_model(run.student, sv, tmp / "student_sm"),
               "teacher": saved_model(run.teacher, tv, tmp / "teacher_sm")}
-        sm["folded"] = saved_model(folded_student(run), sv, tmp / "folded_sm")
-        front = tflite_file.front_nodes(convert(sm["folded"], "float32"), FRONT_LAYER)
         for stem, kind in PTQ.items():
-            source = sm["folded" if kind == "int8" else "student"]
-            files[stem] = (convert(source, kind, calibration, front), DESCRIPTIONS[kind])
+            files[stem] = (int8_student_bytes(run.student, run.x_train[sv.name])
+                           if kind == "int8" else convert(sm["student"], kind),
+                           DESCRIPTIONS[f"{kind}_ensemble" if ensemble and kind == "int8"
+                                        else kind])
+            if ensemble and kind == "dynamic" and "INT8" not in tflite_file.weight_types(
+                    files[stem][0]):
+                del files[stem]
+                skipped[stem] = DYNAMIC_NO_OP
+                say(f"skipped {stem}: {DYNAMIC_NO_OP}")
+                continue
             say(f"converted {stem}")
         files["teacher_float32"] = (convert(sm["teacher"], "float32"), "float32")
         full = tmp / "student_int8_full.tflite"
@@ -341,10 +401,12 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
         content = tflite_file.shrink(content)
         write_atomic(path, content)
         extra = {"finetune": tuned.get(stem)} if stem in tuned else {}
+        if ensemble and source == "student":
+            extra["ensemble"] = ensemble
         _write_json(edge.card_path(path), card(stem, view, description, extra, content=content))
         weights = tflite_file.weight_types(content)
         if stem == "student_dynamic" and "INT8" not in weights:
-            description += ": no-op here, the converter only quantizes tensors of >= 1024 weights"
+            description += f": {DYNAMIC_NO_OP}"
         variants[stem] = {"description": description, "source": source,
                           "operators": sorted(set(tflite_file.operators(content))),
                           "weight_tensor_types": weights,
@@ -366,6 +428,7 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
                           **keras_ref},
         "keras_teacher_test_accuracy": float((ref["teacher"].argmax(1) == y_test).mean()),
         "diagnostics": diagnostics, "finetune": tuned,
+        **({"ensemble": ensemble, "skipped": skipped} if ensemble else {}),
         "latency_ratio_teacher_over_student": {
             stem: variants["teacher_float32"]["latency_us_median"] / v["latency_us_median"]
             for stem, v in variants.items() if v["source"] == "student"},
@@ -422,10 +485,24 @@ def markdown(report: dict) -> str:
         "Student / teacher batched throughput ratio: " + ", ".join(
             f"{s} {r:.1f}x" for s, r in report["throughput_ratio_student_over_teacher"].items())
         + ".", "",
+        *ensemble_lines(report),
         "Diagnostics:", *diag, "",
         "Int8 targets: " + ", ".join(f"{k} {'met' if ok else 'MISSED'}"
                                      for k, ok in report["targets"].items()), "",
     ])
+
+
+def ensemble_lines(report: dict) -> list[str]:
+    """export.md's note on an ensemble student: its members and the files not written."""
+    if "ensemble" not in report:
+        return []
+    members = ", ".join(f"`{m['name']}` ({'x'.join(map(str, m['hidden']))})"
+                        for m in report["ensemble"]["members"])
+    return [f"Student: an ensemble of {len(report['ensemble']['members'])} members ({members}), "
+            f"all in one file per variant; {report['ensemble']['combination']}. In `student_int8` every "
+            f"member's first layer stays float32.", "",
+            "Not written: " + "; ".join(f"`{s}` ({why})" for s, why in report["skipped"].items())
+            + ".", ""]
 
 
 def parse_args(argv=None) -> argparse.Namespace:

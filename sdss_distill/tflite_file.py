@@ -61,19 +61,25 @@ def op_output_names(content: bytes) -> list[tuple[str, str]]:
             for i in range(g.OperatorsLength())]
 
 
-def front_nodes(content: bytes, layer: str) -> list[str]:
-    """Output names of every op up to and including the first one from Keras layer `layer`.
+def front_nodes(content: bytes, layers: str | list[str]) -> list[str]:
+    """Output names of the ops that read the raw input: the first op from each Keras layer in
+    `layers` (e.g. every ensemble member's first dense layer) and every op before the first
+    of them (for one layer: all ops up to and including it).
 
-    These stay float in selective int8 quantization, so the first quantized tensor is the
-    layer's (ReLU) output instead of the raw magnitudes.
+    These stay float in selective int8 quantization, so the first quantized tensors are those
+    layers' (ReLU) outputs instead of the raw magnitudes.
     """
     import re
-    pattern = re.compile(rf"(^|/){re.escape(layer)}(_\d+)?/")
     names = [name for _, name in op_output_names(content)]
-    for k, name in enumerate(names):
-        if pattern.search(name):
-            return names[: k + 1]
-    raise ValueError(f"no operator from layer {layer!r} in the model; op outputs: {names[:8]}")
+    found = []
+    for layer in [layers] if isinstance(layers, str) else layers:
+        pattern = re.compile(rf"(^|/){re.escape(layer)}(_\d+)?/")
+        k = next((k for k, name in enumerate(names) if pattern.search(name)), None)
+        if k is None:
+            raise ValueError(f"no operator from layer {layer!r} in the model; op outputs: "
+                             f"{names[:8]}")
+        found.append(k)
+    return names[:min(found)] + [names[k] for k in sorted(set(found))]
 
 
 def shrink(content: bytes, metadata: dict[str, bytes] | None = None) -> bytes:
