@@ -109,6 +109,16 @@ def plan(args: argparse.Namespace) -> tuple[Config, list, list[int]]:
     return base, cells, seeds
 
 
+def int8_bytes(out: Path, cells: list[dict]) -> dict[int, int]:
+    """{parameters: int8 file bytes} of the sweep's photometric architectures (cached)."""
+    from .experiments import int8
+    if not (out / "sweep.json").is_file():  # cells written by run_sweep alone: no base config
+        return {}
+    base = make_config(**{k: v for k, v in json.loads((out / "sweep.json").read_text())
+                          ["base_config"].items()})
+    return int8.sizes(out, base, {c["cell"]["method"] for c in cells})
+
+
 def summarise(out: Path, command: str) -> dict:
     """Rebuild results.csv, summary.csv, summary.md (and plots) from the finished cells."""
     from .edge import machine
@@ -117,7 +127,7 @@ def summarise(out: Path, command: str) -> dict:
     cells = load_cells(out)
     if not cells:
         raise InputError(f"{out}: no finished cells to summarise")
-    df = report.tidy(cells)
+    df = report.tidy(cells, int8_bytes(out, cells))
     comp = report.comparisons(df)
     df.to_csv(out / "results.csv.tmp", index=False)
     (out / "results.csv.tmp").replace(out / "results.csv")

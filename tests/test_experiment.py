@@ -134,3 +134,17 @@ def test_a_small_real_sweep_end_to_end(small_sweep):
     assert json.loads((out / "sweep.json").read_text())["seeds"] == [0, 1]
     for name in ("accuracy_vs_alpha", "accuracy_vs_temperature", "training_curves"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_int8_size_of_an_architecture_matches_the_shipped_file(exported_run, tmp_path):
+    """The sweep's int8 bytes come from an untrained model of the same architecture: equal to
+    the size of the file export ships for a trained one."""
+    from sdss_distill.experiments import int8
+    from sdss_distill.rundir import RunDir
+    base = make_config(data="x.csv")
+    assert int8.architectures(base, {"offline", "student-ensemble"})[:2] == [(24, 24), (12, 12)]
+    sizes = int8.sizes(tmp_path, base, {"offline"})
+    shipped = RunDir(exported_run).current().tflite_file("student_int8").stat().st_size
+    assert sizes == {934: shipped}
+    assert json.loads((tmp_path / int8.CACHE).read_text()) == {"934": shipped}

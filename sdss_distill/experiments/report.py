@@ -16,14 +16,17 @@ METRICS = {"test_accuracy": "accuracy", "test_log_loss": "log_loss", "test_ece":
 COMPARED_ROLES = ("student", "member", "combination", "assistant")
 
 
-def tidy(cells: list[dict]) -> pd.DataFrame:
-    """One row per seed x cell x arm with every scalar metric and per-class P/R/F1."""
+def tidy(cells: list[dict], int8_bytes: dict[int, int] | None = None) -> pd.DataFrame:
+    """One row per seed x cell x arm with every scalar metric and per-class P/R/F1;
+    `int8_bytes` ({parameters: bytes}) fills the int8 file size of photometric models."""
     rows = []
     for doc in cells:
         for arm, m in doc["arms"].items():
             row = {"seed": doc["seed"], "cell_id": doc["cell_id"], **doc["cell"], "dev": doc["dev"],
                    "arm": arm, "role": m["role"], "view": m["view"], "rows": m["rows"]}
             row.update({name: m.get(key) for key, name in METRICS.items()})
+            if int8_bytes and m["view"] == "photometric" and m["role"] != "combination":
+                row["int8_bytes"] = int8_bytes.get(m["parameters"])
             for label in LABELS:
                 for k in ("precision", "recall", "f1"):
                     row[f"{k}_{label}"] = m["per_class"][label][k]
