@@ -97,3 +97,24 @@ def markdown(df: pd.DataFrame, comp: pd.DataFrame, *, title: str, machine: dict,
             f"{best.get('vs_baseline_mean_diff', float('nan')) * 100:+.2f} pt, Wilcoxon p "
             f"{best.get('vs_baseline_wilcoxon_p', float('nan')):.3f}.", ""]
     return "\n".join(lines)
+
+
+def early_epochs(cells: list[dict], cell_id: str, epochs=(1, 2, 3, 5, 10),
+                 curve: str = "val_accuracy") -> pd.DataFrame:
+    """Does the distilled student learn faster at first? Its per-epoch validation accuracy
+    against the baseline's, per epoch, paired over the seeds that reached that epoch."""
+    rows = []
+    docs = [c for c in cells if c["cell_id"] == cell_id]
+    for epoch in epochs:
+        pairs = [(c["arms"]["student"]["history"][curve][epoch - 1],
+                  c["arms"]["baseline"]["history"][curve][epoch - 1]) for c in docs
+                 if min(len(c["arms"][a].get("history", {}).get(curve, []))
+                        for a in ("student", "baseline")) >= epoch]
+        if not pairs:
+            continue
+        student, baseline = map(list, zip(*pairs))
+        rows.append({"epoch": epoch, "seeds": len(pairs), "student": describe(student)["mean"],
+                     "baseline": describe(baseline)["mean"],
+                     **{f"paired_{k}": v for k, v in paired(student, baseline).items()
+                        if k in ("mean_diff", "wins", "losses", "wilcoxon_p")}})
+    return pd.DataFrame(rows)
