@@ -126,6 +126,7 @@ class Chunk:
 
     values: np.ndarray
     y: np.ndarray
+    ids: np.ndarray  # uint64 object ids (0 where missing)
     part: np.ndarray  # PARTS index, -1 for a dropped row
     reason: np.ndarray  # '' for a kept row, else the drop reason (CleaningReport wording)
     where: tuple[Path, int]  # file and the chunk's first row position in it
@@ -246,7 +247,7 @@ class ParquetSource:
             text = checked.message(k) if why in REASONS.values() else why
             message.append((k, why, text))
         part = np.where(reason == "", split.parts(id_values), -1).astype(np.int8)
-        return Chunk(values, code, part, reason, where, message)
+        return Chunk(values, code, id_values, part, reason, where, message)
 
 
 class Cleaning:
