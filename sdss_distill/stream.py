@@ -24,6 +24,7 @@ group per file read and the early-stopping rows, not by the table (scripts/bench
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -179,20 +180,18 @@ def run(cfg) -> dict:
 
 def build_report(cfg, source, split, cleaning, sizes, results, stats, started, seconds) -> dict:
     """train.build_report's keys, with the files' hashes and the hash split for row positions."""
-    from pathlib import Path
-
     from . import __version__
     from .edge import machine
     fit_s = sum(m["train_s"] or 0 for m in results.values())
     return {
         "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": cfg.to_dict(), "method": cfg.method, "method_settings": {},
-        "data": {"path": str(Path(cfg.data).resolve()) if Path(cfg.data).is_dir() else cfg.data,
+        "data": {"path": os.path.abspath(cfg.data),  # the directory or glob, made absolute
                  "sha256": source.sha256, "cleaning": cleaning.summary(),
                  "rows_read": cleaning.rows_read, "rows_kept": cleaning.rows_kept,
                  "dropped": cleaning.dropped, "drop_examples": cleaning.examples,
                  "split_sizes": sizes, "streamed": True,
-                 "files": [{"path": str(p.resolve()), "sha256": s}
+                 "files": [{"path": os.path.abspath(p), "sha256": s}
                            for p, s in zip(source.files, source.sha256s)],
                  "split": {"kind": "hash", "id_column": split.id_column,
                            "fractions": list(split.fractions),
