@@ -147,13 +147,14 @@ class ParquetSource:
         self.rows = 0
         for k, path in enumerate(self.files):
             try:
-                meta = pq.ParquetFile(path)
+                with pq.ParquetFile(path) as pf:
+                    schema, meta = pf.schema_arrow, pf.metadata
             except Exception as e:  # pyarrow raises ArrowInvalid / OSError subclasses
                 raise InputError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0]}); "
                                  f"remove it from --data or rewrite it") from None
-            self.names.append(self._check_schema(path, meta.schema_arrow, column_map))
-            self.row_groups += [(k, g) for g in range(meta.metadata.num_row_groups)]
-            self.rows += meta.metadata.num_rows
+            self.names.append(self._check_schema(path, schema, column_map))
+            self.row_groups += [(k, g) for g in range(meta.num_row_groups)]
+            self.rows += meta.num_rows
         ids = {n.get("__id__") for n in self.names}
         if len(ids) > 1:
             raise InputError(f"--data {data}: some files have objid, others only specobjid; "
@@ -209,14 +210,14 @@ class ParquetSource:
             units = [units[k] for k in np.random.default_rng(order_seed).permutation(len(units))]
         for fi, group in units:
             path, names = self.files[fi], self.names[fi]
-            pf = pq.ParquetFile(path)
-            offset = sum(pf.metadata.row_group(g).num_rows for g in range(group))
             wanted = list(dict.fromkeys([names[names["__id__"]], names[TARGET],
                                          *(names[c] for c in self.columns)]))
-            for batch in pf.iter_batches(batch_size=CHUNK_ROWS, row_groups=[group], columns=wanted,
-                                         use_threads=False):
-                yield self._clean(batch, names, split, (path, offset))
-                offset += batch.num_rows
+            with pq.ParquetFile(path) as pf:
+                offset = sum(pf.metadata.row_group(g).num_rows for g in range(group))
+                for batch in pf.iter_batches(batch_size=CHUNK_ROWS, row_groups=[group],
+                                             columns=wanted, use_threads=False):
+                    yield self._clean(batch, names, split, (path, offset))
+                    offset += batch.num_rows
 
     def _clean(self, batch, names, split: HashSplit, where) -> Chunk:
         """quality.check_values on the chunk, the same drop reasons as data.clean, then the split."""

@@ -206,6 +206,25 @@ def test_bad_streaming_input_is_one_line_exit_2(sim_table, tmp_path, capsys, mak
     assert re.search(message, err), err
 
 
+def test_unknown_class_label_is_one_line_exit_2(sim_table, tmp_path, capsys):
+    cls = sim_table.column("class").to_pylist()
+    cls[2500] = "ALIEN"
+    table = sim_table.set_column(sim_table.schema.get_field_index("class"), "class", pa.array(cls))
+    directory = _write_parts(table, tmp_path / "d", [0, 2000, 6000])
+    err = _one_line_exit_2(["--data", str(directory)], capsys, tmp_path / "r")
+    assert "part-1.parquet: unknown class label(s) ALIEN; expected GALAXY, QSO, STAR" in err
+
+
+def test_a_file_changed_during_training_is_refused(sim_table, tmp_path):
+    import os
+    directory = _write_parts(sim_table, tmp_path / "d", [0, 3000, 6000])
+    source = ParquetSource(str(directory), COLUMNS)
+    source.check_unchanged()
+    os.utime(directory / "part-1.parquet", ns=(0, 0))
+    with pytest.raises(ValueError, match="part-1.parquet: changed while training read it"):
+        source.check_unchanged()
+
+
 # -- end to end: streaming against in-memory training on the same rows ------------------------
 
 EPOCHS = 12
@@ -319,3 +338,19 @@ def test_streamed_run_records_the_hash_split_and_cleaning(streamed_run):
     assert set(report["models"]["student"]) >= {"test_accuracy", "per_class", "confusion_matrix",
                                                   "agreement_with_teacher", "latency"}
     assert "| student | student | photometric |" in (out / "reports" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_streamed_training_is_deterministic_per_seed(streamed_run, tmp_path):
+    directory, _ = streamed_run
+    config = tmp_path / "small.toml"
+    config.write_text("teacher_hidden = [16]\nstudent_hidden = [6]\n")
+    reports = []
+    for k in range(2):
+        out = tmp_path / f"run{k}"
+        assert train.main(["--data", str(directory), "--config", str(config), "--epochs", "2",
+                           "--out", str(out), "--quiet"]) == 0
+        reports.append(json.loads((out / "reports" / "report.json").read_text())["models"])
+    for name in ("teacher", "student", "baseline"):
+        for key in ("test_accuracy", "test_log_loss", "confusion_matrix", "history"):
+            assert reports[0][name][key] == reports[1][name][key], (name, key)
