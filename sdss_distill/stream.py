@@ -15,11 +15,11 @@ test by a hash of the object id (stream_data.HashSplit). The passes:
    (a hash-selected slice of each training subset, at most VALIDATION_ROWS, held in memory);
 2. per epoch of each model, its fit rows in a seeded random row-group order through a
    bounded shuffle buffer into tf.data; the student's teacher logits are computed on the fly
-   (the frozen teacher runs on each batch's physical view);
+   (the frozen teacher runs on each batch, reading its own view);
 3. the test rows, scored batch by batch into the same report as the in-memory run.
 
-Only `--method offline` is streamed. Memory is bounded by the shuffle buffer, one row
-group per file read and the early-stopping rows, not by the table (scripts/bench_stream.py).
+Only `--method offline` is streamed. Memory is bounded by the shuffle buffer, the row group
+being read and the early-stopping rows, not by the table (scripts/bench_stream.py).
 """
 
 from __future__ import annotations
