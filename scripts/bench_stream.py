@@ -95,8 +95,8 @@ def main(argv=None) -> int:
         data = simulated_dir(Path(args.data_dir), rows)
         run_dir = out / f"run_{rows // FILE_ROWS}m"
         load_before = os.getloadavg()
-        cmd = [sys.executable, "-m", "sdss_distill.train", "--data", str(data), "--out", str(run_dir),
-               "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+        cmd = [sys.executable, "-m", "sdss_distill.train", "--data", str(data), "--method", "offline",
+               "--out", str(run_dir), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
         print(f"SIMULATED {rows:,} rows: {' '.join(cmd)}", file=sys.stderr, flush=True)
         code, wall, peak, err = run_sampled(cmd)
         if code != 0:

@@ -2,8 +2,8 @@
 
 Usage:
     python -m sdss_distill.data synth --rows 5000000 --out data/sim/part-0.parquet
-    python -m sdss_distill.train --data data/sim/ --out runs/sim --epochs 3 --batch-size 1024
-    python -m sdss_distill.train --data 'data/faint/*.parquet' --out runs/faint
+    python -m sdss_distill.train --data data/sim/ --method offline --out runs/sim --epochs 3 --batch-size 1024
+    python -m sdss_distill.train --data 'data/faint/*.parquet' --method offline --out runs/faint
 
 A single CSV or Parquet file keeps the in-memory path (train.py). A directory or glob of
 Parquet files is never held: every pass reads it chunk by chunk (stream_data.py), cleans

@@ -4,7 +4,7 @@ Usage:
     python -m sdss_distill.train --data ../shared/data/sdss_dr14_skyserver_10k.csv
     python -m sdss_distill.train --method crossfit --out runs/crossfit --seed 3 --quiet
     python -m sdss_distill.train --config run.toml --alpha 0.5 --temperature 4
-    python -m sdss_distill.train --data 'data/sim/*.parquet' --out runs/sim   # streamed: stream.py
+    python -m sdss_distill.train --data 'data/sim/*.parquet' --method offline --out runs/sim  # streamed
     python -m sdss_distill.train --method crossfit --set crossfit.folds=10
     python -m sdss_distill.train --help
 

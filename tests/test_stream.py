@@ -28,6 +28,7 @@ from sdss_distill.stream_data import (
 from sdss_distill.synth import OBJID_BASE, write_catalogue
 
 COLUMNS = ("u", "g", "r", "i", "z", "redshift")
+OFFLINE = ("--method", "offline")  # the one method streamed (the default may be another)
 
 
 def _split(seed=0, fractions=(0.4, 0.4, 0.2), validation=(0.15, 0.15)):
@@ -187,7 +188,8 @@ def test_other_methods_and_export_are_refused_in_one_line(sim_table, tmp_path, c
     err = _one_line_exit_2(["--data", str(directory), "--method", "crossfit"], capsys, tmp_path / "r")
     assert "--method crossfit: training from a directory or glob of Parquet files supports offline " \
            "only" in err
-    err = _one_line_exit_2(["--data", str(directory), "--export"], capsys, tmp_path / "r")
+    err = _one_line_exit_2(["--data", str(directory), "--method", "offline", "--export"], capsys,
+                          tmp_path / "r")
     assert "--export: a run streamed from a directory or glob cannot be exported yet" in err
 
 
@@ -202,7 +204,7 @@ def test_other_methods_and_export_are_refused_in_one_line(sim_table, tmp_path, c
 def test_bad_streaming_input_is_one_line_exit_2(sim_table, tmp_path, capsys, make, message):
     data = tmp_path / "in"
     data.mkdir()
-    err = _one_line_exit_2(["--data", str(make(data, sim_table))], capsys, tmp_path / "r")
+    err = _one_line_exit_2(["--data", str(make(data, sim_table)), *OFFLINE], capsys, tmp_path / "r")
     assert re.search(message, err), err
 
 
@@ -211,7 +213,7 @@ def test_unknown_class_label_is_one_line_exit_2(sim_table, tmp_path, capsys):
     cls[2500] = "ALIEN"
     table = sim_table.set_column(sim_table.schema.get_field_index("class"), "class", pa.array(cls))
     directory = _write_parts(table, tmp_path / "d", [0, 2000, 6000])
-    err = _one_line_exit_2(["--data", str(directory)], capsys, tmp_path / "r")
+    err = _one_line_exit_2(["--data", str(directory), *OFFLINE], capsys, tmp_path / "r")
     assert "part-1.parquet: unknown class label(s) ALIEN; expected GALAXY, QSO, STAR" in err
 
 
@@ -245,8 +247,8 @@ def streamed_run(sim_table, tmp_path_factory):
     root = tmp_path_factory.mktemp("stream_run")
     directory = _write_parts(sim_table, root / "data", [0, 2000, 4000, 6000])
     out = root / "run"
-    code = train.main(["--data", str(directory), "--out", str(out), "--epochs", str(EPOCHS),
-                       "--quiet"])
+    code = train.main(["--data", str(directory), *OFFLINE, "--out", str(out), "--epochs",
+                       str(EPOCHS), "--quiet"])
     assert code == 0
     return directory, out
 
@@ -348,8 +350,8 @@ def test_streamed_training_is_deterministic_per_seed(streamed_run, tmp_path):
     reports = []
     for k in range(2):
         out = tmp_path / f"run{k}"
-        assert train.main(["--data", str(directory), "--config", str(config), "--epochs", "2",
-                           "--out", str(out), "--quiet"]) == 0
+        assert train.main(["--data", str(directory), *OFFLINE, "--config", str(config), "--epochs",
+                           "2", "--out", str(out), "--quiet"]) == 0
         reports.append(json.loads((out / "reports" / "report.json").read_text())["models"])
     for name in ("teacher", "student", "baseline"):
         for key in ("test_accuracy", "test_log_loss", "confusion_matrix", "history"):
