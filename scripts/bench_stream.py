@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -70,7 +71,6 @@ def run_sampled(cmd: list[str]) -> tuple[int, float, int, str]:
     with open(os.devnull, "w") as devnull:
         proc = subprocess.Popen(cmd, stdout=devnull, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     ps, peak = psutil.Process(proc.pid), 0
-    import threading
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
     reader.start()
