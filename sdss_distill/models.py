@@ -53,13 +53,24 @@ class SkyFeatures(keras.layers.Layer):
                 "asinh_scales": self.asinh_scales}
 
 
-def build_mlp(view: View, hidden: tuple[int, ...], train_x: np.ndarray, *, name: str,
-              dropout: float = 0.0) -> keras.Model:
-    """An MLP on `view`'s raw columns, its Normalization adapted on `train_x` (training rows)."""
+def build_mlp(view: View, hidden: tuple[int, ...], train_x: np.ndarray | None, *, name: str,
+              dropout: float = 0.0, norm_stats: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> keras.Model:
+    """An MLP on `view`'s raw columns, its Normalization adapted on `train_x` (training rows).
+
+    `norm_stats`: the (mean, variance) of the features over the training rows, computed
+    elsewhere (in a streaming pass over a table too large to hold); then `train_x` is unused.
+    """
     inputs = keras.Input((len(view.columns),), name=view.name, dtype="float32")
     sky = SkyFeatures(colour_pairs(view.columns), asinh_scales(view.columns), name="features")
     norm = keras.layers.Normalization(name="normalize")
-    norm.adapt(keras.ops.convert_to_numpy(sky(train_x.astype("float32"))))
+    if norm_stats is None:
+        norm.adapt(keras.ops.convert_to_numpy(sky(train_x.astype("float32"))))
+    else:  # the same variables as after adapt (mean, variance, count), so the same saved model
+        norm.build((None, sky.compute_output_shape((None, len(view.columns)))[-1]))
+        norm.set_weights([np.asarray(norm_stats[0], "float32"), np.asarray(norm_stats[1], "float32"),
+                          np.asarray(0)])
+        norm.finalize_state()
     x = norm(sky(inputs))
     for k, width in enumerate(hidden):
         x = keras.layers.Dense(width, activation="relu", name=f"dense_{k}")(x)

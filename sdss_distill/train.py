@@ -4,6 +4,7 @@ Usage:
     python -m sdss_distill.train --data ../shared/data/sdss_dr14_skyserver_10k.csv
     python -m sdss_distill.train --method crossfit --out runs/crossfit --seed 3 --quiet
     python -m sdss_distill.train --config run.toml --alpha 0.5 --temperature 4
+    python -m sdss_distill.train --data 'data/sim/*.parquet' --method offline --out runs/sim  # streamed
     python -m sdss_distill.train --method crossfit --set crossfit.folds=10
     python -m sdss_distill.train --help
 
@@ -43,8 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                "the method), OUT/models/split.json, OUT/models/run.json and "
                "OUT/reports/report.{json,md}.",
         formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=None)
-    p.add_argument("--data", help="SDSS table (CSV or Parquet) (default: $SDSS_DISTILL_DATA, "
-                   "else data/sdss.csv)")
+    p.add_argument("--data", help="SDSS table (CSV or Parquet), or a directory or quoted glob of "
+                   "Parquet files, streamed (default: $SDSS_DISTILL_DATA, else data/sdss.csv)")
     p.add_argument("--columns", metavar="MAP.toml",
                    help="TOML table {your column name = canonical name} for other tables "
                         "(default: none)")
@@ -93,6 +94,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def run(cfg: Config) -> dict:
     """The whole pipeline for one config; returns the report (also written under cfg.out)."""
+    from .stream_data import is_stream_source
+    if is_stream_source(cfg.data):  # a directory or glob of Parquet files: never held whole
+        from .stream import run as run_streamed
+        return run_streamed(cfg)
     from .experiments.pipeline import prepare, timed_run
     say = (lambda msg: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.perf_counter()
@@ -168,6 +173,10 @@ def main(argv=None) -> int:
 
     def body() -> int:
         cfg = config_from_args(args)
+        from .stream_data import is_stream_source
+        if is_stream_source(cfg.data):
+            from .stream import check_supported
+            check_supported(cfg, export=args.export)
         run(cfg)
         if args.export:
             from .export import export_run
