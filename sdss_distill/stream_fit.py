@@ -16,7 +16,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .distill.training import STEPS_PER_EXECUTION, VALIDATION_BATCH, FitSettings, Fitted, _callbacks
+from .distill.training import (
+    STEPS_PER_EXECUTION,
+    VALIDATION_BATCH,
+    FitSettings,
+    Fitted,
+    early_stopping_callbacks,
+)
 from .schema import LABELS, View
 from .stream_data import PARTS, shuffled_blocks
 
@@ -89,7 +95,7 @@ def fit(model, train, val, settings: FitSettings, progress: Progress, compile_kw
                   steps_per_execution=STEPS_PER_EXECUTION, **(compile_kwargs or {}))
     start = time.perf_counter()
     history = model.fit(train, validation_data=val, epochs=settings.epochs,
-                        callbacks=[*_callbacks(settings.patience), progress], shuffle=False,
+                        callbacks=[*early_stopping_callbacks(settings.patience), progress], shuffle=False,
                         verbose=0)
     curves = {k: [float(v) for v in values] for k, values in history.history.items()
               if k != "learning_rate"}

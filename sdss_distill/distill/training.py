@@ -38,7 +38,7 @@ class Fitted:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
-def _callbacks(patience: int) -> list:
+def early_stopping_callbacks(patience: int) -> list:
     return [keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
             keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 3),
                                               min_lr=1e-4)]
@@ -67,7 +67,7 @@ def fit(model: keras.Model, x, y, validation, settings: FitSettings, *, compile_
     train, val = datasets(x, y, validation, settings)
     start = time.perf_counter()
     history = model.fit(train, validation_data=val, epochs=settings.epochs,
-                        callbacks=_callbacks(settings.patience), shuffle=False, verbose=verbose)
+                        callbacks=early_stopping_callbacks(settings.patience), shuffle=False, verbose=verbose)
     curves = {k: [float(v) for v in values] for k, values in history.history.items()
               if k != "learning_rate"}
     return Fitted(len(history.history["loss"]), time.perf_counter() - start, curves)
