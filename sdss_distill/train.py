@@ -16,6 +16,7 @@ nothing).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__
-from .config import Config, make_config, parse_method_options
+from .config import Config, make_config, parse_method_options, read_toml
 from .distill import registry
 from .distill.formula import SOFT_LOSSES
 from .errors import run_cli
@@ -176,6 +177,11 @@ def main(argv=None) -> int:
         from .stream_data import is_stream_source
         if is_stream_source(cfg.data):
             from .stream import check_supported
+            if args.method is None and "method" not in (read_toml(args.config) if args.config
+                                                         else {}):
+                cfg = dataclasses.replace(cfg, method="offline")  # streaming's only method
+                if not cfg.quiet:
+                    print(f"{PROG}: streamed tables use --method offline", file=sys.stderr)
             check_supported(cfg, export=args.export)
         run(cfg)
         if args.export:

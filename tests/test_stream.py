@@ -247,8 +247,9 @@ def streamed_run(sim_table, tmp_path_factory):
     root = tmp_path_factory.mktemp("stream_run")
     directory = _write_parts(sim_table, root / "data", [0, 2000, 4000, 6000])
     out = root / "run"
-    code = train.main(["--data", str(directory), *OFFLINE, "--out", str(out), "--epochs",
-                       str(EPOCHS), "--quiet"])
+    # no --method: a streamed table falls back from the default method to offline
+    code = train.main(["--data", str(directory), "--out", str(out), "--epochs", str(EPOCHS),
+                       "--quiet"])
     assert code == 0
     return directory, out
 
@@ -334,6 +335,7 @@ def test_streamed_run_records_the_hash_split_and_cleaning(streamed_run):
     assert split["fractions"] == [0.4, 0.4, 0.2] and "splitmix64" in split["rule"]
     report = json.loads((out / "reports" / "report.json").read_text())
     data = report["data"]
+    assert report["config"]["method"] == "offline"  # the fallback from the default method
     assert data["streamed"] and len(data["files"]) == 3 and data["rows_read"] == 6000
     assert data["dropped"]["missing class"] == 4
     assert sum(data["split_sizes"].values()) == data["rows_kept"]
