@@ -29,8 +29,8 @@ class Config:
     teacher_hidden: tuple[int, ...] = (128, 128, 64, 32)  # deep MLP widths
     teacher_dropout: float = 0.0
     student_hidden: tuple[int, ...] = (24, 24)  # shallow MLP widths: ~1,000 parameters
-    temperature: float = 2.0  # softens teacher and student logits in the KD term
-    alpha: float = 0.7  # weight of the soft (teacher) term; 1 - alpha on the hard labels
+    temperature: float = 1.0  # softens teacher and student logits in the KD term (dev-chosen)
+    alpha: float = 0.9  # weight of the soft (teacher) term; 1 - alpha on the hard labels
     soft_loss: str = "kl"  # soft term: kl (T^2 KL) or ce (T^2 soft cross-entropy)
     epochs: int = 300  # upper bound; early stopping usually ends far sooner
     patience: int = 20  # epochs without val-loss improvement before stopping
