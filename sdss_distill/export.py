@@ -417,7 +417,7 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
             f"{variants[stem]['test_accuracy']:.2%}  agree {variants[stem]['agreement']:.2%}  "
             f"{variants[stem]['latency_us_median']:.1f} us")
     from .evaluate import keras_latency
-    keras_ref = keras_latency(run.student, x_test, calls=min(invokes, 2000))
+    keras_ref = keras_latency(run.student, x_test, calls=min(invokes, 2000), budget_s=5.0)
     report = {
         "version": __version__, "run": str(run.dir), "run_id": layout.run_id,
         "parent_run_id": run.run_id,
