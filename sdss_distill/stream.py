@@ -181,7 +181,7 @@ def run(cfg) -> dict:
 def build_report(cfg, source, split, cleaning, sizes, results, stats, started, seconds) -> dict:
     """train.build_report's keys, with the files' hashes and the hash split for row positions."""
     from . import __version__
-    from .edge import machine
+    from .train import models_and_timing
     fit_s = sum(m["train_s"] or 0 for m in results.values())
     return {
         "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -197,16 +197,6 @@ def build_report(cfg, source, split, cleaning, sizes, results, stats, started, s
                            "fractions": list(split.fractions),
                            "validation_fraction": list(split.validation), "parts": stats.sizes},
                  "domain": stats.domain_card()},
-        "models": results,
-        "latency_ratio_teacher_over_student": (
-            results["teacher"]["latency"]["latency_us_median"]
-            / results["student"]["latency"]["latency_us_median"]),
-        "machine": machine(),
-        "timing": {"definition": "fit_s: summed wall time of every model.fit of the run; "
-                                 "method_s: the method including evaluation on the test rows; "
-                                 "total_s: the whole command up to writing the files, "
-                                 "TensorFlow import included",
-                   "fit_s": round(fit_s, 2), "method_s": round(seconds, 2),
-                   "total_s": round(time.perf_counter() - started, 2)},
+        **models_and_timing(results, fit_s, seconds, started),
     }
 

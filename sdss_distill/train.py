@@ -126,17 +126,25 @@ def run(cfg: Config) -> dict:
 
 
 def build_report(cfg: Config, prepared, results: dict, started: float, seconds: float) -> dict:
-    from .edge import machine
     parts, cleaning = prepared.split, prepared.cleaning
     train_s = sum(m["train_s"] or 0 for m in results.values() if m["role"] != "combination")
     return {
         "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": cfg.to_dict(), "method": cfg.method,
-        "method_settings": vars(cfg.settings()) if hasattr(cfg.settings(), "__dict__") else {},
+        "method_settings": dataclasses.asdict(cfg.settings()),
         "data": {"path": str(prepared.path.resolve()), "sha256": prepared.sha256,
                  "cleaning": cleaning.summary(), "rows_read": cleaning.rows_read,
                  "rows_kept": cleaning.rows_kept, "dropped": cleaning.dropped,
                  "split_sizes": {k: len(v) for k, v in parts.subsets().items()}},
+        **models_and_timing(results, train_s, seconds, started),
+    }
+
+
+def models_and_timing(results: dict, fit_s: float, method_s: float, started: float) -> dict:
+    """The report's models, teacher/student latency ratio, machine and timings (one definition
+    for in-memory and streamed runs)."""
+    from .edge import machine
+    return {
         "models": results,
         "latency_ratio_teacher_over_student": (
             results["teacher"]["latency"]["latency_us_median"]
@@ -146,7 +154,7 @@ def build_report(cfg: Config, prepared, results: dict, started: float, seconds: 
                                  "method_s: the method including evaluation on the test rows; "
                                  "total_s: the whole command up to writing the files, "
                                  "TensorFlow import included",
-                   "fit_s": round(train_s, 2), "method_s": round(seconds, 2),
+                   "fit_s": round(fit_s, 2), "method_s": round(method_s, 2),
                    "total_s": round(time.perf_counter() - started, 2)},
     }
 
