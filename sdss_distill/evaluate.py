@@ -57,7 +57,7 @@ def teacher_student(teacher_logits: np.ndarray, student_logits: np.ndarray) -> d
     return {"teacher_student_kl": float(kl), "agreement_with_teacher": float(agree)}
 
 
-def keras_latency(model, x: np.ndarray, calls: int = 300, budget_s: float = 1.0) -> dict:
+def keras_latency(model, x: np.ndarray, calls: int = 300, budget_s: float = 0.4) -> dict:
     """A Keras model called directly: batch-1 latency (median, p99) and batched rows/s.
 
     At most `calls` batch-1 calls, stopping early (after at least 30) once `budget_s` is
