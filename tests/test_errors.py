@@ -42,9 +42,11 @@ def test_other_errors_keep_their_traceback():
 def test_signals_unwind_with_cleanup(tmp_path, sig, code, word):
     marker = tmp_path / "temp"
     script = textwrap.dedent(f"""
-        import sys, time
+        import signal, sys, time
         from pathlib import Path
         from sdss_distill.errors import run_cli
+        # as in a foreground shell: a background job (CI's, say) starts with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         def body():
             temp = Path({str(marker)!r})
             temp.write_text("x")
