@@ -39,14 +39,13 @@ from sdss_distill.runtime import write_atomic  # noqa: E402
 PROG = "python scripts/bench_baselines.py"
 MODELS = ("student_int8", "student_float32", "teacher_float32", "keras_student",
           "hist_gradient_boosting", "random_forest")
+ROW_SETS = {"student_train": "student-train rows (40 %)", "teacher_train": "teacher-train rows (40 %)",
+            "non_test": "all non-test rows (teacher-train + student-train, 80 %)"}
 TRAINED_ON = {
-    "student_int8": "student-train rows (40 %), 15 % of them held out for early stopping; "
-                    "soft labels from the teacher",
     "student_float32": "as student_int8 (the same Keras student, not quantized)",
-    "teacher_float32": "teacher-train rows (40 %), 15 % held out for early stopping",
     "keras_student": "as student_int8 (the Keras model the .tflite files come from)",
-    "hist_gradient_boosting": "all non-test rows (teacher-train + student-train, 80 %)",
-    "random_forest": "all non-test rows (teacher-train + student-train, 80 %)",
+    "hist_gradient_boosting": ROW_SETS["non_test"],
+    "random_forest": ROW_SETS["non_test"],
 }
 INPUTS = {"teacher_float32": "u g r i z + redshift",
           "hist_gradient_boosting": "u g r i z + u-g g-r r-i i-z",
@@ -150,7 +149,16 @@ def bench_seed(run: Path, seed: int, *, invokes: int, batch: int, say) -> dict:
         say(f"seed {seed} {name}: {out[name]['test_accuracy']:.2%}, {size:,} B, "
             f"{timing['latency_us_median']:.1f} us, {timing['throughput_rows_per_s']:,.0f} rows/s")
 
-    n_student, n_teacher = len(sp.student_train), len(sp.teacher_train)
+    report = json.loads(rows.layout.report_json.read_text())
+    sizes = {"student_train": len(sp.student_train), "teacher_train": len(sp.teacher_train),
+             "non_test": len(sp.student_train) + len(sp.teacher_train)}
+    trained = {arm: report["models"][arm]["rows"] for arm in ("student", "teacher")}
+    TRAINED_ON["student_int8"] = (f"{ROW_SETS[trained['student']]}, 15 % of them held out for "
+                                  f"early stopping; soft labels from the teacher "
+                                  f"(method {report['method']})")
+    TRAINED_ON["teacher_float32"] = (f"{ROW_SETS[trained['teacher']]}, 15 % held out for early "
+                                     f"stopping (method {report['method']})")
+    n_student, n_teacher = sizes[trained["student"]], sizes[trained["teacher"]]
     for stem, x, n in (("student_int8", x_student, n_student),
                        ("student_float32", x_student, n_student),
                        ("teacher_float32", x_teacher, n_teacher)):
