@@ -49,21 +49,27 @@ def umask() -> int:
     return mask
 
 
-def write_atomic(path, content: str | bytes) -> None:
-    """Write a file so that readers see the old file or the whole new one, never a part.
-
-    The file gets the mode any tool would give it (0666 minus the umask), not mkstemp's 0600.
-    """
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path` to write; on a clean exit it replaces `path` in one
+    step with the mode any tool would give it (0666 minus the umask, not mkstemp's 0600); on
+    any error it is removed and `path` is untouched."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(content.encode() if isinstance(content, str) else content)
+        os.close(fd)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path, content: str | bytes) -> None:
+    """Write a file so that readers see the old file or the whole new one, never a part."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(content.encode() if isinstance(content, str) else content)
 
 
 def quiet_import(module: str = "keras"):

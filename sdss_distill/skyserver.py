@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .errors import InputError, listing
-from .runtime import write_atomic
+from .runtime import atomic_path, write_atomic
 from .schema import BANDS, CANONICAL_COLUMNS, LABELS, MAGNITUDE_RANGE
 
 BASE_URL_ENV = "SDSS_DISTILL_SKYSERVER"
@@ -303,20 +302,13 @@ def _assemble(out: Path, part: Path, state: dict, query: Query, settings: Settin
 
     schema = _schema().with_metadata({"sdss_distill.simulated": "false", "sdss_distill.source":
                                       json.dumps({"release": settings.data_release, **query.params()})})
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
     rows = 0
-    try:
+    with atomic_path(out) as tmp:
         with pq.ParquetWriter(tmp, schema) as writer:
             for c in state["chunks"]:
                 table = pq.read_table(part / c["file"])
                 writer.write_table(table.replace_schema_metadata(schema.metadata))
                 rows += table.num_rows
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a data file is for others to read too
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     provenance = {
         "source": "SDSS SkyServer SQL search", "simulated": False,
         "release": settings.data_release, "base_url": settings.base_url, "url": settings.url,

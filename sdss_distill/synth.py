@@ -17,8 +17,6 @@ Every file says it is simulated: Parquet key-value metadata and `<out>.provenanc
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,7 +178,7 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
 
     from . import __version__
     from .data import file_sha256
-    from .runtime import write_atomic
+    from .runtime import atomic_path, write_atomic
 
     _check(rows, seed, bad_fraction, row_group)
     models, doc = load_model()
@@ -192,9 +190,7 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
     schema = _schema({SIMULATED_KEY: "true", "sdss_distill.synth": json.dumps(settings)})
     bad = dict.fromkeys(BAD_KINDS, 0)
     classes = np.zeros(len(LABELS), dtype=np.int64)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         with pq.ParquetWriter(tmp, schema) as writer, \
                 tqdm(total=rows, unit="rows", disable=quiet, desc="synth (simulated)") as bar:
             for start in range(0, rows, row_group):
@@ -206,11 +202,6 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
                 classes += np.bincount(cls, minlength=len(LABELS))
                 bar.update(stop - start)
             writer.add_key_value_metadata({"sdss_distill.bad_rows": json.dumps(bad)})
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a data file is for others to read too
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     provenance = {
         "simulated": True, **settings, "row_group": row_group,
         "row_groups": -(-rows // row_group), "bad_rows": bad, "bad_rows_total": sum(bad.values()),
