@@ -33,8 +33,8 @@ if str(REPO) not in sys.path:  # run from any directory, installed or not
 
 import numpy as np  # noqa: E402
 
-from sdss_distill.errors import InputError, run_cli  # noqa: E402
-from sdss_distill.runtime import write_atomic  # noqa: E402
+from sdss_distill.core.errors import InputError, run_cli  # noqa: E402
+from sdss_distill.core.io import write_atomic  # noqa: E402
 
 PROG = "python scripts/bench_baselines.py"
 MODELS = ("student_int8", "student_float32", "teacher_float32", "keras_student",
@@ -80,7 +80,7 @@ def time_calls(make, x: np.ndarray, *, invokes: int, batch: int, warmup: int = 5
 
 def litert_caller(path: Path):
     """`make(n)` for a .tflite file: one interpreter (1 thread) resized to n rows."""
-    from sdss_distill.edge import _interpreter
+    from sdss_distill.edge.classifier import _interpreter
 
     def make(n: int):
         interp = _interpreter(path.read_bytes(), path, 1)
@@ -98,7 +98,7 @@ def litert_caller(path: Path):
 
 def sklearn_features(df) -> np.ndarray:
     """u g r i z and the four adjacent colours."""
-    from sdss_distill.schema import BANDS
+    from sdss_distill.core.schema import BANDS
     mags = df[list(BANDS)].to_numpy("float32")
     return np.hstack([mags, mags[:, :-1] - mags[:, 1:]])
 
@@ -125,9 +125,9 @@ def bench_seed(run: Path, seed: int, *, invokes: int, batch: int, say) -> dict:
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from threadpoolctl import threadpool_limits
 
-    from sdss_distill.data import features, labels, load_run_rows, split
-    from sdss_distill.models import load
-    from sdss_distill.schema import STUDENT_VIEW, get_view
+    from sdss_distill.core.schema import STUDENT_VIEW, get_view
+    from sdss_distill.data.table import features, labels, load_run_rows, split
+    from sdss_distill.models.mlp import load
 
     rows = load_run_rows(run)
     df, sp = rows.df, rows.split
@@ -257,14 +257,14 @@ def main(argv=None) -> int:
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
 
     def body() -> int:
-        from sdss_distill.data import resolve_data_path
-        from sdss_distill.edge import machine
+        from sdss_distill.data.table import resolve_data_path
+        from sdss_distill.edge.classifier import machine
         if args.invokes < 1 or args.batch < 1:
             raise InputError(f"--invokes and --batch must be >= 1, got {args.invokes}, {args.batch}")
         args.data = str(resolve_data_path(args.data))
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        from sdss_distill.runtime import quiet_import
+        from sdss_distill.core.io import quiet_import
         tf = quiet_import("tensorflow")
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)

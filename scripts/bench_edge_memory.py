@@ -26,7 +26,7 @@ import numpy as np
 
 RUNNER = """
 import resource, sys
-from sdss_distill import edge
+from sdss_distill.edge import classifier as edge
 code = edge.main(sys.argv[1:])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 sys.exit(code)

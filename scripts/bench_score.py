@@ -5,7 +5,7 @@ Usage:
         --data /tmp/bench_sim --rows 20000000 --report reports/bench_score
 
 Makes (or reuses) `--files` simulated files of rows/files rows each with
-sdss_distill.synth.write_catalogue, then measures on the same rows:
+sdss_distill.data.synth.write_catalogue, then measures on the same rows:
   * `score` on a LocalCluster with 1 and 2 workers (rows/s per core, each worker's peak RSS,
     2-worker scaling efficiency), and with 1 worker on a quarter of the rows (memory must not
     grow with the catalogue);
@@ -32,15 +32,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sdss_distill import score  # noqa: E402
-from sdss_distill.edge import machine  # noqa: E402
-from sdss_distill.schema import BANDS  # noqa: E402
+from sdss_distill.core.schema import BANDS  # noqa: E402
+from sdss_distill.edge.classifier import machine  # noqa: E402
+from sdss_distill.score import catalogue as score  # noqa: E402
 
 SOURCES = 470_000_000  # primary SDSS photometric sources (the issue's figure)
 
 
 def make_file(path: str, rows: int, seed: int) -> dict:
-    from sdss_distill.synth import write_catalogue
+    from sdss_distill.data.synth import write_catalogue
     return write_catalogue(path, rows, seed=seed, bad_fraction=0.001, row_group=1_000_000)
 
 
@@ -155,10 +155,10 @@ def keras_predict(run: Path, model_file: Path, path: Path, rows: int) -> dict:
     and the LiteRT model's logits on the same in-memory rows (one thread)."""
     import pyarrow.parquet as pq
 
-    from sdss_distill.quality import check_values
-    from sdss_distill.runtime import quiet_import, quiet_native_stderr
+    from sdss_distill.core.io import quiet_import, quiet_native_stderr
+    from sdss_distill.core.quality import check_values
     quiet_import("keras")
-    from sdss_distill.models import load
+    from sdss_distill.models.mlp import load
     table = pq.ParquetFile(path).read_row_group(0, columns=list(BANDS))
     x = np.column_stack([table[b].to_numpy() for b in BANDS])
     x = x[check_values(x, BANDS).ok][:rows].astype(np.float32)
@@ -268,7 +268,7 @@ def main(argv=None) -> int:
     paths = catalogue(Path(args.data), args.rows, args.files)
     pattern = str(Path(args.data) / "sim_*.parquet")
     scratch = Path(args.data).parent / (Path(args.data).name + "_scored")
-    doc = {"simulated": True, "what": "SIMULATED catalogue (sdss_distill.synth)",
+    doc = {"simulated": True, "what": "SIMULATED catalogue (sdss_distill.data.synth)",
            "rows": args.rows, "files": args.files, "model": str(model), "machine": machine(),
            "load_before": other_load()}
     print(f"load before: {doc['load_before']}", file=sys.stderr)

@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def simulated_dir(data_dir: Path, rows: int) -> Path:
     """A directory holding links to the first rows / 1 M simulated files (written if missing)."""
-    from sdss_distill.synth import write_catalogue
+    from sdss_distill.data.synth import write_catalogue
     if rows % FILE_ROWS:
         raise SystemExit(f"--rows {rows}: use a multiple of {FILE_ROWS:,}")
     files = data_dir / "files"
@@ -87,7 +87,7 @@ def run_sampled(cmd: list[str]) -> tuple[int, float, int, str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from sdss_distill.edge import machine
+    from sdss_distill.edge.classifier import machine
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []

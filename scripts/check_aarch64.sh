@@ -140,9 +140,9 @@ ARM_PATH="$ROOT/opt/edge-site:$REPO"
 echo "== test rows of $RUN"
 ("$PY" - "$RUN" "$WORK/test.csv" <<'PYEOF'
 import csv, sys
-from sdss_distill.runtime import quiet_import
+from sdss_distill.core.io import quiet_import
 quiet_import("keras")
-from sdss_distill.export import RunData
+from sdss_distill.export.convert import RunData
 run = RunData(sys.argv[1])
 cols = run.teacher_view.columns
 x = run.x_test[run.teacher_view.name]

@@ -22,8 +22,8 @@ if str(REPO) not in sys.path:  # run from any directory, installed or not
 
 import numpy as np  # noqa: E402
 
-from sdss_distill.errors import InputError, run_cli  # noqa: E402
-from sdss_distill.runtime import write_atomic  # noqa: E402
+from sdss_distill.core.errors import InputError, run_cli  # noqa: E402
+from sdss_distill.core.io import write_atomic  # noqa: E402
 
 PROG = "scripts/export_seeds.py"
 
@@ -42,8 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def one_seed(args, seed: int) -> dict:
-    from sdss_distill import export, train
-    from sdss_distill.rundir import RunDir
+    from sdss_distill import train
+    from sdss_distill.export import convert as export
+    from sdss_distill.runs.rundir import RunDir
     run = Path(args.out) / f"seed{seed}"
     flags = ["--method", args.method, "--seed", str(seed), "--out", str(run), "--quiet"]
     if train.main([*(["--data", args.data] if args.data else []), *flags]) != 0:
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        from sdss_distill.edge import machine
+        from sdss_distill.edge.classifier import machine
         rows = [one_seed(args, seed) for seed in args.seeds]
         out = Path(args.out)
         doc = {"method": args.method, "seeds": args.seeds, "rows": rows, "machine": machine()}

@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sdss_distill.data import clean, file_sha256, load_table  # noqa: E402
-from sdss_distill.runtime import write_atomic  # noqa: E402
-from sdss_distill.schema import BANDS, LABELS, get_view  # noqa: E402
-from sdss_distill.synth import FEATURES, REDSHIFT_SCALE, features_of  # noqa: E402
+from sdss_distill.core.io import write_atomic  # noqa: E402
+from sdss_distill.core.schema import BANDS, LABELS, get_view  # noqa: E402
+from sdss_distill.data.synth import FEATURES, REDSHIFT_SCALE, features_of  # noqa: E402
+from sdss_distill.data.table import clean, file_sha256, load_table  # noqa: E402
 
 
 def fit(data: Path, max_components: int, seed: int) -> dict:

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
-from .logs import quiet_tensorflow_logs  # noqa: E402  (after the environment is set)
+from sdss_distill.core.logs import quiet_tensorflow_logs  # noqa: E402  (after the environment is set)
 
 # ... and its Python-side INFO/WARNING records (`Assets written to`, `retracing`): logs.py.
 quiet_tensorflow_logs()

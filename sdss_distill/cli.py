@@ -15,18 +15,24 @@ from __future__ import annotations
 import importlib
 import sys
 
-from .errors import EXIT_USAGE
+from sdss_distill.core.errors import EXIT_USAGE
 
 PROG = "sdss-distill"
 
-# name: (one-line summary, the pip extra its module needs; None = the base install)
-COMMANDS: dict[str, tuple[str, str | None]] = {
-    "train": ("train teacher, distilled student and baseline on an SDSS table", "train"),
-    "export": ("convert a run's models to LiteRT flatbuffers and measure them", "train"),
-    "experiment": ("repeat training over several seeds; mean ± std", "train"),
-    "edge": ("classify a CSV of u g r i z or time a .tflite file (numpy + LiteRT only)", None),
-    "data": ("load, clean and split an SDSS table", "train"),
-    "score": ("score a large catalogue with a LiteRT model on Dask", "scale"),
+# name: (one-line summary, the pip extra its module needs (None = the base install), module)
+COMMANDS: dict[str, tuple[str, str | None, str]] = {
+    "train": ("train teacher, distilled student and baseline on an SDSS table", "train",
+              "sdss_distill.train"),
+    "export": ("convert a run's models to LiteRT flatbuffers and measure them", "train",
+               "sdss_distill.export.convert"),
+    "experiment": ("repeat training over several seeds; mean ± std", "train",
+                   "sdss_distill.sweep.cli"),
+    "edge": ("classify a CSV of u g r i z or time a .tflite file (numpy + LiteRT only)", None,
+             "sdss_distill.edge.classifier"),
+    "data": ("fetch real (SkyServer) or write SIMULATED SDSS tables", "train",
+             "sdss_distill.data.cli"),
+    "score": ("score a large catalogue with a LiteRT model on Dask", "scale",
+              "sdss_distill.score.catalogue"),
 }
 
 
@@ -34,14 +40,14 @@ def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"usage: {PROG} {{{','.join(COMMANDS)}}} [options]", "",
              "Subcommands (each has --help):"]
-    lines += [f"  {name:<{width}}  {summary}" for name, (summary, _) in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {summary}" for name, (summary, _, _) in COMMANDS.items()]
     lines += ["", f"Also: python -m sdss_distill.<subcommand> ...; {PROG} --version"]
     return "\n".join(lines)
 
 
 def _missing_extra(name: str, extra: str | None, err: ModuleNotFoundError) -> int:
     """One line naming what is missing and the pip command that adds it."""
-    if err.name and (err.name == f"sdss_distill.{name}" or err.name.startswith(f"sdss_distill.{name}.")):
+    if err.name and err.name.split(".")[0] == "sdss_distill":
         print(f"{PROG}: error: subcommand {name!r} is not available in this version "
               f"({err.name} missing); update the package", file=sys.stderr)
         return EXIT_USAGE
@@ -59,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[0] == "--version":
-        from . import __version__
+        from sdss_distill import __version__
         print(f"{PROG} {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
@@ -67,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: unknown subcommand {name!r}; choose from {', '.join(COMMANDS)}",
               file=sys.stderr)
         return EXIT_USAGE
-    extra = COMMANDS[name][1]
+    _, extra, module_name = COMMANDS[name]
     try:
-        module = importlib.import_module(f"sdss_distill.{name}")
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         return _missing_extra(name, extra, e)
     if not callable(getattr(module, "main", None)):
         print(f"{PROG}: error: subcommand {name!r} is not available in this version "
-              f"(sdss_distill.{name} has no command line); update the package", file=sys.stderr)
+              f"({module_name} has no command line); update the package", file=sys.stderr)
         return EXIT_USAGE
     try:
         return int(module.main(rest) or 0)

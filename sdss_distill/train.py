@@ -23,14 +23,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__
-from .config import Config, make_config, parse_method_options, read_toml
-from .distill import registry
-from .distill.formula import SOFT_LOSSES
-from .errors import run_cli
-from .rundir import RunDir
-from .runtime import quiet_import, write_atomic
-from .schema import TEACHER_VIEWS
+from sdss_distill import __version__
+from sdss_distill.core.errors import run_cli
+from sdss_distill.core.io import quiet_import, write_atomic
+from sdss_distill.core.schema import TEACHER_VIEWS
+from sdss_distill.distill import registry
+from sdss_distill.distill.formula import SOFT_LOSSES
+from sdss_distill.runs.config import Config, make_config, parse_method_options, read_toml
+from sdss_distill.runs.rundir import RunDir
 
 PROG = "python -m sdss_distill.train"
 
@@ -95,11 +95,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def run(cfg: Config) -> dict:
     """The whole pipeline for one config; returns the report (also written under cfg.out)."""
-    from .stream_data import is_stream_source
+    from sdss_distill.data.stream import is_stream_source
     if is_stream_source(cfg.data):  # a directory or glob of Parquet files: never held whole
-        from .stream import run as run_streamed
+        from sdss_distill.runs.stream import run as run_streamed
         return run_streamed(cfg)
-    from .experiments.pipeline import prepare, timed_run
+    from sdss_distill.runs.pipeline import prepare, timed_run
     say = (lambda msg: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.perf_counter()
     out = RunDir(cfg.out)
@@ -143,7 +143,7 @@ def build_report(cfg: Config, prepared, results: dict, started: float, seconds: 
 def models_and_timing(results: dict, fit_s: float, method_s: float, started: float) -> dict:
     """The report's models, teacher/student latency ratio, machine and timings (one definition
     for in-memory and streamed runs)."""
-    from .edge import machine
+    from sdss_distill.edge.classifier import machine
     return {
         "models": results,
         "latency_ratio_teacher_over_student": (
@@ -164,7 +164,7 @@ def _save(rundir: RunDir, models: dict, parts, report: dict) -> None:
 
     Nothing is carried over: a retrained run has no stale tflite/ or export report.
     """
-    from .evaluate import markdown
+    from sdss_distill.distill.metrics import markdown
     with rundir.write() as layout:
         report["run_id"] = layout.run_id
         for name, model in models.items():
@@ -182,9 +182,9 @@ def main(argv=None) -> int:
 
     def body() -> int:
         cfg = config_from_args(args)
-        from .stream_data import is_stream_source
+        from sdss_distill.data.stream import is_stream_source
         if is_stream_source(cfg.data):
-            from .stream import check_supported
+            from sdss_distill.runs.stream import check_supported
             if args.method is None and "method" not in (read_toml(args.config) if args.config
                                                          else {}):
                 cfg = dataclasses.replace(cfg, method="offline")  # streaming's only method
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
             check_supported(cfg, export=args.export)
         run(cfg)
         if args.export:
-            from .export import export_run
+            from sdss_distill.export.convert import export_run
             export_run(Path(cfg.out), quiet=cfg.quiet)
         return 0
 

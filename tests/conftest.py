@@ -31,8 +31,8 @@ def real_csv() -> Path:
 @pytest.fixture(scope="session")
 def exported_run(real_csv, tmp_path_factory) -> Path:
     """One small run on the real table (5 epochs), trained and exported once per session."""
-    from sdss_distill.config import make_config
-    from sdss_distill.export import export_run
+    from sdss_distill.export.convert import export_run
+    from sdss_distill.runs.config import make_config
     from sdss_distill.train import run
 
     out = tmp_path_factory.mktemp("exported_run")
@@ -65,7 +65,7 @@ def write_csv(tmp_path):
 def small_sweep(real_csv, tmp_path_factory) -> tuple[Path, list[str]]:
     """A small real sweep (offline students, T 1 and 2, alpha 0 / 0.5 / 1, seeds 0 and 1, tiny
     networks, 2 epochs), run once per session: (its directory, the experiment argv)."""
-    from sdss_distill import experiment
+    from sdss_distill.sweep import cli as experiment
 
     root = tmp_path_factory.mktemp("sweep")
     config = root / "small.toml"

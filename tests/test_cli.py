@@ -23,8 +23,8 @@ def _has_cli(module: str) -> bool:
 
 # Every `python -m` command line of the package: the subcommands, plus the QAT worker that
 # export starts. A subcommand whose module has no command line yet is not listed.
-CLI_MODULES = [m for m in [f"sdss_distill.{name}" for name in cli.COMMANDS] + ["sdss_distill.qat"]
-               if _has_cli(m)]
+CLI_MODULES = [m for m in [module for _, _, module in cli.COMMANDS.values()]
+               + ["sdss_distill.export.finetune"] if _has_cli(m)]
 # scripts/tune_dev.py is being folded into `experiment --dev` and is left as it is until then.
 SCRIPTS = sorted(p for p in (ROOT / "scripts").glob("*.py") if p.name != "tune_dev.py")
 FLAGS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._HelpAction,

@@ -1,7 +1,7 @@
 import pytest
 
-from sdss_distill.config import Config, make_config
-from sdss_distill.errors import InputError
+from sdss_distill.core.errors import InputError
+from sdss_distill.runs.config import Config, make_config
 
 
 def test_defaults_then_toml_then_flags(tmp_path):
@@ -40,7 +40,7 @@ def test_malformed_toml(tmp_path):
 
 
 def test_method_settings_from_toml_and_flags(tmp_path):
-    from sdss_distill.config import parse_method_options
+    from sdss_distill.runs.config import parse_method_options
     toml = tmp_path / "run.toml"
     toml.write_text('method = "crossfit"\n[methods.crossfit]\nfolds = 4\n'
                     '[methods.hints]\nweight = 0.5\n')
@@ -65,7 +65,7 @@ def test_bad_method_settings_name_them(kwargs, message):
 
 
 def test_set_option_needs_method_dot_key():
-    from sdss_distill.config import parse_method_options
+    from sdss_distill.runs.config import parse_method_options
     with pytest.raises(InputError, match="expected METHOD.SETTING=VALUE"):
         parse_method_options(["folds=3"])
     assert parse_method_options(["cotrain.rows=student_train", "student-ensemble.widths=[[4],[8]]"]) \

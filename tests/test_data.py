@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sdss_distill import data
-from sdss_distill.errors import InputError
-from sdss_distill.schema import LABELS, get_view
+from sdss_distill.core.errors import InputError
+from sdss_distill.core.schema import LABELS, get_view
+from sdss_distill.data import table as data
 
 from .conftest import row
 
@@ -201,7 +201,7 @@ def test_non_utf8_table_is_one_line(tmp_path):
 
 
 def test_run_rows_refuse_corrupt_run_files(tmp_path):
-    from sdss_distill.rundir import RunDir
+    from sdss_distill.runs.rundir import RunDir
     out = tmp_path / "run"
     for split_text, message in [("{", r"split\.json: corrupt JSON \(line 1"),
                                 ('{"seed": 0}', r"split\.json: missing key\(s\) 'data_sha256'")]:

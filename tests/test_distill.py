@@ -7,10 +7,11 @@ import pytest
 import tensorflow as tf
 from scipy.special import log_softmax, softmax
 
-from sdss_distill import models
-from sdss_distill.distill import distillers, formula, losses, registry, targets, training
-from sdss_distill.errors import InputError
-from sdss_distill.schema import get_view
+from sdss_distill.core.errors import InputError
+from sdss_distill.core.schema import get_view
+from sdss_distill.distill import distillers, formula, losses, registry, targets
+from sdss_distill.distill import fit as training
+from sdss_distill.models import mlp as models
 
 TEACHER = np.array([[4.0, 1.0, -2.0], [0.5, 0.2, 3.0], [-1.0, 2.0, 0.0]], "float32")
 STUDENT = np.array([[2.0, 0.5, -1.0], [1.0, 1.0, 1.0], [0.0, 0.3, -0.4]], "float32")
@@ -108,7 +109,7 @@ def test_teacher_may_read_other_columns_and_is_frozen(pair):
 
 
 def test_qat_uses_the_same_formula():
-    from sdss_distill import qat
+    from sdss_distill.export import finetune as qat
     y_true = np.concatenate([LABELS[:, None].astype("float32"), TEACHER], axis=1)
     got = float(tf.reduce_mean(qat.kd_loss(tf, 3.0, 0.7, "ce")(y_true, STUDENT)))
     assert got == pytest.approx(hand_total(0.7, 3.0, "ce"), rel=1e-5)

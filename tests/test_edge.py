@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdss_distill import edge, edge_csv
-from sdss_distill.schema import LABELS
+from sdss_distill.core.schema import LABELS
+from sdss_distill.edge import classifier as edge
+from sdss_distill.edge import csvio as edge_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = "19.47406,17.0424,15.94699,15.50342,15.22531"
@@ -111,7 +112,7 @@ def test_predict_api_array_dataframe_and_domain(model):
 
 
 def test_training_rows_are_in_domain(model):
-    from sdss_distill.export import RunData
+    from sdss_distill.export.convert import RunData
     run = RunData(model.parent.parent)
     clf = edge.EdgeClassifier(model)
     assert clf.in_domain(run.x_train["photometric"]).all()

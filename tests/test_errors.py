@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sdss_distill.errors import InputError, run_cli
+from sdss_distill.core.errors import InputError, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def test_signals_unwind_with_cleanup(tmp_path, sig, code, word):
     script = textwrap.dedent(f"""
         import signal, sys, time
         from pathlib import Path
-        from sdss_distill.errors import run_cli
+        from sdss_distill.core.errors import run_cli
         # as in a foreground shell: a background job (CI's, say) starts with SIGINT ignored
         signal.signal(signal.SIGINT, signal.default_int_handler)
         def body():

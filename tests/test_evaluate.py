@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sdss_distill import evaluate
+from sdss_distill.distill import metrics as evaluate
 
 LOGITS = np.array([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
 TRUTH = np.array([0, 1, 2, 2])

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sdss_distill import experiment
-from sdss_distill.config import make_config
-from sdss_distill.experiments import stats, sweep
+from sdss_distill.runs.config import make_config
+from sdss_distill.sweep import cli as experiment
+from sdss_distill.sweep import grid as sweep
+from sdss_distill.sweep import stats
 
 
 def test_describe_and_paired_on_known_inputs():
@@ -40,7 +41,7 @@ def fake_arm(acc, role):
 @pytest.fixture
 def fake_training(monkeypatch):
     """Replace data preparation and training by stubs that record which cells ran."""
-    from sdss_distill.experiments import pipeline
+    from sdss_distill.runs import pipeline
     calls = []
 
     def prepare(cfg, dev=False):
@@ -99,12 +100,12 @@ def test_tidy_table_summary_and_figures(fake_training, tmp_path):
     assert row["vs_baseline_wilcoxon_p"] == pytest.approx(0.25)  # 3 of 3 positive, exact
     md = (tmp_path / "summary.md").read_text()
     assert "| offline_T1_a1_kl | student | student |" in md and "+1.10 pt | 3/0/0 | 0.250" in md
-    from sdss_distill.experiments.report import early_epochs
-    from sdss_distill.experiments.sweep import load_cells
+    from sdss_distill.sweep.grid import load_cells
+    from sdss_distill.sweep.summary import early_epochs
     early = early_epochs(load_cells(tmp_path), "offline_T1_a1_kl", epochs=(1, 2, 3))
     assert early.epoch.tolist() == [1, 2] and (early.seeds == 3).all()  # histories: 2 epochs
     assert early.student.tolist() == pytest.approx([0.9, 0.95]) and (early.paired_mean_diff == 0).all()
-    from sdss_distill.experiments.plots import sweep_figures
+    from sdss_distill.sweep.figures import sweep_figures
     written = sweep_figures(tmp_path)
     names = {p.stem for p in written}
     assert {"accuracy_vs_temperature", "accuracy_vs_alpha", "per_class_by_alpha",
@@ -145,8 +146,8 @@ def test_a_small_real_sweep_end_to_end(small_sweep):
 def test_int8_size_of_an_architecture_matches_the_shipped_file(exported_run, tmp_path):
     """The sweep's int8 bytes come from an untrained model of the same architecture: equal to
     the size of the file export ships for a trained one."""
-    from sdss_distill.experiments import int8
-    from sdss_distill.rundir import RunDir
+    from sdss_distill.runs.rundir import RunDir
+    from sdss_distill.sweep import int8
     base = make_config(data="x.csv")
     assert int8.architectures(base, {"offline", "student-ensemble"})[:2] == [(24, 24), (12, 12)]
     sizes = int8.sizes(tmp_path, base, {"offline"})

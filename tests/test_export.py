@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from sdss_distill import edge, export, tflite_file
-from sdss_distill.schema import BANDS, LABELS
+from sdss_distill.core import tflite_file
+from sdss_distill.core.schema import BANDS, LABELS
+from sdss_distill.edge import classifier as edge
+from sdss_distill.export import convert as export
 
 STUDENT_FILES = ("student_float32", "student_float16", "student_dynamic", "student_int8",
                  "student_qat_int8", "student_pruned_int8")
@@ -123,9 +125,9 @@ def test_missing_run_is_one_line_error(tmp_path, capsys):
 
 
 def test_folding_the_front_keeps_the_logits():
-    from sdss_distill.models import build_mlp
-    from sdss_distill.qat import fold_student, mlp_logits
-    from sdss_distill.schema import get_view
+    from sdss_distill.core.schema import get_view
+    from sdss_distill.export.finetune import fold_student, mlp_logits
+    from sdss_distill.models.mlp import build_mlp
     rng = np.random.default_rng(1)
     x = (rng.normal(18, 2, (64, 5)) + rng.normal(0, 0.5, (64, 1))).astype("float32")
     student = build_mlp(get_view("photometric"), (6, 5), x, name="student")
@@ -142,7 +144,7 @@ def clone(run_dir, dst, damage=None, exported=True):
     `exported=False` leaves out tflite/ and reports/export.*."""
     import shutil
 
-    from sdss_distill.rundir import RunDir
+    from sdss_distill.runs.rundir import RunDir
     src = RunDir(run_dir).current()
     with RunDir(dst).write() as layout:
         for rel in src.manifest()["files"]:
@@ -156,7 +158,7 @@ def clone(run_dir, dst, damage=None, exported=True):
 
 
 def test_export_records_run_id_and_model_hashes(run_dir, report):
-    from sdss_distill.rundir import RunDir, sha256_file
+    from sdss_distill.runs.rundir import RunDir, sha256_file
     layout = RunDir(run_dir).current()
     manifest = layout.manifest()
     assert report["run_id"] == manifest["run_id"] == layout.run_id
@@ -171,7 +173,7 @@ def test_export_records_run_id_and_model_hashes(run_dir, report):
 
 
 def _export_fails(capsys, run, message):
-    from sdss_distill.rundir import RunDir
+    from sdss_distill.runs.rundir import RunDir
     before = RunDir(run).current(verify=False).run_id
     code = export.main(["--run", str(run), "--no-finetune", "--invokes", "10", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -202,7 +204,7 @@ def test_stale_export_is_refused(run_dir, tmp_path, capsys):
 
 
 def test_changed_run_is_refused(run_dir, tmp_path, capsys):
-    from sdss_distill.rundir import RunDir
+    from sdss_distill.runs.rundir import RunDir
     run = clone(run_dir, tmp_path / "run")
     path = RunDir(run).current().split_json
     path.write_text(path.read_text().replace('"seed": ', '"seed": 1'))
@@ -210,13 +212,13 @@ def test_changed_run_is_refused(run_dir, tmp_path, capsys):
 
 
 def test_a_version_directory_is_not_an_export_target(run_dir, capsys):
-    from sdss_distill.rundir import RunDir
+    from sdss_distill.runs.rundir import RunDir
     version = RunDir(run_dir).current().root
     _export_fails(capsys, version, "one version of a run, not the run itself")
 
 
 def test_no_finetune_keeps_this_runs_finetuned_files_only(run_dir, tmp_path, capsys):
-    from sdss_distill.rundir import RunDir
+    from sdss_distill.runs.rundir import RunDir
 
     def foreign_pruned(layout):
         card = edge.card_path(layout.tflite_file("student_pruned_int8"))
@@ -250,7 +252,7 @@ def test_killed_export_leaves_old_run_whole_and_takes_qat_child_down(run_dir, tm
 
     import psutil
 
-    from sdss_distill.rundir import RunDir
+    from sdss_distill.runs.rundir import RunDir
     run = clone(run_dir, tmp_path / "run")
     before = RunDir(run).current().run_id
     root = os.path.dirname(os.path.dirname(export.__file__))
@@ -261,7 +263,7 @@ def test_killed_export_leaves_old_run_whole_and_takes_qat_child_down(run_dir, tm
     while child is None and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
         child = next((c for c in psutil.Process(proc.pid).children()
-                      if "sdss_distill.qat" in " ".join(c.cmdline())), None)
+                      if "sdss_distill.export.finetune" in " ".join(c.cmdline())), None)
     assert child is not None, "the QAT subprocess never started"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)

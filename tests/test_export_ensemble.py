@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from sdss_distill import edge, export, tflite_file
-from sdss_distill.schema import LABELS
+from sdss_distill.core import tflite_file
+from sdss_distill.core.schema import LABELS
+from sdss_distill.edge import classifier as edge
+from sdss_distill.export import convert as export
 
 WIDTHS = [[4], [6, 6]]
 SHIPPED = ("student_float32", "student_float16", "student_int8", "teacher_float32")
@@ -119,9 +121,9 @@ def test_int8_student_bytes_of_a_plain_student(real_csv):
     """The sweep's use: any student's int8 size; a plain MLP has one float32 first layer."""
     import pandas as pd
 
-    from sdss_distill.data import features
-    from sdss_distill.models import build_mlp
-    from sdss_distill.schema import get_view
+    from sdss_distill.core.schema import get_view
+    from sdss_distill.data.table import features
+    from sdss_distill.models.mlp import build_mlp
     view = get_view("photometric")
     x = features(pd.read_csv(real_csv, nrows=300), view)
     content = export.int8_student_bytes(build_mlp(view, (8, 8), x, name="student"), x)

@@ -6,9 +6,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sdss_distill.config import make_config
 from sdss_distill.distill import registry
-from sdss_distill.experiments import pipeline
+from sdss_distill.runs import pipeline
+from sdss_distill.runs.config import make_config
 
 SMALL = dict(epochs=2, patience=2, teacher_hidden=(16, 8), student_hidden=(6, 6),
              methods={"student-ensemble": {"widths": [[4], [6, 6]]},
@@ -19,7 +19,7 @@ SMALL = dict(epochs=2, patience=2, teacher_hidden=(16, 8), student_hidden=(6, 6)
 @pytest.fixture(scope="module")
 def slice_ws(real_csv):
     """1,500 rows of the real table, split as train would; one workspace shared by all methods."""
-    from sdss_distill.data import split
+    from sdss_distill.data.table import split
     cfg = make_config(data=str(real_csv), **SMALL)
     prepared = pipeline.prepare(cfg)
     keep = np.sort(np.random.default_rng(0).choice(prepared.df.index, 1500, replace=False))

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from sdss_distill import models
-from sdss_distill.schema import LABELS, get_view
+from sdss_distill.core.schema import LABELS, get_view
+from sdss_distill.models import mlp as models
 
 RNG = np.random.default_rng(0)
 MAGS = (RNG.normal(18, 1.5, (64, 5))).astype("float32")

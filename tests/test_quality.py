@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sdss_distill.errors import InputError
-from sdss_distill.quality import FLOAT32_MAX, REASONS, check_values, header_positions
+from sdss_distill.core.errors import InputError
+from sdss_distill.core.quality import FLOAT32_MAX, REASONS, check_values, header_positions
 
 COLS = ("u", "g", "redshift", "ra")
 

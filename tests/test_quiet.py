@@ -20,10 +20,10 @@ PROBE = textwrap.dedent("""
     import sys, tempfile, warnings
     from pathlib import Path
     sys.ps1 = ">>> "   # interactive, as in a Jupyter kernel
-    from sdss_distill.runtime import quiet_import
+    from sdss_distill.core.io import quiet_import
     tf, keras = quiet_import("tensorflow"), quiet_import("keras")
-    from sdss_distill.export import convert, saved_model
-    from sdss_distill.schema import STUDENT_VIEW, get_view
+    from sdss_distill.export.convert import convert, saved_model
+    from sdss_distill.core.schema import STUDENT_VIEW, get_view
     view = get_view(STUDENT_VIEW)
     inp = keras.Input((len(view.columns),), name=view.name)
     model = keras.Model(inp, keras.layers.Dense(3, name="logits")(inp))
@@ -67,7 +67,7 @@ def test_the_probe_does_log_when_the_filter_is_off():
 def test_filter_can_be_switched_off_and_on():
     import logging
 
-    from sdss_distill.logs import LOGGER, quiet_tensorflow_logs
+    from sdss_distill.core.logs import LOGGER, quiet_tensorflow_logs
     logger = logging.getLogger(LOGGER)
     try:
         assert quiet_tensorflow_logs(False) is False

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from sdss_distill.errors import InputError
-from sdss_distill.rundir import MANIFEST, RunDir
+from sdss_distill.core.errors import InputError
+from sdss_distill.runs.rundir import MANIFEST, RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 
 WRITER = textwrap.dedent("""
     import os, shutil, sys, time
     from pathlib import Path
-    from sdss_distill.rundir import RunDir
+    from sdss_distill.runs.rundir import RunDir
 
     root, tag, kill_at, keep, pause = sys.argv[1:6]
     kill_at, pause = int(kill_at), float(pause)
@@ -167,8 +167,8 @@ def test_sigterm_cleans_up_like_sigint(tmp_path, sig, code):
     assert write_run(root, "old").returncode == 0
     script = textwrap.dedent(f"""
         import sys, time
-        from sdss_distill.errors import run_cli
-        from sdss_distill.rundir import RunDir
+        from sdss_distill.core.errors import run_cli
+        from sdss_distill.runs.rundir import RunDir
         def body():
             with RunDir({str(root)!r}).write() as layout:
                 layout.run_json.write_text("new")

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from sdss_distill.runtime import umask, write_atomic
+from sdss_distill.core.io import umask, write_atomic
 
 
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

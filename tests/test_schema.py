@@ -1,6 +1,6 @@
 import pytest
 
-from sdss_distill import schema
+from sdss_distill.core import schema
 
 
 def test_labels_fixed_order():

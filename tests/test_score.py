@@ -13,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sdss_distill import score
-from sdss_distill.edge import EdgeClassifier
-from sdss_distill.quality import REASONS, check_values
-from sdss_distill.schema import BANDS
-from sdss_distill.synth import write_catalogue
+from sdss_distill.core.quality import REASONS, check_values
+from sdss_distill.core.schema import BANDS
+from sdss_distill.data.synth import write_catalogue
+from sdss_distill.edge.classifier import EdgeClassifier
+from sdss_distill.score import catalogue as score
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -196,7 +196,7 @@ def test_killed_part_leaves_no_partial_file(catalogue, model, scheduler, tmp_pat
         import os
         from pathlib import Path
         import pyarrow.parquet as pq
-        from sdss_distill import score
+        from sdss_distill.score import catalogue as score
         bundle = score.model_bundle(Path({str(model)!r}))
         parts = score.plan([Path({str(catalogue / 'sim0.parquet')!r})], bundle.columns,
                            bundle.labels, [], 10_000)

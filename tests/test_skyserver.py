@@ -13,10 +13,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from sdss_distill import skyserver
-from sdss_distill.data import file_sha256, load_table, main
-from sdss_distill.errors import InputError
-from sdss_distill.schema import CANONICAL_COLUMNS
+from sdss_distill.core.errors import InputError
+from sdss_distill.core.schema import CANONICAL_COLUMNS
+from sdss_distill.data import skyserver
+from sdss_distill.data.cli import main
+from sdss_distill.data.table import file_sha256, load_table
 
 CANNED = Path(__file__).parent / "data" / "skyserver"
 PROG = "python -m sdss_distill.data fetch"

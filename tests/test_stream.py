@@ -12,10 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sdss_distill import train
-from sdss_distill.config import make_config
-from sdss_distill.schema import LABELS
-from sdss_distill.stream import VALIDATION_ROWS, validation_fractions
-from sdss_distill.stream_data import (
+from sdss_distill.core.schema import LABELS
+from sdss_distill.data.stream import (
     PARTS,
     Cleaning,
     HashSplit,
@@ -25,7 +23,9 @@ from sdss_distill.stream_data import (
     shuffled_blocks,
     splitmix64,
 )
-from sdss_distill.synth import OBJID_BASE, write_catalogue
+from sdss_distill.data.synth import OBJID_BASE, write_catalogue
+from sdss_distill.runs.config import make_config
+from sdss_distill.runs.stream import VALIDATION_ROWS, validation_fractions
 
 COLUMNS = ("u", "g", "r", "i", "z", "redshift")
 OFFLINE = ("--method", "offline")  # the one method streamed (the default may be another)
@@ -102,7 +102,7 @@ def test_same_rows_same_subsets_whatever_the_files(sim_table, tmp_path, monkeypa
     _write_parts(reverse, tmp_path / "two", [0, 2500, 6000], ["b.parquet", "a.parquet"])
     split = _split()
     a = _parts_by_id(ParquetSource(str(three), COLUMNS), split)
-    monkeypatch.setattr("sdss_distill.stream_data.CHUNK_ROWS", 333)
+    monkeypatch.setattr("sdss_distill.data.stream.CHUNK_ROWS", 333)
     b = _parts_by_id(ParquetSource(str(tmp_path / "two" / "*.parquet"), COLUMNS), split)
     assert len(a) == 6000 and a == b
     kept = np.array([p for p in a.values() if p >= 0])
@@ -110,8 +110,8 @@ def test_same_rows_same_subsets_whatever_the_files(sim_table, tmp_path, monkeypa
 
 
 def test_bad_rows_are_dropped_and_counted_as_in_memory(sim_table, tmp_path):
-    from sdss_distill.data import clean, load_table
-    from sdss_distill.schema import get_view
+    from sdss_distill.core.schema import get_view
+    from sdss_distill.data.table import clean, load_table
     directory = _write_parts(sim_table, tmp_path / "d", [0, 2000, 4000, 6000])
     whole = tmp_path / "whole.parquet"
     pq.write_table(sim_table, whole)
@@ -150,8 +150,8 @@ def test_shuffle_buffer_emits_every_row_once_in_whole_batches():
 
 
 def test_streamed_scores_equal_evaluate_classification():
-    from sdss_distill.evaluate import classification, teacher_student
-    from sdss_distill.stream_fit import Scores
+    from sdss_distill.distill.metrics import classification, teacher_student
+    from sdss_distill.distill.stream_fit import Scores
     rng = np.random.default_rng(2)
     y = rng.integers(0, 3, 3000).astype("int32")
     student = (rng.normal(size=(3000, 3)) * 3 + np.eye(3)[y] * 2).astype("float32")
@@ -258,12 +258,12 @@ def _in_memory(sim_table, tmp_path):
     """The same rows and subsets through the in-memory trainer (distill.training)."""
     import keras
 
-    from sdss_distill.data import clean, features, labels, load_table
+    from sdss_distill.core.schema import get_view
+    from sdss_distill.data.table import clean, features, labels, load_table
+    from sdss_distill.distill.fit import FitSettings, distil_offline, train_teacher
     from sdss_distill.distill.losses import soft_loss
-    from sdss_distill.distill.training import FitSettings, distil_offline, train_teacher
-    from sdss_distill.evaluate import classification
-    from sdss_distill.models import build_mlp, logits
-    from sdss_distill.schema import get_view
+    from sdss_distill.distill.metrics import classification
+    from sdss_distill.models.mlp import build_mlp, logits
     whole = tmp_path / "whole.parquet"
     pq.write_table(sim_table, whole)
     df, _ = clean(load_table(whole), get_view("physical"))
@@ -298,10 +298,10 @@ def _in_memory(sim_table, tmp_path):
 
 @pytest.mark.slow
 def test_streaming_matches_in_memory_training_on_the_same_rows(streamed_run, sim_table, tmp_path):
-    from sdss_distill.data import features, labels
-    from sdss_distill.evaluate import classification
-    from sdss_distill.models import load
-    from sdss_distill.schema import get_view
+    from sdss_distill.core.schema import get_view
+    from sdss_distill.data.table import features, labels
+    from sdss_distill.distill.metrics import classification
+    from sdss_distill.models.mlp import load
     _, out = streamed_run
     report = json.loads((out / "reports" / "report.json").read_text())
     test, memory_models, memory = _in_memory(sim_table, tmp_path)

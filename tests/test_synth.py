@@ -9,16 +9,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from sdss_distill.data import clean, file_sha256, load_table, main
-from sdss_distill.quality import check_values
-from sdss_distill.schema import BANDS, LABELS, get_view
-from sdss_distill.synth import (
+from sdss_distill.core.quality import check_values
+from sdss_distill.core.schema import BANDS, LABELS, get_view
+from sdss_distill.data.cli import main
+from sdss_distill.data.synth import (
     BAD_KINDS,
     BLOCK,
     SIMULATED_KEY,
     provenance_path,
     write_catalogue,
 )
+from sdss_distill.data.table import clean, file_sha256, load_table
 
 VALUE_COLUMNS = [*BANDS, "redshift"]
 COLOUR_TOLERANCE = 0.05  # mag; the fitted mixtures reproduce each class's median colours within it

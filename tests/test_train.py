@@ -6,8 +6,8 @@ import re
 import pytest
 
 from sdss_distill import train
-from sdss_distill.data import Split
-from sdss_distill.models import load
+from sdss_distill.data.table import Split
+from sdss_distill.models.mlp import load
 
 from .conftest import HEADER, row
 
@@ -44,8 +44,8 @@ def test_train_writes_models_split_and_reports(quick_run):
 @pytest.mark.slow
 def test_saved_split_and_student_reproduce_the_report(quick_run, real_csv):
     _, out = quick_run
-    from sdss_distill.data import clean, features, labels, load_table
-    from sdss_distill.schema import get_view
+    from sdss_distill.core.schema import get_view
+    from sdss_distill.data.table import clean, features, labels, load_table
 
     split = Split.load(out / "split.json")
     df, _ = clean(load_table(real_csv), get_view("physical"))

@@ -16,9 +16,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from ..schema import LABELS
-from . import formula
-from .losses import FitNetsHint, TemperatureKL
+from sdss_distill.core.schema import LABELS
+from sdss_distill.distill import formula
+from sdss_distill.distill.losses import FitNetsHint, TemperatureKL
 
 STUDENT, TEACHER, SOFT = "student", "teacher", "soft"
 

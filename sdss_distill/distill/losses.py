@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from . import formula
+from sdss_distill.distill import formula
 
 
 def _check_temperature(temperature) -> float:

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import InputError
+from sdss_distill.core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def register(name: str, summary: str, settings: type = NoSettings):
 
 
 def _load() -> dict[str, Method]:
-    from .methods import ORDER  # importing the package registers every method module
+    from sdss_distill.distill.methods import ORDER  # importing the package registers every method module
     return {name: METHODS[name] for name in sorted(METHODS, key=ORDER.index)}
 
 

@@ -15,12 +15,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from ..data import Split, features, labels, validation_slice
-from ..models import build_mlp, ensemble_model, logits
-from ..schema import STUDENT_VIEW, View, get_view
-from . import targets
-from .losses import soft_loss
-from .training import FitSettings, Fitted, train_parallel, train_teacher
+from sdss_distill.core.schema import STUDENT_VIEW, View, get_view
+from sdss_distill.data.table import Split, features, labels, validation_slice
+from sdss_distill.distill import targets
+from sdss_distill.distill.fit import FitSettings, Fitted, train_parallel, train_teacher
+from sdss_distill.distill.losses import soft_loss
+from sdss_distill.models.mlp import build_mlp, ensemble_model, logits
 
 ROWS = ("teacher_train", "student_train", "non_test")
 """Training row sets a method may use; non_test = teacher_train + student_train."""
@@ -190,7 +190,7 @@ class Workspace:
     def student(self, cfg, rows: str, soft: tuple[np.ndarray, np.ndarray], *, name="student",
                 hidden=None, role="student") -> Arm:
         """A student offline-distilled on `rows` from soft labels (fit part, early-stopping part)."""
-        from .training import distil_offline
+        from sdss_distill.distill.fit import distil_offline
         (x, y), (x_val, y_val) = self.arrays(rows, self.student_view)
         model = self.new_model(self.student_view, hidden or cfg.student_hidden, x, name=name)
         fitted = self.timed(name, distil_offline(

@@ -1,6 +1,6 @@
 """One small module per distillation method; importing this package registers them all."""
 
-from . import (  # noqa: F401
+from sdss_distill.distill.methods import (  # noqa: F401
     assistant,
     cotrain,
     crossfit,

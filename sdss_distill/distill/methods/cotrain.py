@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..registry import register
+from sdss_distill.distill.registry import register
 
 ROWS = ("student_train", "non_test")
 
@@ -22,9 +22,9 @@ class Settings:
 @register("cotrain", "teacher and student trained together from scratch, one combined loss",
           Settings)
 def run(ws, cfg, settings: Settings):
-    from ..losses import soft_loss
-    from ..training import cotrain
-    from ..workspace import Arm, fit_settings
+    from sdss_distill.distill.fit import cotrain
+    from sdss_distill.distill.losses import soft_loss
+    from sdss_distill.distill.workspace import Arm, fit_settings
     (x, y), val = ws.paired_arrays(settings.rows)
     teacher = ws.new_model(ws.teacher_view, cfg.teacher_hidden, x["teacher"], name="teacher",
                            dropout=cfg.teacher_dropout, init_seed=ws.seed + 3000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..registry import register
+from sdss_distill.distill.registry import register
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,10 @@ class Settings:
 @register("hints", "FitNets: teacher hidden layer -> student hidden layer through a learned "
           "projection, plus the logit loss", Settings)
 def run(ws, cfg, settings: Settings):
-    from ..distillers import HintDistiller
-    from ..losses import FitNetsHint, soft_loss
-    from ..training import fit_distiller
-    from ..workspace import Arm, fit_settings
+    from sdss_distill.distill.distillers import HintDistiller
+    from sdss_distill.distill.fit import fit_distiller
+    from sdss_distill.distill.losses import FitNetsHint, soft_loss
+    from sdss_distill.distill.workspace import Arm, fit_settings
     teacher = ws.teacher(cfg)
     (x, y), val = ws.paired_arrays("student_train")
     model = ws.new_model(ws.student_view, cfg.student_hidden, x["student"], name="student")

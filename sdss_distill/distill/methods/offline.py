@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..registry import register
+from sdss_distill.distill.registry import register
 
 
 @register("offline", "teacher on teacher-train rows; its soft labels on student-train rows, "

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from ..registry import register
+from sdss_distill.distill.registry import register
 
 
 @register("online", "the frozen teacher runs on its view at every training step")
 def run(ws, cfg, settings):
-    from ..distillers import OnlineDistiller
-    from ..losses import soft_loss
-    from ..training import fit_distiller
-    from ..workspace import Arm, fit_settings
+    from sdss_distill.distill.distillers import OnlineDistiller
+    from sdss_distill.distill.fit import fit_distiller
+    from sdss_distill.distill.losses import soft_loss
+    from sdss_distill.distill.workspace import Arm, fit_settings
     teacher = ws.teacher(cfg)
     (x, y), val = ws.paired_arrays("student_train")
     model = ws.new_model(ws.student_view, cfg.student_hidden, x["student"], name="student")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..registry import register
+from sdss_distill.distill.registry import register
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ def _name(hidden) -> str:
 @register("student-ensemble", "K small students of varied widths, each distilled; combined by "
           "mean probability and by majority vote", Settings)
 def run(ws, cfg, settings: Settings):
-    from ...models import ensemble_model
-    from ..workspace import Arm
+    from sdss_distill.distill.workspace import Arm
+    from sdss_distill.models.mlp import ensemble_model
     teacher = ws.teacher(cfg)
     soft = ws.teacher_logits(teacher, "student_train")
     names = [f"{_name(w)}_{k}" if [_name(v) for v in settings.widths].count(_name(w)) > 1
@@ -46,7 +46,7 @@ def run(ws, cfg, settings: Settings):
 
 
 def _sum_fits(members):
-    from ..training import Fitted
+    from sdss_distill.distill.fit import Fitted
     return Fitted(max(m.fitted.epochs for m in members), sum(m.fitted.seconds for m in members))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..registry import register
+from sdss_distill.distill.registry import register
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,9 @@ class Settings:
 @register("teacher-ensemble", "N teachers; soft labels = mean of their tempered probabilities",
           Settings)
 def run(ws, cfg, settings: Settings):
-    from ...data import features
-    from ...models import ensemble_members, logits
-    from ..targets import ensemble_logits
+    from sdss_distill.data.table import features
+    from sdss_distill.distill.targets import ensemble_logits
+    from sdss_distill.models.mlp import ensemble_members, logits
     teacher = ws.teacher_ensemble(cfg, settings.teachers)
     members = ensemble_members(teacher.model)
     soft = tuple(ensemble_logits([logits(m, features(ws.df.loc[rows], ws.teacher_view))

@@ -1,0 +1,344 @@
+"""Load an SDSS table, clean it, split it into teacher-train / student-train / test.
+
+Rows keep their position in the file (0-based, header and comment lines not counted) as
+the DataFrame index; splits store those positions, so every later stage and notebook can
+find exactly the same rows again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sdss_distill.core.errors import InputError, listing
+from sdss_distill.core.quality import REASONS, check_values, header_positions
+from sdss_distill.core.schema import (
+    CANONICAL_COLUMNS,
+    ID_COLUMNS,
+    LABELS,
+    STUDENT_VIEW,
+    TARGET,
+    View,
+    canonical_name,
+    get_view,
+)
+from sdss_distill.runs.config import read_toml
+
+DEFAULT_DATA = Path("data") / "sdss.csv"
+DATA_ENV = "SDSS_DISTILL_DATA"
+SUBSETS = ("teacher_train", "student_train", "test")
+
+
+def resolve_data_path(arg: str | None) -> Path:
+    """`--data`, else $SDSS_DISTILL_DATA, else data/sdss.csv, else an error saying how."""
+    chosen = arg or os.environ.get(DATA_ENV)
+    if chosen:
+        if not Path(chosen).is_file():
+            source = "--data" if arg else f"${DATA_ENV}"
+            raise InputError(f"{chosen}: no such file (from {source}); check the path")
+        return Path(chosen)
+    if DEFAULT_DATA.is_file():
+        return DEFAULT_DATA
+    raise InputError(f"no data file: pass --data FILE, set {DATA_ENV}, or put an SDSS table "
+                     f"at {DEFAULT_DATA} (data/README.md says how to get one)")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_column_map(path: str | None) -> dict[str, str]:
+    """A user's TOML mapping {their column name: canonical name} (flat or under [columns])."""
+    if not path:
+        return {}
+    raw = read_toml(path)
+    mapping = raw.get("columns", raw)
+    bad = {k: v for k, v in mapping.items() if v not in CANONICAL_COLUMNS}
+    if bad:
+        k, v = next(iter(bad.items()))
+        raise InputError(f"{path}: column {k!r} maps to {v!r}, which is not a known column; "
+                         f"valid targets: {', '.join(CANONICAL_COLUMNS)}")
+    return dict(mapping)
+
+
+def load_table(path: Path, column_map: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read CSV (SkyServer `#Table1` first line and a UTF-8 BOM allowed) or Parquet.
+
+    Columns get canonical names (two names for one column are an error naming both);
+    unknown columns keep their own names; id columns are read as text. The file's bytes are
+    read once, and `df.attrs["sha256"]` is the SHA-256 of exactly the bytes parsed.
+    """
+    return load_table_with_hash(path, column_map)[0]
+
+
+def load_table_with_hash(path: Path, column_map: dict[str, str] | None = None
+                         ) -> tuple[pd.DataFrame, str]:
+    """(table, SHA-256 of the bytes it was parsed from): record this hash with a run."""
+    raw, sha = read_bytes_hashed(path)
+    return parse_table(Path(path), raw, column_map, sha), sha
+
+
+def read_bytes_hashed(path: Path) -> tuple[bytes, str]:
+    """A table file's bytes, read once, and their SHA-256."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror}); check its permissions") from None
+    return raw, hashlib.sha256(raw).hexdigest()
+
+
+def parse_table(path: Path, raw: bytes, column_map: dict[str, str] | None = None,
+                sha256: str | None = None) -> pd.DataFrame:
+    """The table in `raw` (the bytes of `path`), with canonical column names."""
+    sha = sha256 or hashlib.sha256(raw).hexdigest()
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df = pd.read_parquet(io.BytesIO(raw))
+            header, first_line = [str(c) for c in df.columns], None
+        else:
+            df, header, first_line = _read_csv(path, raw, column_map)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty; expected a header line and data rows") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                         f"{e.start}); save it as UTF-8") from None
+    except (pd.errors.ParserError, OSError, ValueError, csv.Error) as e:
+        raise InputError(f"{path}: cannot read it as a table ({str(e).splitlines()[0]})") from None
+    names = [str(h) for h in header]
+    for canon, k in header_positions(header, column_map, source=str(path)).items():
+        names[k] = canon
+    df.columns = names
+    if df.empty:
+        raise InputError(f"{path}: no data rows below the header")
+    for c in ID_COLUMNS:
+        if c in df:
+            df[c] = df[c].astype("string")
+    df.index = pd.RangeIndex(len(df), name="row")
+    df.attrs.update(source=str(path), first_line=first_line, sha256=sha)
+    return df
+
+
+def _read_csv(path: Path, raw: bytes, column_map) -> tuple[pd.DataFrame, list[str], int]:
+    """Parse CSV bytes; the header is read with the csv module, unmangled (pandas renames a
+    repeated `z` to `z.1`, which would hide a SkyServer redshift column called `z`)."""
+    text_start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    skip = 1 if raw[text_start:text_start + 1] == b"#" else 0
+    lines = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline="")
+    for _ in range(skip):
+        lines.readline()
+    header = next(csv.reader(lines), None)
+    if not header:
+        raise pd.errors.EmptyDataError("no header")
+    header = [h.strip() for h in header]
+    as_text = {k: "string" for k, c in enumerate(header)
+               if canonical_name(c, column_map) in ID_COLUMNS}
+    df = pd.read_csv(io.BytesIO(raw), skiprows=skip + 1, header=None, names=range(len(header)),
+                     dtype=as_text, encoding="utf-8-sig")
+    return df, header, skip + 2  # file line number of data row 0
+
+
+def where(df: pd.DataFrame, row: int) -> str:
+    """'file.csv line 12' for a row, to point a user at a bad value."""
+    first = df.attrs.get("first_line")
+    at = f"line {first + row}" if first is not None else f"row {row}"
+    return f"{df.attrs.get('source', 'table')} {at}"
+
+
+def check_frame(df: pd.DataFrame, view: View, *, with_labels: bool) -> pd.DataFrame:
+    """Check a table has the view's columns (and `class`), all numeric; return it converted.
+
+    Missing columns and non-numeric values are InputErrors that name them.
+    """
+    needed = [*view.columns, *([TARGET] if with_labels else [])]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"{df.attrs.get('source', 'table')}: missing column(s) {listing(missing)} needed by "
+            f"the {view.name} view; found {listing(df.columns, 20)}. Rename them or pass "
+            f"--columns map.toml")
+    out = df.copy()
+    for c in view.columns:
+        col = out[c]
+        numeric = pd.to_numeric(col, errors="coerce")
+        bad = numeric.isna() & col.notna() & (col.astype("string").str.strip() != "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"{where(df, row)}: column {c!r} has non-numeric value "
+                             f"{col.iloc[row]!r} ({int(bad.sum())} such rows); fix or remove them")
+        out[c] = numeric.astype("float64")
+    if with_labels:
+        out[TARGET] = out[TARGET].astype("string").str.strip().str.upper()
+        unknown = sorted(set(out[TARGET].dropna()) - set(LABELS) - {""})
+        if unknown:
+            raise InputError(f"{df.attrs.get('source', 'table')}: unknown class label(s) "
+                             f"{listing(unknown)}; expected {', '.join(LABELS)}")
+    return out
+
+
+@dataclass
+class CleaningReport:
+    """How many rows were read, kept, and dropped for each reason (first reason wins)."""
+
+    rows_read: int
+    rows_kept: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, str] = field(default_factory=dict)
+    """The first dropped row for each reason, named by file line, column and value."""
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{n} {why}" for why, n in self.dropped.items() if n) or "none"
+        return f"kept {self.rows_kept} of {self.rows_read} rows (dropped: {reasons})"
+
+
+def clean(df: pd.DataFrame, view: View) -> tuple[pd.DataFrame, CleaningReport]:
+    """Drop rows unusable for `view` + photometry, for the reasons quality.check_values names
+    (missing, sentinel, non-finite, too large for float32, outside the physical range)."""
+    cols = list(dict.fromkeys([*view.columns, *get_view(STUDENT_VIEW).columns]))
+    df = check_frame(df, get_view(STUDENT_VIEW), with_labels=True)
+    df = check_frame(df, view, with_labels=False)
+    checked = check_values(df[cols].to_numpy("float64"), cols)
+    no_class = df[TARGET].isna().to_numpy() | (df[TARGET] == "").fillna(True).to_numpy()
+    dropped = {"missing class": int(no_class.sum())}
+    examples = {}
+    for code, why in REASONS.items():
+        hit = (checked.reason == code) & ~no_class
+        dropped[why] = int(hit.sum())
+        if hit.any():
+            k = int(np.flatnonzero(hit)[0])
+            examples[why] = f"{where(df, k)}: {checked.message(k)}"
+    drop = no_class | ~checked.ok
+    report = CleaningReport(len(df), int((~drop).sum()), dropped, examples)
+    if report.rows_kept == 0:
+        raise InputError(f"{df.attrs.get('source', 'table')}: cleaning dropped every row "
+                         f"({report.summary()}); check the table holds valid SDSS photometry")
+    kept = df.loc[~drop]
+    kept.attrs.update(df.attrs)
+    return kept, report
+
+
+def labels(df: pd.DataFrame) -> np.ndarray:
+    """Class indices in LABELS order."""
+    return pd.Categorical(df[TARGET], categories=LABELS).codes.astype("int32")
+
+
+def features(df: pd.DataFrame, view: View) -> np.ndarray:
+    """The view's columns, in its order, as a float32 array for Keras."""
+    return df[list(view.columns)].to_numpy("float32")
+
+
+@dataclass
+class Split:
+    """Row positions (the table's index) of each subset; disjoint, seeded, stratified."""
+
+    teacher_train: np.ndarray
+    student_train: np.ndarray
+    test: np.ndarray
+    seed: int
+    fractions: tuple[float, float, float]
+
+    def subsets(self) -> dict[str, np.ndarray]:
+        return {s: getattr(self, s) for s in SUBSETS}
+
+    def save(self, path: Path, **provenance) -> None:
+        doc = {"seed": self.seed, "fractions": list(self.fractions), **provenance,
+               **{k: v.tolist() for k, v in self.subsets().items()}}
+        Path(path).write_text(json.dumps(doc))
+
+    @classmethod
+    def load(cls, path: Path) -> Split:
+        """A saved split; a corrupt or incomplete file is an InputError naming it."""
+        from sdss_distill.runs.rundir import read_json
+        doc = read_json(path, keys=(*SUBSETS, "seed", "fractions"))
+        try:
+            return cls(*(np.asarray(doc[s], dtype="int64") for s in SUBSETS),
+                       seed=int(doc["seed"]), fractions=tuple(doc["fractions"]))
+        except (TypeError, ValueError) as e:
+            raise InputError(f"{path}: corrupt split ({e}); train the run again") from None
+
+
+def split(df: pd.DataFrame, fractions=(0.4, 0.4, 0.2), seed: int = 0) -> Split:
+    """Stratified, seeded teacher-train / student-train / test split of a cleaned table."""
+    from sklearn.model_selection import train_test_split  # ~1 s to import: only when splitting
+    rows, y = df.index.to_numpy(), labels(df)
+    teacher_f, student_f, test_f = fractions
+    counts = np.bincount(y, minlength=len(LABELS))
+    if (counts[counts > 0] < 3).any():
+        raise InputError(f"{df.attrs.get('source', 'table')}: need at least 3 rows of each "
+                         f"class present to split, got {dict(zip(LABELS, counts.tolist()))}")
+    train, test = train_test_split(rows, test_size=test_f, stratify=y, random_state=seed)
+    teacher, student = train_test_split(train, test_size=student_f / (teacher_f + student_f),
+                                        stratify=labels(df.loc[train]), random_state=seed)
+    return Split(np.sort(teacher), np.sort(student), np.sort(test), seed, tuple(fractions))
+
+
+def validation_slice(df: pd.DataFrame, rows: np.ndarray, fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split training rows into (fit, validation) for early stopping; test rows never enter."""
+    from sklearn.model_selection import train_test_split
+    fit, val = train_test_split(rows, test_size=fraction, stratify=labels(df.loc[rows]),
+                                random_state=seed)
+    return np.sort(fit), np.sort(val)
+
+
+@dataclass
+class RunRows:
+    """A saved run's table, cleaned as the run cleaned it, with the run's split and config."""
+
+    path: Path
+    sha256: str
+    df: pd.DataFrame
+    split: Split
+    config: dict
+    layout: object = None
+    """The run version (rundir.Layout) the rows were read for."""
+
+
+def load_run_rows(run, data: str | Path | None = None) -> RunRows:
+    """The table a run was trained on (or `data`, if it moved), checked by SHA-256, and its split.
+
+    `run` is a run directory (resolved and verified through RunDir) or a rundir.Layout.
+    The split stores row positions, so any other table would silently select other objects;
+    the hash is of the bytes parsed here, so a file changed since is refused.
+    """
+    from sdss_distill.runs.rundir import Layout, RunDir, read_json
+    layout = run if isinstance(run, Layout) else RunDir(run).current()
+    info = read_json(layout.run_json, keys=("config",))
+    split_doc = read_json(layout.split_json, keys=("data_sha256",))
+    cfg = info["config"]
+    if not isinstance(cfg, dict) or "teacher_view" not in cfg:
+        raise InputError(f"{layout.run_json}: 'config' lacks 'teacher_view'; train the run again")
+    recorded = data or split_doc.get("data_path") or (info.get("data") or {}).get("path")
+    if not recorded:
+        raise InputError(f"{layout.split_json}: no data path recorded; pass the run's table "
+                         f"(--data FILE)")
+    path = Path(recorded)
+    if not path.is_file():
+        raise InputError(f"{path}: the run's data file is not there; pass the table it used "
+                         f"(--data FILE)")
+    raw, sha = read_bytes_hashed(path)
+    if sha != split_doc["data_sha256"]:
+        raise InputError(f"{path} is not the table run {layout.root} was trained on (sha256 "
+                         f"{sha[:12]}... != {str(split_doc['data_sha256'])[:12]}...); its split "
+                         f"rows would point at other objects")
+    table = parse_table(path, raw, read_column_map(cfg.get("columns")), sha)
+    try:
+        view = get_view(cfg["teacher_view"])
+    except ValueError as e:
+        raise InputError(f"{layout.run_json}: {e}") from None
+    df, _ = clean(table, view)
+    return RunRows(path, sha, df, Split.load(layout.split_json), cfg, layout)

@@ -1,0 +1,112 @@
+"""Fit a model with early stopping on a validation slice; train teachers and students.
+
+Tiny models on a few thousand rows are dominated by per-step overhead, so every fit runs
+many steps per call (`steps_per_execution`) and K teachers can train as one graph.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from sdss_distill.distill.distillers import CoTrainer, OfflineDistiller, ParallelTeachers
+
+STEPS_PER_EXECUTION = 64
+VALIDATION_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How every model is fitted: an upper bound on epochs, early stopping, Adam."""
+
+    epochs: int
+    batch_size: int
+    patience: int
+    learning_rate: float
+    seed: int = 0  # shuffling order
+
+
+@dataclass
+class Fitted:
+    """What a fit did: epochs run, seconds, and the per-epoch curves Keras logged."""
+
+    epochs: int
+    seconds: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def early_stopping_callbacks(patience: int) -> list:
+    return [keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
+            keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 3),
+                                              min_lr=1e-4)]
+
+
+def datasets(x, y, validation, settings: FitSettings):
+    """Cached tf.data pipelines: reshuffled every epoch (seeded), validation in large batches.
+
+    Feeding numpy arrays makes Keras rebuild its input pipeline every epoch, which costs
+    about five times an epoch's actual work for these models (measured: README, Speed).
+    """
+    import tensorflow as tf
+    train = (tf.data.Dataset.from_tensor_slices((x, y)).cache()
+             .shuffle(len(np.asarray(y if not isinstance(y, dict) else next(iter(y.values())))),
+                      seed=settings.seed, reshuffle_each_iteration=True)
+             .batch(settings.batch_size).prefetch(2))
+    val = tf.data.Dataset.from_tensor_slices(validation).batch(VALIDATION_BATCH).cache()
+    return train, val
+
+
+def fit(model: keras.Model, x, y, validation, settings: FitSettings, *, compile_kwargs=None,
+        verbose: int = 0) -> Fitted:
+    """Compile with Adam, fit with early stopping on `validation` = (x_val, y_val)."""
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
+                  steps_per_execution=STEPS_PER_EXECUTION, **(compile_kwargs or {}))
+    train, val = datasets(x, y, validation, settings)
+    start = time.perf_counter()
+    history = model.fit(train, validation_data=val, epochs=settings.epochs,
+                        callbacks=early_stopping_callbacks(settings.patience), shuffle=False, verbose=verbose)
+    curves = {k: [float(v) for v in values] for k, values in history.history.items()
+              if k != "learning_rate"}
+    return Fitted(len(history.history["loss"]), time.perf_counter() - start, curves)
+
+
+def train_teacher(teacher: keras.Model, x, y, validation, settings: FitSettings) -> Fitted:
+    """Plain supervised training on hard labels (the teacher, or a hard-label student)."""
+    return fit(teacher, x, y, validation, settings, compile_kwargs=dict(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")]))
+
+
+def train_parallel(members: list[keras.Model], x: np.ndarray, labels: np.ndarray,
+                   train_mask: np.ndarray, val_mask: np.ndarray, settings: FitSettings) -> Fitted:
+    """Train K members at once, member k on the rows of `train_mask[:, k]` (early stopping on
+    the summed validation loss of `val_mask`); the members are updated in place."""
+    model = ParallelTeachers(members)
+    y = {"label": labels, "mask": train_mask.astype("float32")}
+    val = (x, {"label": labels, "mask": val_mask.astype("float32")})
+    return fit(model, x, y, val, settings)
+
+
+def distil_offline(student: keras.Model, x, y, soft, validation, settings: FitSettings, *,
+                   alpha: float, loss) -> Fitted:
+    """Offline distillation: `soft` are teacher logits for the rows of x; alpha = 0 is the
+    hard-label baseline. `validation` = (x_val, y_val, soft_val)."""
+    x_val, y_val, soft_val = validation
+    distiller = OfflineDistiller(student, alpha=alpha, losses=[loss])
+    return fit(distiller, {"student": x, "soft": soft}, y,
+               ({"student": x_val, "soft": soft_val}, y_val), settings)
+
+
+def fit_distiller(distiller: keras.Model, x: dict, y, validation, settings: FitSettings) -> Fitted:
+    """Fit any distiller whose inputs are a dict of views (online, hints, co-training)."""
+    return fit(distiller, x, y, validation, settings)
+
+
+def cotrain(teacher, student, x: dict, y, validation, settings: FitSettings, *, alpha: float,
+            loss) -> Fitted:
+    """Teacher and student from scratch, together (see `CoTrainer`)."""
+    return fit(CoTrainer(teacher, student, alpha=alpha, soft_loss=loss), x, y, validation, settings)
+

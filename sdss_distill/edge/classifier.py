@@ -1,0 +1,337 @@
+"""Classify SDSS objects from u g r i z on a small device: numpy + ai_edge_litert only.
+
+Usage:
+    python -m sdss_distill.edge predict --model run/tflite/student_int8.tflite \
+        --input objects.csv --output predictions.csv --keep ra,dec
+    python -m sdss_distill.edge bench --model run/tflite/student_int8.tflite --threads 1
+
+    from sdss_distill.edge import EdgeClassifier
+    clf = EdgeClassifier("student_int8.tflite")
+    result = clf.predict([[19.4, 17.0, 15.9, 15.5, 15.2]])   # or a DataFrame
+    result.classes, result.probabilities, result.in_domain, result.ok, result.quality
+
+`predict` streams: it reads and writes 65,536 rows at a time, so memory does not grow with
+the file; the output file appears (atomically) only when complete. Each output row carries
+`row` (the input's 1-based data row number), the id columns as written in the input, and
+any `--keep` columns. Rows with values no model may see (quality.check_values: missing,
+sentinel, non-finite, too large for float32, outside the physical range) are reported on
+stderr with their line and skipped; the exit code is then 1 (see README, "Errors and exit
+codes").
+
+A model ships with `labels.txt` and a model card `<model>.json` next to it (written by
+`python -m sdss_distill.export`): its input columns, labels and the training domain.
+Never imports TensorFlow, Keras, pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sdss_distill.core.errors import EXIT_REJECTED, InputError, listing, run_cli  # noqa: F401 - EXIT_REJECTED re-exported
+from sdss_distill.core.io import quiet_native_stderr
+from sdss_distill.core.quality import check_values, header_positions
+from sdss_distill.core.schema import LABELS
+
+PROG = "python -m sdss_distill.edge"
+SIGNATURE = "serving_default"
+LABELS_FILE = "labels.txt"
+_CHUNK = 4096
+
+
+def card_path(model: Path) -> Path:
+    """The model card that travels with a model: same name, `.json`."""
+    return Path(model).with_suffix(".json")
+
+
+def _interpreter(content: bytes, path: Path, threads: int | None):
+    from ai_edge_litert.interpreter import Interpreter
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise InputError(f"{path}: not a LiteRT/TFLite model (no TFL3 flatbuffer identifier); "
+                         f"pass a .tflite file written by sdss_distill.export")
+    try:
+        with quiet_native_stderr(replay_on_error=False):  # "INFO: Created ... XNNPACK delegate"
+            interpreter = Interpreter(model_content=content, num_threads=threads)
+            interpreter.allocate_tensors()
+        return interpreter
+    except (ValueError, RuntimeError) as e:
+        raise InputError(f"{path}: cannot load the model ({str(e).strip().splitlines()[0]}); "
+                         f"the file may be truncated or corrupt, re-export it") from None
+
+
+@dataclass
+class Prediction:
+    """Per-row results; `classes[k]` is the label with the highest probability.
+
+    A row whose values no model may see (missing, sentinel, non-finite, too large for
+    float32, outside the physical range) is not run through the model: `ok[k]` is False,
+    `quality[k]` says why ("value 1e+39 ... in column 'u'"), `classes[k]` is "" and its
+    probabilities and logits are NaN. `quality[k]` is "" for every good row.
+    """
+
+    classes: np.ndarray
+    probabilities: np.ndarray
+    logits: np.ndarray
+    in_domain: np.ndarray
+    labels: tuple[str, ...]
+    quality: np.ndarray
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.quality == ""
+
+
+class EdgeClassifier:
+    """A LiteRT classifier with its labels, input columns and training domain."""
+
+    def __init__(self, path, *, num_threads: int | None = 1):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such model file")
+        self.interpreter = _interpreter(self.path.read_bytes(), self.path, num_threads)
+        signatures = self.interpreter.get_signature_list()
+        if SIGNATURE not in signatures:
+            raise InputError(f"{self.path}: no {SIGNATURE!r} signature (found "
+                             f"{listing(signatures) or 'none'}); re-export the model")
+        self._runner = self.interpreter.get_signature_runner(SIGNATURE)
+        (self.input_name,) = signatures[SIGNATURE]["inputs"]
+        (self.output_name,) = signatures[SIGNATURE]["outputs"]
+        self.card = _read_card(self.path)
+        self.columns = tuple(self.card["input"]["columns"])
+        expected = self.card.get("sha256")
+        if expected and hashlib.sha256(self.path.read_bytes()).hexdigest() != expected:
+            raise InputError(f"{self.path}: its SHA-256 differs from the one in its card "
+                             f"{card_path(self.path).name}; the two come from different exports, "
+                             f"copy both files from the same export")
+        self.labels = _read_labels(self.path, tuple(self.card.get("labels", LABELS)))
+        self.domain = self.card.get("domain", {})
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Raw model outputs for float rows in `self.columns` order."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not len(x):
+            return np.zeros((0, len(self.labels)), np.float32)
+        return np.concatenate([self._runner(**{self.input_name: x[k:k + _CHUNK]})[self.output_name]
+                               for k in range(0, len(x), _CHUNK)])
+
+    def as_array(self, rows) -> np.ndarray:
+        """Rows as a float64 (n, columns) array; a DataFrame's columns are matched by name
+        (two names for one column are an InputError naming both)."""
+        if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):
+            found = header_positions([str(c) for c in rows.columns], source="DataFrame")
+            missing = [c for c in self.columns if c not in found]
+            if missing:
+                raise InputError(f"missing column(s) {listing(missing)} needed by the model; "
+                                 f"found {listing(rows.columns, 20)}")
+            rows = rows.iloc[:, [found[c] for c in self.columns]].to_numpy(dtype="float64")
+        x = np.asarray(rows, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != len(self.columns):
+            raise InputError(f"expected rows of {len(self.columns)} values "
+                             f"({' '.join(self.columns)}), got an array of shape {x.shape}")
+        return x
+
+    def in_domain(self, x: np.ndarray) -> np.ndarray:
+        """True where every column and colour lies inside the training rows' ranges."""
+        ok = np.ones(len(x), bool)
+        for k, c in enumerate(self.columns):
+            lo, hi = self.domain.get("columns", {}).get(c, (-np.inf, np.inf))
+            ok &= (x[:, k] >= lo) & (x[:, k] <= hi)
+        pos = {c: k for k, c in enumerate(self.columns)}
+        for name, (lo, hi) in self.domain.get("colours", {}).items():
+            a, b = name.split("-")
+            colour = x[:, pos[a]] - x[:, pos[b]]
+            ok &= (colour >= lo) & (colour <= hi)
+        return ok
+
+    def predict(self, rows) -> Prediction:
+        """Class, probabilities and in-domain flag for each row (array or DataFrame); rows
+        with values no model may see are flagged (`ok`, `quality`), never classified."""
+        x = self.as_array(rows)
+        checked = check_values(x, self.columns)
+        ok = checked.ok
+        quality = np.array([checked.message(k) if not ok[k] else "" for k in range(len(x))],
+                           dtype=object)
+        logits = np.full((len(x), len(self.labels)), np.nan, np.float32)
+        p = np.full(logits.shape, np.nan)
+        classes = np.full(len(x), "", dtype=object)
+        in_domain = np.zeros(len(x), bool)
+        if ok.any():
+            good = x[ok].astype(np.float32)
+            raw = self.logits(good)
+            z = raw - raw.max(axis=1, keepdims=True)
+            e = np.exp(z.astype(np.float64))
+            logits[ok], p[ok] = raw, e / e.sum(axis=1, keepdims=True)
+            classes[ok] = np.asarray(self.labels, dtype=object)[p[ok].argmax(axis=1)]
+            in_domain[ok] = self.in_domain(good)
+        return Prediction(classes, p, logits, in_domain, self.labels, quality)
+
+
+def _read_card(model: Path) -> dict:
+    """The model card: JSON with `input.columns` (a list of names); errors name the file."""
+    path = card_path(model)
+    fix = "re-export the model (python -m sdss_distill.export) and copy both files"
+    try:
+        card = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"{path}: model card not found; copy it along with {model.name} "
+                         f"(sdss_distill.export writes both)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not a valid model card ({type(e).__name__}); {fix}") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    columns = card.get("input", {}).get("columns") if isinstance(card, dict) else None
+    if not isinstance(card, dict) or not isinstance(card.get("input"), dict) or columns is None:
+        raise InputError(f"{path}: model card lacks 'input.columns'; {fix}")
+    if (not isinstance(columns, list) or not columns
+            or not all(isinstance(c, str) for c in columns)):
+        raise InputError(f"{path}: 'input.columns' must be a list of column names; {fix}")
+    labels = card.get("labels", list(LABELS))
+    if not isinstance(labels, list) or not all(isinstance(c, str) for c in labels):
+        raise InputError(f"{path}: 'labels' must be a list of class names; {fix}")
+    if not isinstance(card.get("domain", {}), dict):
+        raise InputError(f"{path}: 'domain' must be a mapping; {fix}")
+    return card
+
+
+def _read_labels(model: Path, default: tuple[str, ...]) -> tuple[str, ...]:
+    path = model.parent / LABELS_FILE
+    if not path.is_file():
+        return default
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                         f"{e.start}); re-export the model or save the file as UTF-8") from None
+    labels = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if labels != default:
+        raise InputError(f"{path}: labels {listing(labels)} differ from the model card's "
+                         f"{listing(default)}; re-export the model")
+    return labels
+
+
+def sample_rows(card: dict, n: int, seed: int = 0) -> np.ndarray:
+    """Synthetic rows inside the card's column ranges (for timing only)."""
+    rng = np.random.default_rng(seed)
+    cols = card["input"]["columns"]
+    ranges = [card.get("domain", {}).get("columns", {}).get(c, (15.0, 22.0)) for c in cols]
+    return np.stack([rng.uniform(lo, hi, n) for lo, hi in ranges], axis=1).astype(np.float32)
+
+
+def benchmark(model, x: np.ndarray | None = None, *, threads: int = 1, invokes: int = 10_000,
+              batch: int = 1024, warmup: int = 500) -> dict:
+    """Batch-1 latency (median, p99 over `invokes` calls) and batched rows/s with LiteRT."""
+    model = Path(model)
+    interp = _interpreter(model.read_bytes(), model, threads)
+    if x is None:
+        x = sample_rows(_read_card(model), max(batch, 1))
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    interp.resize_tensor_input(inp, [1, x.shape[1]])
+    interp.allocate_tensors()
+    rows = [x[k % len(x)][None] for k in range(min(len(x), 256))]
+    times = np.empty(invokes, np.int64)
+    for k in range(warmup + invokes):
+        start = time.perf_counter_ns()
+        interp.set_tensor(inp, rows[k % len(rows)])
+        interp.invoke()
+        interp.get_tensor(out)
+        if k >= warmup:
+            times[k - warmup] = time.perf_counter_ns() - start
+    xb = np.resize(x, (batch, x.shape[1]))
+    interp.resize_tensor_input(inp, list(xb.shape))
+    interp.allocate_tensors()
+    interp.set_tensor(inp, xb)
+    interp.invoke()
+    reps, start = 0, time.perf_counter()
+    while reps < 20 or time.perf_counter() - start < 0.5:
+        interp.set_tensor(inp, xb)
+        interp.invoke()
+        interp.get_tensor(out)
+        reps += 1
+    elapsed = time.perf_counter() - start
+    return {"latency_us_median": float(np.median(times) / 1e3),
+            "latency_us_p99": float(np.percentile(times, 99) / 1e3),
+            "throughput_rows_per_s": float(reps * batch / elapsed),
+            "invokes": invokes, "batch": batch, "threads": threads}
+
+
+def machine() -> dict:
+    """CPU model, cores and platform, read without third-party packages."""
+    import platform
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
+            "platform": platform.platform(), "python": platform.python_version()}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    sub = p.add_subparsers(dest="command", required=True)
+    pr = sub.add_parser("predict", help="classify the rows of a CSV of u g r i z magnitudes")
+    pr.add_argument("--model", required=True, help=".tflite file (its .json card next to it)")
+    pr.add_argument("--input", required=True, help="CSV with u g r i z (SDSS aliases accepted)")
+    pr.add_argument("--output", help="CSV to write, atomically when complete (default: "
+                    "standard output, streamed)")
+    pr.add_argument("--keep", default="", metavar="COLS",
+                    help="comma-separated input columns to copy to the output (default: none; "
+                    "id columns objid/specobjid are always copied)")
+    pr.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
+    be = sub.add_parser("bench", help="time batch-1 latency and batched throughput")
+    be.add_argument("--model", required=True, help=".tflite file (its .json card next to it)")
+    be.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
+    be.add_argument("--invokes", type=int, default=10_000, help="batch-1 calls (default: 10000)")
+    be.add_argument("--batch", type=int, default=1024, help="rows per batched call (default: 1024)")
+    be.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def body() -> int:
+        if args.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {args.threads}")
+        if args.command == "predict":
+            keep = tuple(c.strip() for c in args.keep.split(",") if c.strip())
+            from sdss_distill.edge.csvio import predict_csv
+            return predict_csv(Path(args.model), Path(args.input), args.output, args.threads,
+                               keep)
+        if args.invokes < 1 or args.batch < 1:
+            raise InputError(f"--invokes and --batch must be >= 1, got {args.invokes}, "
+                             f"{args.batch}")
+        result = {"model": str(args.model), **benchmark(
+            args.model, threads=args.threads, invokes=args.invokes, batch=args.batch),
+            "machine": machine()}
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"{args.model}: batch-1 latency median {result['latency_us_median']:.2f} us, "
+                  f"p99 {result['latency_us_p99']:.2f} us ({args.invokes} invokes); batched "
+                  f"{result['throughput_rows_per_s']:,.0f} rows/s (batch {args.batch}); "
+                  f"{args.threads} thread(s) on {result['machine']['cpu']}")
+        return 0
+
+    return run_cli(body, PROG, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

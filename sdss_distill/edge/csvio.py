@@ -1,0 +1,213 @@
+"""Streamed CSV in and out for `python -m sdss_distill.edge predict`: numpy + stdlib only.
+
+Reads CSV_CHUNK_ROWS rows at a time and writes each chunk's predictions before reading the
+next, so memory does not grow with the file; an --output file is written to a temporary
+name and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sdss_distill.core.errors import EXIT_REJECTED, InputError, listing
+from sdss_distill.core.io import umask
+from sdss_distill.core.quality import header_positions
+from sdss_distill.core.schema import ID_COLUMNS
+from sdss_distill.edge.classifier import PROG, EdgeClassifier
+
+CSV_CHUNK_ROWS = 65_536
+MAX_REPORTED = 20
+"""Rejected rows named one by one on stderr; beyond this, only their count."""
+
+
+@dataclass
+class Chunk:
+    """Up to CSV_CHUNK_ROWS data rows of a CSV: numbers, pass-through text and parse errors."""
+
+    rows: np.ndarray        # 1-based data row numbers (blank lines not counted)
+    lines: np.ndarray       # file line numbers, for messages
+    x: np.ndarray           # (n, columns) float64; NaN where a value is missing or unparsable
+    text: list[list[str]]   # id and --keep columns, as written in the input
+    errors: list[str]       # "" or why a value could not be parsed (non-numeric)
+
+
+class CsvInput:
+    """A CSV of magnitudes read in chunks: header checked once (BOM, SkyServer `#Table1`
+    line and aliases accepted; two names for one column refused), then rows streamed."""
+
+    def __init__(self, path, columns: tuple[str, ...], keep: tuple[str, ...] = ()):
+        self.path, self.columns = Path(path), tuple(columns)
+        try:
+            self._f = open(self.path, newline="", encoding="utf-8-sig")
+        except IsADirectoryError:
+            raise InputError(f"{self.path}: is a directory; pass a CSV file") from None
+        except OSError as e:
+            raise InputError(f"{self.path}: cannot open ({e.strerror})") from None
+        try:
+            self._start(keep)
+        except BaseException:
+            self._f.close()
+            raise
+
+    def _start(self, keep) -> None:
+        first = self._guard(self._f.readline)
+        self.offset = 1 if first.startswith("#") else 0
+        if not self.offset:
+            self._f.seek(0)
+        self._reader = csv.reader(self._f)
+        header = self._guard(lambda: next(self._reader, None))
+        if not header:
+            raise InputError(f"{self.path}: empty file; expected a header line with "
+                             f"{' '.join(self.columns)}")
+        header = [h.strip() for h in header]
+        pos = header_positions(header, source=str(self.path))
+        missing = [c for c in self.columns if c not in pos]
+        if missing:
+            raise InputError(f"{self.path}: missing column(s) {listing(missing)}; found "
+                             f"{listing(header, 20)}")
+        unknown = [k for k in keep if k not in header]
+        if unknown:
+            raise InputError(f"--keep {','.join(keep)}: no column(s) {listing(unknown)} in "
+                             f"{self.path}; found {listing(header, 20)}")
+        self.id_columns = [c for c in ID_COLUMNS if c in pos]
+        self.text_columns = [*self.id_columns, *keep]
+        self._x_pos = [pos[c] for c in self.columns]
+        self._text_pos = [pos[c] for c in self.id_columns] + [header.index(k) for k in keep]
+        self._row = 0
+
+    def _guard(self, read):
+        """Run a read; decoding and csv errors become an InputError naming the line."""
+        try:
+            return read()
+        except UnicodeDecodeError as e:
+            line = getattr(self, "_reader", None)
+            at = f" near line {line.line_num + self.offset + 1}" if line else ""
+            raise InputError(f"{self.path}: not UTF-8 text{at} (byte {e.object[e.start]:#04x}); "
+                             f"save the file as UTF-8") from None
+        except csv.Error as e:
+            line = self._reader.line_num + self.offset
+            why = ("a field longer than the csv limit of 128 KiB"
+                   if "field larger" in str(e) else str(e))
+            raise InputError(f"{self.path} line {line}: {why}; this is not a table of "
+                             f"magnitudes there, check the file") from None
+
+    def chunks(self, size: int = CSV_CHUNK_ROWS) -> Iterator[Chunk]:
+        """The data rows, `size` at a time."""
+        with self._f:
+            while True:
+                records = self._guard(lambda: self._take(size))
+                if not records:
+                    return
+                chunk = self._parse(records)
+                records = None  # one chunk alive at a time: memory independent of the file
+                yield chunk
+                chunk = None
+
+    def _take(self, size: int) -> list[tuple[int, list[str]]]:
+        out = []
+        for record in self._reader:
+            if not any(v.strip() for v in record):
+                continue
+            out.append((self._reader.line_num + self.offset, record))
+            if len(out) == size:
+                break
+        return out
+
+    def _parse(self, records) -> Chunk:
+        n, k = len(records), len(self.columns)
+        raw = [[r[p] if p < len(r) else "" for p in self._x_pos] for _, r in records]
+        try:
+            x = np.asarray(raw, dtype=np.float64).reshape(n, k)  # fast path: all numeric
+            errors = [""] * n
+        except ValueError:
+            x, errors = np.full((n, k), np.nan), []
+            for i, values in enumerate(raw):
+                why = ""
+                for j, v in enumerate(values):
+                    try:
+                        x[i, j] = float(v) if v.strip() else np.nan
+                    except ValueError:
+                        why = why or f"non-numeric value {v.strip()!r} in column {self.columns[j]!r}"
+                errors.append(why)
+        text = [[r[p] if p < len(r) else "" for p in self._text_pos] for _, r in records]
+        rows = np.arange(self._row + 1, self._row + n + 1)
+        self._row += n
+        return Chunk(rows, np.array([line for line, _ in records]), x, text, errors)
+
+
+def _output_check(output: Path) -> None:
+    """Refuse an --output that cannot be written, before any work."""
+    if output.is_dir():
+        raise InputError(f"--output {output}: is a directory; name a file, e.g. "
+                         f"{output / 'predictions.csv'}")
+    parent = output.parent
+    if not parent.is_dir():
+        raise InputError(f"--output {output}: directory {parent} does not exist; create it "
+                         f"first (mkdir -p {parent})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"--output {output}: cannot write in {parent}; pick a writable directory")
+
+
+def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int = 1,
+                keep: tuple[str, ...] = (), chunk_rows: int = CSV_CHUNK_ROWS) -> int:
+    """The `predict` command, streamed; exit code 1 if any row was rejected, else 0."""
+    if output:
+        output = Path(output)
+        _output_check(output)
+    clf = EdgeClassifier(model, num_threads=threads)
+    source = CsvInput(input_csv, clf.columns, tuple(keep))
+    clash = set(keep) & {"row", "class", "in_domain", *(f"p_{c}" for c in clf.labels)}
+    if clash:
+        raise InputError(f"--keep: {listing(sorted(clash))} would clash with an output column; "
+                         f"rename it in the input")
+    header = ["row", *source.text_columns, "class", *(f"p_{c}" for c in clf.labels), "in_domain"]
+    counts = {"classified": 0, "outside": 0, "rejected": 0}
+    if output is None:
+        _write_predictions(sys.stdout, header, clf, source, input_csv, chunk_rows, counts)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~umask())
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+                _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts)
+            os.replace(tmp, output)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    print(f"{PROG}: classified {counts['classified']} rows, {counts['outside']} outside the "
+          f"training domain; rejected {counts['rejected']} rows"
+          + (f"; wrote {output}" if output else ""), file=sys.stderr)
+    return EXIT_REJECTED if counts["rejected"] else 0
+
+
+def _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts) -> None:
+    writer = csv.writer(f, lineterminator="\n")
+    writer.writerow(header)
+    for chunk in source.chunks(chunk_rows):
+        result = clf.predict(chunk.x)
+        probs = np.char.mod("%.6f", np.nan_to_num(result.probabilities))
+        domain = np.where(result.in_domain, "true", "false")
+        for i in range(len(chunk.rows)):
+            why = chunk.errors[i] or result.quality[i]
+            if why:
+                if counts["rejected"] < MAX_REPORTED:
+                    print(f"{PROG}: {input_csv} line {chunk.lines[i]}: {why}; row skipped",
+                          file=sys.stderr)
+                counts["rejected"] += 1
+                continue
+            writer.writerow([chunk.rows[i], *chunk.text[i], result.classes[i], *probs[i],
+                             domain[i]])
+            counts["classified"] += 1
+            counts["outside"] += int(not result.in_domain[i])
+        del chunk, result, probs, domain  # freed before the next chunk is read
+    if counts["rejected"] > MAX_REPORTED:
+        print(f"{PROG}: ... and {counts['rejected'] - MAX_REPORTED} more rejected rows",
+              file=sys.stderr)

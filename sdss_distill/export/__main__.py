@@ -1,0 +1,7 @@
+"""`python -m sdss_distill.export`: convert a run's models to LiteRT."""
+
+import sys
+
+from sdss_distill.export.convert import main
+
+sys.exit(main())

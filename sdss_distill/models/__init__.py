@@ -1,0 +1,1 @@
+"""Keras models: the MLP builders and the preprocessing layer (mlp)."""

@@ -1,0 +1,114 @@
+"""Teacher and student networks: MLPs that take raw columns and return class logits.
+
+Feature engineering (colours, asinh of redshift) and normalisation live inside the model,
+so a deployed student takes raw u g r i z magnitudes and nothing else.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from sdss_distill.core.schema import LABELS, View, asinh_scales, colour_pairs
+
+
+@keras.saving.register_keras_serializable(package="sdss_distill")
+class SkyFeatures(keras.layers.Layer):
+    """Raw columns -> features: asinh-scaled columns (e.g. redshift), then adjacent colours.
+
+    Built from elementwise ops and one constant matmul, so it converts to TFLite builtins.
+    """
+
+    def __init__(self, colour_pairs: list[list[int]], asinh_scales: list[float], **kwargs):
+        super().__init__(**kwargs)
+        self.colour_pairs = [list(map(int, p)) for p in colour_pairs]
+        self.asinh_scales = [float(s) for s in asinh_scales]
+        self._diff = self.colour_matrix().astype("float32")
+        self._scales = np.asarray(self.asinh_scales, "float32")
+
+    def colour_matrix(self) -> np.ndarray:
+        """D with x @ D = the colours: +1 / -1 at each pair's bands (float64)."""
+        diff = np.zeros((len(self.asinh_scales), len(self.colour_pairs)))
+        for k, (a, b) in enumerate(self.colour_pairs):
+            diff[a, k], diff[b, k] = 1.0, -1.0
+        return diff
+
+    def call(self, x):
+        parts = [x]
+        if self._scales.any():
+            scaled = x * np.where(self._scales > 0, self._scales, 1.0).astype("float32")
+            # asinh(v) = sign(v) log(|v| + sqrt(v^2 + 1)), spelt out: TFLite has no ASINH op
+            av = keras.ops.abs(scaled)
+            asinh = keras.ops.sign(scaled) * keras.ops.log(av + keras.ops.sqrt(av * av + 1.0))
+            parts = [keras.ops.where(self._scales > 0, asinh, x)]
+        if self.colour_pairs:
+            parts.append(keras.ops.matmul(x, self._diff))
+        return keras.ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + len(self.colour_pairs))
+
+    def get_config(self):
+        return {**super().get_config(), "colour_pairs": self.colour_pairs,
+                "asinh_scales": self.asinh_scales}
+
+
+def build_mlp(view: View, hidden: tuple[int, ...], train_x: np.ndarray | None, *, name: str,
+              dropout: float = 0.0, norm_stats: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> keras.Model:
+    """An MLP on `view`'s raw columns, its Normalization adapted on `train_x` (training rows).
+
+    `norm_stats`: the (mean, variance) of the features over the training rows, computed
+    elsewhere (in a streaming pass over a table too large to hold); then `train_x` is unused.
+    """
+    inputs = keras.Input((len(view.columns),), name=view.name, dtype="float32")
+    sky = SkyFeatures(colour_pairs(view.columns), asinh_scales(view.columns), name="features")
+    norm = keras.layers.Normalization(name="normalize")
+    if norm_stats is None:
+        norm.adapt(keras.ops.convert_to_numpy(sky(train_x.astype("float32"))))
+    else:  # the same variables as after adapt (mean, variance, count), so the same saved model
+        norm.build((None, sky.compute_output_shape((None, len(view.columns)))[-1]))
+        norm.set_weights([np.asarray(norm_stats[0], "float32"), np.asarray(norm_stats[1], "float32"),
+                          np.asarray(0)])
+        norm.finalize_state()
+    x = norm(sky(inputs))
+    for k, width in enumerate(hidden):
+        x = keras.layers.Dense(width, activation="relu", name=f"dense_{k}")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout_{k}")(x)
+    logits = keras.layers.Dense(len(LABELS), name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+@keras.saving.register_keras_serializable(package="sdss_distill")
+class MeanProbability(keras.layers.Layer):
+    """Members' logits -> log of their mean softmax: the logits of the averaged probabilities."""
+
+    def call(self, inputs):
+        log_p = keras.ops.log_softmax(keras.ops.stack(inputs, axis=1), axis=-1)
+        return keras.ops.logsumexp(log_p, axis=1) - float(np.log(len(inputs)))
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+def ensemble_model(members: list[keras.Model], view: View, *, name: str) -> keras.Model:
+    """One model holding `members` (same input view), averaging their probabilities."""
+    inputs = keras.Input((len(view.columns),), name=view.name, dtype="float32")
+    out = MeanProbability(name="mean_probability")([m(inputs) for m in members])
+    return keras.Model(inputs, out, name=name)
+
+
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The member models of an `ensemble_model` (empty for a plain MLP)."""
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+
+
+def logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """One direct forward pass (no `predict` loop: cheaper for small tables, and no retracing)."""
+    return keras.ops.convert_to_numpy(model(np.asarray(x, "float32"), training=False))
+
+
+def load(path, **kwargs) -> keras.Model:
+    """Load a saved model safely (no arbitrary code: `safe_mode=True`)."""
+    return keras.saving.load_model(path, safe_mode=True, compile=False, **kwargs)

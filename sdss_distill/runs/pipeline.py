@@ -1,0 +1,98 @@
+"""One run, top to bottom: load -> clean -> split -> method (teachers, students, baselines) ->
+evaluate every arm on the held-out rows. `train` and the sweep runner both go through here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sdss_distill.runs.config import Config
+from sdss_distill.data.table import (
+    CleaningReport,
+    Split,
+    clean,
+    labels,
+    load_table_with_hash,
+    read_column_map,
+    resolve_data_path,
+    split,
+)
+from sdss_distill.core.schema import get_view
+
+LATENCY_ROLES = ("teacher", "student", "baseline")
+
+
+@dataclass
+class Prepared:
+    """A cleaned table and its split. With `dev`, the split's test rows are gone and the rest
+    is split again, so "test" is dev-test: carved from training rows only."""
+
+    path: Path
+    sha256: str
+    df: pd.DataFrame
+    cleaning: CleaningReport
+    split: Split
+    dev: bool = False
+
+def prepare(cfg: Config, *, dev: bool = False) -> Prepared:
+    path = resolve_data_path(cfg.data)
+    table, sha256 = load_table_with_hash(path, read_column_map(cfg.columns))
+    df, cleaning = clean(table, get_view(cfg.teacher_view))
+    parts = split(df, cfg.split, cfg.seed)
+    if dev:
+        df = df.loc[np.sort(np.concatenate([parts.teacher_train, parts.student_train]))]
+        parts = split(df, cfg.split, cfg.seed)
+    return Prepared(path, sha256, df, cleaning, parts, dev)
+
+def workspace(prepared: Prepared, cfg: Config, say=None):
+    """The seed's workspace (teachers trained in it are reused by every method asked of it)."""
+    from sdss_distill.distill.workspace import Workspace
+    return Workspace(prepared.df, prepared.split, seed=cfg.seed, teacher_view=cfg.teacher_view,
+                     validation_fraction=cfg.validation_fraction, say=say)
+
+def run_method(ws, cfg: Config) -> list:
+    """The arms of `cfg.method` on the workspace's seed."""
+    from sdss_distill.distill import registry
+    arms = registry.get(cfg.method).run(ws, cfg, cfg.settings())
+    names = [a.name for a in arms]
+    missing = {"teacher", "student", "baseline"} - set(names)
+    if missing or len(set(names)) != len(names):
+        raise RuntimeError(f"method {cfg.method} returned arms {names}; each name once, "
+                           f"including teacher, student and baseline")
+    return arms
+
+def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
+             curves: bool = True) -> dict:
+    """Every arm's metrics on `test`; non-teacher arms also against the teacher arm."""
+    from sdss_distill.distill import metrics as ev
+    from sdss_distill.data.table import features
+    y = labels(test)
+    out_logits = {arm.name: arm.logits(test) for arm in arms}
+    results = {}
+    for arm in arms:
+        m = {"role": arm.role, "view": arm.view.name, "rows": arm.rows,
+             "parameters": arm.parameters,
+             "epochs": arm.fitted.epochs if arm.fitted else None,
+             "train_s": round(arm.fitted.seconds, 2) if arm.fitted else None,
+             **ev.classification(y, out_logits[arm.name]), **arm.notes}
+        if arm.role != "teacher":
+            m.update(ev.teacher_student(out_logits["teacher"], out_logits[arm.name]))
+        if latency and arm.role in LATENCY_ROLES and arm.model is not None:
+            m["latency"] = ev.keras_latency(arm.model, features(test, arm.view))
+        if curves and arm.fitted:
+            m["history"] = arm.fitted.history
+        results[arm.name] = m
+    return results
+
+def timed_run(cfg: Config, prepared: Prepared, say=None, ws=None, **evaluate_kwargs):
+    """(arms, results, seconds): the method on a prepared table, evaluated on its test rows."""
+    start = time.perf_counter()
+    ws = ws or workspace(prepared, cfg, say)
+    arms = run_method(ws, cfg)
+    results = evaluate(arms, prepared.df.loc[prepared.split.test], **evaluate_kwargs)
+    return arms, results, time.perf_counter() - start

@@ -1,0 +1,7 @@
+"""`python -m sdss_distill.score`: score a catalogue on Dask."""
+
+import sys
+
+from sdss_distill.score.catalogue import main
+
+sys.exit(main())

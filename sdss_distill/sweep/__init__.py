@@ -1,0 +1,1 @@
+"""Sweeps over seeds, methods and settings: grid, statistics, summary tables and figures."""

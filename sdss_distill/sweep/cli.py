@@ -1,0 +1,169 @@
+"""Which distillation method helps? A grid of methods x temperature x alpha over seeds.
+
+Usage:
+    python -m sdss_distill.experiment --preset quick
+    python -m sdss_distill.experiment --preset methods --seeds 0 1 2 3 4 5 6 7 8 9 --out runs/methods
+    python -m sdss_distill.experiment --preset hinton --out runs/hinton
+    python -m sdss_distill.experiment --preset temperature --out runs/temperature
+    python -m sdss_distill.experiment --methods offline crossfit --alphas 0.5 0.9 --temperatures 1 2
+    python -m sdss_distill.experiment --preset methods --dev --out runs/dev   # never reads test rows
+
+Writes OUT/results.csv (one row per seed x cell x arm), OUT/summary.csv (per cell x arm:
+mean, std and 95 % CI over seeds, and the paired difference to the cell's hard-label
+baseline with wins/ties/losses and a Wilcoxon p-value), OUT/summary.md, and figures with the
+CSV behind each under OUT/plots/. A killed sweep resumes: re-run the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from sdss_distill.core.errors import InputError, run_cli
+from sdss_distill.core.io import write_atomic
+from sdss_distill.distill import registry
+from sdss_distill.distill.formula import SOFT_LOSSES
+from sdss_distill.runs.config import Config, make_config, parse_method_options
+
+PROG = "python -m sdss_distill.experiment"
+PRESETS: dict[str, dict] = {
+    "quick": {"methods": ["offline", "crossfit"], "seeds": [0, 1],
+              "overrides": {"epochs": 25, "patience": 5},
+              "about": "CI-sized: offline and crossfit, 2 seeds, at most 25 epochs"},
+    "hinton": {"alphas": [0.0, 0.5, 1.0], "methods": ["offline"],
+               "about": "alpha 0 / 0.5 / 1: hard-label, mixed and soft-label students"},
+    "temperature": {"temperatures": [1, 2, 4, 8, 10, 20], "methods": ["offline"],
+                    "about": "T in 1, 2, 4, 8, 10, 20"},
+    "methods": {"methods": None, "about": "every method at its defaults"},
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    d = Config()
+    p = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Presets (--preset):\n" + "\n".join(f"  {k:12s} {v['about']}"
+                                                   for k, v in PRESETS.items())
+        + "\n\nMethods:\n" + registry.describe())
+    p.add_argument("--data", help="SDSS table (default: $SDSS_DISTILL_DATA, else data/sdss.csv)")
+    p.add_argument("--preset", choices=PRESETS, help="a ready-made grid (default: none; without "
+                   "it the grid is --methods x --temperatures x --alphas)")
+    p.add_argument("--methods", nargs="+", metavar="NAME",
+                   help=f"methods to compare (default: the preset's, else {d.method})")
+    p.add_argument("--temperatures", type=float, nargs="+", metavar="T",
+                   help=f"temperatures (default: the preset's, else {d.temperature})")
+    p.add_argument("--alphas", type=float, nargs="+", metavar="A",
+                   help=f"soft-term weights (default: the preset's, else {d.alpha})")
+    p.add_argument("--soft-losses", nargs="+", choices=SOFT_LOSSES,
+                   help=f"soft terms (default: {d.soft_loss})")
+    p.add_argument("--seeds", type=int, nargs="+",
+                   help="seeds (default: the preset's, else 0 1 2 3 4 5 6 7 8 9)")
+    p.add_argument("--dev", action="store_true",
+                   help="score on dev-test rows carved from the non-test rows; test rows are "
+                        "never read (for choosing settings) (default: off)")
+    p.add_argument("--out", help="sweep directory (default: runs/sweep-<preset>)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="seeds trained at once, in separate processes (default: 2)")
+    p.add_argument("--config", metavar="RUN.toml",
+                   help="TOML file with base settings, as for train (default: none)")
+    p.add_argument("--set", dest="set_options", action="append", metavar="METHOD.KEY=VALUE",
+                   help="a method setting, e.g. crossfit.folds=10; repeatable (default: none)")
+    p.add_argument("--epochs", type=int, help=f"max epochs (default: the preset's, else {d.epochs})")
+    p.add_argument("--patience", type=int,
+                   help=f"early-stopping patience (default: the preset's, else {d.patience})")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
+    p.add_argument("--debug", action="store_true",
+                   help="show tracebacks for input errors (default: off)")
+    return p.parse_args(argv)
+
+
+def plan(args: argparse.Namespace) -> tuple[Config, list, list[int]]:
+    """Base config, grid cells and seeds from the flags; all checked before any training."""
+    from sdss_distill.sweep.grid import grid
+    preset = PRESETS.get(args.preset, {})
+    overrides = {**preset.get("overrides", {}),
+                 **{k: v for k, v in (("epochs", args.epochs), ("patience", args.patience))
+                    if v is not None}}
+    base = make_config(args.config, data=args.data, quiet=True,
+                       methods=parse_method_options(args.set_options), **overrides)
+    from sdss_distill.data.table import resolve_data_path
+    base = dataclasses.replace(base, data=str(resolve_data_path(base.data)))
+    methods = args.methods or preset.get("methods", [base.method]) or registry.names()
+    for name in methods:
+        registry.get(name)
+    seeds = args.seeds if args.seeds is not None else preset.get("seeds", list(range(10)))
+    temperatures = args.temperatures or preset.get("temperatures", [base.temperature])
+    alphas = args.alphas if args.alphas is not None else preset.get("alphas", [base.alpha])
+    cells = grid(methods, temperatures, alphas, args.soft_losses or [base.soft_loss])
+    for cell in cells:  # validates every temperature / alpha before training anything
+        cell.config(base, 0).__post_init__()
+    if args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    if len(set(seeds)) != len(seeds):
+        raise InputError(f"--seeds lists a seed twice: {seeds}")
+    return base, cells, seeds
+
+
+def int8_bytes(out: Path, cells: list[dict]) -> dict[int, int]:
+    """{parameters: int8 file bytes} of the sweep's photometric architectures (cached)."""
+    from sdss_distill.sweep import int8
+    if not (out / "sweep.json").is_file():  # cells written by run_sweep alone: no base config
+        return {}
+    base = make_config(**{k: v for k, v in json.loads((out / "sweep.json").read_text())
+                          ["base_config"].items()})
+    return int8.sizes(out, base, {c["cell"]["method"] for c in cells})
+
+
+def summarise(out: Path, command: str) -> dict:
+    """Rebuild results.csv, summary.csv, summary.md (and plots) from the finished cells."""
+    from sdss_distill.edge.classifier import machine
+    from sdss_distill.sweep import summary as report
+    from sdss_distill.sweep.grid import load_cells
+    cells = load_cells(out)
+    if not cells:
+        raise InputError(f"{out}: no finished cells to summarise")
+    df = report.tidy(cells, int8_bytes(out, cells))
+    comp = report.comparisons(df)
+    df.to_csv(out / "results.csv.tmp", index=False)
+    (out / "results.csv.tmp").replace(out / "results.csv")
+    comp.to_csv(out / "summary.csv.tmp", index=False)
+    (out / "summary.csv.tmp").replace(out / "summary.csv")
+    write_atomic(out / "summary.md", report.markdown(df, comp, title=f"Sweep {out.name}",
+                                                     machine=machine(), command=command))
+    return {"cells": len(cells), "rows": len(df)}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def body() -> int:
+        base, cells, seeds = plan(args)
+        out = Path(args.out or f"runs/sweep-{args.preset or 'custom'}")
+        out.mkdir(parents=True, exist_ok=True)
+        command = " ".join(["python -m sdss_distill.experiment", *(argv or sys.argv[1:])])
+        write_atomic(out / "sweep.json", json.dumps(
+            {"command": command, "seeds": seeds, "cells": [c.id for c in cells],
+             "base_config": base.to_dict(), "dev": args.dev}, indent=2, default=str))
+        from sdss_distill.sweep.grid import run_sweep
+        started = time.perf_counter()
+        run_sweep(base, cells, seeds, out, dev=args.dev, workers=args.workers,
+                  progress=not args.quiet)
+        summarise(out, command)
+        if not args.no_plots:
+            from sdss_distill.sweep.figures import sweep_figures
+            sweep_figures(out)
+        print((out / "summary.md").read_text())
+        print(f"{PROG}: {len(cells)} cells x {len(seeds)} seeds in "
+              f"{time.perf_counter() - started:.0f} s; wrote {out}", file=sys.stderr)
+        return 0
+
+    return run_cli(body, PROG, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

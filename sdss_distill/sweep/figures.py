@@ -1,0 +1,222 @@
+"""Figures of a sweep, each saved as PNG with the CSV behind it (OUT/plots/<name>.{png,csv}).
+
+- accuracy vs temperature and vs alpha, with 95 % CI error bars;
+- per-class accuracy of teacher and students at each alpha, and their confusion matrices;
+- accuracy vs parameter count (and int8 bytes) for every model of the sweep;
+- per-epoch training curves: hard-label loss, teacher-student loss, validation accuracy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sdss_distill.core.schema import LABELS
+from sdss_distill.sweep.stats import describe
+
+PLOTS_DIR = "plots"
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, data: pd.DataFrame, out: Path, name: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    data.to_csv(out / f"{name}.csv", index=False)
+    fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
+    _plt().close(fig)
+    return out / f"{name}.png"
+
+
+def accuracy_vs(df: pd.DataFrame, param: str, *, arms=("student", "baseline")):
+    """Mean test accuracy (95 % CI bars) against `param` (temperature or alpha), per method."""
+    plt = _plt()
+    rows = []
+    for (method, arm, value), g in df[df.arm.isin(arms)].groupby(["method", "arm", param]):
+        s = describe(g["accuracy"])
+        rows.append({"method": method, "arm": arm, param: value, "accuracy_mean": s["mean"],
+                     "ci95": s["ci95"], "seeds": s["n"]})
+    data = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for (method, arm), g in data.groupby(["method", "arm"]):
+        g = g.sort_values(param)
+        ax.errorbar(g[param], g["accuracy_mean"] * 100, yerr=np.nan_to_num(g["ci95"]) * 100,
+                    marker="o" if arm == "student" else "s", capsize=3,
+                    linestyle="-" if arm == "student" else "--", label=f"{method}: {arm}")
+    if param == "temperature":
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(data[param].unique()), [f"{v:g}" for v in sorted(data[param].unique())])
+    ax.set_xlabel("temperature T (log scale)" if param == "temperature"
+                  else "alpha (weight of the soft term)")
+    ax.set_ylabel("test accuracy (%), axis not from zero")
+    n = int(data["seeds"].max()) if len(data) else 0
+    ax.set_title(f"Student accuracy vs {param} (mean of {n} seeds, 95 % CI)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig, data
+
+
+def per_class(df: pd.DataFrame):
+    """Per-class accuracy (recall) of the teacher and of the students at each alpha."""
+    plt = _plt()
+    rows = []
+    teacher = df[df.arm == "teacher"]
+    for label in LABELS:
+        rows.append({"model": "teacher", "class": label, "recall": teacher[f"recall_{label}"].mean()})
+    for alpha, g in df[df.arm == "student"].groupby("alpha"):
+        name = {0.0: "student_ht (alpha 0)", 0.5: "student_mix (alpha 0.5)",
+                1.0: "student_st (alpha 1)"}.get(alpha, f"student alpha {alpha:g}")
+        rows += [{"model": name, "class": label, "recall": g[f"recall_{label}"].mean()}
+                 for label in LABELS]
+    data = pd.DataFrame(rows)
+    models = list(dict.fromkeys(data["model"]))
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    width = 0.8 / len(models)
+    for k, model in enumerate(models):
+        d = data[data.model == model]
+        ax.bar(np.arange(len(LABELS)) + k * width, d["recall"] * 100, width, label=model)
+    ax.set_xticks(np.arange(len(LABELS)) + width * (len(models) - 1) / 2, LABELS)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("per-class test accuracy = recall (%)")
+    ax.set_title(f"Per-class accuracy, mean over {df.seed.nunique()} seeds")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return fig, data
+
+
+def confusions(cells: list[dict], seed: int):
+    """Confusion matrices of the teacher and each student (by alpha) of one seed, side by side."""
+    plt = _plt()
+    panels = []
+    for doc in sorted((c for c in cells if c["seed"] == seed), key=lambda c: c["cell"]["alpha"]):
+        if not panels:
+            panels.append(("teacher", doc["arms"]["teacher"]))
+        panels.append((f"student, alpha {doc['cell']['alpha']:g}", doc["arms"]["student"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4), squeeze=False)
+    rows = []
+    for ax, (title, m) in zip(axes[0], panels):
+        cm = np.asarray(m["confusion_matrix"]["rows_true_cols_predicted"])
+        ax.imshow(cm / cm.sum(axis=1, keepdims=True), cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(LABELS)):
+            for j in range(len(LABELS)):
+                ax.text(j, i, f"{cm[i, j]}", ha="center", va="center", fontsize=9)
+                rows.append({"model": title, "true": LABELS[i], "predicted": LABELS[j],
+                             "count": int(cm[i, j])})
+        ax.set_xticks(range(len(LABELS)), LABELS, fontsize=8)
+        ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
+        ax.set_xlabel("predicted class")
+        ax.set_title(title, fontsize=9)
+    axes[0][0].set_ylabel("true class")
+    fig.suptitle(f"Confusion matrices on the test rows (seed {seed}; counts, colour = row share)")
+    return fig, pd.DataFrame(rows)
+
+
+def size_vs_accuracy(df: pd.DataFrame):
+    """Accuracy against parameters (and int8 bytes, where measured) for every arm of the sweep."""
+    plt = _plt()
+    data = (df[df.role != "combination"].groupby(["method", "arm", "role"], as_index=False)
+            .agg(parameters=("parameters", "first"), int8_bytes=("int8_bytes", "first"),
+                 accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
+                 seeds=("seed", "nunique")))
+    has_bytes = data["int8_bytes"].notna().any()
+    fig, axes = plt.subplots(1, 2 if has_bytes else 1, figsize=(12 if has_bytes else 7, 4.5),
+                             squeeze=False)
+    markers = {"teacher": "^", "student": "o", "baseline": "s", "member": ".", "assistant": "D"}
+    for ax, x, label in zip(axes[0], ("parameters", "int8_bytes"),
+                            ("parameters (log scale)", "int8 TFLite file (bytes, log scale)")):
+        for role, g in data.groupby("role"):
+            ax.errorbar(g[x], g["accuracy_mean"] * 100, yerr=np.nan_to_num(g["accuracy_std"]) * 100,
+                        fmt=markers.get(role, "x"), capsize=2, label=role)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy (%), mean ± std, axis not from zero")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.suptitle("Accuracy vs model size, every method's models")
+    return fig, data
+
+
+def training_curves(cells: list[dict], seed: int, cell_id: str | None = None):
+    """Per-epoch curves of one cell and seed: hard-label loss, teacher-student loss, validation
+    accuracy, for the distilled student and the hard-label baseline."""
+    plt = _plt()
+    doc = next(c for c in cells if c["seed"] == seed and (cell_id is None or c["cell_id"] == cell_id))
+    panels = (("student_loss", "loss", "hard-label loss (cross-entropy, training rows)"),
+              ("distillation_loss", None, "teacher-student loss (soft term, training rows)"),
+              ("val_accuracy", "val_accuracy", "validation accuracy"))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    rows = []
+    for arm in ("student", "baseline"):
+        h = doc["arms"][arm].get("history", {})
+        for ax, (key, baseline_key, title) in zip(axes, panels):
+            values = h.get(key) or (h.get(baseline_key) if arm == "baseline" and baseline_key else None)
+            if not values:
+                continue
+            ax.plot(np.arange(1, len(values) + 1), values, label=arm)
+            rows += [{"arm": arm, "curve": key, "epoch": e + 1, "value": v} for e, v in enumerate(values)]
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("epoch")
+    axes[0].set_ylabel("loss (nats)")
+    axes[2].set_ylabel("accuracy (fraction), axis not from zero")
+    for ax in axes:
+        ax.legend(loc="best", fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Training curves, {doc['cell_id']}, seed {seed}")
+    return fig, pd.DataFrame(rows)
+
+
+def sweep_figures(out: Path) -> list[Path]:
+    """Every figure the sweep's grid supports, under OUT/plots/."""
+    from sdss_distill.sweep.grid import load_cells
+    from sdss_distill.sweep.summary import tidy
+    out = Path(out)
+    cells = load_cells(out)
+    df = tidy(cells)
+    target = out / PLOTS_DIR
+    written = []
+    for param in ("temperature", "alpha"):
+        if df[param].nunique() > 1:
+            written.append(_save(*accuracy_vs(df, param), target, f"accuracy_vs_{param}"))
+    if df.alpha.nunique() > 1:
+        written.append(_save(*per_class(df), target, "per_class_by_alpha"))
+        seed = int(sorted(df.seed.unique())[0])
+        written.append(_save(*confusions(cells, seed), target, "confusion_by_alpha"))
+    written.append(_save(*size_vs_accuracy(df), target, "size_vs_accuracy"))
+    first = sorted(cells, key=lambda c: (c["seed"], c["cell_id"]))[0]
+    written.append(_save(*training_curves(cells, first["seed"], first["cell_id"]), target,
+                         "training_curves"))
+    return written
+
+
+SWEEP_ENV = "SDSS_DISTILL_SWEEP"
+NOTEBOOK_GRID = ["--methods", "offline", "--temperatures", "1", "2", "4", "--alphas", "0", "0.5",
+                 "1", "--seeds", "0", "1", "--quiet"]
+
+
+def find_sweep(root: Path) -> Path:
+    """$SDSS_DISTILL_SWEEP, else ROOT/runs/notebook-sweep (run the small grid there if missing:
+    offline students, T in 1 2 4, alpha in 0 0.5 1, seeds 0 1; a few minutes on 2 cores)."""
+    import os
+    chosen = os.environ.get(SWEEP_ENV)
+    if chosen:
+        return Path(chosen)
+    out = Path(root) / "runs" / "notebook-sweep"
+    if not (out / "summary.csv").is_file():
+        from sdss_distill.sweep import cli as experiment
+        if experiment.main([*NOTEBOOK_GRID, "--out", str(out), "--no-plots"]) != 0:
+            raise RuntimeError(f"the notebook's sweep into {out} failed; see the message above")
+    return out
+
+
+def load_sweep(out: Path) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
+    """(cell documents, tidy table, per cell x arm summary) of a finished sweep."""
+    from sdss_distill.sweep.grid import load_cells
+    from sdss_distill.sweep.summary import comparisons, tidy
+    cells = load_cells(out)
+    df = tidy(cells)
+    return cells, df, comparisons(df)

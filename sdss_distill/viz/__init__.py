@@ -1,0 +1,1 @@
+"""Figures and notebook helpers; reads runs, never trains."""
