@@ -6,7 +6,7 @@ Usage (needs the training extra: pip install '.[train]'; runs from any directory
     python scripts/bench_baselines.py --data ... --seeds 0 --epochs 5 --invokes 200 --out /tmp/b
 
 For each seed it trains a run with the package's own command line (`train`, then
-`export --no-finetune`), reads that run's rows back (`sdss_distill.data.load_run_rows`:
+`export --no-finetune`), reads that run's rows back (`sdss_distill.runs.rows.load_run_rows`:
 the table cleaned and split exactly as the run did), and measures on its test rows:
 the int8 and float32 students and the teacher through LiteRT, the Keras student called
 directly, and scikit-learn HistGradientBoosting and RandomForest on u g r i z + the four
@@ -80,10 +80,10 @@ def time_calls(make, x: np.ndarray, *, invokes: int, batch: int, warmup: int = 5
 
 def litert_caller(path: Path):
     """`make(n)` for a .tflite file: one interpreter (1 thread) resized to n rows."""
-    from sdss_distill.edge.classifier import _interpreter
+    from sdss_distill.edge.classifier import interpreter
 
     def make(n: int):
-        interp = _interpreter(path.read_bytes(), path, 1)
+        interp = interpreter(path.read_bytes(), path, 1)
         inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
         interp.resize_tensor_input(inp["index"], [n, inp["shape"][1]])
         interp.allocate_tensors()
@@ -126,8 +126,9 @@ def bench_seed(run: Path, seed: int, *, invokes: int, batch: int, say) -> dict:
     from threadpoolctl import threadpool_limits
 
     from sdss_distill.core.schema import STUDENT_VIEW, get_view
-    from sdss_distill.data.table import features, labels, load_run_rows, split
+    from sdss_distill.data.table import features, labels, split
     from sdss_distill.models.mlp import load
+    from sdss_distill.runs.rows import load_run_rows
 
     rows = load_run_rows(run)
     df, sp = rows.df, rows.split
@@ -257,8 +258,8 @@ def main(argv=None) -> int:
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
 
     def body() -> int:
+        from sdss_distill.core.machine import machine
         from sdss_distill.data.table import resolve_data_path
-        from sdss_distill.edge.classifier import machine
         if args.invokes < 1 or args.batch < 1:
             raise InputError(f"--invokes and --batch must be >= 1, got {args.invokes}, {args.batch}")
         args.data = str(resolve_data_path(args.data))

@@ -27,7 +27,8 @@ import numpy as np
 RUNNER = """
 import resource, sys
 from sdss_distill.edge import classifier as edge
-code = edge.main(sys.argv[1:])
+from sdss_distill.edge import cli as edge_cli
+code = edge_cli.main(sys.argv[1:])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 sys.exit(code)
 """

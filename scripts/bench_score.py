@@ -32,8 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sdss_distill.core.machine import machine  # noqa: E402
 from sdss_distill.core.schema import BANDS  # noqa: E402
-from sdss_distill.edge.classifier import machine  # noqa: E402
 from sdss_distill.score import catalogue as score  # noqa: E402
 
 SOURCES = 470_000_000  # primary SDSS photometric sources (the figure)

@@ -87,7 +87,7 @@ def run_sampled(cmd: list[str]) -> tuple[int, float, int, str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from sdss_distill.edge.classifier import machine
+    from sdss_distill.core.machine import machine
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []

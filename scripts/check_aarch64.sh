@@ -142,7 +142,7 @@ echo "== test rows of $RUN"
 import csv, sys
 from sdss_distill.core.io import quiet_import
 quiet_import("keras")
-from sdss_distill.export.convert import RunData
+from sdss_distill.export.source import RunData
 run = RunData(sys.argv[1])
 cols = run.teacher_view.columns
 x = run.x_test[run.teacher_view.name]

@@ -43,13 +43,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def one_seed(args, seed: int) -> dict:
     from sdss_distill import train
-    from sdss_distill.export import convert as export
+    from sdss_distill.export import cli as export_cli
     from sdss_distill.runs.rundir import RunDir
     run = Path(args.out) / f"seed{seed}"
     flags = ["--method", args.method, "--seed", str(seed), "--out", str(run), "--quiet"]
     if train.main([*(["--data", args.data] if args.data else []), *flags]) != 0:
         raise InputError(f"training seed {seed} failed (see above)")
-    if export.main(["--run", str(run), "--no-finetune", "--invokes", "2000", "--quiet"]) != 0:
+    if export_cli.main(["--run", str(run), "--no-finetune", "--invokes", "2000", "--quiet"]) != 0:
         raise InputError(f"exporting seed {seed} failed (see above)")
     layout = RunDir(run).current()
     report = json.loads(layout.report_json.read_text())
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        from sdss_distill.edge.classifier import machine
+        from sdss_distill.core.machine import machine
         rows = [one_seed(args, seed) for seed in args.seeds]
         out = Path(args.out)
         doc = {"method": args.method, "seeds": args.seeds, "rows": rows, "machine": machine()}

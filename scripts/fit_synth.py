@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sdss_distill.core.io import write_atomic  # noqa: E402
+from sdss_distill.core.io import sha256_file, write_atomic  # noqa: E402
 from sdss_distill.core.schema import BANDS, LABELS, get_view  # noqa: E402
 from sdss_distill.data.synth import FEATURES, REDSHIFT_SCALE, features_of  # noqa: E402
-from sdss_distill.data.table import clean, file_sha256, load_table  # noqa: E402
+from sdss_distill.data.table import clean, load_table  # noqa: E402
 
 
 def fit(data: Path, max_components: int, seed: int) -> dict:
@@ -33,7 +33,7 @@ def fit(data: Path, max_components: int, seed: int) -> dict:
     df, report = clean(load_table(data), get_view("physical"))
     doc = {
         "description": "Per-class Gaussian mixtures fitted by scripts/fit_synth.py; see data/README.md",
-        "source": data.name, "source_sha256": file_sha256(data), "source_rows": report.rows_kept,
+        "source": data.name, "source_sha256": sha256_file(data), "source_rows": report.rows_kept,
         "features": list(FEATURES), "redshift_scale": REDSHIFT_SCALE, "seed": seed, "classes": {},
     }
     for label in LABELS:

@@ -31,7 +31,7 @@ def real_csv() -> Path:
 @pytest.fixture(scope="session")
 def exported_run(real_csv, tmp_path_factory) -> Path:
     """One small run on the real table (5 epochs), trained and exported once per session."""
-    from sdss_distill.export.convert import export_run
+    from sdss_distill.export.run import export_run
     from sdss_distill.runs.config import make_config
     from sdss_distill.train import run
 

@@ -7,6 +7,7 @@ import pytest
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import LABELS, get_view
 from sdss_distill.data import table as data
+from sdss_distill.runs import rows
 
 from .conftest import row
 
@@ -209,8 +210,8 @@ def test_run_rows_refuse_corrupt_run_files(tmp_path):
             layout.run_json.write_text(json.dumps({"config": {"teacher_view": "physical"}}))
             layout.split_json.write_text(split_text)
         with pytest.raises(InputError, match=message):
-            data.load_run_rows(out)
+            rows.load_run_rows(out)
     with RunDir(out).write(keep=["split.json"]) as layout:
         layout.run_json.write_bytes(b"\xff{}")
     with pytest.raises(InputError, match=r"run\.json: not UTF-8 text; train the run again"):
-        data.load_run_rows(out)
+        rows.load_run_rows(out)

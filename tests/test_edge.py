@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sdss_distill.core.errors import EXIT_REJECTED
 from sdss_distill.core.schema import LABELS
 from sdss_distill.edge import classifier as edge
+from sdss_distill.edge import cli as edge_cli
 from sdss_distill.edge import csvio as edge_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +35,7 @@ def write(tmp_path, lines, name="objects.csv"):
 def test_predict_good_rows_writes_ids_classes_probabilities(model, tmp_path, capsys):
     src = write(tmp_path, ["objid,u,g,r,i,z,specobjid", f"11,{GOOD},21", f"12,{GOOD},22"])
     out = tmp_path / "out.csv"
-    assert edge.main(["predict", "--model", str(model), "--input", str(src),
+    assert edge_cli.main(["predict", "--model", str(model), "--input", str(src),
                       "--output", str(out)]) == 0
     lines = out.read_text().splitlines()
     assert lines[0] == "row,objid,specobjid,class,p_GALAXY,p_QSO,p_STAR,in_domain"
@@ -51,9 +53,9 @@ def test_bad_rows_are_reported_by_line_and_skipped(model, tmp_path, capsys):
     src = write(tmp_path, ["objid,modelMag_u,g,r,i,z", f"1,{GOOD}", "2,,17,16,15.5,15.2",
                            "3,18.5,-9999,16,15.5,15.2", "4,18.5,abc,16,15.5,15.2", f"5,{GOOD}",
                            "6,18.5,17"])
-    code = edge.main(["predict", "--model", str(model), "--input", str(src)])
+    code = edge_cli.main(["predict", "--model", str(model), "--input", str(src)])
     out, err = capsys.readouterr()
-    assert code == edge.EXIT_REJECTED == 1
+    assert code == EXIT_REJECTED == 1
     assert [line.split(",")[:2] for line in out.splitlines()[1:]] == [["1", "1"], ["5", "5"]]
     assert "line 3: missing value in column 'u'" in err
     assert "line 4: sentinel -9999 (failed measurement) in column 'g'" in err
@@ -64,7 +66,7 @@ def test_bad_rows_are_reported_by_line_and_skipped(model, tmp_path, capsys):
 
 def test_missing_column_is_one_line_error(model, tmp_path, capsys):
     src = write(tmp_path, ["objid,u,g,r,i", "1,19,18,17,16"])
-    assert edge.main(["predict", "--model", str(model), "--input", str(src)]) == 2
+    assert edge_cli.main(["predict", "--model", str(model), "--input", str(src)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing column(s) z" in err[0]
 
@@ -82,7 +84,7 @@ def test_corrupt_model_is_one_line_error(model, tmp_path, capsys, content):
     bad.write_bytes(content)
     (tmp_path / "bad.json").write_text(edge.card_path(model).read_text())
     src = write(tmp_path, ["u,g,r,i,z", GOOD])
-    assert edge.main(["predict", "--model", str(bad), "--input", str(src)]) == 2
+    assert edge_cli.main(["predict", "--model", str(bad), "--input", str(src)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.tflite" in err[0] and "Traceback" not in err[0]
 
@@ -112,7 +114,7 @@ def test_predict_api_array_dataframe_and_domain(model):
 
 
 def test_training_rows_are_in_domain(model):
-    from sdss_distill.export.convert import RunData
+    from sdss_distill.export.source import RunData
     run = RunData(model.parent.parent)
     clf = edge.EdgeClassifier(model)
     assert clf.in_domain(run.x_train["photometric"]).all()
@@ -120,7 +122,7 @@ def test_training_rows_are_in_domain(model):
 
 
 def test_bench_command_runs(model, capsys):
-    assert edge.main(["bench", "--model", str(model), "--invokes", "50", "--batch", "64",
+    assert edge_cli.main(["bench", "--model", str(model), "--invokes", "50", "--batch", "64",
                       "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["invokes"] == 50 and result["threads"] == 1 and result["machine"]["cpu"]
@@ -130,11 +132,11 @@ def test_edge_never_imports_tensorflow_keras_pandas_sklearn(model, tmp_path):
     src = write(tmp_path, ["u,g,r,i,z", GOOD])
     code = (
         "import sys, json\n"
-        "import sdss_distill.edge as e\n"
-        f"clf = e.EdgeClassifier({str(model)!r})\n"
+        "from sdss_distill.edge import EdgeClassifier, bench, cli\n"
+        f"clf = EdgeClassifier({str(model)!r})\n"
         "clf.predict([[19.4, 17.0, 15.9, 15.5, 15.2]])\n"
-        f"e.main(['predict', '--model', {str(model)!r}, '--input', {str(src)!r}])\n"
-        "e.benchmark(clf.path, invokes=10, batch=8)\n"
+        f"cli.main(['predict', '--model', {str(model)!r}, '--input', {str(src)!r}])\n"
+        "bench.benchmark(clf.path, invokes=10, batch=8)\n"
         "heavy = ('tensorflow', 'keras', 'tf_keras', 'pandas', 'sklearn', 'scipy')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
     )
@@ -173,7 +175,7 @@ def test_dataframe_with_two_names_for_one_column_is_refused(model):
 
 
 def _one_line_error(capsys, argv, message):
-    code = edge.main(argv)
+    code = edge_cli.main(argv)
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
@@ -198,7 +200,7 @@ def test_ambiguous_columns_are_an_error_naming_both(model, tmp_path, capsys, hea
 def test_bom_and_skyserver_comment_line_are_read(model, tmp_path, capsys):
     src = tmp_path / "bom.csv"
     src.write_bytes(b"\xef\xbb\xbf#Table1\nobjid,u,g,r,i,z\n7," + GOOD.encode() + b"\n")
-    assert edge.main(["predict", "--model", str(model), "--input", str(src)]) == 0
+    assert edge_cli.main(["predict", "--model", str(model), "--input", str(src)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("row,objid,class") and out[1].startswith("1,7,")
 
@@ -210,7 +212,7 @@ def test_ids_pass_through_as_text_with_row_numbers_and_keep(model, tmp_path, cap
                            "0012,1.0,19,abc,17,16,15,x,b",
                            f'"00013",2.0,{GOOD},y,"c, d"'])
     out = tmp_path / "out.csv"
-    assert edge.main(["predict", "--model", str(model), "--input", str(src), "--output", str(out),
+    assert edge_cli.main(["predict", "--model", str(model), "--input", str(src), "--output", str(out),
                       "--keep", "ra,note"]) == 1
     import csv
     rows = list(csv.reader(out.open()))
@@ -238,7 +240,7 @@ def test_output_mode_follows_umask(model, tmp_path):
     src = write(tmp_path, ["u,g,r,i,z", GOOD])
     old = os.umask(0o027)
     try:
-        assert edge.main(["predict", "--model", str(model), "--input", str(src), "--output",
+        assert edge_cli.main(["predict", "--model", str(model), "--input", str(src), "--output",
                           str(tmp_path / "p.csv")]) == 0
     finally:
         os.umask(old)

@@ -8,7 +8,9 @@ import pytest
 from sdss_distill.core import tflite_file
 from sdss_distill.core.schema import BANDS, LABELS
 from sdss_distill.edge import classifier as edge
-from sdss_distill.export import convert as export
+from sdss_distill.export import cli as export_cli
+from sdss_distill.export.source import RunData
+from tests.conftest import ROOT
 
 STUDENT_FILES = ("student_float32", "student_float16", "student_dynamic", "student_int8",
                  "student_qat_int8", "student_pruned_int8")
@@ -22,7 +24,7 @@ def run_dir(exported_run):
 
 @pytest.fixture(scope="module")
 def run_data(run_dir):
-    return export.RunData(run_dir)
+    return RunData(run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +121,14 @@ def test_int8_student_is_small(report):
 
 
 def test_missing_run_is_one_line_error(tmp_path, capsys):
-    assert export.main(["--run", str(tmp_path), "--no-finetune"]) == 2
+    assert export_cli.main(["--run", str(tmp_path), "--no-finetune"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a training run" in err[0] and "run.json" in err[0]
 
 
 def test_folding_the_front_keeps_the_logits():
     from sdss_distill.core.schema import get_view
-    from sdss_distill.export.finetune import fold_student, mlp_logits
+    from sdss_distill.export.fold import fold_student, mlp_logits
     from sdss_distill.models.mlp import build_mlp
     rng = np.random.default_rng(1)
     x = (rng.normal(18, 2, (64, 5)) + rng.normal(0, 0.5, (64, 1))).astype("float32")
@@ -175,7 +177,7 @@ def test_export_records_run_id_and_model_hashes(run_dir, report):
 def _export_fails(capsys, run, message):
     from sdss_distill.runs.rundir import RunDir
     before = RunDir(run).current(verify=False).run_id
-    code = export.main(["--run", str(run), "--no-finetune", "--invokes", "10", "--quiet"])
+    code = export_cli.main(["--run", str(run), "--no-finetune", "--invokes", "10", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0], err
     assert RunDir(run).current(verify=False).run_id == before  # nothing new written
@@ -229,7 +231,7 @@ def test_no_finetune_keeps_this_runs_finetuned_files_only(run_dir, tmp_path, cap
     run = clone(run_dir, tmp_path / "run", foreign_pruned)
     old = RunDir(run).current()
     qat = old.tflite_file("student_qat_int8").read_bytes()
-    assert export.main(["--run", str(run), "--no-finetune", "--invokes", "10"]) == 0
+    assert export_cli.main(["--run", str(run), "--no-finetune", "--invokes", "10"]) == 0
     err = capsys.readouterr().err
     assert "keeping student_qat_int8 (fine-tuned from this run's student)" in err
     assert "dropping student_pruned_int8 (fine-tuned from another student)" in err
@@ -244,7 +246,6 @@ def test_no_finetune_keeps_this_runs_finetuned_files_only(run_dir, tmp_path, cap
 
 
 def test_killed_export_leaves_old_run_whole_and_takes_qat_child_down(run_dir, tmp_path):
-    import os
     import signal
     import subprocess
     import sys
@@ -255,7 +256,7 @@ def test_killed_export_leaves_old_run_whole_and_takes_qat_child_down(run_dir, tm
     from sdss_distill.runs.rundir import RunDir
     run = clone(run_dir, tmp_path / "run")
     before = RunDir(run).current().run_id
-    root = os.path.dirname(os.path.dirname(export.__file__))
+    root = str(ROOT)
     proc = subprocess.Popen([sys.executable, "-m", "sdss_distill.export", "--run", str(run),
                              "--invokes", "10", "--quiet"], cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

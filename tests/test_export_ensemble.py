@@ -9,7 +9,9 @@ import pytest
 from sdss_distill.core import tflite_file
 from sdss_distill.core.schema import LABELS
 from sdss_distill.edge import classifier as edge
-from sdss_distill.export import convert as export
+from sdss_distill.export import cli as export_cli
+from sdss_distill.export.convert import int8_student_bytes
+from sdss_distill.export.source import RunData
 
 WIDTHS = [[4], [6, 6]]
 SHIPPED = ("student_float32", "student_float16", "student_int8", "teacher_float32")
@@ -24,13 +26,13 @@ def run_dir(real_csv, tmp_path_factory):
     assert train.main(["--data", str(real_csv), "--out", str(out), "--method", "student-ensemble",
                        "--epochs", "8", "--teacher-hidden", "16", "--set",
                        f"student-ensemble.widths={json.dumps(WIDTHS)}", "--quiet"]) == 0
-    assert export.main(["--run", str(out), "--no-finetune", "--invokes", "200"]) == 0
+    assert export_cli.main(["--run", str(out), "--no-finetune", "--invokes", "200"]) == 0
     return out
 
 
 @pytest.fixture(scope="module")
 def run_data(run_dir):
-    return export.RunData(run_dir)
+    return RunData(run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +114,7 @@ def test_int8_keeps_every_members_first_layer_float32(run_dir):
 
 
 def test_int8_student_bytes_is_the_shipped_file(run_dir, run_data, capfd):
-    content = export.int8_student_bytes(run_data.student, run_data.x_train["photometric"])
+    content = int8_student_bytes(run_data.student, run_data.x_train["photometric"])
     assert capfd.readouterr().err == ""
     assert content == (run_dir / "tflite" / "student_int8.tflite").read_bytes()
 
@@ -126,7 +128,7 @@ def test_int8_student_bytes_of_a_plain_student(real_csv):
     from sdss_distill.models.mlp import build_mlp
     view = get_view("photometric")
     x = features(pd.read_csv(real_csv, nrows=300), view)
-    content = export.int8_student_bytes(build_mlp(view, (8, 8), x, name="student"), x)
+    content = int8_student_bytes(build_mlp(view, (8, 8), x, name="student"), x)
     ops = tflite_file.operators(content)
     assert ops[:2] == ["FULLY_CONNECTED", "QUANTIZE"] and ops.count("FULLY_CONNECTED") == 3
     assert tflite_file.weight_types(content).get("INT8", 0) == 2 and len(content) < 4096

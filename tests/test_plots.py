@@ -8,7 +8,7 @@ import pytest
 
 
 def test_pareto_front_keeps_the_undominated():
-    from sdss_distill.viz.notebook import pareto_front
+    from sdss_distill.viz.figures import pareto_front
     # (cost, score): the 3rd is beaten by the 2nd; equal points do not beat each other
     front = pareto_front([1.0, 2.0, 3.0, 2.0], [0.90, 0.95, 0.94, 0.95])
     assert front.tolist() == [True, True, False, True]
@@ -16,7 +16,7 @@ def test_pareto_front_keeps_the_undominated():
 
 def test_find_run_names_a_bad_run_dir(tmp_path, monkeypatch):
     from sdss_distill.core.errors import InputError
-    from sdss_distill.viz.notebook import find_run
+    from sdss_distill.notebook import find_run
     monkeypatch.setenv("SDSS_DISTILL_RUN", str(tmp_path))
     with pytest.raises(InputError, match=r"SDSS_DISTILL_RUN=.*no reports/report.json"):
         find_run(tmp_path)
@@ -24,7 +24,7 @@ def test_find_run_names_a_bad_run_dir(tmp_path, monkeypatch):
 
 def test_load_run_refuses_another_table(tmp_path, write_csv):
     from sdss_distill.core.errors import InputError
-    from sdss_distill.viz.notebook import load_run
+    from sdss_distill.notebook import load_run
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "run.json").write_text(json.dumps(
         {"data": {"path": "other.csv"}, "config": {"teacher_view": "physical"}}))
@@ -66,7 +66,7 @@ def _simulated():
 def figures():
     import matplotlib
     matplotlib.use("Agg")
-    from sdss_distill.viz import notebook as plots
+    from sdss_distill.viz import figures as plots
 
     rng, df, report, variants = _simulated()
     pred = rng.integers(0, 3, (2, len(df)))
@@ -214,7 +214,7 @@ def test_the_figure_checks_fire():
 
 
 def test_tables():
-    from sdss_distill.viz import notebook as plots
+    from sdss_distill.viz import figures as plots
 
     _, _, report, variants = _simulated()
     assert list(plots.metrics_table(report).index) == ["teacher", "student", "baseline"]

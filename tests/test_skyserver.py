@@ -14,10 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import sha256_file
 from sdss_distill.core.schema import CANONICAL_COLUMNS
 from sdss_distill.data import skyserver
 from sdss_distill.data.cli import main
-from sdss_distill.data.table import file_sha256, load_table
+from sdss_distill.data.table import load_table
 
 CANNED = Path(__file__).parent / "data" / "skyserver"
 PROG = "python -m sdss_distill.data fetch"
@@ -105,7 +106,7 @@ def test_happy_path_writes_parquet_and_provenance(server, tmp_path, capsys):
     assert table["specobjid"].to_pylist() == SPECOBJIDS[:10]
     prov = json.loads(skyserver.provenance_path(out).read_text())
     assert prov["rows"] == 10 and prov["release"] == 17 and prov["base_url"] == server.url
-    assert prov["sha256"] == file_sha256(out) and prov["parameters"]["magnitudes"]["r"] == [15.0, 22.0]
+    assert prov["sha256"] == sha256_file(out) and prov["parameters"]["magnitudes"]["r"] == [15.0, 22.0]
     assert "{after}" in prov["sql_template"] and prov["created_utc"].endswith("+00:00")
     assert not skyserver.partial_dir(out).exists()
     assert "wrote 10 rows" in capsys.readouterr().out

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from sdss_distill.core.io import sha256_file
 from sdss_distill.core.quality import check_values
 from sdss_distill.core.schema import BANDS, LABELS, get_view
 from sdss_distill.data.cli import main
@@ -19,7 +20,7 @@ from sdss_distill.data.synth import (
     provenance_path,
     write_catalogue,
 )
-from sdss_distill.data.table import clean, file_sha256, load_table
+from sdss_distill.data.table import clean, load_table
 
 VALUE_COLUMNS = [*BANDS, "redshift"]
 COLOUR_TOLERANCE = 0.05  # mag; the fitted mixtures reproduce each class's median colours within it
@@ -77,7 +78,7 @@ def test_every_file_says_simulated(tmp_path):
     assert pq.read_schema(out).metadata[SIMULATED_KEY.encode()] == b"true"
     saved = json.loads(provenance_path(out).read_text())
     assert saved["simulated"] is True and saved == prov
-    assert saved["sha256"] == file_sha256(out)
+    assert saved["sha256"] == sha256_file(out)
 
 
 def test_colours_match_the_real_table(real_csv, tmp_path):

@@ -1,4 +1,5 @@
-"""Process-level helpers every stage shares, TensorFlow-free: quiet native stderr, atomic writes.
+"""File and process helpers every stage shares, stdlib only: atomic writes, SHA-256, JSON and
+TOML read with one-line errors, quiet native stderr.
 
 TensorFlow's C++ runtime prints CUDA probes and oneDNN notices before its logging is set
 up, so TF_CPP_MIN_LOG_LEVEL cannot hide them, and LiteRT announces its XNNPACK delegate;
@@ -8,11 +9,17 @@ we park file descriptor 2 while they run.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
+import json
 import os
 import sys
 import tempfile
+import tomllib
+from collections.abc import Iterable
 from pathlib import Path
+
+from sdss_distill.core.errors import InputError
 
 
 @contextlib.contextmanager
@@ -78,3 +85,43 @@ def quiet_import(module: str = "keras"):
         return sys.modules[module]
     with quiet_native_stderr():
         return importlib.import_module(module)
+
+
+def sha256_file(path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_json(path, *, keys: Iterable[str] = (), fix: str = "train the run again") -> dict:
+    """A JSON object from `path` with `keys` present; else an InputError naming the file."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing; {fix}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text; {fix}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: corrupt JSON (line {e.lineno}: {e.msg}); {fix}") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror}); {fix}") from None
+    missing = [k for k in keys if not isinstance(doc, dict) or k not in doc]
+    if missing:
+        raise InputError(f"{path}: missing key(s) {', '.join(map(repr, missing))}; {fix}")
+    return doc
+
+
+def read_toml(path: str) -> dict:
+    """A TOML file as a dict; a missing or malformed file is an InputError naming it."""
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{path}: not valid TOML ({e})") from None

@@ -75,6 +75,9 @@ VIEWS: dict[str, View] = {
 STUDENT_VIEW = "photometric"
 TEACHER_VIEWS: tuple[str, ...] = ("physical", "paper17")
 
+SIGNATURE = "serving_default"
+"""The one signature of every exported model: input named after its view, output `logits`."""
+
 
 def get_view(name: str) -> View:
     """Look a view up by name; a bad name lists the valid ones."""

@@ -298,7 +298,7 @@ def _assemble(out: Path, part: Path, state: dict, query: Query, settings: Settin
     import pyarrow.parquet as pq
 
     from sdss_distill import __version__
-    from sdss_distill.data.table import file_sha256
+    from sdss_distill.core.io import sha256_file
 
     schema = _schema().with_metadata({"sdss_distill.simulated": "false", "sdss_distill.source":
                                       json.dumps({"release": settings.data_release, **query.params()})})
@@ -317,7 +317,7 @@ def _assemble(out: Path, part: Path, state: dict, query: Query, settings: Settin
         "example_sql": build_sql(query, top=min(chunk, query.rows)),
         "queries_saved": len(state["chunks"]), "rows": rows, "requested_rows": query.rows,
         "columns": list(CANONICAL_COLUMNS), "created_utc": datetime.now(UTC).isoformat(),
-        "sdss_distill": __version__, "path": str(out), "sha256": file_sha256(out),
+        "sdss_distill": __version__, "path": str(out), "sha256": sha256_file(out),
     }
     write_atomic(provenance_path(out), json.dumps(provenance, indent=2) + "\n")
     shutil.rmtree(part, ignore_errors=True)

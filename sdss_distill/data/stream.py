@@ -42,6 +42,8 @@ HASH_RULE = ("subset by u = (splitmix64(id ^ splitmix64(seed)) >> 11) / 2**53 ag
              "cumulative split fractions; early-stopping rows by v = (splitmix64(key) >> 11) / 2**53 "
              "< the subset's validation fraction")
 
+SHUFFLE_ROWS = 1 << 19  # bounded shuffle buffer (rows) for training; about 1.5x this many are held
+
 
 def is_stream_source(data: str | None) -> bool:
     """True for a directory or a glob pattern (train streams it); False for one file."""
@@ -139,7 +141,7 @@ class ParquetSource:
     def __init__(self, data: str, columns: tuple[str, ...], column_map: dict | None = None):
         import pyarrow.parquet as pq
 
-        from sdss_distill.data.table import file_sha256
+        from sdss_distill.core.io import sha256_file
         self.data, self.columns = data, tuple(columns)
         self.files = find_files(data)
         self.names: list[dict[str, str]] = []  # per file: canonical -> the file's column name
@@ -161,7 +163,7 @@ class ParquetSource:
                              f"the hash split needs one id column in every file")
         self.id_column = ids.pop()
         self.stamps = [self._stamp(p) for p in self.files]
-        self.sha256s = [file_sha256(p) for p in self.files]
+        self.sha256s = [sha256_file(p) for p in self.files]
         lines = "".join(f"{s}  {p.name}\n" for s, p in zip(self.sha256s, self.files))
         self.sha256 = hashlib.sha256(lines.encode()).hexdigest()
         """SHA-256 of the `sha256sum`-style listing "<sha>  <file name>" of the sorted files."""

@@ -177,8 +177,7 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
     from tqdm import tqdm
 
     from sdss_distill import __version__
-    from sdss_distill.core.io import atomic_path, write_atomic
-    from sdss_distill.data.table import file_sha256
+    from sdss_distill.core.io import atomic_path, sha256_file, write_atomic
 
     _check(rows, seed, bad_fraction, row_group)
     models, doc = load_model()
@@ -209,7 +208,7 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
         "model": f"per-class Gaussian mixtures over {', '.join(FEATURES)}, fitted to "
                  f"{doc['source']} ({doc['source_rows']} rows); see data/README.md",
         "numpy": np.__version__, "path": str(out), "created_utc": datetime.now(UTC).isoformat(),
-        "sha256": file_sha256(out),
+        "sha256": sha256_file(out),
     }
     write_atomic(provenance_path(out), json.dumps(provenance, indent=2) + "\n")
     return provenance

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sdss_distill.core.errors import InputError, listing
+from sdss_distill.core.io import read_json, read_toml
 from sdss_distill.core.quality import REASONS, check_values, header_positions
 from sdss_distill.core.schema import (
     CANONICAL_COLUMNS,
@@ -30,7 +31,6 @@ from sdss_distill.core.schema import (
     canonical_name,
     get_view,
 )
-from sdss_distill.runs.config import read_toml
 
 DEFAULT_DATA = Path("data") / "sdss.csv"
 DATA_ENV = "SDSS_DISTILL_DATA"
@@ -49,14 +49,6 @@ def resolve_data_path(arg: str | None) -> Path:
         return DEFAULT_DATA
     raise InputError(f"no data file: pass --data FILE, set {DATA_ENV}, or put an SDSS table "
                      f"at {DEFAULT_DATA} (data/README.md says how to get one)")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_column_map(path: str | None) -> dict[str, str]:
@@ -262,7 +254,6 @@ class Split:
     @classmethod
     def load(cls, path: Path) -> Split:
         """A saved split; a corrupt or incomplete file is an InputError naming it."""
-        from sdss_distill.runs.rundir import read_json
         doc = read_json(path, keys=(*SUBSETS, "seed", "fractions"))
         try:
             return cls(*(np.asarray(doc[s], dtype="int64") for s in SUBSETS),
@@ -293,52 +284,3 @@ def validation_slice(df: pd.DataFrame, rows: np.ndarray, fraction: float,
     fit, val = train_test_split(rows, test_size=fraction, stratify=labels(df.loc[rows]),
                                 random_state=seed)
     return np.sort(fit), np.sort(val)
-
-
-@dataclass
-class RunRows:
-    """A saved run's table, cleaned as the run cleaned it, with the run's split and config."""
-
-    path: Path
-    sha256: str
-    df: pd.DataFrame
-    split: Split
-    config: dict
-    layout: object = None
-    """The run version (rundir.Layout) the rows were read for."""
-
-
-def load_run_rows(run, data: str | Path | None = None) -> RunRows:
-    """The table a run was trained on (or `data`, if it moved), checked by SHA-256, and its split.
-
-    `run` is a run directory (resolved and verified through RunDir) or a rundir.Layout.
-    The split stores row positions, so any other table would silently select other objects;
-    the hash is of the bytes parsed here, so a file changed since is refused.
-    """
-    from sdss_distill.runs.rundir import Layout, RunDir, read_json
-    layout = run if isinstance(run, Layout) else RunDir(run).current()
-    info = read_json(layout.run_json, keys=("config",))
-    split_doc = read_json(layout.split_json, keys=("data_sha256",))
-    cfg = info["config"]
-    if not isinstance(cfg, dict) or "teacher_view" not in cfg:
-        raise InputError(f"{layout.run_json}: 'config' lacks 'teacher_view'; train the run again")
-    recorded = data or split_doc.get("data_path") or (info.get("data") or {}).get("path")
-    if not recorded:
-        raise InputError(f"{layout.split_json}: no data path recorded; pass the run's table "
-                         f"(--data FILE)")
-    path = Path(recorded)
-    if not path.is_file():
-        raise InputError(f"{path}: the run's data file is not there; pass the table it used "
-                         f"(--data FILE)")
-    raw, sha = read_bytes_hashed(path)
-    if sha != split_doc["data_sha256"]:
-        raise InputError(f"{path} is not the table run {layout.root} was trained on (sha256 "
-                         f"{sha[:12]}... != {str(split_doc['data_sha256'])[:12]}...); its split "
-                         f"rows would point at other objects")
-    table = parse_table(path, raw, read_column_map(cfg.get("columns")), sha)
-    try:
-        view = get_view(cfg["teacher_view"])
-    except ValueError as e:
-        raise InputError(f"{layout.run_json}: {e}") from None
-    df, _ = clean(table, view)
-    return RunRows(path, sha, df, Split.load(layout.split_json), cfg, layout)

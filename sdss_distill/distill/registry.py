@@ -8,49 +8,36 @@ command lines validate names and settings before anything heavy starts.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
+from functools import cache
 
 from sdss_distill.core.errors import InputError
+from sdss_distill.distill.method import Method, NoSettings  # noqa: F401  (re-exported)
+
+ORDER: tuple[str, ...] = ("offline", "crossfit", "online", "cotrain", "teacher-ensemble",
+                          "student-ensemble", "hints", "assistant")
+"""Every method, in the order help texts, reports and sweeps list them: the one method list."""
 
 
-@dataclass(frozen=True)
-class NoSettings:
-    """A method without settings of its own."""
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    summary: str
-    run: Callable
-    settings: type = NoSettings
-
-    def setting_names(self) -> list[str]:
-        return [f.name for f in dataclasses.fields(self.settings)]
-
-
-METHODS: dict[str, Method] = {}
-
-
-def register(name: str, summary: str, settings: type = NoSettings):
-    """Decorator: register `run` as method `name` with its settings dataclass."""
-    def wrap(run):
-        if name in METHODS:
-            raise ValueError(f"method {name!r} is registered twice")
-        METHODS[name] = Method(name, summary, run, settings)
-        return run
-    return wrap
-
-
+@cache
 def _load() -> dict[str, Method]:
-    from sdss_distill.distill.methods import ORDER  # importing the package registers every method module
-    return {name: METHODS[name] for name in sorted(METHODS, key=ORDER.index)}
+    methods = {}
+    for name in ORDER:
+        module = importlib.import_module(f"sdss_distill.distill.methods.{name.replace('-', '_')}")
+        method = module.run.method
+        if method.name != name:
+            raise ValueError(f"{module.__name__} declares method {method.name!r}, listed as {name!r}")
+        methods[name] = method
+    return methods
 
 
 def names() -> list[str]:
-    return list(_load())
+    return list(ORDER)
+
+
+def streaming() -> list[str]:
+    """The methods that can train from tables larger than memory."""
+    return [name for name, m in _load().items() if m.streams]
 
 
 def get(name: str) -> Method:

@@ -75,7 +75,7 @@ def training_data(source, split, part: int, rows: int, settings: FitSettings, sa
                 keep = chunk.part == part
                 if keep.any():
                     yield chunk.values[keep].astype("float32"), chunk.y[keep]
-        from sdss_distill.runs.stream import SHUFFLE_ROWS
+        from sdss_distill.data.stream import SHUFFLE_ROWS
         yield from shuffled_blocks(rows_of_part(), settings.batch_size, SHUFFLE_ROWS, rng)
 
     ds = tf.data.Dataset.from_generator(generate, output_signature=(

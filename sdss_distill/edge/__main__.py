@@ -2,6 +2,6 @@
 
 import sys
 
-from sdss_distill.edge.classifier import main
+from sdss_distill.edge.cli import main
 
 sys.exit(main())

@@ -1,22 +1,9 @@
-"""Classify SDSS objects from u g r i z on a small device: numpy + ai_edge_litert only.
+"""The edge classifier: a LiteRT model with its card and labels, numpy + ai_edge_litert only.
 
-Usage:
-    python -m sdss_distill.edge predict --model run/tflite/student_int8.tflite \
-        --input objects.csv --output predictions.csv --keep ra,dec
-    python -m sdss_distill.edge bench --model run/tflite/student_int8.tflite --threads 1
-
-    from sdss_distill.edge import EdgeClassifier
+    from sdss_distill.edge.classifier import EdgeClassifier
     clf = EdgeClassifier("student_int8.tflite")
     result = clf.predict([[19.4, 17.0, 15.9, 15.5, 15.2]])   # or a DataFrame
     result.classes, result.probabilities, result.in_domain, result.ok, result.quality
-
-`predict` streams: it reads and writes 65,536 rows at a time, so memory does not grow with
-the file; the output file appears (atomically) only when complete. Each output row carries
-`row` (the input's 1-based data row number), the id columns as written in the input, and
-any `--keep` columns. Rows with values no model may see (quality.check_values: missing,
-sentinel, non-finite, too large for float32, outside the physical range) are reported on
-stderr with their line and skipped; the exit code is then 1 (see README, "Errors and exit
-codes").
 
 A model ships with `labels.txt` and a model card `<model>.json` next to it (written by
 `python -m sdss_distill.export`): its input columns, labels and the training domain.
@@ -25,24 +12,20 @@ Never imports TensorFlow, Keras, pandas or scikit-learn.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import os
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sdss_distill.core.errors import EXIT_REJECTED, InputError, listing, run_cli  # noqa: F401 - EXIT_REJECTED re-exported
+from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.quality import check_values, header_positions
-from sdss_distill.core.schema import LABELS
+from sdss_distill.core.schema import LABELS, SIGNATURE
 
 PROG = "python -m sdss_distill.edge"
-SIGNATURE = "serving_default"
+
 LABELS_FILE = "labels.txt"
 _CHUNK = 4096
 
@@ -52,7 +35,7 @@ def card_path(model: Path) -> Path:
     return Path(model).with_suffix(".json")
 
 
-def _interpreter(content: bytes, path: Path, threads: int | None):
+def interpreter(content: bytes, path: Path, threads: int | None):
     from ai_edge_litert.interpreter import Interpreter
     if len(content) < 8 or content[4:8] != b"TFL3":
         raise InputError(f"{path}: not a LiteRT/TFLite model (no TFL3 flatbuffer identifier); "
@@ -96,7 +79,7 @@ class EdgeClassifier:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such model file")
-        self.interpreter = _interpreter(self.path.read_bytes(), self.path, num_threads)
+        self.interpreter = interpreter(self.path.read_bytes(), self.path, num_threads)
         signatures = self.interpreter.get_signature_list()
         if SIGNATURE not in signatures:
             raise InputError(f"{self.path}: no {SIGNATURE!r} signature (found "
@@ -104,7 +87,7 @@ class EdgeClassifier:
         self._runner = self.interpreter.get_signature_runner(SIGNATURE)
         (self.input_name,) = signatures[SIGNATURE]["inputs"]
         (self.output_name,) = signatures[SIGNATURE]["outputs"]
-        self.card = _read_card(self.path)
+        self.card = read_card(self.path)
         self.columns = tuple(self.card["input"]["columns"])
         expected = self.card.get("sha256")
         if expected and hashlib.sha256(self.path.read_bytes()).hexdigest() != expected:
@@ -176,7 +159,7 @@ class EdgeClassifier:
         return Prediction(classes, p, logits, in_domain, self.labels, quality)
 
 
-def _read_card(model: Path) -> dict:
+def read_card(model: Path) -> dict:
     """The model card: JSON with `input.columns` (a list of names); errors name the file."""
     path = card_path(model)
     fix = "re-export the model (python -m sdss_distill.export) and copy both files"
@@ -217,121 +200,3 @@ def _read_labels(model: Path, default: tuple[str, ...]) -> tuple[str, ...]:
         raise InputError(f"{path}: labels {listing(labels)} differ from the model card's "
                          f"{listing(default)}; re-export the model")
     return labels
-
-
-def sample_rows(card: dict, n: int, seed: int = 0) -> np.ndarray:
-    """Synthetic rows inside the card's column ranges (for timing only)."""
-    rng = np.random.default_rng(seed)
-    cols = card["input"]["columns"]
-    ranges = [card.get("domain", {}).get("columns", {}).get(c, (15.0, 22.0)) for c in cols]
-    return np.stack([rng.uniform(lo, hi, n) for lo, hi in ranges], axis=1).astype(np.float32)
-
-
-def benchmark(model, x: np.ndarray | None = None, *, threads: int = 1, invokes: int = 10_000,
-              batch: int = 1024, warmup: int = 500) -> dict:
-    """Batch-1 latency (median, p99 over `invokes` calls) and batched rows/s with LiteRT."""
-    model = Path(model)
-    interp = _interpreter(model.read_bytes(), model, threads)
-    if x is None:
-        x = sample_rows(_read_card(model), max(batch, 1))
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
-    interp.resize_tensor_input(inp, [1, x.shape[1]])
-    interp.allocate_tensors()
-    rows = [x[k % len(x)][None] for k in range(min(len(x), 256))]
-    times = np.empty(invokes, np.int64)
-    for k in range(warmup + invokes):
-        start = time.perf_counter_ns()
-        interp.set_tensor(inp, rows[k % len(rows)])
-        interp.invoke()
-        interp.get_tensor(out)
-        if k >= warmup:
-            times[k - warmup] = time.perf_counter_ns() - start
-    xb = np.resize(x, (batch, x.shape[1]))
-    interp.resize_tensor_input(inp, list(xb.shape))
-    interp.allocate_tensors()
-    interp.set_tensor(inp, xb)
-    interp.invoke()
-    reps, start = 0, time.perf_counter()
-    while reps < 20 or time.perf_counter() - start < 0.5:
-        interp.set_tensor(inp, xb)
-        interp.invoke()
-        interp.get_tensor(out)
-        reps += 1
-    elapsed = time.perf_counter() - start
-    return {"latency_us_median": float(np.median(times) / 1e3),
-            "latency_us_p99": float(np.percentile(times, 99) / 1e3),
-            "throughput_rows_per_s": float(reps * batch / elapsed),
-            "invokes": invokes, "batch": batch, "threads": threads}
-
-
-def machine() -> dict:
-    """CPU model, cores and platform, read without third-party packages."""
-    import platform
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
-            "platform": platform.platform(), "python": platform.python_version()}
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
-    sub = p.add_subparsers(dest="command", required=True)
-    pr = sub.add_parser("predict", help="classify the rows of a CSV of u g r i z magnitudes")
-    pr.add_argument("--model", required=True, help=".tflite file (its .json card next to it)")
-    pr.add_argument("--input", required=True, help="CSV with u g r i z (SDSS aliases accepted)")
-    pr.add_argument("--output", help="CSV to write, atomically when complete (default: "
-                    "standard output, streamed)")
-    pr.add_argument("--keep", default="", metavar="COLS",
-                    help="comma-separated input columns to copy to the output (default: none; "
-                    "id columns objid/specobjid are always copied)")
-    pr.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
-    be = sub.add_parser("bench", help="time batch-1 latency and batched throughput")
-    be.add_argument("--model", required=True, help=".tflite file (its .json card next to it)")
-    be.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
-    be.add_argument("--invokes", type=int, default=10_000, help="batch-1 calls (default: 10000)")
-    be.add_argument("--batch", type=int, default=1024, help="rows per batched call (default: 1024)")
-    be.add_argument("--json", action="store_true", help="print the result as JSON")
-    return p.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-
-    def body() -> int:
-        if args.threads < 1:
-            raise InputError(f"--threads must be >= 1, got {args.threads}")
-        if args.command == "predict":
-            keep = tuple(c.strip() for c in args.keep.split(",") if c.strip())
-            from sdss_distill.edge.csvio import predict_csv
-            return predict_csv(Path(args.model), Path(args.input), args.output, args.threads,
-                               keep)
-        if args.invokes < 1 or args.batch < 1:
-            raise InputError(f"--invokes and --batch must be >= 1, got {args.invokes}, "
-                             f"{args.batch}")
-        result = {"model": str(args.model), **benchmark(
-            args.model, threads=args.threads, invokes=args.invokes, batch=args.batch),
-            "machine": machine()}
-        if args.json:
-            print(json.dumps(result, indent=2))
-        else:
-            print(f"{args.model}: batch-1 latency median {result['latency_us_median']:.2f} us, "
-                  f"p99 {result['latency_us_p99']:.2f} us ({args.invokes} invokes); batched "
-                  f"{result['throughput_rows_per_s']:,.0f} rows/s (batch {args.batch}); "
-                  f"{args.threads} thread(s) on {result['machine']['cpu']}")
-        return 0
-
-    return run_cli(body, PROG, debug=args.debug)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

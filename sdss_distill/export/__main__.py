@@ -2,6 +2,6 @@
 
 import sys
 
-from sdss_distill.export.convert import main
+from sdss_distill.export.cli import main
 
 sys.exit(main())

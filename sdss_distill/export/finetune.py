@@ -22,38 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-FRONT = "dense_0"
-
-
-def fold_student(student) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Dense kernels and biases of an equivalent plain MLP on raw magnitudes (float64 algebra).
-
-    SkyFeatures (x -> [x, x @ D]) and Normalization ((f - mean) / std) are affine, so they
-    fold into dense_0: W' = F diag(1/std) W0, b' = b0 - (mean / std) W0 with F = [I | D].
-    """
-    features = student.get_layer("features")
-    if any(features.asinh_scales):
-        raise ValueError("the student's features use asinh (non-linear); cannot fold them")
-    norm = student.get_layer("normalize")
-    mean = np.asarray(norm.mean, "float64").reshape(-1)
-    std = np.maximum(np.sqrt(np.asarray(norm.variance, "float64").reshape(-1)), 1e-7)
-    diff = features.colour_matrix()
-    f = np.concatenate([np.eye(len(diff)), diff], axis=1)
-    dense = [layer for layer in student.layers if layer.__class__.__name__ == "Dense"]
-    kernels = [np.asarray(d.kernel, "float64") for d in dense]
-    biases = [np.asarray(d.bias, "float64") for d in dense]
-    kernels[0], biases[0] = (f / std) @ kernels[0], biases[0] - (mean / std) @ kernels[0]
-    return [k.astype("float32") for k in kernels], [b.astype("float32") for b in biases]
-
-
-def mlp_logits(kernels, biases, x: np.ndarray) -> np.ndarray:
-    """The folded MLP in numpy (ReLU between layers), to check the folding."""
-    h = np.asarray(x, "float64")
-    for k, (w, b) in enumerate(zip(kernels, biases)):
-        h = h @ w + b
-        if k < len(kernels) - 1:
-            h = np.maximum(h, 0.0)
-    return h
+from sdss_distill.export.fold import FRONT_LAYER, fold_student, mlp_logits  # noqa: F401
 
 
 def build(keras, kernels, biases, wrap=lambda layer: layer, input_name="photometric"):
@@ -98,7 +67,7 @@ def to_tflite(tf, model, calibration=None, quantized_by_qat=False) -> bytes:
     with tempfile.TemporaryDirectory() as d:
         tf.saved_model.save(model, d, signatures={"serving_default": serve})
         if not quantized_by_qat:
-            front = front_nodes(convert(Path(d), "float32"), FRONT)
+            front = front_nodes(convert(Path(d), "float32"), FRONT_LAYER)
             return convert(Path(d), "int8", calibration, front)
         c = tf.lite.TFLiteConverter.from_saved_model(d, signature_keys=["serving_default"])
         c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

@@ -12,6 +12,7 @@ from pathlib import Path
 from sdss_distill.distill import registry
 from sdss_distill.distill.formula import SOFT_LOSSES
 from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import read_toml
 from sdss_distill.core.schema import TEACHER_VIEWS
 
 
@@ -167,15 +168,3 @@ def parse_method_options(options: list[str] | None) -> dict:
             value = raw.strip()  # a bare word, e.g. rows=student_train
         out.setdefault(name, {})[setting] = value
     return out
-
-
-def read_toml(path: str) -> dict:
-    """A TOML file as a dict; a missing or malformed file is an InputError naming it."""
-    p = Path(path)
-    try:
-        with p.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: not valid TOML ({e})") from None

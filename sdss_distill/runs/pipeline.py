@@ -1,9 +1,11 @@
 """One run, top to bottom: load -> clean -> split -> method (teachers, students, baselines) ->
-evaluate every arm on the held-out rows. `train` and the sweep runner both go through here.
+evaluate every arm on the held-out rows -> report -> save. `train` and the sweep runner both
+go through here; `run` decides once whether the table is held in memory or streamed.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sdss_distill.core.io import quiet_import
+from sdss_distill.distill import registry
 from sdss_distill.runs.config import Config
+from sdss_distill.runs.report import build_report, save_run
+from sdss_distill.runs.rundir import RunDir
 from sdss_distill.data.table import (
     CleaningReport,
     Split,
@@ -96,3 +102,34 @@ def timed_run(cfg: Config, prepared: Prepared, say=None, ws=None, **evaluate_kwa
     arms = run_method(ws, cfg)
     results = evaluate(arms, prepared.df.loc[prepared.split.test], **evaluate_kwargs)
     return arms, results, time.perf_counter() - start
+
+
+def run(cfg: Config) -> dict:
+    """The whole pipeline for one config; returns the report (also written under cfg.out)."""
+    from sdss_distill.data.stream import is_stream_source
+    if is_stream_source(cfg.data):  # a directory or glob of Parquet files: never held whole
+        from sdss_distill.runs.stream import run as run_streamed
+        return run_streamed(cfg)
+    say = (lambda msg: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    started = time.perf_counter()
+    out = RunDir(cfg.out)
+    out.check_writable()  # before any work: an --out that cannot hold a run fails now
+
+    prepared = prepare(cfg)
+    parts = prepared.split
+    say(f"data: {prepared.path}: {prepared.cleaning.summary()}; split "
+        f"{len(parts.teacher_train)} teacher-train / {len(parts.student_train)} student-train / "
+        f"{len(parts.test)} test")
+
+    # Imported after the data checks, so bad input fails in a second, not after TF starts.
+    quiet_import("keras")
+    say(f"method: {cfg.method} ({registry.get(cfg.method).summary})")
+    arms, results, seconds = timed_run(cfg, prepared, say, latency=True)
+
+    report = build_report(cfg, prepared, results, started, seconds)
+    save_run(out, {arm.name: arm.model for arm in arms if arm.model is not None}, parts, report)
+    layout = out.current()
+    for name, m in results.items():
+        say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  ({m['parameters']:,} parameters)")
+    say(f"wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s")
+    return report

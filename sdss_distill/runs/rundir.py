@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -34,39 +33,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sdss_distill.core.errors import InputError, sigterm_raises
+from sdss_distill.core.io import read_json, sha256_file  # noqa: F401  (re-exported)
 
 MANIFEST = "manifest.json"
 STAGING = ".staging"
 LOCK_TIMEOUT_S = 600.0
 TRAIN_HINT = "train one with python -m sdss_distill.train --out DIR"
-
-
-def sha256_file(path) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_json(path, *, keys: Iterable[str] = (), fix: str = "train the run again") -> dict:
-    """A JSON object from `path` with `keys` present; else an InputError naming the file."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise InputError(f"{path}: missing; {fix}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text; {fix}") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: corrupt JSON (line {e.lineno}: {e.msg}); {fix}") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror}); {fix}") from None
-    missing = [k for k in keys if not isinstance(doc, dict) or k not in doc]
-    if missing:
-        raise InputError(f"{path}: missing key(s) {', '.join(map(repr, missing))}; {fix}")
-    return doc
 
 
 def new_run_id() -> str:

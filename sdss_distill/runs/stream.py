@@ -33,20 +33,21 @@ import numpy as np
 
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import STUDENT_VIEW, get_view
-from sdss_distill.data.stream import PARTS, SUBSET_PARTS, Cleaning, Extremes, HashSplit, Moments, ParquetSource
+from sdss_distill.distill import registry
+from sdss_distill.runs.report import models_and_timing, save_run
+from sdss_distill.data.stream import SHUFFLE_ROWS, PARTS, SUBSET_PARTS, Cleaning, Extremes, HashSplit, Moments, ParquetSource
 
-SUPPORTED_METHODS = ("offline",)
 VALIDATION_ROWS = 50_000  # early-stopping rows per training subset, at most (about: hash-selected)
-SHUFFLE_ROWS = 1 << 19  # bounded shuffle buffer (rows); about 1.5x this many rows are held
 LATENCY_ROWS = 2000  # test rows kept for the Keras latency measurement (as many as the CSV run's)
 
 
 def check_supported(cfg, *, export: bool = False) -> None:
     """One line before any work if the streaming path cannot do what was asked."""
-    if cfg.method not in SUPPORTED_METHODS:
+    supported = registry.streaming()
+    if cfg.method not in supported:
         raise InputError(f"--method {cfg.method}: training from a directory or glob of Parquet "
-                         f"files supports {', '.join(SUPPORTED_METHODS)} only; use --method "
-                         f"offline, or pass one CSV/Parquet file for {cfg.method}")
+                         f"files supports {', '.join(supported)} only; use --method "
+                         f"{supported[0]}, or pass one CSV/Parquet file for {cfg.method}")
     if export:
         raise InputError("--export: a run streamed from a directory or glob cannot be exported "
                          "yet (export re-reads the table by row position); drop --export")
@@ -169,8 +170,7 @@ def run(cfg) -> dict:
     source.check_unchanged()
 
     report = build_report(cfg, source, split, cleaning, sizes, results, stats, started, seconds)
-    from sdss_distill.train import _save
-    _save(out, {name: arm.model for name, arm in arms.items()}, split, report)
+    save_run(out, {name: arm.model for name, arm in arms.items()}, split, report)
     layout = out.current()
     for name, m in results.items():
         say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  ({m['parameters']:,} parameters)")
@@ -179,9 +179,8 @@ def run(cfg) -> dict:
 
 
 def build_report(cfg, source, split, cleaning, sizes, results, stats, started, seconds) -> dict:
-    """train.build_report's keys, with the files' hashes and the hash split for row positions."""
+    """report.build_report's keys, with the files' hashes and the hash split for row positions."""
     from sdss_distill import __version__
-    from sdss_distill.train import models_and_timing
     fit_s = sum(m["train_s"] or 0 for m in results.values())
     return {
         "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),

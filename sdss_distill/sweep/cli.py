@@ -121,7 +121,7 @@ def int8_bytes(out: Path, cells: list[dict]) -> dict[int, int]:
 
 def summarise(out: Path, command: str) -> dict:
     """Rebuild results.csv, summary.csv, summary.md (and plots) from the finished cells."""
-    from sdss_distill.edge.classifier import machine
+    from sdss_distill.core.machine import machine
     from sdss_distill.sweep import summary as report
     from sdss_distill.sweep.grid import load_cells
     cells = load_cells(out)

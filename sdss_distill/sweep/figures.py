@@ -193,30 +193,3 @@ def sweep_figures(out: Path) -> list[Path]:
     return written
 
 
-SWEEP_ENV = "SDSS_DISTILL_SWEEP"
-NOTEBOOK_GRID = ["--methods", "offline", "--temperatures", "1", "2", "4", "--alphas", "0", "0.5",
-                 "1", "--seeds", "0", "1", "--quiet"]
-
-
-def find_sweep(root: Path) -> Path:
-    """$SDSS_DISTILL_SWEEP, else ROOT/runs/notebook-sweep (run the small grid there if missing:
-    offline students, T in 1 2 4, alpha in 0 0.5 1, seeds 0 1; a few minutes on 2 cores)."""
-    import os
-    chosen = os.environ.get(SWEEP_ENV)
-    if chosen:
-        return Path(chosen)
-    out = Path(root) / "runs" / "notebook-sweep"
-    if not (out / "summary.csv").is_file():
-        from sdss_distill.sweep import cli as experiment
-        if experiment.main([*NOTEBOOK_GRID, "--out", str(out), "--no-plots"]) != 0:
-            raise RuntimeError(f"the notebook's sweep into {out} failed; see the message above")
-    return out
-
-
-def load_sweep(out: Path) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
-    """(cell documents, tidy table, per cell x arm summary) of a finished sweep."""
-    from sdss_distill.sweep.grid import load_cells
-    from sdss_distill.sweep.summary import comparisons, tidy
-    cells = load_cells(out)
-    df = tidy(cells)
-    return cells, df, comparisons(df)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sdss_distill.distill.registry import register
+from sdss_distill.distill.method import register
 
 
 @dataclass(frozen=True)

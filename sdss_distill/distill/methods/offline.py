@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sdss_distill.distill.registry import register
+from sdss_distill.distill.method import register
 
 
 @register("offline", "teacher on teacher-train rows; its soft labels on student-train rows, "
-          "computed once (the proposal)")
+          "computed once (the proposal)", streams=True)
 def run(ws, cfg, settings):
     teacher = ws.teacher(cfg)
     student = ws.student(cfg, "student_train", ws.teacher_logits(teacher, "student_train"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sdss_distill.distill.registry import register
+from sdss_distill.distill.method import register
 
 
 @register("online", "the frozen teacher runs on its view at every training step")

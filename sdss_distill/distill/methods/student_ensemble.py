@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sdss_distill.distill.registry import register
+from sdss_distill.distill.method import register
 
 
 @dataclass(frozen=True)

@@ -1,87 +1,28 @@
-"""Figures and glue for the notebooks: find the data and a run, then plot it (matplotlib only).
+"""Figures and tables for the notebooks (matplotlib only); sdss_distill.notebook finds the data
+and the run.
 
 Every plotting function takes data the pipeline already produced (a table, a report dict,
 logits) and returns a matplotlib Figure; none of them trains or scores anything. Every
 figure has a title and axis labels with units; legends sit outside the axes, so they cover
 no data; an axis of a quantity that does not start at zero says so in its label.
 
-    from sdss_distill import plots
+    from sdss_distill.viz import figures as plots
     fig = plots.colour_colour(df)          # shows inline in a notebook
     fig.savefig("colours.png", dpi=150)    # or save it anywhere else
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import ASINH_SCALES, BANDS, LABELS, TARGET
 
-DATA_NAME = "sdss_dr14_skyserver_10k.csv"
-RUN_ENV = "SDSS_DISTILL_RUN"
 COLOURS = {"GALAXY": "#0072B2", "QSO": "#D55E00", "STAR": "#009E73"}  # Okabe-Ito, colour-blind safe
 MARKERS = {"GALAXY": "o", "QSO": "^", "STAR": "s"}
 DRAW_ORDER = ("GALAXY", "STAR", "QSO")  # the rare class last, so it stays visible
 _MARKS = ("o", "s", "^", "D", "v", "P", "X", "*")
-
-
-# --- glue: where the data and the run are -------------------------------------------------
-
-def _env_path(name: str, root: Path) -> Path | None:
-    """An env path; a relative one is taken from the repo root (a kernel starts in notebooks/)."""
-    value = os.environ.get(name)
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    return path if path.is_absolute() or path.exists() else Path(root) / path
-
-
-def find_data(root: Path) -> Path:
-    """$SDSS_DISTILL_DATA, else ROOT/../shared/data/<DR14 10k CSV>, else ROOT/data/sdss.csv."""
-    root = Path(root)
-    candidates = [_env_path("SDSS_DISTILL_DATA", root),
-                  root.parent / "shared" / "data" / DATA_NAME, root / "data" / "sdss.csv"]
-    for c in candidates:
-        if c and Path(c).is_file():
-            return Path(c).resolve()
-    raise InputError(f"no SDSS table found (tried {', '.join(str(c) for c in candidates if c)}); "
-                     f"set SDSS_DISTILL_DATA to the CSV")
-
-
-def find_run(root: Path, *, export: bool = False, epochs: int = 40) -> Path:
-    """$SDSS_DISTILL_RUN if set; else ROOT/runs/notebook, trained (and exported) if missing.
-
-    The fallback is a quick run (`epochs` at most), so its numbers trail a full run's.
-    """
-    chosen = _env_path(RUN_ENV, root)
-    run = chosen or Path(root) / "runs" / "notebook"
-    if chosen and not (run / "reports" / "report.json").is_file():
-        raise InputError(f"${RUN_ENV}={chosen}: no reports/report.json there; point it at a "
-                         f"directory written by `python -m sdss_distill.train --out DIR`")
-    if not (run / "reports" / "report.json").is_file():
-        from sdss_distill.runs.config import make_config
-        from sdss_distill.train import run as train_run
-        print(f"training a quick run ({epochs} epochs max) into {run} ...")
-        train_run(make_config(data=str(find_data(root)), out=str(run), epochs=epochs, quiet=True))
-    if export and not (run / "reports" / "export.json").is_file():
-        from sdss_distill.export.convert import export_run
-        print(f"exporting TFLite variants into {run / 'tflite'} ...")
-        export_run(run, quiet=True, data=str(find_data(root)))
-    return run.resolve()
-
-
-def load_run(run: Path, data_path: Path):
-    """(report, cleaned table, split) of a run, read from ONE verified version (rundir.RunDir);
-    refuses a changed run or a table other than the one it used."""
-    from sdss_distill.data.table import load_run_rows
-    from sdss_distill.runs.rundir import read_json
-    rows = load_run_rows(run, data_path)
-    return read_json(rows.layout.report_json, keys=("models",)), rows.df, rows.split
 
 
 def metrics_table(report: dict) -> pd.DataFrame:

@@ -1,0 +1,57 @@
+"""Convert a run's student (and teacher) to LiteRT flatbuffers and measure them on its test rows.
+
+Usage:
+    python -m sdss_distill.export --run runs/default
+    python -m sdss_distill.export --run runs/default --no-finetune --invokes 2000 --quiet
+
+Writes RUN/tflite/{student_float32,student_float16,student_dynamic,student_int8,
+student_qat_int8,student_pruned_int8,teacher_float32}.tflite, each with a model card
+`<name>.json` and `labels.txt`, plus RUN/reports/export.{json,md}, as a NEW version of the
+run (sdss_distill.runs.rundir), switched to in one step: a killed export leaves the old run whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sdss_distill.core.errors import InputError, run_cli
+from sdss_distill.export.run import PROG, export_run
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, metavar="DIR",
+                   help="run path from train --out (the symlink to its current version)")
+    p.add_argument("--data", help="the run's table, if its recorded path does not resolve here "
+                   "(default: the path in split.json)")
+    p.add_argument("--no-finetune", action="store_true",
+                   help="skip QAT and pruning (faster); keeps existing fine-tuned files made from "
+                   "this run's student, drops others (default: fine-tune)")
+    p.add_argument("--invokes", type=int, default=10_000,
+                   help="batch-1 calls timed per file (default: 10000)")
+    p.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads (default: 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress output (default: off)")
+    p.add_argument("--debug", action="store_true",
+                   help="show tracebacks for input errors (default: off)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def body() -> int:
+        if args.invokes < 1 or args.threads < 1:
+            raise InputError(f"--invokes and --threads must be >= 1, got {args.invokes}, "
+                             f"{args.threads}")
+        export_run(Path(args.run), quiet=args.quiet, data=args.data,
+                   finetune=not args.no_finetune, invokes=args.invokes, threads=args.threads)
+        return 0
+
+    return run_cli(body, PROG, debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""export.json's int8 targets and its Markdown table (export.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def targets(v: dict | None, keras_logits: np.ndarray, y: np.ndarray) -> dict:
+    """The issue's int8 targets, checked against the measured numbers."""
+    if v is None:
+        return {}
+    keras_acc = float((keras_logits.argmax(1) == y).mean())
+    return {"int8_agreement_ge_99.5pct": v["agreement"] >= 0.995,
+            "int8_accuracy_within_0.2pt": abs(v["test_accuracy"] - keras_acc) <= 0.002 + 1e-12,
+            "int8_size_le_4KB": v["size_bytes"] <= 4096}
+
+
+def markdown(report: dict) -> str:
+    """export.json as a Markdown table."""
+    rows = [f"| {stem} | {v['description']} | {v['size_bytes']:,} | {v['test_accuracy']:.2%} | "
+            f"{v['agreement']:.2%} | {v['latency_us_median']:.1f} | {v['latency_us_p99']:.1f} | "
+            f"{v['throughput_rows_per_s']:,.0f} |" for stem, v in report["variants"].items()]
+    k = report["keras_student"]
+    rows.append(f"| Keras student (reference) | keras.Model call | | {k['test_accuracy']:.2%} | "
+                f"100.00% | {k['latency_us_median']:.1f} | {k['latency_us_p99']:.1f} | "
+                f"{k['throughput_rows_per_s']:,.0f} |")
+    diag = [f"- `{s}` ({d['description']}): accuracy {d['test_accuracy']:.2%}, agreement "
+            f"{d['agreement']:.2%}, {d['size_bytes']:,} B (not shipped)"
+            for s, d in report["diagnostics"].items()]
+    m = report["machine"]
+    ratio = report["latency_ratio_teacher_over_student"]
+    return "\n".join([
+        "# LiteRT export", "",
+        f"Run `{report['run']}`; {report['test_rows']} test rows. Agreement: share of test rows "
+        f"where the .tflite file predicts the same class as its Keras model (teacher file: "
+        f"Keras teacher). Latency: batch 1, {next(iter(report['variants'].values()))['invokes']}"
+        f" invokes; throughput: batches of 1024 rows; {m['threads']} thread(s), ai_edge_litert, "
+        f"on {m['cpu']} ({m['cores']} cores).", "",
+        "| file | variant | size (B) | test accuracy | agreement | latency median (us) "
+        "| latency p99 (us) | throughput (rows/s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|", *rows, "",
+        "Teacher / student batch-1 latency ratio (same run): " + ", ".join(
+            f"{s} {r:.2f}x" for s, r in ratio.items()) + ".",
+        "Student / teacher batched throughput ratio: " + ", ".join(
+            f"{s} {r:.1f}x" for s, r in report["throughput_ratio_student_over_teacher"].items())
+        + ".", "",
+        *ensemble_lines(report),
+        "Diagnostics:", *diag, "",
+        "Int8 targets: " + ", ".join(f"{k} {'met' if ok else 'MISSED'}"
+                                     for k, ok in report["targets"].items()), "",
+    ])
+
+
+def ensemble_lines(report: dict) -> list[str]:
+    """export.md's note on an ensemble student: its members and the files not written."""
+    if "ensemble" not in report:
+        return []
+    members = ", ".join(f"`{m['name']}` ({'x'.join(map(str, m['hidden']))})"
+                        for m in report["ensemble"]["members"])
+    return [f"Student: an ensemble of {len(report['ensemble']['members'])} members ({members}), "
+            f"all in one file per variant; {report['ensemble']['combination']}. In `student_int8` every "
+            f"member's first layer stays float32.", "",
+            "Not written: " + "; ".join(f"`{s}` ({why})" for s, why in report["skipped"].items())
+            + ".", ""]

@@ -1,0 +1,86 @@
+"""What export reads: one verified version of a run (its Keras models, config and rows), and
+the model card written next to every .tflite file."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from sdss_distill import __version__
+from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import quiet_native_stderr, sha256_file
+from sdss_distill.core.schema import BANDS, LABELS, SIGNATURE, STUDENT_VIEW, get_view
+from sdss_distill.runs.rundir import Layout
+
+
+class RunData:
+    """One verified version of a run: its models (with their SHA-256), config and rows
+    (student-train and test) in each model's view."""
+
+    def __init__(self, run, data: str | None = None):
+        from sdss_distill.data.table import features, labels
+        from sdss_distill.runs.rows import load_run_rows
+        rows = load_run_rows(run, data)
+        self.layout: Layout = rows.layout
+        self.dir = self.layout.root if isinstance(run, Layout) else Path(run)
+        self.run_id = self.layout.run_id
+        self.config, self.data_path, self.data_sha256 = rows.config, rows.path, rows.sha256
+        self.student_view = get_view(STUDENT_VIEW)
+        self.teacher_view = get_view(self.config["teacher_view"])
+        df, split = rows.df, rows.split
+        train, test = df.loc[split.student_train], df.loc[split.test]
+        self.x_train = {v.name: features(train, v) for v in (self.student_view, self.teacher_view)}
+        self.x_test = {v.name: features(test, v) for v in (self.student_view, self.teacher_view)}
+        self.y_train, self.y_test = labels(train), labels(test)
+        self.model_sha256 = {}
+        self.student, self.teacher = self._load("student"), self._load("teacher")
+
+    def _load(self, name: str):
+        from sdss_distill.models.mlp import load
+        path = self.layout.model(name)
+        if not path.is_file():
+            raise InputError(f"{path}: missing; not a complete training run, train it again "
+                             f"with python -m sdss_distill.train --out DIR")
+        self.model_sha256[name] = sha256_file(path)
+        try:
+            with quiet_native_stderr(replay_on_error=False):
+                return load(path)
+        except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad archive
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise InputError(f"{path}: cannot load the Keras model ({first}); the file is "
+                             f"corrupt or not from sdss_distill, train the run again") from None
+
+    def source(self, name: str) -> dict:
+        """What a card or export.json records about the Keras model a file was converted from."""
+        return {"model": f"models/{name}.keras", "model_sha256": self.model_sha256[name]}
+
+
+def domain(x: np.ndarray, columns: tuple[str, ...]) -> dict:
+    """Per-column and adjacent-colour [min, max] over the training rows."""
+    cols = {c: [float(x[:, k].min()), float(x[:, k].max())] for k, c in enumerate(columns)}
+    pos = {c: k for k, c in enumerate(columns)}
+    colours = {}
+    for a, b in zip(BANDS, BANDS[1:]):
+        if a in pos and b in pos:
+            d = x[:, pos[a]] - x[:, pos[b]]
+            colours[f"{a}-{b}"] = [float(d.min()), float(d.max())]
+    return {"rows": "student_train", "n": int(len(x)), "columns": cols, "colours": colours}
+
+
+def model_card(run: RunData, stem: str, view, description: str, extra: dict | None = None, *,
+               run_id: str | None = None, content: bytes | None = None) -> dict:
+    """The JSON card shipped next to a .tflite file: input, labels, domain and provenance
+    (run id, SHA-256 of the Keras model converted and of the .tflite file itself)."""
+    source = "teacher" if stem.startswith("teacher") else "student"
+    return {"model": f"{stem}.tflite", "variant": description, "signature": SIGNATURE,
+            **({"sha256": hashlib.sha256(content).hexdigest()} if content is not None else {}),
+            "input": {"name": view.name, "columns": list(view.columns), "dtype": "float32",
+                      "units": "SDSS model magnitudes (raw, not normalised)"},
+            "output": {"name": "logits", "labels": list(LABELS),
+                       "note": "logits; softmax gives class probabilities"},
+            "labels": list(LABELS), "domain": domain(run.x_train[view.name], view.columns),
+            "source": {"run": str(run.dir), "run_id": run_id, **run.source(source),
+                       "data_sha256": run.data_sha256, "sdss_distill": __version__},
+            **(extra or {})}

@@ -1,0 +1,97 @@
+"""Notebook glue: find the SDSS table and a run (training and exporting a quick one if none is
+there), and read a run back verified. The figures are in sdss_distill.viz.figures.
+
+    from sdss_distill import notebook as nb
+    RUN = nb.find_run(ROOT)
+    report, df, split = nb.load_run(RUN, nb.find_data(ROOT))
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sdss_distill.core.errors import InputError
+
+DATA_NAME = "sdss_dr14_skyserver_10k.csv"
+RUN_ENV = "SDSS_DISTILL_RUN"
+
+
+def _env_path(name: str, root: Path) -> Path | None:
+    """An env path; a relative one is taken from the repo root (a kernel starts in notebooks/)."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() or path.exists() else Path(root) / path
+
+
+def find_data(root: Path) -> Path:
+    """$SDSS_DISTILL_DATA, else ROOT/../shared/data/<DR14 10k CSV>, else ROOT/data/sdss.csv."""
+    root = Path(root)
+    candidates = [_env_path("SDSS_DISTILL_DATA", root),
+                  root.parent / "shared" / "data" / DATA_NAME, root / "data" / "sdss.csv"]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c).resolve()
+    raise InputError(f"no SDSS table found (tried {', '.join(str(c) for c in candidates if c)}); "
+                     f"set SDSS_DISTILL_DATA to the CSV")
+
+
+def find_run(root: Path, *, export: bool = False, epochs: int = 40) -> Path:
+    """$SDSS_DISTILL_RUN if set; else ROOT/runs/notebook, trained (and exported) if missing.
+
+    The fallback is a quick run (`epochs` at most), so its numbers trail a full run's.
+    """
+    chosen = _env_path(RUN_ENV, root)
+    run = chosen or Path(root) / "runs" / "notebook"
+    if chosen and not (run / "reports" / "report.json").is_file():
+        raise InputError(f"${RUN_ENV}={chosen}: no reports/report.json there; point it at a "
+                         f"directory written by `python -m sdss_distill.train --out DIR`")
+    if not (run / "reports" / "report.json").is_file():
+        from sdss_distill.runs.config import make_config
+        from sdss_distill.train import run as train_run
+        print(f"training a quick run ({epochs} epochs max) into {run} ...")
+        train_run(make_config(data=str(find_data(root)), out=str(run), epochs=epochs, quiet=True))
+    if export and not (run / "reports" / "export.json").is_file():
+        from sdss_distill.export.run import export_run
+        print(f"exporting TFLite variants into {run / 'tflite'} ...")
+        export_run(run, quiet=True, data=str(find_data(root)))
+    return run.resolve()
+
+
+def load_run(run: Path, data_path: Path):
+    """(report, cleaned table, split) of a run, read from ONE verified version (rundir.RunDir);
+    refuses a changed run or a table other than the one it used."""
+    from sdss_distill.runs.rows import load_run_rows
+    from sdss_distill.runs.rundir import read_json
+    rows = load_run_rows(run, data_path)
+    return read_json(rows.layout.report_json, keys=("models",)), rows.df, rows.split
+
+
+SWEEP_ENV = "SDSS_DISTILL_SWEEP"
+NOTEBOOK_GRID = ["--methods", "offline", "--temperatures", "1", "2", "4", "--alphas", "0", "0.5",
+                 "1", "--seeds", "0", "1", "--quiet"]
+
+
+def find_sweep(root: Path) -> Path:
+    """$SDSS_DISTILL_SWEEP, else ROOT/runs/notebook-sweep (run the small grid there if missing:
+    offline students, T in 1 2 4, alpha in 0 0.5 1, seeds 0 1; a few minutes on 2 cores)."""
+    chosen = os.environ.get(SWEEP_ENV)
+    if chosen:
+        return Path(chosen)
+    out = Path(root) / "runs" / "notebook-sweep"
+    if not (out / "summary.csv").is_file():
+        from sdss_distill.sweep import cli as experiment
+        if experiment.main([*NOTEBOOK_GRID, "--out", str(out), "--no-plots"]) != 0:
+            raise RuntimeError(f"the notebook's sweep into {out} failed; see the message above")
+    return out
+
+
+def load_sweep(out: Path) -> tuple:
+    """(cell documents, tidy table, per cell x arm summary) of a finished sweep."""
+    from sdss_distill.sweep.grid import load_cells
+    from sdss_distill.sweep.summary import comparisons, tidy
+    cells = load_cells(out)
+    df = tidy(cells)
+    return cells, df, comparisons(df)
