@@ -70,8 +70,8 @@ class Source:
     def path(self) -> Path:
         """The one file of a 'file' or single-table source."""
         if len(self.files) != 1:
-            raise InputError(f"--data {self.spec}: {len(self.files)} files; this command reads "
-                             f"one table (pass one file or a single-table dataset)")
+            raise InputError(f"{self.spec} (from {self.origin}): {len(self.files)} files; this "
+                             f"command reads one table (pass one file or a single-table dataset)")
         return self.files[0]
 
     def describe(self) -> str:
