@@ -106,12 +106,13 @@ def provenance() -> dict:
         raise InputError(f"the packaged SDSS datasets ({DISTRIBUTION}) are not installed: "
                          f"{INSTALL_HINT}")
     path = where / "provenance.json"
+    fix = f"reinstall {DISTRIBUTION} (pip install --force-reinstall ./datapkg)"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        doc["tables"].items()
-    except (OSError, ValueError, KeyError, AttributeError) as e:
-        raise InputError(f"{path}: unreadable provenance ({type(e).__name__}: {e}); reinstall "
-                         f"{DISTRIBUTION} (pip install --force-reinstall ./datapkg)") from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: unreadable ({type(e).__name__}: {e}); {fix}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("tables"), dict):
+        raise InputError(f"{path}: no 'tables' object; {fix}")
     return doc
 
 
@@ -128,7 +129,7 @@ def members(name: str) -> tuple[str, ...]:
 
 def _check_name(name: str) -> str:
     key = str(name).strip().lower()
-    valid = names() if package_dir() else (*KNOWN_TABLES, *COMBINED)
+    valid = names()
     if key not in valid:
         raise InputError(f"unknown dataset {name!r}; valid names: {', '.join(valid)} (or pass a "
                          f"file, directory or glob)")
@@ -198,7 +199,7 @@ def resolve(arg: str | None = None) -> Source:
     env = os.environ.get(DATA_ENV)
     spec, origin = (arg, "--data") if arg else (env, f"${DATA_ENV}") if env else (DEFAULT, "default")
     bare = _NAME.fullmatch(spec) is not None
-    valid = names() if package_dir() else (*KNOWN_TABLES, *COMBINED)
+    valid = names()
     if bare and spec.lower() in valid:
         key = _check_name(spec)
         files = tuple(table_file(t) for t in members(key))
@@ -212,7 +213,7 @@ def resolve(arg: str | None = None) -> Source:
         raise InputError(f"{spec}: not a dataset name or a file (from {origin}); valid names: "
                          f"{', '.join(valid)}; or pass a file, directory or glob")
     raise InputError(f"{spec}: no such file (from {origin}); check the path, or name a "
-                     f"packaged dataset ({', '.join((*KNOWN_TABLES, *COMBINED))})")
+                     f"packaged dataset ({', '.join(valid)})")
 
 
 def find_parquet(data: str) -> list[Path]:

@@ -189,6 +189,13 @@ def test_a_changed_parquet_file_is_refused_with_the_fix(pkg_copy):
     assert datasets.resolve("bright").files == (pkg_copy / "bright.parquet",)
 
 
+def test_unreadable_provenance_is_refused_with_the_fix(pkg_copy):
+    (pkg_copy / "provenance.json").write_text("{")
+    with pytest.raises(InputError, match=r"provenance\.json: unreadable \(JSONDecodeError: .*\); "
+                                         r"reinstall sdss-distill-data"):
+        datasets.resolve("sdss")
+
+
 def test_missing_package_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(datasets, "package_dir", lambda: None)
     with pytest.raises(InputError, match=r"\(sdss-distill-data\) are not installed: pip install "
