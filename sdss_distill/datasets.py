@@ -1,0 +1,363 @@
+"""The one resolver for `--data`: a packaged dataset name, a file, a directory or a glob.
+
+Packaged datasets (the sdss-distill-data distribution: `pip install ./datapkg`; a clone
+finds `datapkg/sdss_distill_data/` without installing it):
+
+    bright   10,000 DR14 objects from SkyServer (u < 19.6, g < 20)
+    faint    26,999 DR17 objects, a subset of Kaggle's "Stellar Classification - SDSS17"
+    sdss     both: bright rows 0-9999, then faint rows 10000-36998, and a `sample` column
+             (bright / faint); the default when neither --data nor $SDSS_DISTILL_DATA is set
+
+    python -m sdss_distill.datasets                 # list them, with the SDSS acknowledgement
+
+    >>> resolve("faint").files                      # (.../faint.parquet,), SHA-256 checked
+    >>> resolve("runs/cat/*.parquet").kind          # 'stream'
+    >>> load_dataset("sdss")                        # canonical column names + `sample`
+
+Ids are not keys (written in float notation, rounded): a row's key is its position, the
+DataFrame index. Each Parquet file is checked against the SHA-256 in provenance.json once
+per process. pandas and pyarrow are imported only when a table is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError, listing
+from .schema import ID_COLUMNS, canonical_name
+
+DATA_ENV = "SDSS_DISTILL_DATA"
+DEFAULT = "sdss"
+PACKAGE = "sdss_distill_data"
+DISTRIBUTION = "sdss-distill-data"
+COMBINED: dict[str, tuple[str, ...]] = {"sdss": ("bright", "faint")}
+"""Datasets made of packaged tables, concatenated in this order."""
+KNOWN_TABLES = ("bright", "faint")
+"""The tables of sdss-distill-data 0.1 (named in errors even when it is not installed)."""
+SAMPLE = "sample"
+PARQUET_SUFFIXES = (".parquet", ".pq")
+INSTALL_HINT = (f"pip install ./datapkg (in a clone), or pip install {DISTRIBUTION}, "
+                f"or pass --data FILE")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_verified: dict[tuple[str, int, int], str] = {}
+"""(path, size, mtime_ns) -> SHA-256 already checked against provenance in this process."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """What `--data` named: a packaged dataset, one table file, or Parquet files to stream."""
+
+    kind: str
+    """'dataset', 'file' or 'stream' (a directory or glob of Parquet files)."""
+    spec: str
+    """The text given (a name, path or pattern)."""
+    origin: str
+    """Where it came from: '--data', '$SDSS_DISTILL_DATA' or 'default'."""
+    files: tuple[Path, ...]
+    name: str | None = None
+    """The dataset name, for kind 'dataset'."""
+    sha256: str | None = None
+    """For a dataset: its digest (dataset_digest), its files already checked."""
+
+    @property
+    def path(self) -> Path:
+        """The one file of a 'file' or single-table source."""
+        if len(self.files) != 1:
+            raise InputError(f"{self.spec} (from {self.origin}): {len(self.files)} files; this "
+                             f"command reads one table (pass one file or a single-table dataset)")
+        return self.files[0]
+
+    def describe(self) -> str:
+        what = f"dataset {self.name!r}" if self.kind == "dataset" else self.kind
+        files = listing([str(p) for p in self.files], 3)
+        return f"{what} from {self.origin}: {files}"
+
+
+# -- the data package -----------------------------------------------------------------------
+
+def package_dir() -> Path | None:
+    """The sdss_distill_data directory: the installed package, else `datapkg/` in a clone."""
+    try:
+        import sdss_distill_data
+    except ImportError:
+        installed = None
+    else:
+        installed = getattr(sdss_distill_data, "__file__", None)  # None: a stray namespace dir
+    if installed:
+        return Path(installed).resolve().parent
+    for parent in Path(__file__).resolve().parents[:3]:
+        candidate = parent / "datapkg" / PACKAGE
+        if (candidate / "provenance.json").is_file():
+            return candidate
+    return None
+
+
+def provenance() -> dict:
+    """The data package's provenance.json (sources, counts, hashes, acknowledgement)."""
+    where = package_dir()
+    if where is None:
+        raise InputError(f"the packaged SDSS datasets ({DISTRIBUTION}) are not installed: "
+                         f"{INSTALL_HINT}")
+    path = where / "provenance.json"
+    fix = f"reinstall {DISTRIBUTION} (pip install --force-reinstall ./datapkg)"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: unreadable ({type(e).__name__}: {e}); {fix}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("tables"), dict):
+        raise InputError(f"{path}: no 'tables' object; {fix}")
+    return doc
+
+
+def names() -> tuple[str, ...]:
+    """Valid dataset names: the packaged tables, then the combinations (bright, faint, sdss)."""
+    tables = tuple(provenance()["tables"]) if package_dir() else KNOWN_TABLES
+    return (*tables, *(c for c, parts in COMBINED.items() if set(parts) <= set(tables)))
+
+
+def members(name: str) -> tuple[str, ...]:
+    """The packaged tables a dataset is made of, in row order."""
+    return COMBINED.get(name, (name,))
+
+
+def _check_name(name: str) -> str:
+    key = str(name).strip().lower()
+    valid = names()
+    if key not in valid:
+        raise InputError(f"unknown dataset {name!r}; valid names: {', '.join(valid)} (or pass a "
+                         f"file, directory or glob)")
+    return key
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _stat_key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path), st.st_size, st.st_mtime_ns
+
+
+def _mismatch(path: Path, got: str, want: str) -> InputError:
+    return InputError(f"{path}: SHA-256 {got[:12]}... does not match provenance.json "
+                      f"({want[:12]}...): the packaged table was changed or damaged; reinstall "
+                      f"{DISTRIBUTION} (pip install --force-reinstall ./datapkg), or in a clone "
+                      f"run `git checkout datapkg/` or scripts/build_datasets.py")
+
+
+def table_file(table: str, *, verify: bool = True) -> Path:
+    """A packaged table's Parquet file; its SHA-256 checked against provenance (once)."""
+    doc = provenance()
+    entry = doc["tables"].get(table)
+    if entry is None:
+        raise InputError(f"{DISTRIBUTION} has no table {table!r}; it has "
+                         f"{', '.join(doc['tables'])}")
+    path = package_dir() / entry["file"]
+    if not path.is_file():
+        raise InputError(f"{path}: missing from {DISTRIBUTION}; {INSTALL_HINT}")
+    if verify:
+        key = _stat_key(path)
+        if _verified.get(key) != entry["sha256"]:
+            got = file_sha256(path)
+            if got != entry["sha256"]:
+                raise _mismatch(path, got, entry["sha256"])
+            _verified[key] = got
+    return path
+
+
+def dataset_digest(name: str) -> str:
+    """A dataset's SHA-256: its Parquet file's for one table; for a combination, the SHA-256
+    of its tables' `name sha256` lines (record this with a run)."""
+    key = _check_name(name)
+    tables = provenance()["tables"]
+    parts = members(key)
+    if len(parts) == 1:
+        return tables[key]["sha256"]
+    lines = "".join(f"{t} {tables[t]['sha256']}\n" for t in parts)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+# -- resolving --data -----------------------------------------------------------------------
+
+def resolve(arg: str | None = None) -> Source:
+    """`--data` (a dataset name, file, directory or glob), else $SDSS_DISTILL_DATA, else 'sdss'.
+
+    A bare name that is a dataset wins over a file of that name (write `./bright` for the
+    file). A dataset's files are checked against their SHA-256 in provenance.json.
+    """
+    env = os.environ.get(DATA_ENV)
+    spec, origin = (arg, "--data") if arg else (env, f"${DATA_ENV}") if env else (DEFAULT, "default")
+    bare = _NAME.fullmatch(spec) is not None
+    valid = names()
+    if bare and spec.lower() in valid:
+        key = _check_name(spec)
+        files = tuple(table_file(t) for t in members(key))
+        return Source("dataset", spec, origin, files, key, dataset_digest(key))
+    path = Path(spec)
+    if path.is_file():
+        return Source("file", spec, origin, (path,))
+    if path.is_dir() or any(ch in spec for ch in "*?["):
+        return Source("stream", spec, origin, tuple(find_parquet(spec)))
+    if bare:
+        raise InputError(f"{spec}: not a dataset name or a file (from {origin}); valid names: "
+                         f"{', '.join(valid)}; or pass a file, directory or glob")
+    raise InputError(f"{spec}: no such file (from {origin}); check the path, or name a "
+                     f"packaged dataset ({', '.join(valid)})")
+
+
+def find_parquet(data: str) -> list[Path]:
+    """The Parquet files of a directory (its *.parquet / *.pq) or a glob, sorted by path."""
+    if Path(data).is_dir():
+        files = sorted(p for p in Path(data).iterdir()
+                       if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
+        if not files:
+            raise InputError(f"--data {data}: a directory with no .parquet files; streaming "
+                             f"training reads Parquet (convert the table, or pass one CSV file)")
+        return files
+    files = sorted(Path(p) for p in glob.glob(data) if Path(p).is_file())
+    if not files:
+        raise InputError(f"--data {data}: no file matches the pattern; check the path (quote "
+                         f"the pattern so the shell does not expand it)")
+    other = [str(p) for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
+    if other:
+        raise InputError(f"--data {data}: matches {listing(other)}, not Parquet; streaming "
+                         f"training reads only .parquet files (narrow the pattern)")
+    return files
+
+
+# -- loading --------------------------------------------------------------------------------
+
+def canonicalise(df, source: str):
+    """Columns renamed to canonical names (schema.canonical_name), id columns as text.
+
+    Two names for one column are an InputError naming both; unknown columns keep their names.
+    """
+    seen: dict[str, str] = {}
+    rename = {}
+    for col in df.columns:
+        canon = canonical_name(str(col).strip())
+        if canon is None:
+            continue
+        if canon in seen:
+            raise InputError(f"{source}: columns {seen[canon]!r} and {col!r} both mean {canon!r}; "
+                             f"rename or drop one")
+        seen[canon] = col
+        rename[col] = canon
+    df = df.rename(columns=rename)
+    for c in ID_COLUMNS:
+        if c in df:
+            df[c] = df[c].astype("string")
+    return df
+
+
+def load_dataset(name: str):
+    """A packaged dataset as a pandas DataFrame: canonical column names, `sample` (the table
+    each row comes from), index `row` = position (tables concatenated in `members` order).
+
+    The bytes parsed are the bytes hashed; attrs: source, dataset, sha256 (dataset_digest),
+    files {table: path}.
+    """
+    import io
+
+    import pandas as pd
+
+    key = _check_name(name)
+    tables = provenance()["tables"]
+    parts = []
+    for table in members(key):
+        path = table_file(table, verify=False)
+        raw = path.read_bytes()
+        got, want = hashlib.sha256(raw).hexdigest(), tables[table]["sha256"]
+        if got != want:
+            raise _mismatch(path, got, want)
+        _verified[_stat_key(path)] = got
+        df = canonicalise(pd.read_parquet(io.BytesIO(raw)), str(path))
+        df[SAMPLE] = table
+        parts.append(df)
+    columns = [list(p.columns) for p in parts]
+    if any(c != columns[0] for c in columns):
+        raise InputError(f"dataset {key!r}: its tables have different columns after renaming "
+                         f"({' vs '.join(listing(c, 20) for c in columns)}); rebuild the package")
+    df = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    df.index = pd.RangeIndex(len(df), name="row")
+    df.attrs.update(source=f"dataset {key}", dataset=key, first_line=None,
+                    sha256=dataset_digest(key),
+                    files={t: str(package_dir() / tables[t]["file"]) for t in members(key)})
+    return df
+
+
+# -- listing --------------------------------------------------------------------------------
+
+def describe_datasets() -> list[dict]:
+    """One dict per dataset name: rows, class counts, releases, files, digest."""
+    doc = provenance()
+    tables = doc["tables"]
+    out = []
+    for name in names():
+        parts = members(name)
+        counts: dict[str, int] = {}
+        for t in parts:
+            for cls, n in tables[t]["class_counts"].items():
+                counts[cls] = counts.get(cls, 0) + n
+        out.append({"name": name, "tables": list(parts),
+                    "rows": sum(tables[t]["rows"] for t in parts), "class_counts": counts,
+                    "release": " + ".join(tables[t]["release"] for t in parts),
+                    "files": [str(package_dir() / tables[t]["file"]) for t in parts],
+                    "bytes": sum(tables[t]["bytes"] for t in parts),
+                    "sha256": dataset_digest(name), "default": name == DEFAULT})
+    return out
+
+
+def format_datasets() -> str:
+    """The `datasets` listing: a line per name, the package location, the acknowledgement."""
+    lines = []
+    for d in describe_datasets():
+        classes = " ".join(f"{c} {n}" for c, n in d["class_counts"].items())
+        default = "  (default)" if d["default"] else ""
+        lines.append(f"{d['name']:<7} {d['rows']:>6} rows  {d['release']:<31} {classes}{default}")
+    doc = provenance()
+    lines += ["", f"from {package_dir()} ({doc.get('distribution', DISTRIBUTION)} "
+                  f"{doc.get('version', '?')})",
+              f"--data NAME, or ${DATA_ENV}; a file, directory or glob also works",
+              "", "Acknowledgement (when publishing results): " + doc.get("acknowledgement", "")]
+    return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The `datasets` subcommand's options (for a `data datasets` command)."""
+    p.add_argument("--json", action="store_true", help="print the descriptions as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    print(json.dumps(describe_datasets(), indent=2) if args.json else format_datasets())
+    return 0
+
+
+def main(argv=None) -> int:
+    """`python -m sdss_distill.datasets [--json]`: list the packaged SDSS datasets."""
+    from .errors import run_cli
+
+    prog = "python -m sdss_distill.datasets"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    args = p.parse_args(argv)
+    return run_cli(lambda: run(args), prog, debug=args.debug)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
