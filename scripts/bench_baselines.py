@@ -259,10 +259,10 @@ def main(argv=None) -> int:
 
     def body() -> int:
         from sdss_distill.core.machine import machine
-        from sdss_distill.data.table import resolve_data_path
+        from sdss_distill.data.datasets import resolve
         if args.invokes < 1 or args.batch < 1:
             raise InputError(f"--invokes and --batch must be >= 1, got {args.invokes}, {args.batch}")
-        args.data = str(resolve_data_path(args.data))
+        args.data = resolve(args.data).record
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         from sdss_distill.core.io import quiet_import

@@ -32,8 +32,8 @@ if str(REPO) not in sys.path:  # run from any directory, installed or not
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from sdss_distill.errors import InputError, run_cli  # noqa: E402
-from sdss_distill.runtime import write_atomic  # noqa: E402
+from sdss_distill.core.errors import InputError, run_cli  # noqa: E402
+from sdss_distill.core.io import write_atomic  # noqa: E402
 
 PROG = "scripts/build_datasets.py"
 OUT = REPO / "datapkg" / "sdss_distill_data"

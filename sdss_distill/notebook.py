@@ -1,9 +1,9 @@
-"""Notebook glue: find the SDSS table and a run (training and exporting a quick one if none is
+"""Notebook glue: load the SDSS table and find a run (training and exporting a quick one if none is
 there), and read a run back verified. The figures are in sdss_distill.viz.figures.
 
     from sdss_distill import notebook as nb
     RUN = nb.find_run(ROOT)
-    report, df, split = nb.load_run(RUN, nb.find_data(ROOT))
+    report, df, split = nb.load_run(RUN)
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 
 from sdss_distill.core.errors import InputError
 
-DATA_NAME = "sdss_dr14_skyserver_10k.csv"
 RUN_ENV = "SDSS_DISTILL_RUN"
 
 
@@ -26,16 +25,12 @@ def _env_path(name: str, root: Path) -> Path | None:
     return path if path.is_absolute() or path.exists() else Path(root) / path
 
 
-def find_data(root: Path) -> Path:
-    """$SDSS_DISTILL_DATA, else ROOT/../shared/data/<DR14 10k CSV>, else ROOT/data/sdss.csv."""
-    root = Path(root)
-    candidates = [_env_path("SDSS_DISTILL_DATA", root),
-                  root.parent / "shared" / "data" / DATA_NAME, root / "data" / "sdss.csv"]
-    for c in candidates:
-        if c and Path(c).is_file():
-            return Path(c).resolve()
-    raise InputError(f"no SDSS table found (tried {', '.join(str(c) for c in candidates if c)}); "
-                     f"set SDSS_DISTILL_DATA to the CSV")
+def load_data(spec: str | None = None):
+    """The table `spec` names (a packaged dataset: bright, faint, sdss; or a file), else
+    $SDSS_DISTILL_DATA, else the packaged `sdss` dataset: (what it is, DataFrame)."""
+    from sdss_distill.data import datasets
+    source, table = datasets.load(spec)
+    return source.describe(), table
 
 
 def find_run(root: Path, *, export: bool = False, epochs: int = 40) -> Path:
@@ -52,20 +47,20 @@ def find_run(root: Path, *, export: bool = False, epochs: int = 40) -> Path:
         from sdss_distill.runs.config import make_config
         from sdss_distill.train import run as train_run
         print(f"training a quick run ({epochs} epochs max) into {run} ...")
-        train_run(make_config(data=str(find_data(root)), out=str(run), epochs=epochs, quiet=True))
+        train_run(make_config(out=str(run), epochs=epochs, quiet=True))
     if export and not (run / "reports" / "export.json").is_file():
         from sdss_distill.export.run import export_run
         print(f"exporting TFLite variants into {run / 'tflite'} ...")
-        export_run(run, quiet=True, data=str(find_data(root)))
+        export_run(run, quiet=True)
     return run.resolve()
 
 
-def load_run(run: Path, data_path: Path):
+def load_run(run: Path, data: str | None = None):
     """(report, cleaned table, split) of a run, read from ONE verified version (rundir.RunDir);
-    refuses a changed run or a table other than the one it used."""
+    its table is the one it recorded (or `data`, if that moved), refused if it changed."""
+    from sdss_distill.core.io import read_json
     from sdss_distill.runs.rows import load_run_rows
-    from sdss_distill.runs.rundir import read_json
-    rows = load_run_rows(run, data_path)
+    rows = load_run_rows(run, data)
     return read_json(rows.layout.report_json, keys=("models",)), rows.df, rows.split
 
 

@@ -1,42 +1,31 @@
-"""Shared fixtures: the real DR14 CSV (required, never skipped) and tiny tables."""
+"""Shared fixtures: the real DR14 table shipped in datapkg/ (never skipped) and tiny tables."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_CSV_NAME = "sdss_dr14_skyserver_10k.csv"
-
-
-def find_real_csv() -> Path | None:
-    env = os.environ.get("SDSS_DISTILL_DATA")
-    for candidate in (env, ROOT.parent / "shared" / "data" / REAL_CSV_NAME):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
 
 
 @pytest.fixture(scope="session")
-def real_csv() -> Path:
-    path = find_real_csv()
-    if path is None:
-        pytest.fail(f"real SDSS table not found: set SDSS_DISTILL_DATA or place {REAL_CSV_NAME} "
-                    f"in ../shared/data/ (tests about real data must not be skipped)")
-    return path
+def real_table() -> Path:
+    """The real DR14 table as the package ships it (the `bright` dataset's Parquet file,
+    SHA-256 checked): tests about real data run on a fresh clone, never skipped."""
+    from sdss_distill.data import datasets
+    return datasets.table_file("bright")
 
 
 @pytest.fixture(scope="session")
-def exported_run(real_csv, tmp_path_factory) -> Path:
+def exported_run(real_table, tmp_path_factory) -> Path:
     """One small run on the real table (5 epochs), trained and exported once per session."""
     from sdss_distill.export.run import export_run
     from sdss_distill.runs.config import make_config
     from sdss_distill.train import run
 
     out = tmp_path_factory.mktemp("exported_run")
-    run(make_config(data=str(real_csv), out=str(out), epochs=5, quiet=True))
+    run(make_config(data=str(real_table), out=str(out), epochs=5, quiet=True))
     export_run(out, quiet=True, invokes=200)
     return out
 
@@ -62,7 +51,7 @@ def write_csv(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def small_sweep(real_csv, tmp_path_factory) -> tuple[Path, list[str]]:
+def small_sweep(real_table, tmp_path_factory) -> tuple[Path, list[str]]:
     """A small real sweep (offline students, T 1 and 2, alpha 0 / 0.5 / 1, seeds 0 and 1, tiny
     networks, 2 epochs), run once per session: (its directory, the experiment argv)."""
     from sdss_distill.sweep import cli as experiment
@@ -71,8 +60,20 @@ def small_sweep(real_csv, tmp_path_factory) -> tuple[Path, list[str]]:
     config = root / "small.toml"
     config.write_text("teacher_hidden = [16, 8]\nstudent_hidden = [6, 6]\n")
     out = root / "sweep"
-    argv = ["--data", str(real_csv), "--config", str(config), "--methods", "offline",
+    argv = ["--data", str(real_table), "--config", str(config), "--methods", "offline",
             "--temperatures", "1", "2", "--alphas", "0", "0.5", "1", "--seeds", "0", "1",
             "--epochs", "2", "--workers", "2", "--out", str(out), "--quiet"]
     assert experiment.main(argv) == 0
     return out, argv
+
+
+HEAVY_FIXTURES = {"exported_run", "small_sweep", "quick_run", "slice_ws", "scheduler",
+                  "streamed_run", "run_dir"}
+"""Fixtures that train a full model, convert to TFLite or start a Dask cluster."""
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that needs a heavy fixture is slow: `pytest -m "not slow"` stays under a minute."""
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

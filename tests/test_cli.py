@@ -183,7 +183,7 @@ def test_bench_baselines_bad_arguments_are_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"python scripts/bench_baselines.py: error: {tmp_path / 'missing.csv'}: no such file "
-        f"(from --data); check the path"]
+        f"(from --data); check the path, or name a packaged dataset (bright, faint, sdss)"]
     assert not (tmp_path / "b").exists()
 
 

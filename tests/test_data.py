@@ -14,16 +14,16 @@ from .conftest import row
 PHYSICAL = get_view("physical")
 
 
-def test_real_table_loads_with_canonical_columns(real_csv):
-    df = data.load_table(real_csv)
+def test_real_table_loads_with_canonical_columns(real_table):
+    df = data.load_table(real_table)
     assert len(df) == 10_000
     assert list(df.columns[:8]) == ["objid", "ra", "dec", "u", "g", "r", "i", "z"]
     assert df["objid"].dtype == "string"  # float-notation ids stay text, never a key
     assert df.index.name == "row" and df.index[0] == 0
 
 
-def test_real_table_cleans_to_known_counts(real_csv):
-    df, report = data.clean(data.load_table(real_csv), PHYSICAL)
+def test_real_table_cleans_to_known_counts(real_table):
+    df, report = data.clean(data.load_table(real_table), PHYSICAL)
     assert report.rows_read == report.rows_kept == 10_000
     counts = pd.Series(data.labels(df)).value_counts().sort_index().tolist()
     assert counts == [4998, 850, 4152]  # GALAXY, QSO, STAR as in shared/data/README.md
@@ -97,8 +97,8 @@ def test_missing_column_lists_it(write_csv):
         data.clean(data.load_table(path), PHYSICAL)
 
 
-def test_split_disjoint_stratified_reproducible(real_csv):
-    df, _ = data.clean(data.load_table(real_csv), PHYSICAL)
+def test_split_disjoint_stratified_reproducible(real_table):
+    df, _ = data.clean(data.load_table(real_table), PHYSICAL)
     a, b = data.split(df, seed=7), data.split(df, seed=7)
     sets = [set(v) for v in a.subsets().values()]
     assert sum(map(len, sets)) == len(df) and len(set.union(*sets)) == len(df)
@@ -110,27 +110,13 @@ def test_split_disjoint_stratified_reproducible(real_csv):
     assert qso_share == pytest.approx(850 / 10_000, abs=0.002)
 
 
-def test_split_round_trip(tmp_path, real_csv):
-    df, _ = data.clean(data.load_table(real_csv), PHYSICAL)
+def test_split_round_trip(tmp_path, real_table):
+    df, _ = data.clean(data.load_table(real_table), PHYSICAL)
     s = data.split(df, fractions=(0.3, 0.5, 0.2), seed=1)
     s.save(tmp_path / "split.json", data_sha256="abc")
     back = data.Split.load(tmp_path / "split.json")
     np.testing.assert_array_equal(back.student_train, s.student_train)
     assert back.fractions == (0.3, 0.5, 0.2) and back.seed == 1
-
-
-def test_resolve_data_path(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SDSS_DISTILL_DATA", raising=False)
-    with pytest.raises(InputError, match="no data file: pass --data FILE, set SDSS_DISTILL_DATA"):
-        data.resolve_data_path(None)
-    monkeypatch.setenv("SDSS_DISTILL_DATA", "nowhere.csv")
-    with pytest.raises(InputError, match=r"nowhere.csv: no such file \(from \$SDSS_DISTILL_DATA\)"):
-        data.resolve_data_path(None)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "sdss.csv").write_text("u\n1\n")
-    monkeypatch.delenv("SDSS_DISTILL_DATA")
-    assert data.resolve_data_path(None).as_posix() == "data/sdss.csv"
 
 
 def test_hostile_values_are_dropped_with_named_reasons(write_csv):

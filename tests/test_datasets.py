@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sdss_distill import datasets
-from sdss_distill.errors import InputError
+from sdss_distill.core.errors import InputError
+from sdss_distill.data import cli as data_cli
+from sdss_distill.data import datasets
 from tests.conftest import ROOT
 
 PKG = ROOT / "datapkg" / "sdss_distill_data"
@@ -166,7 +167,7 @@ def test_faint_columns_get_canonical_names():
 
 
 def test_two_names_for_one_column_are_an_error():
-    with pytest.raises(InputError, match=r"t: columns 'u' and 'U' both mean 'u'; rename or drop one"):
+    with pytest.raises(InputError, match=r"t: columns 'u' \(column 1\) and 'U' \(column 2\) both mean 'u'"):
         datasets.canonicalise(pd.DataFrame({"u": [1.0], "U": [2.0]}), "t")
 
 
@@ -268,15 +269,15 @@ def test_build_script_reproduces_the_package_byte_for_byte(capsys):
 # -- listing and packaging -------------------------------------------------------------------
 
 def test_listing_names_every_dataset_and_the_acknowledgement(capsys, monkeypatch):
-    assert datasets.main([]) == 0
+    assert data_cli.main(["datasets"]) == 0
     out = capsys.readouterr().out
     assert "sdss     36999 rows" in out and "(default)" in out
     assert "Funding for the Sloan Digital Sky Survey IV" in out
-    assert datasets.main(["--json"]) == 0
+    assert data_cli.main(["datasets", "--json"]) == 0
     rows = {d["name"]: d for d in json.loads(capsys.readouterr().out)}
     assert rows["sdss"]["class_counts"] == {"GALAXY": 20849, "STAR": 10044, "QSO": 6106}
     monkeypatch.setattr(datasets, "package_dir", lambda: None)
-    assert datasets.main([]) == 2
+    assert data_cli.main(["datasets"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not installed: pip install ./datapkg" in err[0]
 

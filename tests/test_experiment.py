@@ -121,9 +121,9 @@ def test_tidy_table_summary_and_figures(fake_training, tmp_path):
     (["--seeds", "1", "1"], "--seeds lists a seed twice"),
     (["--set", "crossfit.folds=1"], "methods.crossfit: folds must be between 2 and 20"),
 ])
-def test_bad_sweeps_fail_before_training(real_csv, tmp_path, capsys, argv, message):
+def test_bad_sweeps_fail_before_training(real_table, tmp_path, capsys, argv, message):
     out = tmp_path / "sweep"
-    code = experiment.main(["--data", str(real_csv), "--out", str(out), *argv])
+    code = experiment.main(["--data", str(real_table), "--out", str(out), *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0] and not out.exists()
 

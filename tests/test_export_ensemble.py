@@ -20,10 +20,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def run_dir(real_csv, tmp_path_factory):
+def run_dir(real_table, tmp_path_factory):
     from sdss_distill import train
     out = tmp_path_factory.mktemp("ensemble") / "run"
-    assert train.main(["--data", str(real_csv), "--out", str(out), "--method", "student-ensemble",
+    assert train.main(["--data", str(real_table), "--out", str(out), "--method", "student-ensemble",
                        "--epochs", "8", "--teacher-hidden", "16", "--set",
                        f"student-ensemble.widths={json.dumps(WIDTHS)}", "--quiet"]) == 0
     assert export_cli.main(["--run", str(out), "--no-finetune", "--invokes", "200"]) == 0
@@ -119,7 +119,7 @@ def test_int8_student_bytes_is_the_shipped_file(run_dir, run_data, capfd):
     assert content == (run_dir / "tflite" / "student_int8.tflite").read_bytes()
 
 
-def test_int8_student_bytes_of_a_plain_student(real_csv):
+def test_int8_student_bytes_of_a_plain_student(real_table):
     """The sweep's use: any student's int8 size; a plain MLP has one float32 first layer."""
     import pandas as pd
 
@@ -127,7 +127,7 @@ def test_int8_student_bytes_of_a_plain_student(real_csv):
     from sdss_distill.data.table import features
     from sdss_distill.models.mlp import build_mlp
     view = get_view("photometric")
-    x = features(pd.read_csv(real_csv, nrows=300), view)
+    x = features(pd.read_parquet(real_table).head(300), view)
     content = int8_student_bytes(build_mlp(view, (8, 8), x, name="student"), x)
     ops = tflite_file.operators(content)
     assert ops[:2] == ["FULLY_CONNECTED", "QUANTIZE"] and ops.count("FULLY_CONNECTED") == 3

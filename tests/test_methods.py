@@ -17,10 +17,10 @@ SMALL = dict(epochs=2, patience=2, teacher_hidden=(16, 8), student_hidden=(6, 6)
 
 
 @pytest.fixture(scope="module")
-def slice_ws(real_csv):
+def slice_ws(real_table):
     """1,500 rows of the real table, split as train would; one workspace shared by all methods."""
     from sdss_distill.data.table import split
-    cfg = make_config(data=str(real_csv), **SMALL)
+    cfg = make_config(data=str(real_table), **SMALL)
     prepared = pipeline.prepare(cfg)
     keep = np.sort(np.random.default_rng(0).choice(prepared.df.index, 1500, replace=False))
     prepared.df = prepared.df.loc[keep]

@@ -107,14 +107,14 @@ def test_the_stripped_outputs_check_fires(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXPECTED)
-def test_notebook_runs_top_to_bottom(name, exported_run, small_sweep, real_csv, monkeypatch):
+def test_notebook_runs_top_to_bottom(name, exported_run, small_sweep, real_table, monkeypatch):
     """A cell that raises fails this test; outputs are not written back to the file."""
     import nbformat
     from nbclient import NotebookClient
 
     monkeypatch.setenv("SDSS_DISTILL_RUN", str(exported_run))
     monkeypatch.setenv("SDSS_DISTILL_SWEEP", str(small_sweep[0]))
-    monkeypatch.setenv("SDSS_DISTILL_DATA", str(real_csv))
+    monkeypatch.setenv("SDSS_DISTILL_DATA", str(real_table))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3",

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import ROOT
 
 NOISE = ("INFO:tensorflow", "W0000", "retracing")
@@ -48,6 +50,7 @@ def _run(mode: str, **env) -> str:
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_no_tensorflow_log_lines_but_real_warnings_and_errors_show():
     out = _run("convert")
     noisy = [line for line in out.splitlines() if any(n in line for n in NOISE)]
@@ -57,6 +60,7 @@ def test_no_tensorflow_log_lines_but_real_warnings_and_errors_show():
     assert "a real TensorFlow error still shows" in out
 
 
+@pytest.mark.slow
 def test_the_probe_does_log_when_the_filter_is_off():
     """Control: the same code with SDSS_DISTILL_TF_LOGS=1 shows the lines the filter drops."""
     out = _run("no-convert", SDSS_DISTILL_TF_LOGS="1")

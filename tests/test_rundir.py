@@ -87,6 +87,7 @@ def leftovers(root: Path) -> list[str]:
     return junk + [p.name for p in root.parent.glob(f".{root.name}.*.link")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start", ["none", "version", "legacy"])
 def test_kill_at_every_file_operation_leaves_old_or_new_run_whole(tmp_path, start):
     root = tmp_path / "run"

@@ -81,8 +81,8 @@ def test_every_file_says_simulated(tmp_path):
     assert saved["sha256"] == sha256_file(out)
 
 
-def test_colours_match_the_real_table(real_csv, tmp_path):
-    real, _ = clean(load_table(real_csv), get_view("physical"))
+def test_colours_match_the_real_table(real_table, tmp_path):
+    real, _ = clean(load_table(real_table), get_view("physical"))
     sim = pd.read_parquet(write_catalogue(tmp_path / "m.parquet", 30_000, seed=0)["path"])
 
     def colours(df):

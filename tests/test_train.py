@@ -13,9 +13,9 @@ from .conftest import HEADER, row
 
 
 @pytest.fixture(scope="module")
-def quick_run(real_csv, tmp_path_factory):
+def quick_run(real_table, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    code = train.main(["--data", str(real_csv), "--out", str(out), "--epochs", "8", "--seed", "1",
+    code = train.main(["--data", str(real_table), "--out", str(out), "--epochs", "8", "--seed", "1",
                        "--quiet"])
     return code, out
 
@@ -42,13 +42,13 @@ def test_train_writes_models_split_and_reports(quick_run):
 
 
 @pytest.mark.slow
-def test_saved_split_and_student_reproduce_the_report(quick_run, real_csv):
+def test_saved_split_and_student_reproduce_the_report(quick_run, real_table):
     _, out = quick_run
     from sdss_distill.core.schema import get_view
     from sdss_distill.data.table import clean, features, labels, load_table
 
     split = Split.load(out / "split.json")
-    df, _ = clean(load_table(real_csv), get_view("physical"))
+    df, _ = clean(load_table(real_table), get_view("physical"))
     test = df.loc[split.test]
     student = load(out / "models" / "student.keras")
     acc = (student.predict(features(test, get_view("photometric")), verbose=0).argmax(1)
@@ -84,10 +84,10 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, write_csv, rows, header,
     assert re.search(message, err), err
 
 
-def test_bad_option_values(tmp_path, capsys, real_csv):
-    err = _fails(["--data", str(real_csv), "--alpha", "2"], capsys, tmp_path / "out")
+def test_bad_option_values(tmp_path, capsys, real_table):
+    err = _fails(["--data", str(real_table), "--alpha", "2"], capsys, tmp_path / "out")
     assert "alpha must be between 0 and 1, got 2.0" in err
-    err = _fails(["--data", str(real_csv), "--config", str(tmp_path / "no.toml")], capsys,
+    err = _fails(["--data", str(real_table), "--config", str(tmp_path / "no.toml")], capsys,
                  tmp_path / "out")
     assert "no.toml: no such file" in err
 
@@ -103,10 +103,10 @@ def test_help_explains_options(capsys):
 
 
 @pytest.mark.slow
-def test_same_seed_same_numbers(quick_run, real_csv, tmp_path):
+def test_same_seed_same_numbers(quick_run, real_table, tmp_path):
     _, out = quick_run
     again = tmp_path / "again"
-    assert train.main(["--data", str(real_csv), "--out", str(again), "--epochs", "8", "--seed", "1",
+    assert train.main(["--data", str(real_table), "--out", str(again), "--epochs", "8", "--seed", "1",
                        "--quiet"]) == 0
     first, second = (json.loads((d / "reports" / "report.json").read_text())["models"]
                      for d in (out, again))

@@ -9,6 +9,7 @@ we park file descriptor 2 while they run.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import importlib
 import json
@@ -19,7 +20,9 @@ import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
-from sdss_distill.core.errors import InputError
+from sdss_distill.core.errors import InputError, listing
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 @contextlib.contextmanager
@@ -125,3 +128,23 @@ def read_toml(path: str) -> dict:
         raise InputError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: not valid TOML ({e})") from None
+
+
+def find_parquet(data: str) -> list[Path]:
+    """The Parquet files of a directory (its *.parquet / *.pq) or a glob, sorted by path."""
+    if Path(data).is_dir():
+        files = sorted(p for p in Path(data).iterdir()
+                       if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
+        if not files:
+            raise InputError(f"--data {data}: a directory with no .parquet files; streaming "
+                             f"training reads Parquet (convert the table, or pass one CSV file)")
+        return files
+    files = sorted(Path(p) for p in glob.glob(data) if Path(p).is_file())
+    if not files:
+        raise InputError(f"--data {data}: no file matches the pattern; check the path (quote "
+                         f"the pattern so the shell does not expand it)")
+    other = [str(p) for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
+    if other:
+        raise InputError(f"--data {data}: matches {listing(other)}, not Parquet; streaming "
+                         f"training reads only .parquet files (narrow the pattern)")
+    return files

@@ -17,6 +17,10 @@ BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z")
 
 TARGET = "class"
 
+SAMPLE = "sample"
+"""Which packaged table a row of the combined `sdss` dataset comes from: bright or faint."""
+SAMPLES: tuple[str, ...] = ("bright", "faint")
+
 ID_COLUMNS: tuple[str, ...] = ("objid", "specobjid")
 """Identifiers: kept as text (the DR14 export wrote them in float notation, so they are
 not unique keys) and passed through to predictions; never model features."""

@@ -1,4 +1,5 @@
-"""`python -m sdss_distill.data fetch|synth`: more tables, real (SkyServer) or SIMULATED."""
+"""`python -m sdss_distill.data datasets|fetch|synth`: the packaged tables, and more, real
+(SkyServer) or SIMULATED."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from sdss_distill.core.errors import run_cli
 
 
 def main(argv=None) -> int:
-    """`python -m sdss_distill.data fetch|synth ...`: get more (real or SIMULATED) tables.
+    """`python -m sdss_distill.data datasets|fetch|synth ...`: list the packaged tables, or get
+    more (real or SIMULATED) ones.
 
     Usage:
+        python -m sdss_distill.data datasets          # bright, faint, sdss; provenance
         python -m sdss_distill.data fetch --rows 100000 --mag r 19 22 --out data/faint.parquet
         python -m sdss_distill.data synth --rows 1000000 --out data/sim_1m.parquet --seed 0
     """
@@ -18,12 +21,13 @@ def main(argv=None) -> int:
     import importlib
 
     prog = "python -m sdss_distill.data"
-    commands = {"fetch": ("skyserver", "download labelled objects from SDSS SkyServer's SQL search"),
+    commands = {"datasets": ("datasets", "list the packaged real SDSS tables (bright, faint, sdss)"),
+                "fetch": ("skyserver", "download labelled objects from SDSS SkyServer's SQL search"),
                 "synth": ("synth", "write a SIMULATED SDSS-like catalogue (Parquet)")}
     p = argparse.ArgumentParser(prog=prog, description=main.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{fetch,synth}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{datasets,fetch,synth}")
     modules = {}
     for name, (module, summary) in commands.items():
         modules[name] = importlib.import_module(f"sdss_distill.data.{module}")

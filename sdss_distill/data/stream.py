@@ -20,7 +20,6 @@ numpy and pyarrow only; pyarrow is imported where a file is read.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill.core.errors import InputError, listing
+from sdss_distill.core.io import PARQUET_SUFFIXES, find_parquet  # noqa: F401  (re-exported)
 from sdss_distill.core.quality import REASONS, check_values, header_positions
 from sdss_distill.core.schema import ID_COLUMNS, LABELS, TARGET
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
 CHUNK_ROWS = 65_536  # rows per record batch read; with one row group, what is held per file
 PARTS = ("teacher_fit", "teacher_val", "student_fit", "student_val", "test")
 """Row part codes 0-4 (-1: dropped); *_val rows are the early-stopping slice of a subset."""
@@ -50,26 +49,6 @@ def is_stream_source(data: str | None) -> bool:
     if not data or Path(data).is_file():
         return False
     return Path(data).is_dir() or any(ch in str(data) for ch in "*?[")
-
-
-def find_files(data: str) -> list[Path]:
-    """The Parquet files of a directory (its *.parquet / *.pq) or a glob, sorted by path."""
-    if Path(data).is_dir():
-        files = sorted(p for p in Path(data).iterdir()
-                       if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
-        if not files:
-            raise InputError(f"--data {data}: a directory with no .parquet files; streaming "
-                             f"training reads Parquet (convert the table, or pass one CSV file)")
-        return files
-    files = sorted(Path(p) for p in glob.glob(data) if Path(p).is_file())
-    if not files:
-        raise InputError(f"--data {data}: no file matches the pattern; check the path (quote "
-                         f"the pattern so the shell does not expand it)")
-    other = [str(p) for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
-    if other:
-        raise InputError(f"--data {data}: matches {listing(other)}, not Parquet; streaming "
-                         f"training reads only .parquet files (narrow the pattern)")
-    return files
 
 
 # -- the hash split -------------------------------------------------------------------------
@@ -143,7 +122,7 @@ class ParquetSource:
 
         from sdss_distill.core.io import sha256_file
         self.data, self.columns = data, tuple(columns)
-        self.files = find_files(data)
+        self.files = find_parquet(data)
         self.names: list[dict[str, str]] = []  # per file: canonical -> the file's column name
         self.row_groups: list[tuple[int, int]] = []  # (file index, row group) read units
         self.rows = 0

@@ -11,7 +11,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from sdss_distill.core.schema import (
     CANONICAL_COLUMNS,
     ID_COLUMNS,
     LABELS,
+    SAMPLE,
     STUDENT_VIEW,
     TARGET,
     View,
@@ -32,23 +32,7 @@ from sdss_distill.core.schema import (
     get_view,
 )
 
-DEFAULT_DATA = Path("data") / "sdss.csv"
-DATA_ENV = "SDSS_DISTILL_DATA"
 SUBSETS = ("teacher_train", "student_train", "test")
-
-
-def resolve_data_path(arg: str | None) -> Path:
-    """`--data`, else $SDSS_DISTILL_DATA, else data/sdss.csv, else an error saying how."""
-    chosen = arg or os.environ.get(DATA_ENV)
-    if chosen:
-        if not Path(chosen).is_file():
-            source = "--data" if arg else f"${DATA_ENV}"
-            raise InputError(f"{chosen}: no such file (from {source}); check the path")
-        return Path(chosen)
-    if DEFAULT_DATA.is_file():
-        return DEFAULT_DATA
-    raise InputError(f"no data file: pass --data FILE, set {DATA_ENV}, or put an SDSS table "
-                     f"at {DEFAULT_DATA} (data/README.md says how to get one)")
 
 
 def read_column_map(path: str | None) -> dict[str, str]:
@@ -262,8 +246,19 @@ class Split:
             raise InputError(f"{path}: corrupt split ({e}); train the run again") from None
 
 
+def strata(df: pd.DataFrame) -> np.ndarray:
+    """The stratification key: the class, or class x sample for a combined dataset (`sdss`), so
+    that every subset holds both samples in their proportions."""
+    y = labels(df)
+    if SAMPLE not in df.columns:
+        return y
+    s = pd.Categorical(df[SAMPLE]).codes.astype("int32")
+    return y * (int(s.max()) + 1) + s
+
+
 def split(df: pd.DataFrame, fractions=(0.4, 0.4, 0.2), seed: int = 0) -> Split:
-    """Stratified, seeded teacher-train / student-train / test split of a cleaned table."""
+    """Stratified (class, and sample when there is one), seeded teacher-train / student-train /
+    test split of a cleaned table."""
     from sklearn.model_selection import train_test_split  # ~1 s to import: only when splitting
     rows, y = df.index.to_numpy(), labels(df)
     teacher_f, student_f, test_f = fractions
@@ -271,9 +266,9 @@ def split(df: pd.DataFrame, fractions=(0.4, 0.4, 0.2), seed: int = 0) -> Split:
     if (counts[counts > 0] < 3).any():
         raise InputError(f"{df.attrs.get('source', 'table')}: need at least 3 rows of each "
                          f"class present to split, got {dict(zip(LABELS, counts.tolist()))}")
-    train, test = train_test_split(rows, test_size=test_f, stratify=y, random_state=seed)
+    train, test = train_test_split(rows, test_size=test_f, stratify=strata(df), random_state=seed)
     teacher, student = train_test_split(train, test_size=student_f / (teacher_f + student_f),
-                                        stratify=labels(df.loc[train]), random_state=seed)
+                                        stratify=strata(df.loc[train]), random_state=seed)
     return Split(np.sort(teacher), np.sort(student), np.sort(test), seed, tuple(fractions))
 
 
@@ -281,6 +276,6 @@ def validation_slice(df: pd.DataFrame, rows: np.ndarray, fraction: float,
                      seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split training rows into (fit, validation) for early stopping; test rows never enter."""
     from sklearn.model_selection import train_test_split
-    fit, val = train_test_split(rows, test_size=fraction, stratify=labels(df.loc[rows]),
+    fit, val = train_test_split(rows, test_size=fraction, stratify=strata(df.loc[rows]),
                                 random_state=seed)
     return np.sort(fit), np.sort(val)

@@ -18,14 +18,13 @@ from sdss_distill.distill import registry
 from sdss_distill.runs.config import Config
 from sdss_distill.runs.report import build_report, save_run
 from sdss_distill.runs.rundir import RunDir
+from sdss_distill.data import datasets
 from sdss_distill.data.table import (
     CleaningReport,
     Split,
     clean,
     labels,
-    load_table_with_hash,
     read_column_map,
-    resolve_data_path,
     split,
 )
 from sdss_distill.core.schema import get_view
@@ -38,7 +37,8 @@ class Prepared:
     """A cleaned table and its split. With `dev`, the split's test rows are gone and the rest
     is split again, so "test" is dev-test: carved from training rows only."""
 
-    path: Path
+    path: str
+    """The dataset name or the table's absolute path (what the run records)."""
     sha256: str
     df: pd.DataFrame
     cleaning: CleaningReport
@@ -46,8 +46,8 @@ class Prepared:
     dev: bool = False
 
 def prepare(cfg: Config, *, dev: bool = False) -> Prepared:
-    path = resolve_data_path(cfg.data)
-    table, sha256 = load_table_with_hash(path, read_column_map(cfg.columns))
+    source, table = datasets.load(cfg.data, read_column_map(cfg.columns))
+    path, sha256 = source.record, table.attrs["sha256"]
     df, cleaning = clean(table, get_view(cfg.teacher_view))
     parts = split(df, cfg.split, cfg.seed)
     if dev:

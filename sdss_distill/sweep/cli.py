@@ -91,8 +91,8 @@ def plan(args: argparse.Namespace) -> tuple[Config, list, list[int]]:
                     if v is not None}}
     base = make_config(args.config, data=args.data, quiet=True,
                        methods=parse_method_options(args.set_options), **overrides)
-    from sdss_distill.data.table import resolve_data_path
-    base = dataclasses.replace(base, data=str(resolve_data_path(base.data)))
+    from sdss_distill.data.datasets import resolve
+    base = dataclasses.replace(base, data=resolve(base.data).record)
     methods = args.methods or preset.get("methods", [base.method]) or registry.names()
     for name in methods:
         registry.get(name)

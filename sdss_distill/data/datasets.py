@@ -8,7 +8,7 @@ finds `datapkg/sdss_distill_data/` without installing it):
     sdss     both: bright rows 0-9999, then faint rows 10000-36998, and a `sample` column
              (bright / faint); the default when neither --data nor $SDSS_DISTILL_DATA is set
 
-    python -m sdss_distill.datasets                 # list them, with the SDSS acknowledgement
+    python -m sdss_distill.data datasets                 # list them, with the SDSS acknowledgement
 
     >>> resolve("faint").files                      # (.../faint.parquet,), SHA-256 checked
     >>> resolve("runs/cat/*.parquet").kind          # 'stream'
@@ -22,7 +22,6 @@ per process. pandas and pyarrow are imported only when a table is read.
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import json
 import os
@@ -30,8 +29,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError, listing
-from .schema import ID_COLUMNS, canonical_name
+from sdss_distill.core.errors import InputError, listing
+from sdss_distill.core.io import find_parquet, sha256_file
+from sdss_distill.core.quality import header_positions
+from sdss_distill.core.schema import ID_COLUMNS, SAMPLE
 
 DATA_ENV = "SDSS_DISTILL_DATA"
 DEFAULT = "sdss"
@@ -41,8 +42,6 @@ COMBINED: dict[str, tuple[str, ...]] = {"sdss": ("bright", "faint")}
 """Datasets made of packaged tables, concatenated in this order."""
 KNOWN_TABLES = ("bright", "faint")
 """The tables of sdss-distill-data 0.1 (named in errors even when it is not installed)."""
-SAMPLE = "sample"
-PARQUET_SUFFIXES = (".parquet", ".pq")
 INSTALL_HINT = (f"pip install ./datapkg (in a clone), or pip install {DISTRIBUTION}, "
                 f"or pass --data FILE")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -73,6 +72,11 @@ class Source:
             raise InputError(f"{self.spec} (from {self.origin}): {len(self.files)} files; this "
                              f"command reads one table (pass one file or a single-table dataset)")
         return self.files[0]
+
+    @property
+    def record(self) -> str:
+        """What a run records to find its table again: the dataset name, or the absolute path."""
+        return self.name if self.kind == "dataset" else str(self.path.resolve())
 
     def describe(self) -> str:
         what = f"dataset {self.name!r}" if self.kind == "dataset" else self.kind
@@ -136,14 +140,6 @@ def _check_name(name: str) -> str:
     return key
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _stat_key(path: Path) -> tuple[str, int, int]:
     st = path.stat()
     return str(path), st.st_size, st.st_mtime_ns
@@ -169,7 +165,7 @@ def table_file(table: str, *, verify: bool = True) -> Path:
     if verify:
         key = _stat_key(path)
         if _verified.get(key) != entry["sha256"]:
-            got = file_sha256(path)
+            got = sha256_file(path)
             if got != entry["sha256"]:
                 raise _mismatch(path, got, entry["sha256"])
             _verified[key] = got
@@ -216,26 +212,6 @@ def resolve(arg: str | None = None) -> Source:
                      f"packaged dataset ({', '.join(valid)})")
 
 
-def find_parquet(data: str) -> list[Path]:
-    """The Parquet files of a directory (its *.parquet / *.pq) or a glob, sorted by path."""
-    if Path(data).is_dir():
-        files = sorted(p for p in Path(data).iterdir()
-                       if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
-        if not files:
-            raise InputError(f"--data {data}: a directory with no .parquet files; streaming "
-                             f"training reads Parquet (convert the table, or pass one CSV file)")
-        return files
-    files = sorted(Path(p) for p in glob.glob(data) if Path(p).is_file())
-    if not files:
-        raise InputError(f"--data {data}: no file matches the pattern; check the path (quote "
-                         f"the pattern so the shell does not expand it)")
-    other = [str(p) for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
-    if other:
-        raise InputError(f"--data {data}: matches {listing(other)}, not Parquet; streaming "
-                         f"training reads only .parquet files (narrow the pattern)")
-    return files
-
-
 # -- loading --------------------------------------------------------------------------------
 
 def canonicalise(df, source: str):
@@ -243,17 +219,8 @@ def canonicalise(df, source: str):
 
     Two names for one column are an InputError naming both; unknown columns keep their names.
     """
-    seen: dict[str, str] = {}
-    rename = {}
-    for col in df.columns:
-        canon = canonical_name(str(col).strip())
-        if canon is None:
-            continue
-        if canon in seen:
-            raise InputError(f"{source}: columns {seen[canon]!r} and {col!r} both mean {canon!r}; "
-                             f"rename or drop one")
-        seen[canon] = col
-        rename[col] = canon
+    header = [str(c) for c in df.columns]
+    rename = {header[k]: canon for canon, k in header_positions(header, source=source).items()}
     df = df.rename(columns=rename)
     for c in ID_COLUMNS:
         if c in df:
@@ -295,6 +262,19 @@ def load_dataset(name: str):
                     sha256=dataset_digest(key),
                     files={t: str(package_dir() / tables[t]["file"]) for t in members(key)})
     return df
+
+
+def load(spec: str | None, column_map: dict[str, str] | None = None):
+    """The table `--data` names, held in memory: (Source, DataFrame); `df.attrs["sha256"]` is
+    the hash of the bytes parsed (a dataset's digest). A directory or glob is streamed instead."""
+    source = resolve(spec)
+    if source.kind == "stream":
+        raise InputError(f"{spec}: a directory or glob of Parquet files is streamed, not loaded; "
+                         f"train it with --method offline, or pass one file or a dataset name")
+    if source.kind == "dataset":
+        return source, load_dataset(source.name)
+    from sdss_distill.data.table import load_table_with_hash
+    return source, load_table_with_hash(source.path, column_map)[0]
 
 
 # -- listing --------------------------------------------------------------------------------
@@ -342,22 +322,3 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     print(json.dumps(describe_datasets(), indent=2) if args.json else format_datasets())
     return 0
-
-
-def main(argv=None) -> int:
-    """`python -m sdss_distill.datasets [--json]`: list the packaged SDSS datasets."""
-    from .errors import run_cli
-
-    prog = "python -m sdss_distill.datasets"
-    p = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
-    args = p.parse_args(argv)
-    return run_cli(lambda: run(args), prog, debug=args.debug)
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())
