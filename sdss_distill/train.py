@@ -104,14 +104,17 @@ def main(argv=None) -> int:
             from sdss_distill.runs.stream import check_supported
             if args.method is None and "method" not in (read_toml(args.config) if args.config
                                                          else {}):
-                cfg = dataclasses.replace(cfg, method="offline")  # streaming's only method
+                cfg = dataclasses.replace(cfg, method=registry.streaming()[0])
                 if not cfg.quiet:
-                    print(f"{PROG}: streamed tables use --method offline", file=sys.stderr)
+                    print(f"{PROG}: streamed tables use --method {cfg.method}", file=sys.stderr)
             check_supported(cfg, export=args.export)
-        run(cfg)
-        if args.export:
-            from sdss_distill.export.run import export_run
-            export_run(Path(cfg.out), quiet=cfg.quiet)
+        if not args.export:
+            run(cfg)
+            return 0
+        from sdss_distill.export.run import export_run
+        from sdss_distill.runs import pipeline
+        trained = pipeline.train(cfg)  # in memory: streamed tables were refused above
+        export_run(Path(cfg.out), quiet=cfg.quiet, trained=trained)
         return 0
 
     return run_cli(body, PROG, debug=args.debug)

@@ -52,12 +52,17 @@ def test_method_trains_and_reports(slice_ws, method):
     arms, results, _ = pipeline.timed_run(cfg, prepared, ws=ws)
     assert set(results) == EXPECTED_ARMS[method]
     test_rows = len(prepared.split.test)
+    teacher_acc = results["teacher"]["test_accuracy"]
     for name, m in results.items():
-        assert sum(map(sum, m["confusion_matrix"]["rows_true_cols_predicted"])) == test_rows
-        assert 0.5 < m["test_accuracy"] <= 1.0, (name, m["test_accuracy"])  # far above chance
+        cm = np.asarray(m["confusion_matrix"]["rows_true_cols_predicted"])
+        assert cm.sum() == test_rows
+        # The reported accuracy is the confusion matrix's (two-epoch nets: wiring, not skill).
+        assert m["test_accuracy"] == pytest.approx(np.trace(cm) / test_rows), name
         assert 0 <= m["test_ece"] <= 1 and m["parameters"] > 0
         if m["role"] != "teacher":
-            assert 0 <= m["agreement_with_teacher"] <= 1
+            # Two models that agree on a share a of the rows differ in accuracy by <= 1 - a.
+            gap = abs(m["test_accuracy"] - teacher_acc)
+            assert gap <= 1 - m["agreement_with_teacher"] + 1e-9, (name, gap)
     by_name = {a.name: a for a in arms}
     student, baseline = by_name["student"], by_name["baseline"]
     assert student.rows == baseline.rows  # the baseline sees the student's rows
@@ -80,3 +85,35 @@ def test_baseline_is_shared_and_matches_an_alpha_zero_student(slice_ws):
     test = prepared.df.loc[prepared.split.test]
     np.testing.assert_allclose(by_name["student"].logits(test), by_name["baseline"].logits(test),
                                atol=1e-4)
+
+
+@pytest.mark.slow
+def test_configured_temperature_and_alpha_reach_every_methods_loss(slice_ws, monkeypatch):
+    """Each method's distilled student is trained with the config's T and alpha, not a default."""
+    from sdss_distill.distill import distillers
+
+    seen = []
+
+    def spy(cls):
+        original = cls.__init__
+
+        def init(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            losses = list(getattr(self, "distillation_losses", None) or [])
+            if getattr(self, "soft_loss", None) is not None:
+                losses.append(self.soft_loss)
+            seen.append((float(self.alpha), [getattr(loss, "temperature", None) for loss in losses]))
+
+        monkeypatch.setattr(cls, "__init__", init)
+
+    for cls in (distillers.OfflineDistiller, distillers.OnlineDistiller,
+                distillers.HintDistiller, distillers.CoTrainer):
+        spy(cls)
+    cfg, prepared, ws = slice_ws
+    for method in EXPECTED_ARMS:
+        seen.clear()
+        run_cfg = dataclasses.replace(cfg, method=method, temperature=3.5, alpha=0.35, epochs=1)
+        pipeline.timed_run(run_cfg, prepared, ws=ws)
+        distilled = [(a, ts) for a, ts in seen if a != 0.0]  # alpha 0: the hard-label baseline
+        assert distilled, (method, seen)
+        assert all(a == 0.35 and 3.5 in ts for a, ts in distilled), (method, distilled)

@@ -26,8 +26,10 @@ def test_student_contract():
     assert student.input_shape == (None, 5) and student.output_shape == (None, len(LABELS))
     assert student.inputs[0].name == "photometric"
     assert 800 <= student.count_params() <= 1200  # "about 1,000 parameters"
+    # Logits, not probabilities: the last layer is linear and the softmax is the caller's.
+    assert student.layers[-1].get_config()["activation"] == "linear"
     logits = student.predict(MAGS, verbose=0)
-    assert (logits < 0).any()  # logits, not probabilities: the softmax is the caller's
+    assert not np.allclose(logits.sum(axis=1), 1.0)
 
 
 def test_normalization_adapted_on_training_rows():

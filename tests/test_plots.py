@@ -217,5 +217,9 @@ def test_tables():
     from sdss_distill.viz import figures as plots
 
     _, _, report, variants = _simulated()
-    assert list(plots.metrics_table(report).index) == ["teacher", "student", "baseline"]
-    assert plots.variants_table({"variants": variants}).index[0] == "student_qat_int8"
+    table = plots.metrics_table(report)
+    for name, m in report["models"].items():
+        assert table.loc[name, "test accuracy"] == m["test_accuracy"]
+        assert table.loc[name, "batch-1 latency (us)"] == m["latency"]["latency_us_median"]
+    sizes = plots.variants_table({"variants": variants})["size (B)"]
+    assert list(sizes) == sorted(v["size_bytes"] for v in variants.values())

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sdss_distill.core.errors import InputError
 from sdss_distill.core.quality import REASONS, check_values
 from sdss_distill.core.schema import BANDS
 from sdss_distill.data.synth import write_catalogue
@@ -284,3 +285,15 @@ def test_help_shows_defaults():
     for option in ("--workers", "--threads-per-worker", "--batch", "--part-rows", "--keep"):
         assert option in text
     assert text.count("(default:") >= 6
+
+
+@pytest.mark.parametrize("names", [("u", "modelMag_u"), ("z", "z")])
+def test_two_columns_for_one_band_are_refused_naming_both(tmp_path, names):
+    """The scorer uses the one column matcher: it never picks one of two columns silently."""
+    cols = [*names, *(b for b in BANDS if b != names[0])]
+    table = pa.Table.from_arrays([pa.array([18.0, 19.0]) for _ in cols], names=cols)
+    path = tmp_path / "two.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(InputError, match=rf"columns '{names[0]}' \(column 1\) and "
+                                         rf"'{names[1]}' \(column 2\) both mean"):
+        score.plan([path], BANDS, ["GALAXY", "QSO", "STAR"], [], 10_000)

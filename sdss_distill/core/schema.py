@@ -79,6 +79,11 @@ VIEWS: dict[str, View] = {
 STUDENT_VIEW = "photometric"
 TEACHER_VIEWS: tuple[str, ...] = ("physical", "paper17")
 
+TEACHER, STUDENT, BASELINE = "teacher", "student", "baseline"
+ARMS: tuple[str, ...] = (TEACHER, STUDENT, BASELINE)
+"""The arms every method yields (others, such as `assistant` or ensemble members, may join):
+the teacher, the distilled student and the student-sized hard-label baseline on the same rows."""
+
 SIGNATURE = "serving_default"
 """The one signature of every exported model: input named after its view, output `logits`."""
 

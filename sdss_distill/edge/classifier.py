@@ -21,6 +21,7 @@ import numpy as np
 
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import quiet_native_stderr
+from sdss_distill.core.prob import softmax
 from sdss_distill.core.quality import check_values, header_positions
 from sdss_distill.core.schema import LABELS, SIGNATURE
 
@@ -151,9 +152,7 @@ class EdgeClassifier:
         if ok.any():
             good = x[ok].astype(np.float32)
             raw = self.logits(good)
-            z = raw - raw.max(axis=1, keepdims=True)
-            e = np.exp(z.astype(np.float64))
-            logits[ok], p[ok] = raw, e / e.sum(axis=1, keepdims=True)
+            logits[ok], p[ok] = raw, softmax(raw, axis=1)
             classes[ok] = np.asarray(self.labels, dtype=object)[p[ok].argmax(axis=1)]
             in_domain[ok] = self.in_domain(good)
         return Prediction(classes, p, logits, in_domain, self.labels, quality)

@@ -27,7 +27,7 @@ from sdss_distill import __version__
 from sdss_distill.core import tflite_file
 from sdss_distill.core.io import quiet_import, read_json, write_atomic
 from sdss_distill.core.machine import machine
-from sdss_distill.core.schema import LABELS, STUDENT_VIEW
+from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, TEACHER
 from sdss_distill.edge import classifier as edge
 from sdss_distill.edge.bench import benchmark
 from sdss_distill.export.convert import calibration, convert, int8_student_bytes, saved_model
@@ -109,16 +109,21 @@ def evaluate_file(path: Path, x: np.ndarray, y: np.ndarray, reference: np.ndarra
 
 
 def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
-               finetune: bool = True, invokes: int = 10_000, threads: int = 1) -> dict:
+               finetune: bool = True, invokes: int = 10_000, threads: int = 1,
+               trained=None) -> dict:
     """Convert, evaluate and time every variant of a run, written as a new version of the run;
-    returns export.json's content."""
+    returns export.json's content. `trained` (runs.pipeline.Trained) hands over the rows and
+    models of the version just written, when it is still the run's current one."""
     say = (lambda *a: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     rundir = RunDir(run_dir)
     base = rundir.current()  # verified against its manifest: no mixed or changed run
     rundir.check_writable()
     quiet_import("tensorflow")
     quiet_import("keras")
-    run = RunData(base, data)
+    if trained is not None and trained.rows.layout.run_id == base.run_id:
+        run = RunData(base, rows=trained.rows, models=trained.models)  # just trained: no re-read
+    else:
+        run = RunData(base, data)
     run.dir = Path(run_dir)
     ensemble = ensemble_info(run.student)
     if ensemble:
@@ -143,7 +148,7 @@ def reusable_finetuned(run: RunData, say) -> list[str]:
         if not path.is_file():
             continue
         card = read_json(edge.card_path(path), fix="export the run again")
-        if (card.get("source") or {}).get("model_sha256") == run.model_sha256["student"]:
+        if (card.get("source") or {}).get("model_sha256") == run.model_sha256[STUDENT]:
             keep.append(stem)
             say(f"--no-finetune: keeping {stem} (fine-tuned from this run's student)")
         else:
@@ -169,14 +174,14 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
     """Convert every variant into the new version's tflite/, measure each, write the reports."""
     from sdss_distill.models.mlp import logits
     sv, tv = run.student_view, run.teacher_view
-    ref = {"student": logits(run.student, run.x_test[sv.name]),
-           "teacher": logits(run.teacher, run.x_test[tv.name])}
+    ref = {STUDENT: logits(run.student, run.x_test[sv.name]),
+           TEACHER: logits(run.teacher, run.x_test[tv.name])}
     card = functools.partial(model_card, run, run_id=layout.run_id)
     skipped = {stem: ENSEMBLE_NO_FINETUNE for stem in FINETUNED} if ensemble else {}
     with tempfile.TemporaryDirectory(prefix=".export-", dir=layout.tflite) as tmp:
         tmp = Path(tmp)
         files = _convert_variants(run, tmp, say, ensemble, skipped)
-        diagnostics = {"student_int8_full": _int8_full(run, tmp, card, ref["student"])}
+        diagnostics = {"student_int8_full": _int8_full(run, tmp, card, ref[STUDENT])}
         tuned = {}
         if finetune:
             say("QAT and pruning in a tf_keras subprocess ...")
@@ -202,12 +207,12 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
 def _convert_variants(run: RunData, tmp: Path, say, ensemble, skipped: dict) -> dict:
     """{stem: (flatbuffer, description)} of the post-training variants and the teacher."""
     sv, tv = run.student_view, run.teacher_view
-    sm = {"student": saved_model(run.student, sv, tmp / "student_sm"),
-          "teacher": saved_model(run.teacher, tv, tmp / "teacher_sm")}
+    sm = {STUDENT: saved_model(run.student, sv, tmp / "student_sm"),
+          TEACHER: saved_model(run.teacher, tv, tmp / "teacher_sm")}
     files = {}
     for stem, kind in PTQ.items():
         content = (int8_student_bytes(run.student, run.x_train[sv.name]) if kind == "int8"
-                   else convert(sm["student"], kind))
+                   else convert(sm[STUDENT], kind))
         if ensemble and kind == "dynamic" and "INT8" not in tflite_file.weight_types(content):
             skipped[stem] = DYNAMIC_NO_OP
             say(f"skipped {stem}: {DYNAMIC_NO_OP}")
@@ -215,7 +220,7 @@ def _convert_variants(run: RunData, tmp: Path, say, ensemble, skipped: dict) -> 
         files[stem] = (content, DESCRIPTIONS[f"{kind}_ensemble" if ensemble and kind == "int8"
                                              else kind])
         say(f"converted {stem}")
-    files["teacher_float32"] = (convert(sm["teacher"], "float32"), "float32")
+    files["teacher_float32"] = (convert(sm[TEACHER], "float32"), "float32")
     return files
 
 
@@ -239,13 +244,13 @@ def _write_variant(run: RunData, layout: Layout, stem: str, content: bytes, desc
     bad = tflite_file.non_builtin(content)
     if bad:
         raise RuntimeError(f"{stem}: non-builtin operators {bad}; export needs builtins only")
-    view, source = ((run.teacher_view, "teacher") if stem.startswith("teacher")
-                    else (run.student_view, "student"))
+    view, source = ((run.teacher_view, TEACHER) if stem.startswith(TEACHER)
+                    else (run.student_view, STUDENT))
     path = layout.tflite_file(stem)
     content = tflite_file.shrink(content)
     write_atomic(path, content)
     extra = {"finetune": tuned.get(stem)} if stem in tuned else {}
-    if ensemble and source == "student":
+    if ensemble and source == STUDENT:
         extra["ensemble"] = ensemble
     _write_json(edge.card_path(path), card(stem, view, description, extra, content=content))
     weights = tflite_file.weight_types(content)
@@ -268,16 +273,16 @@ def _report(run: RunData, layout: Layout, variants: dict, ref: dict, diagnostics
     x_test, y_test = run.x_test[run.student_view.name], run.y_test
     keras_ref = keras_latency(run.student, x_test, calls=min(invokes, 2000), budget_s=5.0)
     teacher = variants["teacher_float32"]
-    students = {stem: v for stem, v in variants.items() if v["source"] == "student"}
+    students = {stem: v for stem, v in variants.items() if v["source"] == STUDENT}
     return {
         "version": __version__, "run": str(run.dir), "run_id": layout.run_id,
         "parent_run_id": run.run_id,
-        "models": {name: run.source(name) for name in ("student", "teacher")},
+        "models": {name: run.source(name) for name in (STUDENT, TEACHER)},
         "data_sha256": run.data_sha256,
         "variants": variants,
-        "keras_student": {"test_accuracy": float((ref["student"].argmax(1) == y_test).mean()),
+        "keras_student": {"test_accuracy": float((ref[STUDENT].argmax(1) == y_test).mean()),
                           **keras_ref},
-        "keras_teacher_test_accuracy": float((ref["teacher"].argmax(1) == y_test).mean()),
+        "keras_teacher_test_accuracy": float((ref[TEACHER].argmax(1) == y_test).mean()),
         "diagnostics": diagnostics, "finetune": tuned,
         **({"ensemble": ensemble, "skipped": skipped} if ensemble else {}),
         "latency_ratio_teacher_over_student": {
@@ -285,7 +290,7 @@ def _report(run: RunData, layout: Layout, variants: dict, ref: dict, diagnostics
         "throughput_ratio_student_over_teacher": {
             stem: v["throughput_rows_per_s"] / teacher["throughput_rows_per_s"]
             for stem, v in students.items()},
-        "targets": targets(variants.get("student_int8"), ref["student"], y_test),
+        "targets": targets(variants.get("student_int8"), ref[STUDENT], y_test),
         "machine": {**machine(), "threads": threads},
         "test_rows": int(len(y_test)),
         "commands": {"export": f"{PROG} --run {run.dir}",

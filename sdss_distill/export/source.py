@@ -11,7 +11,7 @@ import numpy as np
 from sdss_distill import __version__
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import quiet_native_stderr, sha256_file
-from sdss_distill.core.schema import BANDS, LABELS, SIGNATURE, STUDENT_VIEW, get_view
+from sdss_distill.core.schema import BANDS, LABELS, SIGNATURE, STUDENT, STUDENT_VIEW, TEACHER, get_view
 from sdss_distill.runs.rundir import Layout
 
 
@@ -19,10 +19,13 @@ class RunData:
     """One verified version of a run: its models (with their SHA-256), config and rows
     (student-train and test) in each model's view."""
 
-    def __init__(self, run, data: str | None = None):
+    def __init__(self, run, data: str | None = None, *, rows=None, models: dict | None = None):
+        """`rows` (a runs.rows.RunRows) and `models` (name -> Keras model), when the caller has
+        just trained and saved them (`train --export`), are used instead of reading them back;
+        the saved model files are still hashed for the cards."""
         from sdss_distill.data.table import features, labels
         from sdss_distill.runs.rows import load_run_rows
-        rows = load_run_rows(run, data)
+        rows = rows if rows is not None else load_run_rows(run, data)
         self.layout: Layout = rows.layout
         self.dir = self.layout.root if isinstance(run, Layout) else Path(run)
         self.run_id = self.layout.run_id
@@ -35,15 +38,18 @@ class RunData:
         self.x_test = {v.name: features(test, v) for v in (self.student_view, self.teacher_view)}
         self.y_train, self.y_test = labels(train), labels(test)
         self.model_sha256 = {}
-        self.student, self.teacher = self._load("student"), self._load("teacher")
+        self.student, self.teacher = (self._load(name, (models or {}).get(name))
+                                      for name in (STUDENT, TEACHER))
 
-    def _load(self, name: str):
+    def _load(self, name: str, model=None):
         from sdss_distill.models.mlp import load
         path = self.layout.model(name)
         if not path.is_file():
             raise InputError(f"{path}: missing; not a complete training run, train it again "
                              f"with python -m sdss_distill.train --out DIR")
         self.model_sha256[name] = sha256_file(path)
+        if model is not None:
+            return model
         try:
             with quiet_native_stderr(replay_on_error=False):
                 return load(path)
@@ -73,7 +79,7 @@ def model_card(run: RunData, stem: str, view, description: str, extra: dict | No
                run_id: str | None = None, content: bytes | None = None) -> dict:
     """The JSON card shipped next to a .tflite file: input, labels, domain and provenance
     (run id, SHA-256 of the Keras model converted and of the .tflite file itself)."""
-    source = "teacher" if stem.startswith("teacher") else "student"
+    source = TEACHER if stem.startswith(TEACHER) else STUDENT
     return {"model": f"{stem}.tflite", "variant": description, "signature": SIGNATURE,
             **({"sha256": hashlib.sha256(content).hexdigest()} if content is not None else {}),
             "input": {"name": view.name, "columns": list(view.columns), "dtype": "float32",

@@ -17,6 +17,7 @@ from sdss_distill.core.io import quiet_import
 from sdss_distill.distill import registry
 from sdss_distill.runs.config import Config
 from sdss_distill.runs.report import build_report, save_run
+from sdss_distill.runs.rows import RunRows
 from sdss_distill.runs.rundir import RunDir
 from sdss_distill.data import datasets
 from sdss_distill.data.table import (
@@ -27,9 +28,9 @@ from sdss_distill.data.table import (
     read_column_map,
     split,
 )
-from sdss_distill.core.schema import get_view
+from sdss_distill.core.schema import ARMS, TEACHER, get_view
 
-LATENCY_ROLES = ("teacher", "student", "baseline")
+LATENCY_ROLES = ARMS
 
 
 @dataclass
@@ -66,7 +67,7 @@ def run_method(ws, cfg: Config) -> list:
     from sdss_distill.distill import registry
     arms = registry.get(cfg.method).run(ws, cfg, cfg.settings())
     names = [a.name for a in arms]
-    missing = {"teacher", "student", "baseline"} - set(names)
+    missing = set(ARMS) - set(names)
     if missing or len(set(names)) != len(names):
         raise RuntimeError(f"method {cfg.method} returned arms {names}; each name once, "
                            f"including teacher, student and baseline")
@@ -86,8 +87,8 @@ def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
              "epochs": arm.fitted.epochs if arm.fitted else None,
              "train_s": round(arm.fitted.seconds, 2) if arm.fitted else None,
              **ev.classification(y, out_logits[arm.name]), **arm.notes}
-        if arm.role != "teacher":
-            m.update(ev.teacher_student(out_logits["teacher"], out_logits[arm.name]))
+        if arm.role != TEACHER:
+            m.update(ev.teacher_student(out_logits[TEACHER], out_logits[arm.name]))
         if latency and arm.role in LATENCY_ROLES and arm.model is not None:
             m["latency"] = ev.keras_latency(arm.model, features(test, arm.view))
         if curves and arm.fitted:
@@ -110,6 +111,21 @@ def run(cfg: Config) -> dict:
     if is_stream_source(cfg.data):  # a directory or glob of Parquet files: never held whole
         from sdss_distill.runs.stream import run as run_streamed
         return run_streamed(cfg)
+    return train(cfg).report
+
+
+@dataclass
+class Trained:
+    """What an in-memory run leaves in memory: its report, its rows as saved (the run version,
+    split and cleaned table) and its models, so `train --export` need not read them back."""
+
+    report: dict
+    rows: RunRows
+    models: dict
+
+
+def train(cfg: Config) -> Trained:
+    """Prepare, run the method, evaluate, report and save one in-memory run."""
     say = (lambda msg: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.perf_counter()
     out = RunDir(cfg.out)
@@ -127,9 +143,11 @@ def run(cfg: Config) -> dict:
     arms, results, seconds = timed_run(cfg, prepared, say, latency=True)
 
     report = build_report(cfg, prepared, results, started, seconds)
-    save_run(out, {arm.name: arm.model for arm in arms if arm.model is not None}, parts, report)
+    models = {arm.name: arm.model for arm in arms if arm.model is not None}
+    save_run(out, models, parts, report)
     layout = out.current()
     for name, m in results.items():
         say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  ({m['parameters']:,} parameters)")
     say(f"wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s")
-    return report
+    rows = RunRows(prepared.path, prepared.sha256, prepared.df, parts, cfg.to_dict(), layout)
+    return Trained(report, rows, models)

@@ -33,8 +33,8 @@ import numpy as np
 
 from sdss_distill import __version__
 from sdss_distill.core.errors import InputError, listing, run_cli
-from sdss_distill.core.quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values
-from sdss_distill.core.schema import ID_COLUMNS, SENTINEL, canonical_name
+from sdss_distill.core.quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values, header_positions
+from sdss_distill.core.schema import ID_COLUMNS, SENTINEL
 from sdss_distill.data.synth import SIMULATED_KEY  # a simulated input's mark, copied into its output parts
 
 PROG = "python -m sdss_distill.score"
@@ -284,9 +284,7 @@ def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) ->
             raise InputError(f"{path}: not a readable Parquet file ({e})") from None
         schema = meta.schema.to_arrow_schema()
         names = schema.names
-        found = {}
-        for name in names:
-            found.setdefault(canonical_name(name), name)
+        found = {canon: names[k] for canon, k in header_positions(names, source=str(path)).items()}
         missing = [c for c in columns if c not in found]
         if missing:
             raise InputError(f"{path}: missing column(s) {listing(missing)} needed by the model; "

@@ -129,10 +129,8 @@ def summarise(out: Path, command: str) -> dict:
         raise InputError(f"{out}: no finished cells to summarise")
     df = report.tidy(cells, int8_bytes(out, cells))
     comp = report.comparisons(df)
-    df.to_csv(out / "results.csv.tmp", index=False)
-    (out / "results.csv.tmp").replace(out / "results.csv")
-    comp.to_csv(out / "summary.csv.tmp", index=False)
-    (out / "summary.csv.tmp").replace(out / "summary.csv")
+    write_atomic(out / "results.csv", df.to_csv(index=False))
+    write_atomic(out / "summary.csv", comp.to_csv(index=False))
     write_atomic(out / "summary.md", report.markdown(df, comp, title=f"Sweep {out.name}",
                                                      machine=machine(), command=command))
     return {"cells": len(cells), "rows": len(df)}

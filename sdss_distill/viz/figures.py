@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from sdss_distill.core.prob import softmax
 from sdss_distill.core.schema import ASINH_SCALES, BANDS, LABELS, TARGET
 
 COLOURS = {"GALAXY": "#0072B2", "QSO": "#D55E00", "STAR": "#009E73"}  # Okabe-Ito, colour-blind safe
@@ -62,11 +63,6 @@ def _colour(df: pd.DataFrame, a: str, b: str) -> pd.Series:
 def _limits(values: pd.Series, pad: float = 0.1) -> tuple[float, float]:
     lo, hi = np.nanpercentile(values, [0.5, 99.5])  # a few failed magnitudes would stretch axes
     return lo - pad, hi + pad
-
-
-def _softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
 
 
 def _legend_outside(ax, **kwargs):
@@ -237,10 +233,10 @@ def soft_labels(logits: np.ndarray, temperatures=(1.0, 3.0, 10.0), titles=None):
     fig, axes = plt.subplots(1, len(logits), figsize=(3.3 * len(logits), 3.2), squeeze=False,
                              sharey=True)
     width = 0.8 / len(temperatures)
-    lowest = min(_softmax(logits / t, axis=1).min() for t in temperatures)
+    lowest = min(softmax(logits / t, axis=1).min() for t in temperatures)
     for k, (ax, row) in enumerate(zip(axes[0], logits)):
         for j, t in enumerate(temperatures):
-            p = _softmax(row / t)
+            p = softmax(row / t)
             ax.bar(np.arange(len(LABELS)) + (j - (len(temperatures) - 1) / 2) * width, p, width,
                    label=f"T = {t:g}", color=plt.cm.viridis(j / max(1, len(temperatures) - 1)))
         ax.set_yscale("log")

@@ -1,0 +1,13 @@
+"""Probabilities from logits, in numpy: the one softmax of the edge runtime, the catalogue
+scorer and the figures (float64, shifted by the row maximum so exp never overflows)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(z, axis: int = -1) -> np.ndarray:
+    """exp(z) / sum exp(z) along `axis`, in float64."""
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
