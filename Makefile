@@ -13,6 +13,8 @@
 # Override the interpreter with `make PYTHON=python3.11 run`.
 
 PYTHON ?= python3
+# mkdocs-material prints a banner about its successor on every build; keep builds quiet
+export NO_MKDOCS_2_WARNING := 1
 VENV := .venv
 BIN := $(VENV)/bin
 RUN_OUT ?= runs/default
