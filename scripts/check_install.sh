@@ -5,10 +5,11 @@
 #   scripts/check_install.sh [--keep] [WORK_DIR]
 #
 # Checks that the base install (numpy + ai-edge-litert, what a Raspberry Pi needs) runs
-# `python -m sdss_distill.edge --help` and `sdss-distill edge --help`, that
+# `sdss-distill edge --help` and `python -m sdss_distill.edge --help`, that
 # `python -m sdss_distill` lists the subcommands, and that `sdss-distill train` without the
-# [train] extra says which pip command adds it. Writes about 120 MB (the venv) under
-# WORK_DIR (default: a new temporary directory, removed afterwards unless --keep).
+# [train] extra stops with exit code 2 and one line on stderr naming the pip command that
+# adds the extra (no traceback). Writes about 160 MB (the venv) under WORK_DIR (default: a
+# new temporary directory, removed afterwards unless --keep).
 set -euo pipefail
 
 PROG=scripts/check_install.sh
@@ -45,11 +46,19 @@ echo "== fresh venv, pip install the wheel (no extras)"
 echo "installed in $(( $(date +%s) - start )) s; venv $(du -sh "$WORK/venv" | cut -f1)"
 "$WORK/venv/bin/pip" list --format=freeze
 cd "$WORK"   # away from the checkout, so the installed copy is the one imported
-"$WORK/venv/bin/python" -m sdss_distill.edge --help >/dev/null
-"$WORK/venv/bin/sdss-distill" edge --help >/dev/null
-"$WORK/venv/bin/python" -m sdss_distill | grep -q "^  edge "
-if "$WORK/venv/bin/sdss-distill" train --help 2>"$WORK/train.err"; then
-  fail "sdss-distill train ran without the [train] extra"
-fi
-grep -q "pip install '.\[train\]'" "$WORK/train.err" || fail "unexpected message: $(cat "$WORK/train.err")"
-echo "OK: edge runs from the base install; train says: $(cat "$WORK/train.err")"
+echo "== sdss-distill edge --help (must run)"
+"$WORK/venv/bin/sdss-distill" edge --help >/dev/null || fail "sdss-distill edge --help failed on the base install"
+"$WORK/venv/bin/python" -m sdss_distill.edge --help >/dev/null || fail "python -m sdss_distill.edge --help failed"
+# (to a file, not a pipe: `grep -q` would close the pipe early and break it under pipefail)
+"$WORK/venv/bin/python" -m sdss_distill >"$WORK/usage.out" || fail "python -m sdss_distill failed"
+grep -q "^  edge " "$WORK/usage.out" || fail "python -m sdss_distill does not list edge: $(cat "$WORK/usage.out")"
+echo "== sdss-distill train (must stop: one line, exit 2, naming the [train] extra)"
+set +e
+"$WORK/venv/bin/sdss-distill" train >"$WORK/train.out" 2>"$WORK/train.err"
+code=$?
+set -e
+[ $code -eq 2 ] || fail "sdss-distill train without the [train] extra exited $code, expected 2; stderr: $(head -c 2000 "$WORK/train.err")"
+lines=$(wc -l <"$WORK/train.err")
+[ "$lines" -eq 1 ] || fail "sdss-distill train printed $lines lines on stderr, expected one: $(head -c 2000 "$WORK/train.err")"
+grep -q "pip install .*\[train\]" "$WORK/train.err" || fail "the line does not name the [train] extra: $(cat "$WORK/train.err")"
+echo "OK: edge runs from the base install; train exits 2 with: $(cat "$WORK/train.err")"
