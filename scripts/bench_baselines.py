@@ -1,7 +1,7 @@
 """Side by side: the distilled student against what users pick instead, on the same rows.
 
 Usage (needs the training extra: pip install '.[train]'; runs from any directory):
-    python scripts/bench_baselines.py --data ../shared/data/sdss_dr14_skyserver_10k.csv \
+    python scripts/bench_baselines.py --data bright \
         --seeds 0 1 2 --out runs/bench
     python scripts/bench_baselines.py --data ... --seeds 0 --epochs 5 --invokes 200 --out /tmp/b
 

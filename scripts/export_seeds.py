@@ -5,7 +5,7 @@ For each seed: `python -m sdss_distill.train --method M --seed S --out OUT/seedS
 test accuracy and agreement with its Keras model, mean ± std over seeds, next to the Keras
 student's accuracy. Output: OUT/export_seeds.{json,md}.
 
-    python scripts/export_seeds.py --data ../shared/data/sdss_dr14_skyserver_10k.csv \
+    python scripts/export_seeds.py --data bright \
         --method crossfit --seeds 0 1 2 3 4 5 6 7 8 9 --out runs/export-seeds
 """
 

@@ -1,7 +1,7 @@
 """Fit the simulated catalogue's model to a real SDSS table and write sdss_distill/synth_params.json.
 
 Usage:
-    python scripts/fit_synth.py --data ../shared/data/sdss_dr14_skyserver_10k.csv
+    python scripts/fit_synth.py --data bright
     python scripts/fit_synth.py --data data/sdss.csv --out sdss_distill/synth_params.json --max-components 8
 
 Per class: a full-covariance Gaussian mixture (scikit-learn, components chosen by BIC) over
@@ -32,7 +32,7 @@ def fit(data: Path, max_components: int, seed: int) -> dict:
 
     df, report = clean(load_table(data), get_view("physical"))
     doc = {
-        "description": "Per-class Gaussian mixtures fitted by scripts/fit_synth.py; see data/README.md",
+        "description": "Per-class Gaussian mixtures fitted by scripts/fit_synth.py; see docs/guide/data.md",
         "source": data.name, "source_sha256": sha256_file(data), "source_rows": report.rows_kept,
         "features": list(FEATURES), "redshift_scale": REDSHIFT_SCALE, "seed": seed, "classes": {},
     }

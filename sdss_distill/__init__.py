@@ -6,7 +6,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # One TensorFlow thread: the float reduction order, hence the trained models, must not depend
 # on the machine's core count (two threads gave another teacher for the same seed), and
-# these models are too small to gain from more (README, Speed). Set the variables to override.
+# these models are too small to gain from more (docs/results/speed.md). Set the variables to override.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 

@@ -1,7 +1,7 @@
 """One command for every stage: `sdss-distill SUBCOMMAND [options]`.
 
 Usage:
-    sdss-distill train --data ../shared/data/sdss_dr14_skyserver_10k.csv --out runs/default --export
+    sdss-distill train --out runs/default --export          # the packaged sdss dataset
     sdss-distill edge predict --model runs/default/tflite/student_int8.tflite --input objects.csv
     sdss-distill SUBCOMMAND --help
     python -m sdss_distill            # the same; lists the subcommands

@@ -1,7 +1,8 @@
 """Train a teacher on photometry + spectra, distil a photometric student, compare to a baseline.
 
 Usage:
-    python -m sdss_distill.train --data ../shared/data/sdss_dr14_skyserver_10k.csv
+    python -m sdss_distill.train                       # the packaged sdss dataset (bright + faint)
+    python -m sdss_distill.train --data faint --out runs/faint
     python -m sdss_distill.train --method crossfit --out runs/crossfit --seed 3 --quiet
     python -m sdss_distill.train --config run.toml --alpha 0.5 --temperature 4
     python -m sdss_distill.train --data 'data/sim/*.parquet' --method offline --out runs/sim  # streamed
@@ -40,8 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                "the method), OUT/split.json, OUT/run.json and OUT/reports/report.{json,md}; "
                "OUT is a symlink to the run's current version (see the docs, run directory).",
         formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=None)
-    p.add_argument("--data", help="SDSS table (CSV or Parquet), or a directory or quoted glob of "
-                   "Parquet files, streamed (default: $SDSS_DISTILL_DATA, else data/sdss.csv)")
+    p.add_argument("--data", help="a packaged dataset (bright: DR14 10k; faint: DR17 27k; sdss: "
+                   "both), an SDSS table (CSV or Parquet), or a directory or quoted glob of Parquet "
+                   "files, streamed (default: $SDSS_DISTILL_DATA, else sdss)")
     p.add_argument("--columns", metavar="MAP.toml",
                    help="TOML table {your column name = canonical name} for other tables "
                         "(default: none)")

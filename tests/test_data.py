@@ -26,7 +26,7 @@ def test_real_table_cleans_to_known_counts(real_table):
     df, report = data.clean(data.load_table(real_table), PHYSICAL)
     assert report.rows_read == report.rows_kept == 10_000
     counts = pd.Series(data.labels(df)).value_counts().sort_index().tolist()
-    assert counts == [4998, 850, 4152]  # GALAXY, QSO, STAR as in shared/data/README.md
+    assert counts == [4998, 850, 4152]  # GALAXY, QSO, STAR: the provenance record in datapkg/
 
 
 def test_skyserver_comment_line(write_csv):

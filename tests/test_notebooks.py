@@ -54,7 +54,7 @@ def test_outputs_are_stripped(path):
              and (c.get("outputs") or c.get("execution_count") is not None)]
     assert not dirty, (f"{path.name}: cells {dirty} keep outputs or execution counts; "
                        f"clear them (Jupyter: Edit > Clear Outputs of All Cells, or "
-                       f"`jupyter nbconvert --clear-output --inplace {path.name}`) and save")
+                       f"the nbformat snippet in notebooks/README.md) and save")
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)

@@ -1,6 +1,6 @@
 """User-facing errors and the one place the command lines turn them into exit codes.
 
-The contract (README, "Errors and exit codes"): 0 success; 1 success with rejected rows
+The contract (docs/guide/errors.md): 0 success; 1 success with rejected rows
 (edge/score only); 2 an input, artifact or environment error, shown as one line naming the
 file and the fix, no traceback (`--debug` shows it); 130 interrupted (SIGINT), 143
 terminated (SIGTERM), both after the same cleanup.

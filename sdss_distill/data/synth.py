@@ -206,7 +206,7 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
         "row_groups": -(-rows // row_group), "bad_rows": bad, "bad_rows_total": sum(bad.values()),
         "class_counts": dict(zip(LABELS, classes.tolist())),
         "model": f"per-class Gaussian mixtures over {', '.join(FEATURES)}, fitted to "
-                 f"{doc['source']} ({doc['source_rows']} rows); see data/README.md",
+                 f"{doc['source']} ({doc['source_rows']} rows); see docs/guide/data.md",
         "numpy": np.__version__, "path": str(out), "created_utc": datetime.now(UTC).isoformat(),
         "sha256": sha256_file(out),
     }

@@ -48,7 +48,7 @@ def datasets(x, y, validation, settings: FitSettings):
     """Cached tf.data pipelines: reshuffled every epoch (seeded), validation in large batches.
 
     Feeding numpy arrays makes Keras rebuild its input pipeline every epoch, which costs
-    about five times an epoch's actual work for these models (measured: README, Speed).
+    about five times an epoch's actual work for these models (measured: docs/results/speed.md).
     """
     import tensorflow as tf
     train = (tf.data.Dataset.from_tensor_slices((x, y)).cache()

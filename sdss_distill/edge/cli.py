@@ -10,7 +10,7 @@ the file; the output file appears (atomically) only when complete. Each output r
 `row` (the input's 1-based data row number), the id columns as written in the input, and
 any `--keep` columns. Rows with values no model may see (quality.check_values: missing,
 sentinel, non-finite, too large for float32, outside the physical range) are reported on
-stderr with their line and skipped; the exit code is then 1 (see README, "Errors and exit
+stderr with their line and skipped; the exit code is then 1 (see docs/guide/errors.md, "Errors and exit
 codes").
 
 A model ships with `labels.txt` and a model card `<model>.json` next to it (written by

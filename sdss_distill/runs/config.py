@@ -20,10 +20,10 @@ from sdss_distill.core.schema import TEACHER_VIEWS
 class Config:
     """Everything that decides a run's numbers; saved with every run."""
 
-    data: str | None = None  # table to read; else $SDSS_DISTILL_DATA, else data/sdss.csv
+    data: str | None = None  # dataset name or table; else $SDSS_DISTILL_DATA, else sdss
     columns: str | None = None  # TOML file mapping the table's column names to ours
     out: str = "runs/default"  # run directory: models/, reports/ (and tflite/) under it
-    method: str = "crossfit"  # distillation method, chosen on dev rows (README)
+    method: str = "crossfit"  # distillation method, chosen on dev rows (docs/results/methods.md)
     seed: int = 0  # one seed for the split, weight init and shuffling
     split: tuple[float, float, float] = (0.4, 0.4, 0.2)  # teacher-train, student-train, test
     teacher_view: str = "physical"  # teacher's columns: physical or paper17 (leaky)

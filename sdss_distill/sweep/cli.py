@@ -49,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog="Presets (--preset):\n" + "\n".join(f"  {k:12s} {v['about']}"
                                                    for k, v in PRESETS.items())
         + "\n\nMethods:\n" + registry.describe())
-    p.add_argument("--data", help="SDSS table (default: $SDSS_DISTILL_DATA, else data/sdss.csv)")
+    p.add_argument("--data", help="a packaged dataset (bright, faint, sdss) or an SDSS table "
+                   "(default: $SDSS_DISTILL_DATA, else sdss)")
     p.add_argument("--preset", choices=PRESETS, help="a ready-made grid (default: none; without "
                    "it the grid is --methods x --temperatures x --alphas)")
     p.add_argument("--methods", nargs="+", metavar="NAME",
