@@ -21,6 +21,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from sdss_distill.core.cli import Parser
 from sdss_distill.core.errors import run_cli
 from sdss_distill.core.io import read_toml
 from sdss_distill.core.schema import TEACHER_VIEWS
@@ -33,7 +34,7 @@ PROG = "python -m sdss_distill.train"
 
 def parse_args(argv=None) -> argparse.Namespace:
     d = Config()
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=PROG, description=__doc__,
         epilog="Methods (--method):\n" + registry.describe() + "\n\n"
                "Flags override the --config TOML file, which overrides the defaults shown. "

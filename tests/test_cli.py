@@ -272,3 +272,22 @@ def test_check_install_help_and_bad_arguments(tmp_path):
     assert bad.stderr.strip().splitlines() == [
         "scripts/check_install.sh: error: expected at most one WORK_DIR, got 2 arguments"]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", [n for n in cli.COMMANDS if n != "score"])
+def test_a_bad_option_is_one_line_and_exit_2(name, capsys):
+    module = importlib.import_module(cli.COMMANDS[name][2])
+    with pytest.raises(SystemExit) as e:
+        module.main(["--no-such-option"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2
+    assert len(err) == 1 and ": error: " in err[0] and err[0].endswith("(see --help)"), err
+
+
+def test_progress_in_a_log_is_one_line_per_update(capsys):
+    from sdss_distill.core.cli import progress
+    with progress(total=3, unit="cell", desc="sweep", mininterval=0) as bar:
+        for _ in range(3):
+            bar.update(1)
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.count("\n") >= 2 and "3/3" in err.splitlines()[-1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from sdss_distill.core.cli import Parser
 from sdss_distill.core.errors import run_cli
 
 
@@ -24,7 +25,7 @@ def main(argv=None) -> int:
     commands = {"datasets": ("datasets", "list the packaged real SDSS tables (bright, faint, sdss)"),
                 "fetch": ("skyserver", "download labelled objects from SDSS SkyServer's SQL search"),
                 "synth": ("synth", "write a SIMULATED SDSS-like catalogue (Parquet)")}
-    p = argparse.ArgumentParser(prog=prog, description=main.__doc__,
+    p = Parser(prog=prog, description=main.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="{datasets,fetch,synth}")

@@ -174,9 +174,9 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
     same file bytes. Raises InputError for a bad argument.
     """
     import pyarrow.parquet as pq
-    from tqdm import tqdm
 
     from sdss_distill import __version__
+    from sdss_distill.core.cli import progress
     from sdss_distill.core.io import atomic_path, sha256_file, write_atomic
 
     _check(rows, seed, bad_fraction, row_group)
@@ -191,7 +191,7 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
     classes = np.zeros(len(LABELS), dtype=np.int64)
     with atomic_path(out) as tmp:
         with pq.ParquetWriter(tmp, schema) as writer, \
-                tqdm(total=rows, unit="rows", disable=quiet, desc="synth (simulated)") as bar:
+                progress(total=rows, unit="rows", disable=quiet, desc="synth (simulated)") as bar:
             for start in range(0, rows, row_group):
                 stop = min(start + row_group, rows)
                 table, kind, cls = _table(models, seed, bad_fraction, start, stop, schema)

@@ -25,6 +25,7 @@ import json
 import sys
 from pathlib import Path
 
+from sdss_distill.core.cli import Parser
 from sdss_distill.core.errors import InputError, run_cli
 from sdss_distill.core.machine import machine
 from sdss_distill.edge.bench import benchmark
@@ -33,7 +34,7 @@ from sdss_distill.edge.csvio import predict_csv
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     sub = p.add_subparsers(dest="command", required=True)

@@ -16,12 +16,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from sdss_distill.core.cli import Parser
 from sdss_distill.core.errors import InputError, run_cli
 from sdss_distill.export.run import PROG, export_run
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, metavar="DIR",
                    help="run path from train --out (the symlink to its current version)")

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from sdss_distill.core.cli import Parser
 from sdss_distill.core.errors import InputError, run_cli
 from sdss_distill.core.io import write_atomic
 from sdss_distill.distill import registry
@@ -44,7 +45,7 @@ PRESETS: dict[str, dict] = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     d = Config()
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Presets (--preset):\n" + "\n".join(f"  {k:12s} {v['about']}"
                                                    for k, v in PRESETS.items())

@@ -120,12 +120,12 @@ def _worker(base: Config, seed: int, cells: list[Cell], out: str, dev: bool, que
 def run_sweep(base: Config, cells: list[Cell], seeds: list[int], out: Path, *, dev: bool,
               workers: int, progress: bool = True) -> None:
     """Run every unfinished (seed, cell), `workers` seeds at a time, with a progress bar."""
-    from tqdm import tqdm
+    from sdss_distill.core.cli import progress as progress_bar
     fp = fingerprint(base, dev)
     total = len(cells) * len(seeds)
     finished = sum(done(out, s, c, fp) for s in seeds for c in cells)
-    bar = tqdm(total=total, initial=finished, unit="cell", disable=not progress,
-               desc="sweep", dynamic_ncols=True)
+    bar = progress_bar(total=total, initial=finished, unit="cell", disable=not progress,
+                       desc="sweep")
     todo = [s for s in seeds if any(not done(out, s, c, fp) for c in cells)]
     try:
         if workers <= 1 or len(todo) <= 1:

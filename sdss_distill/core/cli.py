@@ -1,0 +1,44 @@
+"""What every command line shares: an argparse parser whose errors are one line, and progress
+bars that stay readable in a log file (one line per update, not carriage returns)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sdss_distill.core.errors import EXIT_USAGE
+
+LOG_INTERVAL_S = 15.0
+"""Seconds between progress lines when stderr is not a terminal (a log file or a CI job)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the error contract: a bad option is one line on stderr and exit 2 (argparse
+    would print the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class _Lines:
+    """A file for tqdm that turns each carriage-return refresh into its own line."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").strip()
+        if text:
+            self.stream.write(text + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress(**kwargs):
+    """A tqdm bar on stderr: live on a terminal; elsewhere a line every LOG_INTERVAL_S."""
+    from tqdm import tqdm
+    if sys.stderr.isatty():
+        return tqdm(file=sys.stderr, **kwargs)
+    kwargs.setdefault("mininterval", LOG_INTERVAL_S)
+    return tqdm(file=_Lines(sys.stderr), ascii=True, ncols=100, **kwargs)
