@@ -35,16 +35,41 @@ VARIANTS = {
                 {}),
     "calib_200": ("calibration on 200 random student-train rows", {"calibration_rows": 200}),
     "calib_1000": ("calibration on 1,000 random student-train rows", {"calibration_rows": 1000}),
-    "per_tensor": ("per-tensor weight scales in the int8 dense layers", {"per_channel": False}),
+    "clip_99.9": ("calibration rows whose largest hidden activation is at most the 99.9th "
+                  "percentile of the student-train rows' (outliers no longer set the int8 ranges)",
+                  {"clip_percentile": 99.9}),
+    "clip_99.5": ("the same, 99.5th percentile", {"clip_percentile": 99.5}),
+    "clip_99": ("the same, 99th percentile", {"clip_percentile": 99.0}),
+    "clip_99.5_logits": ("99.5th percentile, clipping the logits' range too",
+                         {"clip_percentile": 99.5, "clip_logits": True}),
+    "per_tensor": ("per-tensor weight scales requested (converter flag)", {"per_channel": False}),
+    "int16_act": ("int16 activations requested (16x8 ops set)", {"int16": True}),
     "logits_float": ("dense_0 and the logits layer float32, dense_1 int8",
                      {"float_layers": ("dense_0", "logits")}),
-    "int16_act": ("int16 activations, int8 weights (16x8), dense_0 float32", {"int16": True}),
     "all_int8": ("everything int8, the input magnitudes quantized too", {"float_layers": ()}),
 }
 
 
+def clipped_rows(student, x: np.ndarray, percentile: float, logits: bool = False) -> np.ndarray:
+    """The rows whose largest activation in every hidden layer (and the logits' largest
+    absolute value, with `logits`) is at most that layer's `percentile` over `x`."""
+    from sdss_distill.qat import fold_student
+    kernels, biases = fold_student(student)
+    h, keep = np.asarray(x, "float64"), np.ones(len(x), bool)
+    for k, (w, b) in enumerate(zip(kernels, biases)):
+        h = h @ w + b
+        last = k == len(kernels) - 1
+        if not last:
+            h = np.maximum(h, 0.0)
+        if not last or logits:
+            top = np.abs(h).max(axis=1)
+            keep &= top <= np.percentile(top, percentile)
+    return np.asarray(x)[keep]
+
+
 def build(student, x_train: np.ndarray, *, calibration_rows: int | None = None,
           per_channel: bool = True, float_layers=("dense_0",), int16: bool = False,
+          clip_percentile: float | None = None, clip_logits: bool = False,
           seed: int = 0) -> bytes:
     """One int8 variant of the student (front folded into dense_0, float32 in and out)."""
     from sdss_distill import export, tflite_file
@@ -54,6 +79,8 @@ def build(student, x_train: np.ndarray, *, calibration_rows: int | None = None,
     x = np.asarray(x_train, "float32")
     if calibration_rows:
         x = x[np.random.default_rng(seed).permutation(len(x))[:calibration_rows]]
+    if clip_percentile is not None:
+        x = clipped_rows(student, x, clip_percentile, clip_logits)
     with tempfile.TemporaryDirectory(prefix="sdss-levers-") as tmp, quiet_native_stderr():
         folded, _ = export.folded_student(student, x)
         sm = export.saved_model(folded, view, Path(tmp) / "sm")
@@ -71,7 +98,10 @@ def build(student, x_train: np.ndarray, *, calibration_rows: int | None = None,
         if not float_layers:
             c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             return tflite_file.shrink(c.convert())
-        front = tflite_file.front_nodes(export.convert(sm, "float32"), list(float_layers))
+        float_bytes = export.convert(sm, "float32")
+        front = tflite_file.front_nodes(float_bytes, [f for f in float_layers if f != "logits"])
+        if "logits" in float_layers:  # the last op's output is named after the signature
+            front.append(tflite_file.op_output_names(float_bytes)[-1][1])
         return tflite_file.shrink(export.quantize_selective(c, c.representative_dataset, front))
 
 
