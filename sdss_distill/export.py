@@ -339,9 +339,14 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
         report = _export(run, layout, say, finetune=finetune, reuse=reuse, invokes=invokes,
                          threads=threads, ensemble=ensemble)
         if mcu:
-            from .mcu import MCU_DIR, write_mcu
-            write_mcu(layout.root / MCU_DIR, layout.tflite_file("student_int8").read_bytes(),
-                      run_id=layout.run_id)
+            from .mcu import MCU_DIR, evaluate, write_mcu
+            from .models import logits
+            content = layout.tflite_file("student_int8").read_bytes()
+            write_mcu(layout.root / MCU_DIR, content, run_id=layout.run_id)
+            x_test = run.x_test[STUDENT_VIEW]
+            report["mcu"] = evaluate(content, x_test, run.y_test, logits(run.student, x_test))
+            _write_json(layout.export_json, report)
+            write_atomic(layout.export_md, markdown(report).encode())
             say(f"wrote {run.dir / MCU_DIR} (C99 sources of student_int8)")
     say(f"wrote {run.dir / 'tflite'} and {run.dir / 'reports' / 'export.json'} "
         f"(run {layout.run_id})")
@@ -523,6 +528,11 @@ def markdown(report: dict) -> str:
         + ".", "",
         *ensemble_lines(report),
         "Diagnostics:", *diag, "",
+        *([f"`mcu/` (student_int8 as C99; scores as TFLite Micro computes them): accuracy "
+           f"{report['mcu']['test_accuracy']:.2%} (drop {report['mcu']['accuracy_drop_points']:+.2f} "
+           f"points), agreement {report['mcu']['agreement']:.2%}, same class as LiteRT's "
+           f"student_int8 on {report['mcu']['agreement_with_litert']:.2%} of rows.", ""]
+          if "mcu" in report else []),
         "Int8 targets: " + ", ".join(f"{k} {'met' if ok else 'MISSED'}"
                                      for k, ok in report["targets"].items()), "",
     ])

@@ -351,6 +351,26 @@ def simulate(content: bytes, x: np.ndarray, *, rounding: str = "double") -> np.n
     return values[em.output.index]
 
 
+def evaluate(content: bytes, x: np.ndarray, y: np.ndarray, keras_logits: np.ndarray) -> dict:
+    """What export.json records about the C classifier: its scores (TFLite Micro's, through
+    `simulate`) scored on the test rows against the labels, the Keras model and LiteRT."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from .runtime import quiet_native_stderr
+    scores = simulate(content, x)
+    pred, keras = scores.argmax(1), keras_logits.argmax(1)
+    with quiet_native_stderr(replay_on_error=False):
+        runner = Interpreter(model_content=content, num_threads=1).get_signature_runner(
+            "serving_default")
+    litert = runner(photometric=np.asarray(x, np.float32))["logits"].argmax(1)
+    return {"files": f"{MCU_DIR}/", "source": "tflite/student_int8.tflite",
+            "arithmetic": "TFLite Micro reference kernels (double-rounding requantization)",
+            "test_accuracy": float((pred == y).mean()),
+            "accuracy_drop_points": 100 * float((keras == y).mean() - (pred == y).mean()),
+            "agreement": float((pred == keras).mean()),
+            "agreement_with_litert": float((pred == litert).mean())}
+
+
 def _c_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -179,6 +179,11 @@ def test_export_writes_the_mcu_folder_into_the_run(layout, model):
     assert '{"GALAXY", "QSO", "STAR"}' in source
     array = (layout.root / mcu.MCU_DIR / "sdss_student_model.c").read_text()
     assert "__attribute__((aligned(16)))" in array and f"[{len(model)}]" in array
+    report = json.loads(layout.export_json.read_text())
+    assert set(report["mcu"]) >= {"test_accuracy", "accuracy_drop_points", "agreement",
+                                  "agreement_with_litert"}
+    assert report["mcu"]["agreement_with_litert"] >= 0.999
+    assert "`mcu/` (student_int8 as C99" in layout.export_md.read_text()
 
 
 @pytest.mark.slow
