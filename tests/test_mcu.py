@@ -1,9 +1,9 @@
 """`sdss_distill.mcu`: the int8 student as C99, bit-exact with TFLite Micro on the host and on
-a Cortex-M3 under QEMU; TFLite Micro against LiteRT; rejected inputs; sizes and instructions.
+a Cortex-M3 and a Cortex-M4F under QEMU; TFLite Micro against LiteRT; rejected inputs; sizes and instructions.
 
 Tests that need a tool (gcc, make, arm-none-eabi-gcc with newlib, qemu-system-arm, the
 tflite-micro wheel) skip locally when it is missing and FAIL when CI=true.
-Set SDSS_MCU_REPORT=FILE.json to keep the Cortex-M3 figures (flash, RAM, instructions).
+Set SDSS_MCU_REPORT=FILE.json to keep the Cortex-M figures (flash, RAM, instructions).
 """
 
 from __future__ import annotations
@@ -274,14 +274,30 @@ def test_tflite_micro_against_litert(model, x_test, tflm_scores, capsys):
 
 # --- Cortex-M3 under QEMU ----------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def cortex_m3(build_dir) -> Path:
+TARGETS = {
+    # name: (make variables, QEMU board, QEMU cpu); the Makefile's default is the Cortex-M3
+    "cortex-m3": ([], "mps2-an385", "cortex-m3"),
+    "cortex-m4f": (["ARM_CPU=-mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard"],
+                   "mps2-an386", "cortex-m4"),
+}
+FLAGS = {"cortex-m3": "-mcpu=cortex-m3 -mthumb (soft float)",
+         "cortex-m4f": "-mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard",
+}
+
+
+@pytest.fixture(scope="module", params=list(TARGETS))
+def cortex_m(request, build_dir) -> tuple[str, Path]:
+    """(target, the QEMU ELF) built in its own copy of the folder, with `make size` output."""
     need("make", "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
-    proc = subprocess.run(["make", "-C", str(build_dir), "qemu", "size"], capture_output=True,
-                          text=True)
+    target = request.param
+    work = build_dir.parent / f"{build_dir.name}-{target}"
+    if not work.exists():
+        shutil.copytree(build_dir, work, ignore=shutil.ignore_patterns("sdss_host"))
+    proc = subprocess.run(["make", "-C", str(work), "qemu", "size", *TARGETS[target][0]],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (build_dir / "size.txt").write_text(proc.stdout)
-    return build_dir / "sdss_qemu.elf"
+    (work / "size.txt").write_text(proc.stdout)
+    return target, work / "sdss_qemu.elf"
 
 
 def berkeley_size(text: str, elf: str) -> dict:
@@ -292,13 +308,15 @@ def berkeley_size(text: str, elf: str) -> dict:
 
 
 @pytest.mark.slow
-def test_cortex_m3_under_qemu_matches_the_host_bit_for_bit(cortex_m3, host, x_test, tflm_scores,
-                                                          capsys):
+def test_cortex_m_under_qemu_matches_the_host_bit_for_bit(cortex_m, host, x_test, tflm_scores,
+                                                         capsys):
+    target, elf = cortex_m
+    _, board, cpu = TARGETS[target]
     rows = np.concatenate([x_test, x_test[:16] + np.float32(0.25)])  # >= 2,000 rows
     text = rows_text(rows)
-    qemu = ["qemu-system-arm", "-M", "mps2-an385", "-cpu", "cortex-m3", "-display", "none",
+    qemu = ["qemu-system-arm", "-M", board, "-cpu", cpu, "-display", "none",
             "-monitor", "none", "-serial", "none", "-semihosting-config",
-            "enable=on,target=native", "-icount", "shift=0", "-kernel", str(cortex_m3)]
+            "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)]
     proc = subprocess.run(qemu, input=text, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
@@ -320,11 +338,12 @@ def test_cortex_m3_under_qemu_matches_the_host_bit_for_bit(cortex_m3, host, x_te
     ticks = np.array([int(e[0]) for e in extra], float)
     timing = float(overhead[1]) / float(overhead[2])
     instructions = (ticks - timing) * per_tick
-    size_txt = (cortex_m3.parent / "size.txt").read_text()
+    size_txt = (elf.parent / "size.txt").read_text()
     size = berkeley_size(size_txt, "sdss_size.elf")
     report = {
         "rows": int(len(rows)), "bit_identical_to_host": True,
-        "cpu": "Cortex-M3 (QEMU mps2-an385), arm-none-eabi-gcc -Os -mcpu=cortex-m3 -mthumb",
+        "target": target, "qemu": f"qemu-system-arm -M {board} -cpu {cpu} -icount shift=0",
+        "compiler": f"arm-none-eabi-gcc -std=c99 -Os {FLAGS[target]}",
         "flash_bytes": size["text_and_rodata"] + size["data"],
         "ram_bytes": size["data"] + size["bss"] + stack,
         "stack_bytes_measured": stack, **{f"classifier_{k}": v for k, v in size.items()},
@@ -339,7 +358,8 @@ def test_cortex_m3_under_qemu_matches_the_host_bit_for_bit(cortex_m3, host, x_te
     assert report["flash_bytes"] < 16_384 and report["ram_bytes"] < 2048
     assert 1000 < report["instructions_per_classification"]["mean"] < 200_000
     out = os.environ.get("SDSS_MCU_REPORT")
-    if out:
-        Path(out).write_text(json.dumps(report, indent=2) + "\n")
+    if out:  # one entry per target
+        doc = json.loads(Path(out).read_text()) if Path(out).is_file() else {}
+        Path(out).write_text(json.dumps({**doc, target: report}, indent=2) + "\n")
     with capsys.disabled():
-        print(f"\nCortex-M3 figures: {json.dumps(report, indent=2)}")
+        print(f"\n{target} figures: {json.dumps(report, indent=2)}")

@@ -1,5 +1,6 @@
-/* startup_mps2.c: minimal Cortex-M3 start-up for QEMU's mps2-an385 board (semihosting).
- * Vector table, .data copy, .bss clear, newlib's semihosting stdio, then main(). */
+/* startup_mps2.c: minimal Cortex-M start-up for QEMU's mps2-an385 (Cortex-M3) and mps2-an386
+ * (Cortex-M4F) boards: vector table, FPU on when compiled for one, .data copy, .bss clear,
+ * newlib's semihosting stdio, then main(). */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -13,6 +14,10 @@ void Fault_Handler(void);
 void Reset_Handler(void)
 {
     uint32_t *src = &__etext, *dst = &__data_start__;
+#if defined(__ARM_FP)
+    *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;    /* CPACR: CP10/CP11 full access */
+    __asm__ volatile("dsb\n\tisb");
+#endif
     while (dst < &__data_end__) {
         *dst++ = *src++;
     }
