@@ -206,6 +206,7 @@ class Emitter:
                 raise InputError(f"the model's {role} is {t.type}; the C API passes float32")
         self.constants: list[str] = []
         self.locals: list[str] = []
+        self.local_bytes = 0
         self.body: list[str] = []
 
     def ref(self, k: int) -> str:
@@ -226,6 +227,7 @@ class Emitter:
                 raise InputError(f"tensor {k} ({t.name}) is {t.type}; the C generator handles "
                                  f"{', '.join(CTYPES)}")
             self.locals.append(f"    {CTYPES[t.type][0]} {name}[{t.size}];")
+            self.local_bytes += t.size * np.dtype(CTYPES[t.type][1]).itemsize
         return name
 
     def emit(self) -> None:
@@ -389,13 +391,11 @@ def generate(content: bytes, *, labels: tuple[str, ...] = LABELS, run_id: str | 
         raise InputError(f"the bands have different value ranges {sorted(ranges)}; the C "
                          f"check assumes one")
     (lo, hi), = ranges
-    stack = sum(4 * em.tensors[k].size if em.tensors[k].type == "FLOAT32" else em.tensors[k].size
-                for k in em.tensors if f"t{k}[" in "".join(em.locals))
     fields = {
         "model_file": model_file, "model_sha256": hashlib.sha256(content).hexdigest(),
         "run_id": run_id or "unknown", "n_inputs": n_in, "n_classes": n_out,
         "mag_min": c_float(lo), "mag_max": c_float(hi), "sentinel": c_float(SENTINEL),
-        "stack_hint": f"{stack + 64}", "class_names": ", ".join(_c_string(s) for s in labels),
+        "activation_bytes": em.local_bytes, "class_names": ", ".join(_c_string(s) for s in labels),
         "op_list": " -> ".join(name for name, _ in em.ops),
         "constants": "\n".join(em.constants), "locals": "\n".join(em.locals),
         "body": "\n".join(em.body),
