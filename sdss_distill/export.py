@@ -330,6 +330,10 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
     run = RunData(base, data)
     run.dir = Path(run_dir)
     ensemble = ensemble_info(run.student)
+    if mcu and ensemble:
+        raise InputError(f"--mcu: the C generator is made and tested for a single-MLP student; "
+                         f"this run's student is an ensemble of {len(ensemble['members'])} "
+                         f"members; export without --mcu")
     if ensemble:
         say(f"skipped {', '.join(FINETUNED)}: {ENSEMBLE_NO_FINETUNE}")
     finetune = finetune and not ensemble

@@ -64,6 +64,17 @@ def test_quantize_multiplier_matches_tflite(real, expected):
     assert mcu.quantize_multiplier(real) == expected
 
 
+def test_a_missing_toolchain_skips_locally_and_fails_under_ci(monkeypatch):
+    import sys
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
+    monkeypatch.setattr(sys.modules[__name__], "CI", True)
+    with pytest.raises(pytest.fail.Exception, match=r"missing qemu-system-arm.*CI=true"):
+        need("qemu-system-arm")
+    monkeypatch.setattr(sys.modules[__name__], "CI", False)
+    with pytest.raises(pytest.skip.Exception, match="missing qemu-system-arm"):
+        need("qemu-system-arm")
+
+
 def test_exact_c_literals():
     assert mcu.c_float(0.1) == float(np.float32(0.1)).hex() + "f"
     with pytest.raises(InputError, match="non-finite constant"):
@@ -363,3 +374,12 @@ def test_cortex_m_under_qemu_matches_the_host_bit_for_bit(cortex_m, host, x_test
         Path(out).write_text(json.dumps({**doc, target: report}, indent=2) + "\n")
     with capsys.disabled():
         print(f"\n{target} figures: {json.dumps(report, indent=2)}")
+
+
+@pytest.mark.slow
+def test_mcu_refuses_an_ensemble_student_before_converting(mcu_run, monkeypatch, capsys):
+    from sdss_distill import export
+    monkeypatch.setattr(export, "ensemble_info", lambda student: {"members": [{}, {}]})
+    assert export.main(["--run", str(mcu_run), "--mcu", "--no-finetune", "--quiet"]) == 2
+    assert "--mcu: the C generator is made and tested for a single-MLP student; this run's " \
+           "student is an ensemble of 2 members" in capsys.readouterr().err
