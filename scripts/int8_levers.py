@@ -7,7 +7,7 @@ accuracy, drop from the float Keras student, agreement with it, size. Output: a 
 table on stdout and OUT.json.
 
     python scripts/int8_levers.py --runs /tmp/runs/seed0 /tmp/runs/seed1 --out /tmp/levers
-    python scripts/int8_levers.py --runs /tmp/runs/seed0 --variants shipped per_tensor
+    python scripts/int8_levers.py --runs /tmp/runs/seed0 --variants all_rows clip_99.9
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ PROG = "scripts/int8_levers.py"
 
 VARIANTS = {
     # name: (description, build options)
-    "shipped": ("as export ships it: dense_0 float32, per-channel int8, all student-train rows",
-                {}),
+    "all_rows": ("export before the outlier rule: dense_0 float32, per-channel int8, "
+                 "calibration on all student-train rows", {}),
     "calib_200": ("calibration on 200 random student-train rows", {"calibration_rows": 200}),
     "calib_1000": ("calibration on 1,000 random student-train rows", {"calibration_rows": 1000}),
     "clip_99.9": ("calibration rows whose largest hidden activation is at most the 99.9th "
-                  "percentile of the student-train rows' (outliers no longer set the int8 ranges)",
+                  "percentile of the student-train rows' (outliers no longer set the int8 "
+                  "ranges); what export ships now (export.calibration_rows)",
                   {"clip_percentile": 99.9}),
     "clip_99.5": ("the same, 99.5th percentile", {"clip_percentile": 99.5}),
     "clip_99": ("the same, 99th percentile", {"clip_percentile": 99.0}),
