@@ -3,6 +3,7 @@
 Usage:
     python -m sdss_distill.export --run runs/default
     python -m sdss_distill.export --run runs/default --no-finetune --invokes 2000 --quiet
+    python -m sdss_distill.export --run runs/default --mcu   # + RUN/mcu/: C99 for microcontrollers
 
 Writes RUN/tflite/{student_float32,student_float16,student_dynamic,student_int8,
 student_qat_int8,student_pruned_int8,teacher_float32}.tflite, each with a model card
@@ -34,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--invokes", type=int, default=10_000,
                    help="batch-1 calls timed per file (default: 10000)")
     p.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads (default: 1)")
+    p.add_argument("--mcu", action="store_true", help="also write RUN/mcu/: student_int8 as "
+                   "dependency-free C99 with a Makefile (default: off)")
     p.add_argument("--quiet", action="store_true", help="no progress output (default: off)")
     p.add_argument("--debug", action="store_true",
                    help="show tracebacks for input errors (default: off)")
@@ -48,7 +51,8 @@ def main(argv=None) -> int:
             raise InputError(f"--invokes and --threads must be >= 1, got {args.invokes}, "
                              f"{args.threads}")
         export_run(Path(args.run), quiet=args.quiet, data=args.data,
-                   finetune=not args.no_finetune, invokes=args.invokes, threads=args.threads)
+                   finetune=not args.no_finetune, invokes=args.invokes, threads=args.threads,
+                   mcu=args.mcu)
         return 0
 
     return run_cli(body, PROG, debug=args.debug)

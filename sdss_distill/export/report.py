@@ -18,27 +18,30 @@ def targets(v: dict | None, keras_logits: np.ndarray, y: np.ndarray) -> dict:
 def markdown(report: dict) -> str:
     """export.json as a Markdown table."""
     rows = [f"| {stem} | {v['description']} | {v['size_bytes']:,} | {v['test_accuracy']:.2%} | "
-            f"{v['agreement']:.2%} | {v['latency_us_median']:.1f} | {v['latency_us_p99']:.1f} | "
+            f"{v['accuracy_drop_points']:+.2f} | {v['agreement']:.2%} | "
+            f"{v['latency_us_median']:.1f} | {v['latency_us_p99']:.1f} | "
             f"{v['throughput_rows_per_s']:,.0f} |" for stem, v in report["variants"].items()]
     k = report["keras_student"]
     rows.append(f"| Keras student (reference) | keras.Model call | | {k['test_accuracy']:.2%} | "
-                f"100.00% | {k['latency_us_median']:.1f} | {k['latency_us_p99']:.1f} | "
+                f"| 100.00% | {k['latency_us_median']:.1f} | {k['latency_us_p99']:.1f} | "
                 f"{k['throughput_rows_per_s']:,.0f} |")
-    diag = [f"- `{s}` ({d['description']}): accuracy {d['test_accuracy']:.2%}, agreement "
+    diag = [f"- `{s}` ({d['description']}): accuracy {d['test_accuracy']:.2%} (drop "
+            f"{d['accuracy_drop_points']:+.2f} points), agreement "
             f"{d['agreement']:.2%}, {d['size_bytes']:,} B (not shipped)"
             for s, d in report["diagnostics"].items()]
     m = report["machine"]
     ratio = report["latency_ratio_teacher_over_student"]
     return "\n".join([
         "# LiteRT export", "",
-        f"Run `{report['run']}`; {report['test_rows']} test rows. Agreement: share of test rows "
+        f"Run `{report['run']}`; {report['test_rows']} test rows. Drop: the file's test accuracy "
+        f"below its Keras model's, in points. Agreement: share of test rows "
         f"where the .tflite file predicts the same class as its Keras model (teacher file: "
         f"Keras teacher). Latency: batch 1, {next(iter(report['variants'].values()))['invokes']}"
         f" invokes; throughput: batches of 1024 rows; {m['threads']} thread(s), ai_edge_litert, "
         f"on {m['cpu']} ({m['cores']} cores).", "",
-        "| file | variant | size (B) | test accuracy | agreement | latency median (us) "
-        "| latency p99 (us) | throughput (rows/s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|", *rows, "",
+        "| file | variant | size (B) | test accuracy | drop (points) | agreement "
+        "| latency median (us) | latency p99 (us) | throughput (rows/s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
         "Teacher / student batch-1 latency ratio (same run): " + ", ".join(
             f"{s} {r:.2f}x" for s, r in ratio.items()) + ".",
         "Student / teacher batched throughput ratio: " + ", ".join(
@@ -46,6 +49,7 @@ def markdown(report: dict) -> str:
         + ".", "",
         *ensemble_lines(report),
         "Diagnostics:", *diag, "",
+        *mcu_lines(report),
         "Int8 targets: " + ", ".join(f"{k} {'met' if ok else 'MISSED'}"
                                      for k, ok in report["targets"].items()), "",
     ])
@@ -62,3 +66,14 @@ def ensemble_lines(report: dict) -> list[str]:
             f"member's first layer stays float32.", "",
             "Not written: " + "; ".join(f"`{s}` ({why})" for s, why in report["skipped"].items())
             + ".", ""]
+
+
+def mcu_lines(report: dict) -> list[str]:
+    """export.md's line on RUN/mcu/ (written with --mcu)."""
+    if "mcu" not in report:
+        return []
+    m = report["mcu"]
+    return [f"`mcu/` (student_int8 as C99; scores as TFLite Micro computes them): accuracy "
+            f"{m['test_accuracy']:.2%} (drop {m['accuracy_drop_points']:+.2f} points), agreement "
+            f"{m['agreement']:.2%}, same class as LiteRT's student_int8 on "
+            f"{m['agreement_with_litert']:.2%} of rows.", ""]

@@ -25,6 +25,7 @@ import numpy as np
 
 from sdss_distill import __version__
 from sdss_distill.core import tflite_file
+from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import quiet_import, read_json, write_atomic
 from sdss_distill.core.machine import machine
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, TEACHER
@@ -46,10 +47,10 @@ FINETUNED = {"student_qat_int8": "QAT int8 (tfmot), front float32",
              "student_pruned_int8": "magnitude-pruned (tfmot) + int8, front float32"}
 DESCRIPTIONS = {"float32": "float32", "float16": "float16 weights",
                 "dynamic": "dynamic-range int8 weights",
-                "int8": "int8 PTQ (student-train calibration); colours+normalisation folded into a "
-                "float32 first layer",
-                "int8_ensemble": "int8 PTQ (student-train calibration); each member's "
-                "colours+normalisation folded into its float32 first layer",
+                "int8": "int8 PTQ (student-train calibration, 0.1 % outlier rows left out); "
+                "colours+normalisation folded into a float32 first layer",
+                "int8_ensemble": "int8 PTQ (student-train calibration, 0.1 % outlier rows left "
+                "out); each member's colours+normalisation folded into its float32 first layer",
                 "int8_full": "int8 PTQ, everything incl. the input quantized"}
 
 
@@ -99,21 +100,24 @@ def die_with_parent(parent: int) -> None:
 
 
 def evaluate_file(path: Path, x: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict:
-    """Accuracy, agreement with the Keras model and logit error, through ai_edge_litert."""
+    """Accuracy, its drop from the Keras model's (points), agreement with the Keras model and
+    logit error, through ai_edge_litert."""
     logits = edge.EdgeClassifier(path).logits(x)
     pred = logits.argmax(axis=1)
     return {"size_bytes": path.stat().st_size,
             "test_accuracy": float((pred == y).mean()),
+            "accuracy_drop_points": 100 * float((reference.argmax(1) == y).mean() - (pred == y).mean()),
             "agreement": float((pred == reference.argmax(axis=1)).mean()),
             "max_abs_logit_error": float(np.abs(logits - reference).max())}
 
 
 def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
                finetune: bool = True, invokes: int = 10_000, threads: int = 1,
-               trained=None) -> dict:
+               trained=None, mcu: bool = False) -> dict:
     """Convert, evaluate and time every variant of a run, written as a new version of the run;
     returns export.json's content. `trained` (runs.pipeline.Trained) hands over the rows and
-    models of the version just written, when it is still the run's current one."""
+    models of the version just written, when it is still the run's current one. `mcu`: also
+    RUN/mcu/, student_int8 as C99 (export.mcu)."""
     say = (lambda *a: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     rundir = RunDir(run_dir)
     base = rundir.current()  # verified against its manifest: no mixed or changed run
@@ -126,6 +130,10 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
         run = RunData(base, data)
     run.dir = Path(run_dir)
     ensemble = ensemble_info(run.student)
+    if mcu and ensemble:
+        raise InputError(f"--mcu: the C generator is made and tested for a single-MLP student; "
+                         f"this run's student is an ensemble of {len(ensemble['members'])} "
+                         f"members; export without --mcu")
     if ensemble:
         say(f"skipped {', '.join(FINETUNED)}: {ENSEMBLE_NO_FINETUNE}")
     finetune = finetune and not ensemble
@@ -134,9 +142,25 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
     with rundir.write(keep=keep, base=base) as layout:
         report = _export(run, layout, say, finetune=finetune, reuse=reuse, invokes=invokes,
                          threads=threads, ensemble=ensemble)
+        if mcu:
+            _write_mcu(run, layout, report, say)
     say(f"wrote {run.dir / 'tflite'} and {run.dir / 'reports' / 'export.json'} "
         f"(run {layout.run_id})")
     return report
+
+
+def _write_mcu(run: RunData, layout: Layout, report: dict, say) -> None:
+    """RUN/mcu/: student_int8 as dependency-free C99, measured against the Keras student."""
+    from sdss_distill.export.mcu import MCU_DIR, write_mcu
+    from sdss_distill.export.mcu_sim import evaluate
+    from sdss_distill.models.mlp import logits
+    content = layout.tflite_file("student_int8").read_bytes()
+    write_mcu(layout.root / MCU_DIR, content, run_id=layout.run_id)
+    x_test = run.x_test[STUDENT_VIEW]
+    report["mcu"] = evaluate(content, x_test, run.y_test, logits(run.student, x_test))
+    _write_json(layout.export_json, report)
+    write_atomic(layout.export_md, markdown(report).encode())
+    say(f"wrote {run.dir / MCU_DIR} (C99 sources of student_int8)")
 
 
 def reusable_finetuned(run: RunData, say) -> list[str]:

@@ -1,0 +1,77 @@
+"""TFLite Micro against LiteRT on exported runs' int8 students, and why they differ.
+
+For each run: TFLite Micro's scores (the tflite-micro wheel, one invoke per test row), the
+numpy model of the C classifier's arithmetic (`mcu.simulate`, double rounding), and LiteRT
+with its default path (AUTO, XNNPACK), its optimized kernels without delegates and its
+reference kernels, each compared with TFLite Micro (class agreement, rows with any score
+different, largest difference in output steps) and with the single-rounding model.
+
+    python scripts/tflm_vs_litert.py --runs /tmp/mcu_runs/seed0 /tmp/mcu_runs/seed1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run from any directory, installed or not
+    sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+PATHS = ("AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "BUILTIN_REF")
+
+
+def compare(run: Path) -> dict:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tflite_micro.python.tflite_micro import runtime
+
+    from sdss_distill.core.schema import STUDENT_VIEW, get_view
+    from sdss_distill.data.table import features
+    from sdss_distill.export import mcu, mcu_sim
+    from sdss_distill.runs.rows import load_run_rows
+    from sdss_distill.runs.rundir import RunDir
+    layout = RunDir(run).current()
+    rows = load_run_rows(layout, None)
+    x = features(rows.df.loc[rows.split.test], get_view(STUDENT_VIEW)).astype("float32")
+    model = layout.tflite_file("student_int8").read_bytes()
+    tflm = runtime.Interpreter.from_bytes(model)
+    micro = np.empty((len(x), 3), np.float32)
+    for k, row in enumerate(x):
+        tflm.set_input(row[None, :], 0)
+        tflm.invoke()
+        micro[k] = tflm.get_output(0).reshape(-1)
+    double, single = (mcu_sim.simulate(model, x, rounding=r) for r in ("double", "single"))
+    _, tensors, _, _ = mcu.read_graph(model)
+    step = float(next(t.scale for t in tensors.values()
+                      if t.type == "INT8" and t.size == 3 and t.data is None))
+    out = {"run": str(run), "rows": int(len(x)),
+           "double_rounding_model_equals_tflm": int((double.view("u4") == micro.view("u4")).all(1).sum())}
+    for path in PATHS:
+        interpreter = Interpreter(model_content=model, num_threads=1,
+                                  experimental_op_resolver_type=getattr(OpResolverType, path))
+        runner = interpreter.get_signature_runner("serving_default")
+        lite = np.concatenate([runner(photometric=row[None, :])["logits"] for row in x])
+        steps = np.rint(np.abs(lite.astype(np.float64) - micro) / step).astype(int)
+        out[path] = {"class_agreement": float((lite.argmax(1) == micro.argmax(1)).mean()),
+                     "rows_differing": int((steps > 0).any(1).sum()),
+                     "max_output_steps": int(steps.max()),
+                     "rows_equal_to_single_rounding_model":
+                         int((lite.view("u4") == single.view("u4")).all(1).sum())}
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", nargs="+", required=True, help="exported run directories")
+    args = p.parse_args(argv)
+    for run in args.runs:
+        print(json.dumps(compare(Path(run))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""C sources for microcontrollers: the int8 student as dependency-free C99, bit-exact with TFLite Micro.
+
+    from sdss_distill.export import mcu
+    mcu.write_mcu(Path("RUN/mcu"), Path("RUN/tflite/student_int8.tflite").read_bytes(),
+                  run_id="...")       # or: python -m sdss_distill.export --run RUN --mcu
+
+Reads the .tflite flatbuffer generically (every operator of subgraph 0, in execution order)
+and emits straight-line C: weights and biases as const arrays, the fixed-point multipliers
+and shifts computed here exactly as TFLite Micro computes them when it prepares the model,
+and one call per operator to small kernels that follow TFLite Micro's reference kernels'
+arithmetic. Supported: FULLY_CONNECTED (float32; int8 with per-tensor or per-channel
+weights), QUANTIZE (float32 -> int8), DEQUANTIZE (int8 -> float32); any other operator or
+type is refused with an InputError naming it. numpy and the flatbuffer schema of
+ai_edge_litert only (no TensorFlow).
+
+RUN/mcu/ gets sdss_student.h/.c (the classifier), sdss_student_model.c (the .tflite bytes,
+16-byte aligned, for TFLite Micro users), sdss_harness.c, a Makefile (host and QEMU
+Cortex-M3 builds), startup_mps2.c and mps2_an385.ld (the QEMU board) and README.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+import numpy as np
+
+from sdss_distill.core.errors import InputError
+from sdss_distill.core.quality import VALUE_RANGES
+from sdss_distill.core.schema import BANDS, LABELS, SENTINEL
+
+MCU_DIR = "mcu"
+SUPPORTED = ("FULLY_CONNECTED", "QUANTIZE", "DEQUANTIZE")
+COPIED = ("sdss_harness.c", "startup_mps2.c", "mps2_an385.ld", "Makefile", "README.md")
+"""Template files written as they are."""
+ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def _schema():
+    from ai_edge_litert import schema_py_generated as schema
+    return schema
+
+
+def _template(name: str) -> str:
+    return resources.files("sdss_distill.export").joinpath("mcu_templates", name).read_text()
+
+
+def round_half_away(x: float) -> int:
+    """C's round(): to the nearest integer, halves away from zero (TfLiteRound)."""
+    t = math.trunc(x)
+    frac = x - t
+    return t + (1 if frac >= 0.5 else -1 if frac <= -0.5 else 0)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: `real` as a Q31 multiplier and a power-of-two shift."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    fixed = round_half_away(q * (1 << 31))
+    if fixed == 1 << 31:
+        fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if not 0 <= fixed <= 2**31 - 1:
+        raise InputError(f"requantization multiplier {real!r} out of range for int8 kernels")
+    return fixed, shift
+
+
+def quantized_activation_range(activation: int, scale: np.float32, zero_point: int) -> tuple[int, int]:
+    """TFLite's CalculateActivationRangeQuantized for an int8 output (float32 arithmetic)."""
+    def q(f: float) -> int:
+        return zero_point + round_half_away(float(np.float32(f) / scale))
+    name = ACTIVATIONS.get(activation)
+    if name == "NONE":
+        return INT8_MIN, INT8_MAX
+    if name == "RELU":
+        return max(INT8_MIN, q(0.0)), INT8_MAX
+    if name == "RELU6":
+        return max(INT8_MIN, q(0.0)), min(INT8_MAX, q(6.0))
+    if name == "RELU_N1_TO_1":
+        return max(INT8_MIN, q(-1.0)), min(INT8_MAX, q(1.0))
+    raise InputError(f"fused activation {activation} is not supported by the C generator; "
+                     f"supported: {', '.join(ACTIVATIONS.values())}")
+
+
+def float_activation_range(activation: int) -> tuple[str, str]:
+    """C expressions for TFLite's CalculateActivationRange (float)."""
+    ranges = {"NONE": ("-FLT_MAX", "FLT_MAX"), "RELU": ("0.0f", "FLT_MAX"),
+              "RELU6": ("0.0f", "6.0f"), "RELU_N1_TO_1": ("-1.0f", "1.0f")}
+    name = ACTIVATIONS.get(activation)
+    if name is None:
+        raise InputError(f"fused activation {activation} is not supported by the C generator; "
+                         f"supported: {', '.join(ACTIVATIONS.values())}")
+    return ranges[name]
+
+
+def c_float(v) -> str:
+    """An exact C literal for a float32 value (hexadecimal floating constant)."""
+    v = float(np.float32(v))
+    if not math.isfinite(v):
+        raise InputError(f"non-finite constant {v} in the model; cannot write it as C")
+    return v.hex() + "f"
+
+
+def c_double(v: float) -> str:
+    return float(v).hex()
+
+
+@dataclass
+class Tensor:
+    index: int
+    name: str
+    type: str
+    shape: tuple[int, ...]
+    data: np.ndarray | None
+    scales: np.ndarray | None
+    zero_points: np.ndarray | None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod([d for d in self.shape if d > 0] or [1]))
+
+    @property
+    def scale(self) -> np.float32:
+        return np.float32(self.scales[0])
+
+    @property
+    def zero_point(self) -> int:
+        return int(self.zero_points[0])
+
+
+CTYPES = {"FLOAT32": ("float", "<f4"), "INT8": ("int8_t", "i1"), "INT32": ("int32_t", "<i4")}
+
+
+def read_graph(content: bytes) -> tuple[list[tuple[str, object]], dict[int, Tensor], list[int], list[int]]:
+    """(operator name, OperatorT) in execution order, tensors, graph inputs and outputs."""
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    if len(model.subgraphs) != 1:
+        raise InputError(f"the model has {len(model.subgraphs)} subgraphs; the C generator "
+                         f"handles one")
+    types = {v: k for k, v in vars(schema.TensorType).items() if k.isupper()}
+    ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if k.isupper()}
+    g = model.subgraphs[0]
+    tensors = {}
+    for k, t in enumerate(g.tensors):
+        ttype = types.get(t.type, str(t.type))
+        buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
+        data = None
+        if buf is not None and buf.data is not None and len(buf.data):
+            if ttype not in CTYPES:
+                raise InputError(f"tensor {k} has constant data of type {ttype}; the C generator "
+                                 f"handles {', '.join(CTYPES)}")
+            data = np.frombuffer(bytes(bytearray(buf.data)), CTYPES[ttype][1])
+        elif buf is not None and getattr(buf, "size", 0):
+            raise InputError(f"tensor {k} keeps its data outside the flatbuffer; not supported")
+        q = t.quantization
+        scales = None if q is None or q.scale is None else np.asarray(q.scale, "float32")
+        zps = None if q is None or q.zeroPoint is None else np.asarray(q.zeroPoint, "int64")
+        shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+        tensors[k] = Tensor(k, (t.name or b"").decode(), ttype, shape, data, scales, zps)
+    out = []
+    for op in g.operators:
+        oc = model.operatorCodes[op.opcodeIndex]
+        name = ops.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), f"CODE_{oc.builtinCode}")
+        out.append((name, op))
+    return out, tensors, [int(i) for i in g.inputs], [int(i) for i in g.outputs]
+
+
+def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 12) -> str:
+    fmt = c_float if ctype == "float" else (lambda v: str(int(v)))
+    items = [fmt(v) for v in np.asarray(values).reshape(-1)]
+    lines = [", ".join(items[k:k + per_line]) for k in range(0, len(items), per_line)]
+    body = ",\n    ".join(lines)
+    return f"static const {ctype} {name}[{len(items)}] = {{\n    {body}\n}};\n"
+
+
+def fc_multipliers(x: Tensor, w: Tensor, y: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """An int8 FULLY_CONNECTED's multipliers and shifts, as TFLite Micro prepares them."""
+    if len(w.scales) > 1:  # per-channel: double(input) * double(filter) / double(output)
+        reals = [float(x.scale) * float(s) / float(y.scale) for s in w.scales]
+    else:  # per-tensor: the float32 product, then a double division
+        reals = [float(np.float32(x.scale * w.scale)) / float(y.scale)]
+    mult, shift = zip(*(quantize_multiplier(r) for r in reals))
+    return mult, shift
+
+
+class Emitter:
+    """Walks the graph and writes the constants, local buffers and kernel calls."""
+
+    def __init__(self, content: bytes):
+        self.ops, self.tensors, self.inputs, self.outputs = read_graph(content)
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            raise InputError(f"the model has {len(self.inputs)} inputs and {len(self.outputs)} "
+                             f"outputs; the C generator needs one of each")
+        self.input, self.output = self.tensors[self.inputs[0]], self.tensors[self.outputs[0]]
+        for t, role in ((self.input, "input"), (self.output, "output")):
+            if t.type != "FLOAT32":
+                raise InputError(f"the model's {role} is {t.type}; the C API passes float32")
+        self.constants: list[str] = []
+        self.locals: list[str] = []
+        self.local_bytes = 0
+        self.body: list[str] = []
+
+    def ref(self, k: int) -> str:
+        """The C expression for tensor k: the API arrays, a constant, or a local buffer."""
+        t = self.tensors[k]
+        if k == self.input.index:
+            return "mags"
+        if k == self.output.index:
+            return "scores"
+        if t.data is not None:
+            name = f"c{k}"
+            if not any(f" {name}[" in c for c in self.constants):
+                self.constants.append(c_array(CTYPES[t.type][0], name, t.data))
+            return name
+        name = f"t{k}"
+        if not any(f" {name}[" in line for line in self.locals):
+            if t.type not in CTYPES:
+                raise InputError(f"tensor {k} ({t.name}) is {t.type}; the C generator handles "
+                                 f"{', '.join(CTYPES)}")
+            self.locals.append(f"    {CTYPES[t.type][0]} {name}[{t.size}];")
+            self.local_bytes += t.size * np.dtype(CTYPES[t.type][1]).itemsize
+        return name
+
+    def emit(self) -> None:
+        for position, (name, op) in enumerate(self.ops):
+            handler = getattr(self, f"_op_{name.lower()}", None)
+            if name not in SUPPORTED or handler is None:
+                raise InputError(f"operator {position} is {name}, which the C generator does not "
+                                 f"implement; supported: {', '.join(SUPPORTED)}")
+            self.body.append(f"    /* {position}: {name} */")
+            handler(op)
+
+    def _io(self, op) -> tuple[list[Tensor | None], Tensor]:
+        ins = [self.tensors[int(i)] if int(i) >= 0 else None for i in op.inputs]
+        return ins, self.tensors[int(op.outputs[0])]
+
+    def _op_fully_connected(self, op) -> None:
+        (x, w, *rest), y = self._io(op)
+        b = rest[0] if rest else None
+        opts = op.builtinOptions
+        if w.data is None or (b is not None and b.data is None):
+            raise InputError("FULLY_CONNECTED with non-constant weights or bias is not supported")
+        if getattr(opts, "weightsFormat", 0) != 0:
+            raise InputError("FULLY_CONNECTED with shuffled weights is not supported")
+        units, depth = w.shape[-2], w.shape[-1]
+        if x.size != depth or y.size != units:
+            raise InputError(f"FULLY_CONNECTED shapes {x.shape} x {w.shape} -> {y.shape}: only "
+                             f"one row (batch 1) is supported")
+        act = getattr(opts, "fusedActivationFunction", 0)
+        bias = self.ref(b.index) if b is not None else "0"
+        if (x.type, w.type, y.type) == ("FLOAT32", "FLOAT32", "FLOAT32"):
+            lo, hi = float_activation_range(act)
+            self.body.append(f"    fully_connected_f32({self.ref(x.index)}, {depth}, "
+                             f"{self.ref(w.index)}, {bias}, {units}, {lo}, {hi}, "
+                             f"{self.ref(y.index)});")
+            return
+        if (x.type, w.type, y.type) != ("INT8", "INT8", "INT8") or (b is not None and b.type != "INT32"):
+            raise InputError(f"FULLY_CONNECTED with {x.type} input, {w.type} weights, "
+                             f"{y.type} output is not supported (float32 or int8 only)")
+        if np.any(w.zero_points != 0):
+            raise InputError("int8 FULLY_CONNECTED weights with a non-zero zero point (TFLite "
+                             "Micro requires symmetric weights)")
+        k = w.index
+        mult, shift = fc_multipliers(x, w, y)
+        self.constants.append(c_array("int32_t", f"m{k}", np.array(mult)))
+        self.constants.append(c_array("int8_t", f"s{k}", np.array(shift)))
+        lo, hi = quantized_activation_range(act, y.scale, y.zero_point)
+        self.body.append(
+            f"    fully_connected_s8({self.ref(x.index)}, {depth}, {-x.zero_point}, "
+            f"{self.ref(w.index)}, 0, {bias}, {units}, m{k}, s{k}, {len(mult)}, "
+            f"{y.zero_point}, {lo}, {hi}, {self.ref(y.index)});")
+
+    def _op_quantize(self, op) -> None:
+        (x,), y = self._io(op)
+        if (x.type, y.type) != ("FLOAT32", "INT8") or len(y.scales) != 1:
+            raise InputError(f"QUANTIZE from {x.type} to {y.type} is not supported (float32 -> "
+                             f"per-tensor int8 only)")
+        self.body.append(f"    quantize_f32_s8({self.ref(x.index)}, {x.size}, {c_float(y.scale)}, "
+                         f"{y.zero_point}, {self.ref(y.index)});")
+
+    def _op_dequantize(self, op) -> None:
+        (x,), y = self._io(op)
+        if (x.type, y.type) != ("INT8", "FLOAT32") or len(x.scales) != 1:
+            raise InputError(f"DEQUANTIZE from {x.type} to {y.type} is not supported (per-tensor "
+                             f"int8 -> float32 only)")
+        self.body.append(f"    dequantize_s8_f32({self.ref(x.index)}, {x.size}, "
+                         f"{c_double(float(x.scale))}, {x.zero_point}, {self.ref(y.index)});")
+
+
+def _c_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def generate(content: bytes, *, labels: tuple[str, ...] = LABELS, run_id: str | None = None,
+             model_file: str = "student_int8.tflite") -> dict[str, bytes]:
+    """File name -> content of every file of the MCU folder, for one .tflite flatbuffer."""
+    em = Emitter(content)
+    em.emit()
+    n_in, n_out = em.input.size, em.output.size
+    if n_in != len(BANDS) or n_out != len(labels):
+        raise InputError(f"the model maps {n_in} inputs to {n_out} outputs; the C API expects "
+                         f"{len(BANDS)} magnitudes and {len(labels)} classes")
+    ranges = {VALUE_RANGES[b] for b in BANDS}
+    if len(ranges) != 1:
+        raise InputError(f"the bands have different value ranges {sorted(ranges)}; the C "
+                         f"check assumes one")
+    (lo, hi), = ranges
+    fields = {
+        "model_file": model_file, "model_sha256": hashlib.sha256(content).hexdigest(),
+        "run_id": run_id or "unknown", "n_inputs": n_in, "n_classes": n_out,
+        "mag_min": c_float(lo), "mag_max": c_float(hi), "sentinel": c_float(SENTINEL),
+        "activation_bytes": em.local_bytes, "class_names": ", ".join(_c_string(s) for s in labels),
+        "op_list": " -> ".join(name for name, _ in em.ops),
+        "constants": "\n".join(em.constants), "locals": "\n".join(em.locals),
+        "body": "\n".join(em.body),
+    }
+    files = {name: Template(_template(name + ".in")).substitute(fields).encode()
+             for name in ("sdss_student.h", "sdss_student.c")}
+    files["sdss_student_model.c"] = model_array(content, fields)
+    files.update({name: _template(name).encode() for name in COPIED})
+    return files
+
+
+def model_array(content: bytes, fields: dict) -> bytes:
+    """sdss_student_model.c: the .tflite bytes as a 16-byte aligned const array."""
+    rows = [", ".join(f"0x{b:02x}" for b in content[k:k + 16]) for k in range(0, len(content), 16)]
+    body = ",\n    ".join(rows)
+    return (f"/* sdss_student_model.c: {fields['model_file']} (SHA-256 {fields['model_sha256']}, "
+            f"run {fields['run_id']}),\n"
+            " * the flatbuffer TFLite Micro's MicroInterpreter reads. Generated; do not edit. */\n"
+            '#include "sdss_student.h"\n\n'
+            "#if defined(__GNUC__) || defined(__clang__)\n"
+            "#define SDSS_ALIGNED __attribute__((aligned(16)))\n"
+            "#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L\n"
+            "#define SDSS_ALIGNED _Alignas(16)\n"
+            "#else\n#define SDSS_ALIGNED\n#endif\n\n"
+            f"const unsigned char sdss_student_model[{len(content)}] SDSS_ALIGNED = {{\n"
+            f"    {body}\n}};\n"
+            f"const unsigned int sdss_student_model_len = {len(content)}u;\n").encode()
+
+
+def write_mcu(out: Path, content: bytes, *, labels: tuple[str, ...] = LABELS,
+              run_id: str | None = None, model_file: str = "student_int8.tflite") -> list[Path]:
+    """Write the MCU folder for `content` (a .tflite flatbuffer) into `out`; returns the paths."""
+    from sdss_distill.core.io import write_atomic
+    files = generate(content, labels=labels, run_id=run_id, model_file=model_file)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in files.items():
+        write_atomic(out / name, data)
+        paths.append(out / name)
+    return paths

@@ -1,0 +1,387 @@
+"""`sdss_distill.export.mcu`: the int8 student as C99, bit-exact with TFLite Micro on the host and on
+a Cortex-M3 and a Cortex-M4F under QEMU; TFLite Micro against LiteRT; rejected inputs; sizes and instructions.
+
+Tests that need a tool (gcc, make, arm-none-eabi-gcc with newlib, qemu-system-arm, the
+tflite-micro wheel) skip locally when it is missing and FAIL when CI=true.
+Set SDSS_MCU_REPORT=FILE.json to keep the Cortex-M figures (flash, RAM, instructions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sdss_distill.core.errors import InputError
+from sdss_distill.export import mcu, mcu_sim
+
+CI = os.environ.get("CI", "").lower() == "true"
+RDIMON = Path("/usr/lib/arm-none-eabi/newlib/rdimon.specs")
+CLOCKS_MHZ = (64, 120)
+
+
+def need(*tools: str) -> None:
+    """Skip (locally) or fail (CI=true) when a build tool is missing."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if "arm-none-eabi-gcc" in tools and not RDIMON.is_file():
+        missing.append(f"newlib ({RDIMON})")
+    if missing:
+        msg = (f"missing {', '.join(missing)}; install gcc make gcc-arm-none-eabi "
+               f"libnewlib-arm-none-eabi qemu-system-arm")
+        if CI:
+            pytest.fail(msg + " (CI=true: these tests must run)")
+        pytest.skip(msg)
+
+
+def tflm_runtime():
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError:
+        msg = "tflite-micro is not installed (pip install -r requirements.txt)"
+        if CI:
+            pytest.fail(msg + " (CI=true: these tests must run)")
+        pytest.skip(msg)
+    return runtime
+
+
+# --- fast: the arithmetic helpers --------------------------------------------------------
+
+@pytest.mark.parametrize("x, expected", [(2.5, 3), (-2.5, -3), (2.49, 2), (-0.5, -1), (0.4, 0)])
+def test_round_half_away_from_zero_like_c_round(x, expected):
+    assert mcu.round_half_away(x) == expected
+
+
+@pytest.mark.parametrize("real, expected", [
+    (0.5, (1 << 30, 0)), (1.0, (1 << 30, 1)), (0.0, (0, 0)), (0.75, (3 << 29, 0)),
+    (2.0 ** -40, (0, 0)),  # shift < -31: TFLite zeroes the multiplier
+])
+def test_quantize_multiplier_matches_tflite(real, expected):
+    assert mcu.quantize_multiplier(real) == expected
+
+
+def test_a_missing_toolchain_skips_locally_and_fails_under_ci(monkeypatch):
+    import sys
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
+    monkeypatch.setattr(sys.modules[__name__], "CI", True)
+    with pytest.raises(pytest.fail.Exception, match=r"missing qemu-system-arm.*CI=true"):
+        need("qemu-system-arm")
+    monkeypatch.setattr(sys.modules[__name__], "CI", False)
+    with pytest.raises(pytest.skip.Exception, match="missing qemu-system-arm"):
+        need("qemu-system-arm")
+
+
+def test_exact_c_literals():
+    assert mcu.c_float(0.1) == float(np.float32(0.1)).hex() + "f"
+    with pytest.raises(InputError, match="non-finite constant"):
+        mcu.c_float(float("inf"))
+
+
+# --- on a small real run -----------------------------------------------------------------
+
+def _clone(run_dir: Path, dst: Path) -> Path:
+    from sdss_distill.runs.rundir import RunDir
+    src = RunDir(run_dir).current()
+    with RunDir(dst).write() as layout:
+        for rel in src.manifest()["files"]:
+            (layout.root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src.root / rel, layout.root / rel)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def mcu_run(exported_run, tmp_path_factory) -> Path:
+    """A copy of the session's exported run, exported again with --mcu."""
+    from sdss_distill.export import cli as export_cli
+    run = _clone(exported_run, tmp_path_factory.mktemp("mcu") / "run")
+    assert export_cli.main(["--run", str(run), "--mcu", "--no-finetune", "--invokes", "20",
+                        "--quiet"]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def layout(mcu_run):
+    from sdss_distill.runs.rundir import RunDir
+    return RunDir(mcu_run).current()
+
+
+@pytest.fixture(scope="module")
+def model(layout) -> bytes:
+    return layout.tflite_file("student_int8").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def x_test(layout) -> np.ndarray:
+    """The run's test rows of the real table, u g r i z as float32."""
+    from sdss_distill.core.schema import STUDENT_VIEW, get_view
+    from sdss_distill.data.table import features
+    from sdss_distill.runs.rows import load_run_rows
+    rows = load_run_rows(layout, None)
+    return features(rows.df.loc[rows.split.test], get_view(STUDENT_VIEW)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def tflm_scores(model, x_test) -> np.ndarray:
+    """TFLite Micro's outputs, one invoke per row (its interpreter takes batch 1)."""
+    runtime = tflm_runtime()
+    interpreter = runtime.Interpreter.from_bytes(model)
+    out = np.empty((len(x_test), 3), np.float32)
+    for k, row in enumerate(x_test):
+        interpreter.set_input(row[None, :], 0)
+        interpreter.invoke()
+        out[k] = interpreter.get_output(0).reshape(-1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def build_dir(layout, tmp_path_factory) -> Path:
+    """RUN/mcu copied out of the run (builds must not add files to a run version)."""
+    dst = tmp_path_factory.mktemp("mcu_build") / "mcu"
+    shutil.copytree(layout.root / mcu.MCU_DIR, dst)
+    return dst
+
+
+def rows_text(x: np.ndarray) -> str:
+    """Rows as exact float bit patterns (x + 8 hex digits), one per line."""
+    bits = np.ascontiguousarray(x, np.float32).view(np.uint32)
+    return "".join(" ".join(f"x{v:08x}" for v in row) + "\n" for row in bits)
+
+
+def parse_scores(lines: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(classes, scores as float32, extra fields per row) from the harness's output."""
+    rows = [line.split() for line in lines]
+    classes = np.array([int(r[0]) for r in rows])
+    scores = np.array([[int(v, 16) for v in r[1:4]] for r in rows], np.uint32).view(np.float32)
+    return classes, scores, [r[4:] for r in rows]
+
+
+@pytest.fixture(scope="module")
+def host(build_dir) -> Path:
+    need("gcc", "make")
+    proc = subprocess.run(["make", "-C", str(build_dir), "host", "CC=gcc"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "-std=c99" in proc.stdout and "-Wall -Wextra -Werror" in proc.stdout
+    return build_dir / "sdss_host"
+
+
+def run_host(host: Path, text: str) -> list[str]:
+    proc = subprocess.run([str(host)], input=text, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+
+@pytest.mark.slow
+def test_export_writes_the_mcu_folder_into_the_run(layout, model):
+    files = {p.name for p in (layout.root / mcu.MCU_DIR).iterdir()}
+    assert files == {"sdss_student.h", "sdss_student.c", "sdss_student_model.c",
+                     "sdss_harness.c", "startup_mps2.c", "mps2_an385.ld", "Makefile", "README.md"}
+    listed = layout.manifest()["files"]
+    assert all(f"{mcu.MCU_DIR}/{name}" in listed for name in files)
+    header = (layout.root / mcu.MCU_DIR / "sdss_student.h").read_text()
+    assert "#define SDSS_N_INPUTS 5" in header and "#define SDSS_N_CLASSES 3" in header
+    assert ("int sdss_classify(const float mags[SDSS_N_INPUTS], float scores[SDSS_N_CLASSES]);"
+            in header)
+    source = (layout.root / mcu.MCU_DIR / "sdss_student.c").read_text()
+    assert '{"GALAXY", "QSO", "STAR"}' in source
+    array = (layout.root / mcu.MCU_DIR / "sdss_student_model.c").read_text()
+    assert "__attribute__((aligned(16)))" in array and f"[{len(model)}]" in array
+    report = json.loads(layout.export_json.read_text())
+    assert set(report["mcu"]) >= {"test_accuracy", "accuracy_drop_points", "agreement",
+                                  "agreement_with_litert"}
+    assert report["mcu"]["agreement_with_litert"] >= 0.999
+    assert "`mcu/` (student_int8 as C99" in layout.export_md.read_text()
+
+
+@pytest.mark.slow
+def test_host_build_is_bit_identical_to_tflite_micro(host, x_test, tflm_scores):
+    classes, scores, _ = parse_scores(run_host(host, rows_text(x_test)))
+    assert len(classes) == len(x_test) == 2000
+    same = (scores.view(np.uint32) == tflm_scores.view(np.uint32)).all(axis=1)
+    assert same.all(), f"{(~same).sum()} rows differ, e.g. row {np.flatnonzero(~same)[0]}"
+    assert (classes == tflm_scores.argmax(axis=1)).all()
+
+
+@pytest.mark.slow
+def test_out_of_range_and_non_finite_inputs_return_minus_one(host):
+    good = [19.47, 17.04, 15.95, 15.50, 15.23]
+    bad = [float("nan"), float("inf"), float("-inf"), -9999.0, 40.5, -0.01, 1e30]
+    rows = [good] + [[v if k == j else good[k] for k in range(5)] for v in bad for j in (0, 4)]
+    rows += [[0.0] * 5, [40.0] * 5]  # the range's ends are accepted
+    classes, scores, _ = parse_scores(run_host(host, rows_text(np.array(rows, np.float32))))
+    assert classes[0] >= 0 and classes[-1] >= 0 and classes[-2] >= 0
+    assert (classes[1:-2] == -1).all()
+    assert np.isnan(scores[1:-2]).all() and np.isfinite(scores[[0, -2, -1]]).all()
+
+
+@pytest.mark.slow
+def test_unsupported_operator_is_refused(layout):
+    content = layout.tflite_file("student_float32").read_bytes()
+    from sdss_distill.core import tflite_file
+    ops = set(tflite_file.operators(content)) - set(mcu.SUPPORTED)
+    assert ops, "student_float32 was expected to hold operators the generator lacks"
+    with pytest.raises(InputError, match=r"operator \d+ is [A-Z_]+, which the C generator does "
+                                         r"not implement; supported: FULLY_CONNECTED"):
+        mcu.generate(content)
+
+
+def litert_scores(model: bytes, x: np.ndarray, resolver: str) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    interpreter = Interpreter(model_content=model, num_threads=1,
+                              experimental_op_resolver_type=getattr(OpResolverType, resolver))
+    runner = interpreter.get_signature_runner("serving_default")
+    return np.concatenate([runner(photometric=row[None, :])["logits"] for row in x])
+
+
+def output_steps(model: bytes, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| in steps of the int8 output tensor's scale (rounded: dequantized values carry
+    float32 rounding)."""
+    _, tensors, _, _ = mcu.read_graph(model)
+    scale = next(t.scale for t in tensors.values() if t.type == "INT8" and t.size == 3
+                 and t.data is None)
+    return np.rint(np.abs(a.astype(np.float64) - b) / float(scale)).astype(int)
+
+
+@pytest.mark.slow
+def test_numpy_model_of_the_c_arithmetic_is_tflite_micro(model, x_test, tflm_scores):
+    sim = mcu_sim.simulate(model, x_test, rounding="double")
+    assert (sim.view(np.uint32) == tflm_scores.view(np.uint32)).all()
+
+
+@pytest.mark.slow
+def test_tflite_micro_against_litert(model, x_test, tflm_scores, capsys):
+    """Why LiteRT's scores differ from TFLite Micro's (and the C code's), measured:
+    - LiteRT's reference kernels (BUILTIN_REF) requantize int8 FULLY_CONNECTED with ONE
+      rounding (TFLITE_SINGLE_ROUNDING), TFLite Micro with gemmlowp's two (rounding doubling
+      high multiply, then rounding divide by 2^shift): a numpy model with single rounding
+      reproduces BUILTIN_REF bit for bit on every row;
+    - the default path (AUTO: XNNPACK delegate) adds float32 sums in another order in the
+      float first layer, so on a few rows a QUANTIZE lands on the other side of a rounding
+      boundary;
+    - a one-step change in a hidden activation moves the logits by its weights, which can be
+      more than one output step, so score differences are not bounded by one step.
+    Asserted: class agreement >= 99.9 % on every path."""
+    single = mcu_sim.simulate(model, x_test, rounding="single")
+    figures = {}
+    for resolver in ("AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "BUILTIN_REF"):
+        scores = litert_scores(model, x_test, resolver)
+        steps = output_steps(model, scores, tflm_scores)
+        figures[resolver] = {
+            "class_agreement": float((scores.argmax(1) == tflm_scores.argmax(1)).mean()),
+            "rows_differing": int((steps > 0).any(axis=1).sum()),
+            "max_output_steps": int(steps.max()),
+            "rows_equal_to_single_rounding_model": int(
+                (scores.view(np.uint32) == single.view(np.uint32)).all(axis=1).sum())}
+        assert figures[resolver]["class_agreement"] >= 0.999, figures
+    assert figures["BUILTIN_REF"]["rows_equal_to_single_rounding_model"] == len(x_test), figures
+    assert figures["AUTO"]["rows_equal_to_single_rounding_model"] >= 0.99 * len(x_test), figures
+    with capsys.disabled():
+        print(f"\nTFLite Micro vs LiteRT on {len(x_test)} test rows: {json.dumps(figures)}")
+
+
+# --- Cortex-M3 under QEMU ----------------------------------------------------------------
+
+TARGETS = {
+    # name: (make variables, QEMU board, QEMU cpu); the Makefile's default is the Cortex-M3
+    "cortex-m3": ([], "mps2-an385", "cortex-m3"),
+    "cortex-m4f": (["ARM_CPU=-mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard"],
+                   "mps2-an386", "cortex-m4"),
+}
+FLAGS = {"cortex-m3": "-mcpu=cortex-m3 -mthumb (soft float)",
+         "cortex-m4f": "-mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard",
+}
+
+
+@pytest.fixture(scope="module", params=list(TARGETS))
+def cortex_m(request, build_dir) -> tuple[str, Path]:
+    """(target, the QEMU ELF) built in its own copy of the folder, with `make size` output."""
+    need("make", "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
+    target = request.param
+    work = build_dir.parent / f"{build_dir.name}-{target}"
+    if not work.exists():
+        shutil.copytree(build_dir, work, ignore=shutil.ignore_patterns("sdss_host"))
+    proc = subprocess.run(["make", "-C", str(work), "qemu", "size", *TARGETS[target][0]],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (work / "size.txt").write_text(proc.stdout)
+    return target, work / "sdss_qemu.elf"
+
+
+def berkeley_size(text: str, elf: str) -> dict:
+    line = next(line for line in text.splitlines() if line.split()[-1:] == [elf]
+                and line.split()[0].isdigit())
+    text_b, data, bss = (int(v) for v in line.split()[:3])
+    return {"text_and_rodata": text_b, "data": data, "bss": bss}
+
+
+@pytest.mark.slow
+def test_cortex_m_under_qemu_matches_the_host_bit_for_bit(cortex_m, host, x_test, tflm_scores,
+                                                         capsys):
+    target, elf = cortex_m
+    _, board, cpu = TARGETS[target]
+    rows = np.concatenate([x_test, x_test[:16] + np.float32(0.25)])  # >= 2,000 rows
+    text = rows_text(rows)
+    qemu = ["qemu-system-arm", "-M", board, "-cpu", cpu, "-display", "none",
+            "-monitor", "none", "-serial", "none", "-semihosting-config",
+            "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)]
+    proc = subprocess.run(qemu, input=text, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    calibration = next(line.split() for line in lines if line.startswith("calibration"))
+    overhead = next(line.split() for line in lines if line.startswith("overhead"))
+    stack = int(next(line.split()[1] for line in lines if line.startswith("stack")))
+    classes, scores, extra = parse_scores(
+        [line for line in lines if line.split()[0].lstrip("-").isdigit()])
+    h_classes, h_scores, _ = parse_scores(run_host(host, text))
+    assert len(classes) == len(rows) >= 2000
+    assert (scores.view(np.uint32) == h_scores.view(np.uint32)).all()
+    assert (classes == h_classes).all()
+    assert (scores[:len(x_test)].view(np.uint32) == tflm_scores.view(np.uint32)).all()
+
+    # -icount shift=0: one instruction per ns of virtual time; SysTick runs at the board's
+    # 25 MHz, so a tick is 40 instructions. The calibration loop checks that ratio.
+    per_tick = int(calibration[1]) / int(calibration[2])
+    assert 39.0 <= per_tick <= 41.0, calibration
+    ticks = np.array([int(e[0]) for e in extra], float)
+    timing = float(overhead[1]) / float(overhead[2])
+    instructions = (ticks - timing) * per_tick
+    size_txt = (elf.parent / "size.txt").read_text()
+    size = berkeley_size(size_txt, "sdss_size.elf")
+    report = {
+        "rows": int(len(rows)), "bit_identical_to_host": True,
+        "target": target, "qemu": f"qemu-system-arm -M {board} -cpu {cpu} -icount shift=0",
+        "compiler": f"arm-none-eabi-gcc -std=c99 -Os {FLAGS[target]}",
+        "flash_bytes": size["text_and_rodata"] + size["data"],
+        "ram_bytes": size["data"] + size["bss"] + stack,
+        "stack_bytes_measured": stack, **{f"classifier_{k}": v for k, v in size.items()},
+        "instructions_per_classification": {
+            "mean": float(instructions.mean()), "min": float(instructions.min()),
+            "max": float(instructions.max()),
+            "resolution": f"one SysTick tick = {per_tick:.1f} instructions per row"},
+        "latency_us_estimate": {f"{mhz}MHz": float(instructions.mean()) / mhz for mhz in CLOCKS_MHZ},
+        "latency_note": "ESTIMATES: instructions / clock, i.e. one cycle per instruction; "
+                        "wait states, multi-cycle loads and branches make real time longer",
+    }
+    assert report["flash_bytes"] < 16_384 and report["ram_bytes"] < 2048
+    assert 1000 < report["instructions_per_classification"]["mean"] < 200_000
+    out = os.environ.get("SDSS_MCU_REPORT")
+    if out:  # one entry per target
+        doc = json.loads(Path(out).read_text()) if Path(out).is_file() else {}
+        Path(out).write_text(json.dumps({**doc, target: report}, indent=2) + "\n")
+    with capsys.disabled():
+        print(f"\n{target} figures: {json.dumps(report, indent=2)}")
+
+
+@pytest.mark.slow
+def test_mcu_refuses_an_ensemble_student_before_converting(mcu_run, monkeypatch, capsys):
+    from sdss_distill.export import cli as export_cli
+    from sdss_distill.export import run as export_run
+    monkeypatch.setattr(export_run, "ensemble_info", lambda student: {"members": [{}, {}]})
+    assert export_cli.main(["--run", str(mcu_run), "--mcu", "--no-finetune", "--quiet"]) == 2
+    assert "--mcu: the C generator is made and tested for a single-MLP student; this run's " \
+           "student is an ensemble of 2 members" in capsys.readouterr().err
