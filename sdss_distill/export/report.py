@@ -6,12 +6,13 @@ import numpy as np
 
 
 def targets(v: dict | None, keras_logits: np.ndarray, y: np.ndarray) -> dict:
-    """The issue's int8 targets, checked against the measured numbers."""
+    """The int8 bar (docs/guide/microcontroller.md): at most 0.15 points below the float
+    student, the same class on at least 99.7 % of test rows, at most 4 KB."""
     if v is None:
         return {}
     keras_acc = float((keras_logits.argmax(1) == y).mean())
-    return {"int8_agreement_ge_99.5pct": v["agreement"] >= 0.995,
-            "int8_accuracy_within_0.2pt": abs(v["test_accuracy"] - keras_acc) <= 0.002 + 1e-12,
+    return {"int8_agreement_ge_99.7pct": v["agreement"] >= 0.997,
+            "int8_drop_le_0.15pt": keras_acc - v["test_accuracy"] <= 0.0015 + 1e-12,
             "int8_size_le_4KB": v["size_bytes"] <= 4096}
 
 
