@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from sdss_distill.data.table import (
 from sdss_distill.distill import registry
 from sdss_distill.runs.config import Config
 from sdss_distill.runs.report import build_report, save_run
-from sdss_distill.runs.rundir import RunDir
+from sdss_distill.runs.rundir import Layout, RunDir
 
 LATENCY_ROLES = ("teacher", "student", "baseline")
 
@@ -43,6 +44,8 @@ class Prepared:
     cleaning: CleaningReport
     split: Split
     dev: bool = False
+    simulated: bool = False
+    """True for a table that says it is SIMULATED (data.synth's Parquet metadata)."""
 
 def prepare(cfg: Config, *, dev: bool = False) -> Prepared:
     source, table = datasets.load(cfg.data, read_column_map(cfg.columns))
@@ -52,7 +55,7 @@ def prepare(cfg: Config, *, dev: bool = False) -> Prepared:
     if dev:
         df = df.loc[np.sort(np.concatenate([parts.teacher_train, parts.student_train]))]
         parts = split(df, cfg.split, cfg.seed)
-    return Prepared(path, sha256, df, cleaning, parts, dev)
+    return Prepared(path, sha256, df, cleaning, parts, dev, bool(table.attrs.get("simulated")))
 
 def workspace(prepared: Prepared, cfg: Config, say=None):
     """The seed's workspace (teachers trained in it are reused by every method asked of it)."""
@@ -72,8 +75,10 @@ def run_method(ws, cfg: Config) -> list:
     return arms
 
 def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
-             curves: bool = True) -> dict:
-    """Every arm's metrics on `test`; non-teacher arms also against the teacher arm."""
+             curves: bool = True, populations=None) -> dict:
+    """Every arm's metrics on `test`; non-teacher arms also against the teacher arm;
+    with `populations` (population.Populations of `test`), also per sample, r-magnitude bin
+    and training domain, and the reliability table."""
     from sdss_distill.data.table import features
     from sdss_distill.distill import metrics as ev
     y = labels(test)
@@ -91,6 +96,8 @@ def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
             m["latency"] = ev.keras_latency(arm.model, features(test, arm.view))
         if curves and arm.fitted:
             m["history"] = arm.fitted.history
+        if populations is not None:
+            m.update(populations.metrics(y, out_logits[arm.name]))
         results[arm.name] = m
     return results
 
@@ -116,19 +123,24 @@ def run(cfg: Config) -> dict:
 
     prepared = prepare(cfg)
     parts = prepared.split
-    say(f"data: {prepared.path}: {prepared.cleaning.summary()}; split "
+    tag = "SIMULATED data, not SDSS: " if prepared.simulated else ""
+    say(f"{tag}data: {prepared.path}: {prepared.cleaning.summary()}; split "
         f"{len(parts.teacher_train)} teacher-train / {len(parts.student_train)} student-train / "
         f"{len(parts.test)} test")
 
     # Imported after the data checks, so bad input fails in a second, not after TF starts.
     quiet_import("keras")
     say(f"method: {cfg.method} ({registry.get(cfg.method).summary})")
-    arms, results, seconds = timed_run(cfg, prepared, say, latency=True)
+    from sdss_distill.distill.population import Populations
+    pops = Populations(prepared.df.loc[parts.test], prepared.df.loc[parts.student_train])
+    arms, results, seconds = timed_run(cfg, prepared, say, latency=True, populations=pops)
 
-    report = build_report(cfg, prepared, results, started, seconds)
+    report = build_report(cfg, prepared, results, started, seconds, pops.summary())
     save_run(out, {arm.name: arm.model for arm in arms if arm.model is not None}, parts, report)
     layout = out.current()
     for name, m in results.items():
-        say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  ({m['parameters']:,} parameters)")
-    say(f"wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s")
+        say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  "
+            f"({m['parameters']:,} parameters)")
+    say(f"{tag}wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s "
+        f"(figures in {Path(cfg.out) / Layout.FIGURE_DIR})")
     return report
