@@ -223,6 +223,8 @@ def training_curves(report: dict):
                      for e, v in enumerate(values)]
         ax.set(title=panel, xlabel="epoch", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if "loss" in panel:
+            ax.set_ylim(bottom=0)  # a loss is >= 0: its axis starts there
         _note_offset(ax)
         ax.grid(alpha=0.3)
     _legend(fig, axes[0], title="model")
