@@ -47,8 +47,8 @@ def accuracy_vs(df: pd.DataFrame, param: str, *, arms=("student", "baseline")):
     for (method, arm, value), g in df[df.arm.isin(arms)].groupby(["method", "arm", param]):
         s = describe(g["accuracy"])
         rows.append({"method": method, "arm": arm, param: value, "accuracy_mean": s["mean"],
-                     "ci95": s["ci95"], "seeds": s["n"], "accuracy_mean_pct": 100 * s["mean"],
-                     "ci95_pct": 100 * s["ci95"]})
+                     "ci95": s["ci95"], "runs": s["n"], "seeds": g["seed"].nunique(),
+                     "accuracy_mean_pct": 100 * s["mean"], "ci95_pct": 100 * s["ci95"]})
     data = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for (method, arm), g in data.groupby(["method", "arm"]):
@@ -59,27 +59,31 @@ def accuracy_vs(df: pd.DataFrame, param: str, *, arms=("student", "baseline")):
     if param == "temperature":
         ax.set_xscale("log")
         ax.set_xticks(sorted(data[param].unique()), [f"{v:g}" for v in sorted(data[param].unique())])
+        ax.set_xticks([], minor=True)  # no "2 x 10^0" minor labels between the values run
     ax.set_xlabel("temperature T (log scale)" if param == "temperature"
                   else "alpha (weight of the soft term)")
     ax.set_ylabel("test accuracy (%), axis not from zero")
     n = int(data["seeds"].max()) if len(data) else 0
-    fig.suptitle(f"Student accuracy vs {param} (mean of {n} seeds, 95 % CI)")
+    runs = int(data["runs"].max()) if len(data) else 0
+    other = "" if runs == n else f"; {runs} runs per point, over the other settings too"
+    fig.suptitle(f"Student accuracy vs {param}\n(mean of {n} seeds{other}; 95 % CI)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.grid(alpha=0.3)
     return fig, data
 
 
 def per_class(df: pd.DataFrame):
-    """Per-class accuracy (recall) of the teacher and of the students at each alpha."""
+    """Per-class accuracy (recall) of the teacher and of each method's students at each alpha
+    (mean over seeds and temperatures)."""
     plt = _plt()
     rows = []
-    teacher = df[df.arm == "teacher"]
-    for label in LABELS:
-        rows.append({"model": "teacher", "class": label,
-                     "recall": teacher[f"recall_{label}"].mean()})
-    for alpha, g in df[df.arm == "student"].groupby("alpha"):
-        name = {0.0: "student_ht (alpha 0)", 0.5: "student_mix (alpha 0.5)",
-                1.0: "student_st (alpha 1)"}.get(alpha, f"student alpha {alpha:g}")
+    several = df["method"].nunique() > 1
+    for method, g in df[df.arm == "teacher"].groupby("method"):
+        name = f"{method}: teacher" if several else "teacher"
+        rows += [{"model": name, "class": label, "recall": g[f"recall_{label}"].mean()}
+                 for label in LABELS]
+    for (method, alpha), g in df[df.arm == "student"].groupby(["method", "alpha"]):
+        name = f"{method}: student, alpha {alpha:g}" if several else f"student, alpha {alpha:g}"
         rows += [{"model": name, "class": label, "recall": g[f"recall_{label}"].mean()}
                  for label in LABELS]
     data = pd.DataFrame(rows)
@@ -93,20 +97,27 @@ def per_class(df: pd.DataFrame):
     ax.set_xticks(np.arange(len(LABELS)) + width * (len(models) - 1) / 2, LABELS)
     ax.set_ylim(0, 100)
     ax.set_ylabel("per-class test accuracy = recall (%)")
-    fig.suptitle(f"Per-class accuracy, mean over {df.seed.nunique()} seeds")
+    ax.set_xlabel("true class")
+    fig.suptitle(f"Per-class accuracy, mean over {df.seed.nunique()} seeds"
+                 + (" and the temperatures" if df["temperature"].nunique() > 1 else ""))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig, data
 
 
 def confusions(cells: list[dict], seed: int):
-    """Confusion matrices of the teacher and each student (by alpha) of one seed, side by side."""
+    """Confusion matrices of the teacher and each student (by alpha) of one seed, side by side:
+    the first method and temperature of the sweep (one panel per alpha, not per cell)."""
     plt = _plt()
     panels = []
-    for doc in sorted((c for c in cells if c["seed"] == seed), key=lambda c: c["cell"]["alpha"]):
+    first = sorted(cells, key=lambda c: (c["cell"]["method"], c["cell"]["temperature"]))[0]["cell"]
+    mine = [c for c in cells if c["seed"] == seed and c["cell"]["method"] == first["method"]
+            and c["cell"]["temperature"] == first["temperature"]]
+    for doc in sorted(mine, key=lambda c: c["cell"]["alpha"]):
         if not panels:
             panels.append(("teacher", doc["arms"]["teacher"]))
         panels.append((f"student, alpha {doc['cell']['alpha']:g}", doc["arms"]["student"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), squeeze=False,
+                             layout="constrained")
     rows = []
     for ax, (title, m) in zip(axes[0], panels):
         cm = np.asarray(m["confusion_matrix"]["rows_true_cols_predicted"])
@@ -121,7 +132,8 @@ def confusions(cells: list[dict], seed: int):
         ax.set_xlabel("predicted class")
         ax.set_title(title, fontsize=9)
     axes[0][0].set_ylabel("true class")
-    fig.suptitle(f"Confusion matrices on the test rows (seed {seed}; counts, colour = row share)")
+    fig.suptitle(f"Confusion matrices on the test rows ({first['method']}, T {first['temperature']:g}, "
+                 f"seed {seed}; counts, colour = share of the true class, 0-100 %)")
     return fig, pd.DataFrame(rows)
 
 
