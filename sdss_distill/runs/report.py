@@ -13,8 +13,9 @@ from sdss_distill.core.machine import machine
 from sdss_distill.runs.config import Config
 from sdss_distill.runs.rundir import RunDir
 
-STREAMED_NOTE = ("not available for streamed runs: per-sample, per-r-magnitude, in-domain and "
-                 "reliability metrics need every test row's logits held at once")
+STREAMED_NOTE = ("not available for streamed runs: the streamed scorer (distill.stream_fit) "
+                 "accumulates whole-test-set metrics only, not per sample, r-magnitude bin, "
+                 "training domain or reliability bin")
 
 
 def simulated_fields(simulated: bool) -> dict:
