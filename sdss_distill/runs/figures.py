@@ -36,7 +36,7 @@ def _figure(size, **kwargs):
 
 def title(report: dict, text: str) -> str:
     """A figure's title, prefixed with SIMULATED when the run's rows are simulated."""
-    return f"SIMULATED data (not SDSS): {text}" if report.get("simulated") else text
+    return f"SIMULATED data (not SDSS)\n{text}" if report.get("simulated") else text
 
 
 def models(report: dict, key: str | None = None) -> list[str]:
@@ -94,7 +94,7 @@ def accuracy_by_r_mag(report: dict):
     _note_offset(ax)
     ax.grid(alpha=0.3)
     _legend(fig, ax, title="model")
-    fig.suptitle(title(report, "test accuracy against r magnitude (a bin without rows has no "
+    fig.suptitle(title(report, "test accuracy against r magnitude\n(a bin without rows has no "
                                "point)"))
     return fig, pd.DataFrame(rows)
 
@@ -102,7 +102,7 @@ def accuracy_by_r_mag(report: dict):
 def confusion(report: dict):
     """Row-normalised confusion matrices (colour, %), with counts, one panel per model."""
     names = models(report, "confusion_matrix")
-    fig = _figure((3.4 * len(names), 3.6))
+    fig = _figure((3.4 * len(names), 4.0))
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     rows = []
     for ax, name in zip(axes, names):
@@ -118,7 +118,7 @@ def confusion(report: dict):
         ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
         ax.set(xlabel="predicted class", ylabel="true class",
                title=f"{name}: {100 * report['models'][name]['test_accuracy']:.1f} % accurate")
-    fig.suptitle(title(report, "confusion matrices on the test rows (count; share of the true "
+    fig.suptitle(title(report, "confusion matrices on the test rows\n(count; share of the true "
                                "class in %, also the colour, 0-100 %)"), fontsize=10)
     return fig, pd.DataFrame(rows)
 
@@ -228,7 +228,7 @@ def training_curves(report: dict):
         _note_offset(ax)
         ax.grid(alpha=0.3)
     _legend(fig, axes[0], title="model")
-    fig.suptitle(title(report, "training curves (early stopping keeps the best epoch's weights)"))
+    fig.suptitle(title(report, "training curves\n(early stopping keeps the best epoch's weights)"))
     return fig, pd.DataFrame(rows)
 
 
@@ -251,6 +251,6 @@ def write_figures(report: dict, layout) -> list[str]:
         fig, data = draw(report)
         png, csv = layout.figure(name)
         data.to_csv(csv, index=False)
-        fig.savefig(png, dpi=120)
+        fig.savefig(png, dpi=120, bbox_inches="tight")
         written += [p.relative_to(layout.root).as_posix() for p in (png, csv)]
     return written
