@@ -181,7 +181,7 @@ def size_vs_accuracy(df: pd.DataFrame):
         ax.set_ylabel("test accuracy (%), mean ± std, axis not from zero")
         ax.grid(alpha=0.3)
     n = int(data["seeds"].max()) if len(data) else 0
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right upper", fontsize=8,
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right center", fontsize=8,
                title="method: arm\n(colour: method,\nmarker: role)")
     fig.suptitle(f"Accuracy vs model size, every method's models (mean of {n} seed{'s' * (n != 1)})")
     return fig, data
