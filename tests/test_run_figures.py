@@ -150,3 +150,14 @@ def test_report_markdown_without_samples_or_for_a_streamed_run():
     streamed = "\n".join(population_markdown({"models": {}, "evaluation": {
         "not_available": STREAMED_NOTE}}))
     assert "not available for streamed runs" in streamed
+
+
+def test_population_table_for_notebooks():
+    from sdss_distill.viz.figures import population_table
+    report = fake_report()
+    by_r = population_table(report)
+    assert by_r.loc[("student", "r < 16"), "rows"] == report["evaluation"]["r_mag_bins"]["r < 16"]
+    assert by_r["accuracy (%)"].max() > 1  # percent
+    assert set(population_table(report, "sample").index.get_level_values(1)) == {"bright", "faint"}
+    dom = population_table(report, "domain")
+    assert set(dom.index.get_level_values(1)) == {"in_domain", "out_of_domain"}

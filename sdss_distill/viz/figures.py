@@ -61,6 +61,24 @@ def per_class_table(report: dict) -> pd.DataFrame:
                          for c in LABELS}).T
 
 
+def _pct(v) -> float:
+    return np.nan if v is None else 100 * v
+
+
+def population_table(report: dict, by: str = "r_mag") -> pd.DataFrame:
+    """Accuracy (%), log loss, ECE, recall (%) and rows per model and group, indexed by
+    (model, group); `by` is "r_mag", "sample" or "domain" (runs' report.json, in-memory runs)."""
+    rows = {}
+    for name, m in report["models"].items():
+        groups = (m.get("domain") if by == "domain"
+                  else (m.get("population") or {}).get(f"by_{by}")) or {}
+        for group, g in groups.items():
+            rows[name, group] = {"rows": g["rows"], "accuracy (%)": _pct(g["accuracy"]),
+                                 "log loss": g["log_loss"], "ECE": g["ece"],
+                                 **{f"recall {c} (%)": _pct(g["recall"][c]) for c in LABELS}}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 # --- the table --------------------------------------------------------------------------
 
 def _colour(df: pd.DataFrame, a: str, b: str) -> pd.Series:
