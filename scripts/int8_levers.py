@@ -23,9 +23,9 @@ if str(REPO) not in sys.path:  # run from any directory, installed or not
     sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
-from sdss_distill.core.io import quiet_import, quiet_native_stderr, write_atomic  # noqa: E402
 
 from sdss_distill.core.errors import run_cli  # noqa: E402
+from sdss_distill.core.io import quiet_import, quiet_native_stderr, write_atomic  # noqa: E402
 
 PROG = "scripts/int8_levers.py"
 

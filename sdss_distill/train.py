@@ -39,7 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog="Methods (--method):\n" + registry.describe() + "\n\n"
                "Flags override the --config TOML file, which overrides the defaults shown. "
                "Writes OUT/models/<arm>.keras (teacher, student, baseline and any other arm of "
-               "the method), OUT/split.json, OUT/run.json and OUT/reports/report.{json,md}; "
+               "the method), OUT/split.json, OUT/run.json, OUT/reports/report.{json,md} (scores "
+               "per sample, r-magnitude bin and training domain too) and OUT/reports/figures/ "
+               "(PNG + CSV); "
                "OUT is a symlink to the run's current version (see the docs, run directory).",
         formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=None)
     p.add_argument("--data", help="a packaged dataset (bright: DR14 10k; faint: DR17 27k; sdss: "

@@ -42,7 +42,9 @@ def clone_layout(monkeypatch):
 
 @pytest.fixture(scope="module")
 def loaded() -> dict[str, pd.DataFrame]:
-    return {name: datasets.load_dataset(name) for name in ("bright", "faint", "sdss")}
+    with pytest.MonkeyPatch.context() as mp:  # the clone's datapkg/, as clone_layout does
+        mp.setitem(sys.modules, "sdss_distill_data", None)
+        return {name: datasets.load_dataset(name) for name in ("bright", "faint", "sdss")}
 
 
 def _copy_package(tmp_path):

@@ -31,6 +31,7 @@ from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import PARQUET_SUFFIXES, find_parquet  # noqa: F401  (re-exported)
 from sdss_distill.core.quality import REASONS, check_values, header_positions
 from sdss_distill.core.schema import ID_COLUMNS, LABELS, TARGET
+from sdss_distill.data.synth import is_simulated
 
 CHUNK_ROWS = 65_536  # rows per record batch read; with one row group, what is held per file
 PARTS = ("teacher_fit", "teacher_val", "student_fit", "student_val", "test")
@@ -126,6 +127,8 @@ class ParquetSource:
         self.names: list[dict[str, str]] = []  # per file: canonical -> the file's column name
         self.row_groups: list[tuple[int, int]] = []  # (file index, row group) read units
         self.rows = 0
+        self.simulated = False
+        """True when any file's metadata says it is simulated (data.synth)."""
         for k, path in enumerate(self.files):
             try:
                 with pq.ParquetFile(path) as pf:
@@ -134,6 +137,7 @@ class ParquetSource:
                 raise InputError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0]}); "
                                  f"remove it from --data or rewrite it") from None
             self.names.append(self._check_schema(path, schema, column_map))
+            self.simulated |= is_simulated(schema.metadata)
             self.row_groups += [(k, g) for g in range(meta.num_row_groups)]
             self.rows += meta.num_rows
         ids = {n.get("__id__") for n in self.names}

@@ -34,6 +34,17 @@ BAD_KINDS = ("sentinel", "missing", "out_of_range", "float32_overflow")
 """Injected bad values, named as quality.REASONS names them: -9999, NaN, outside the physical
 range (magnitude 40.5-99 or redshift 8.5-20), and 1e39 (beyond float32)."""
 SIMULATED_KEY = "sdss_distill.simulated"
+SIMULATED_NOTE = ("SIMULATED data (sdss_distill.data.synth: Gaussian mixtures fitted to the real "
+                  "table), not SDSS observations: never quote its numbers as results on real data")
+
+
+def is_simulated(metadata: dict | None) -> bool:
+    """True when Parquet key-value metadata (bytes or str keys) marks the file as simulated."""
+    meta = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in (metadata or {}).items()}
+    return meta.get(SIMULATED_KEY, "").lower() == "true"
+
+
 OBJID_BASE = 1_237_000_000_000_000_000  # SDSS-like magnitude; + seed * 2**36 + row: unique
 SPECOBJID_OFFSET = 2_000_000_000_000_000_000
 

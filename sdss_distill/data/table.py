@@ -86,8 +86,10 @@ def parse_table(path: Path, raw: bytes, column_map: dict[str, str] | None = None
         if path.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(io.BytesIO(raw))
             header, first_line = [str(c) for c in df.columns], None
+            simulated = _parquet_simulated(raw)
         else:
             df, header, first_line = _read_csv(path, raw, column_map)
+            simulated = False
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty; expected a header line and data rows") from None
     except UnicodeDecodeError as e:
@@ -105,8 +107,16 @@ def parse_table(path: Path, raw: bytes, column_map: dict[str, str] | None = None
         if c in df:
             df[c] = df[c].astype("string")
     df.index = pd.RangeIndex(len(df), name="row")
-    df.attrs.update(source=str(path), first_line=first_line, sha256=sha)
+    df.attrs.update(source=str(path), first_line=first_line, sha256=sha, simulated=simulated)
     return df
+
+
+def _parquet_simulated(raw: bytes) -> bool:
+    """True when the Parquet file's key-value metadata says its rows are simulated (synth)."""
+    import pyarrow.parquet as pq
+
+    from sdss_distill.data.synth import is_simulated
+    return is_simulated(pq.read_schema(io.BytesIO(raw)).metadata)
 
 
 def _read_csv(path: Path, raw: bytes, column_map) -> tuple[pd.DataFrame, list[str], int]:

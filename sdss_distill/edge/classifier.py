@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sdss_distill.core.domain import in_domain
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.prob import softmax
@@ -126,16 +127,7 @@ class EdgeClassifier:
 
     def in_domain(self, x: np.ndarray) -> np.ndarray:
         """True where every column and colour lies inside the training rows' ranges."""
-        ok = np.ones(len(x), bool)
-        for k, c in enumerate(self.columns):
-            lo, hi = self.domain.get("columns", {}).get(c, (-np.inf, np.inf))
-            ok &= (x[:, k] >= lo) & (x[:, k] <= hi)
-        pos = {c: k for k, c in enumerate(self.columns)}
-        for name, (lo, hi) in self.domain.get("colours", {}).items():
-            a, b = name.split("-")
-            colour = x[:, pos[a]] - x[:, pos[b]]
-            ok &= (colour >= lo) & (colour <= hi)
-        return ok
+        return in_domain(x, self.columns, self.domain)
 
     def predict(self, rows) -> Prediction:
         """Class, probabilities and in-domain flag for each row (array or DataFrame); rows

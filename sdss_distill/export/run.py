@@ -58,7 +58,8 @@ def _write_json(path: Path, doc) -> None:
     write_atomic(path, json.dumps(doc, indent=2) + "\n")
 
 
-KEEP = ["models", "run.json", "split.json", "reports/report.json", "reports/report.md"]
+KEEP = ["models", "run.json", "split.json", "reports/report.json", "reports/report.md",
+        Layout.FIGURE_DIR]
 """What an export carries over from the version it read: everything but tflite/ and export.*."""
 
 

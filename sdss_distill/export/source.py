@@ -6,12 +6,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
-
 from sdss_distill import __version__
+from sdss_distill.core.domain import domain
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import quiet_native_stderr, sha256_file
-from sdss_distill.core.schema import BANDS, LABELS, SIGNATURE, STUDENT, STUDENT_VIEW, TEACHER, get_view
+from sdss_distill.core.schema import LABELS, SIGNATURE, STUDENT, STUDENT_VIEW, TEACHER, get_view
 from sdss_distill.runs.rundir import Layout
 
 
@@ -61,18 +60,6 @@ class RunData:
     def source(self, name: str) -> dict:
         """What a card or export.json records about the Keras model a file was converted from."""
         return {"model": f"models/{name}.keras", "model_sha256": self.model_sha256[name]}
-
-
-def domain(x: np.ndarray, columns: tuple[str, ...]) -> dict:
-    """Per-column and adjacent-colour [min, max] over the training rows."""
-    cols = {c: [float(x[:, k].min()), float(x[:, k].max())] for k, c in enumerate(columns)}
-    pos = {c: k for k, c in enumerate(columns)}
-    colours = {}
-    for a, b in zip(BANDS, BANDS[1:]):
-        if a in pos and b in pos:
-            d = x[:, pos[a]] - x[:, pos[b]]
-            colours[f"{a}-{b}"] = [float(d.min()), float(d.max())]
-    return {"rows": "student_train", "n": int(len(x)), "columns": cols, "colours": colours}
 
 
 def model_card(run: RunData, stem: str, view, description: str, extra: dict | None = None, *,

@@ -14,11 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sdss_distill.core.io import quiet_import
-from sdss_distill.distill import registry
-from sdss_distill.runs.config import Config
-from sdss_distill.runs.report import build_report, save_run
-from sdss_distill.runs.rows import RunRows
-from sdss_distill.runs.rundir import RunDir
+from sdss_distill.core.schema import ARMS, TEACHER, get_view
 from sdss_distill.data import datasets
 from sdss_distill.data.table import (
     CleaningReport,
@@ -28,7 +24,11 @@ from sdss_distill.data.table import (
     read_column_map,
     split,
 )
-from sdss_distill.core.schema import ARMS, TEACHER, get_view
+from sdss_distill.distill import registry
+from sdss_distill.runs.config import Config
+from sdss_distill.runs.report import build_report, save_run
+from sdss_distill.runs.rows import RunRows
+from sdss_distill.runs.rundir import Layout, RunDir
 
 LATENCY_ROLES = ARMS
 
@@ -45,6 +45,8 @@ class Prepared:
     cleaning: CleaningReport
     split: Split
     dev: bool = False
+    simulated: bool = False
+    """True for a table that says it is SIMULATED (data.synth's Parquet metadata)."""
 
 def prepare(cfg: Config, *, dev: bool = False) -> Prepared:
     source, table = datasets.load(cfg.data, read_column_map(cfg.columns))
@@ -54,7 +56,7 @@ def prepare(cfg: Config, *, dev: bool = False) -> Prepared:
     if dev:
         df = df.loc[np.sort(np.concatenate([parts.teacher_train, parts.student_train]))]
         parts = split(df, cfg.split, cfg.seed)
-    return Prepared(path, sha256, df, cleaning, parts, dev)
+    return Prepared(path, sha256, df, cleaning, parts, dev, bool(table.attrs.get("simulated")))
 
 def workspace(prepared: Prepared, cfg: Config, say=None):
     """The seed's workspace (teachers trained in it are reused by every method asked of it)."""
@@ -74,10 +76,12 @@ def run_method(ws, cfg: Config) -> list:
     return arms
 
 def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
-             curves: bool = True) -> dict:
-    """Every arm's metrics on `test`; non-teacher arms also against the teacher arm."""
-    from sdss_distill.distill import metrics as ev
+             curves: bool = True, populations=None) -> dict:
+    """Every arm's metrics on `test`; non-teacher arms also against the teacher arm;
+    with `populations` (population.Populations of `test`), also per sample, r-magnitude bin
+    and training domain, and the reliability table."""
     from sdss_distill.data.table import features
+    from sdss_distill.distill import metrics as ev
     y = labels(test)
     out_logits = {arm.name: arm.logits(test) for arm in arms}
     results = {}
@@ -93,6 +97,8 @@ def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
             m["latency"] = ev.keras_latency(arm.model, features(test, arm.view))
         if curves and arm.fitted:
             m["history"] = arm.fitted.history
+        if populations is not None:
+            m.update(populations.metrics(y, out_logits[arm.name]))
         results[arm.name] = m
     return results
 
@@ -133,21 +139,26 @@ def train(cfg: Config) -> Trained:
 
     prepared = prepare(cfg)
     parts = prepared.split
-    say(f"data: {prepared.path}: {prepared.cleaning.summary()}; split "
+    tag = "SIMULATED data, not SDSS: " if prepared.simulated else ""
+    say(f"{tag}data: {prepared.path}: {prepared.cleaning.summary()}; split "
         f"{len(parts.teacher_train)} teacher-train / {len(parts.student_train)} student-train / "
         f"{len(parts.test)} test")
 
     # Imported after the data checks, so bad input fails in a second, not after TF starts.
     quiet_import("keras")
     say(f"method: {cfg.method} ({registry.get(cfg.method).summary})")
-    arms, results, seconds = timed_run(cfg, prepared, say, latency=True)
+    from sdss_distill.distill.population import Populations
+    pops = Populations(prepared.df.loc[parts.test], prepared.df.loc[parts.student_train])
+    arms, results, seconds = timed_run(cfg, prepared, say, latency=True, populations=pops)
 
-    report = build_report(cfg, prepared, results, started, seconds)
+    report = build_report(cfg, prepared, results, started, seconds, pops.summary())
     models = {arm.name: arm.model for arm in arms if arm.model is not None}
     save_run(out, models, parts, report)
     layout = out.current()
     for name, m in results.items():
-        say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  ({m['parameters']:,} parameters)")
-    say(f"wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s")
+        say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  "
+            f"({m['parameters']:,} parameters)")
+    say(f"{tag}wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s "
+        f"(figures in {Path(cfg.out) / Layout.FIGURE_DIR})")
     rows = RunRows(prepared.path, prepared.sha256, prepared.df, parts, cfg.to_dict(), layout)
     return Trained(report, rows, models)

@@ -13,11 +13,25 @@ from sdss_distill.core.machine import machine
 from sdss_distill.runs.config import Config
 from sdss_distill.runs.rundir import RunDir
 
+STREAMED_NOTE = ("not available for streamed runs: the streamed scorer (distill.stream_fit) "
+                 "accumulates whole-test-set metrics only, not per sample, r-magnitude bin, "
+                 "training domain or reliability bin")
 
-def build_report(cfg: Config, prepared, results: dict, started: float, seconds: float) -> dict:
+
+def simulated_fields(simulated: bool) -> dict:
+    """The report's top-level "simulated" flag, and a note when the rows are simulated."""
+    from sdss_distill.data.synth import SIMULATED_NOTE
+    return {"simulated": True, "note": SIMULATED_NOTE} if simulated else {"simulated": False}
+
+
+def build_report(cfg: Config, prepared, results: dict, started: float, seconds: float,
+                 evaluation: dict | None = None) -> dict:
+    """report.json: config, data, every model's metrics (`evaluation`: how the population and
+    domain groups were drawn, population.Populations.summary), machine and timings."""
     parts, cleaning = prepared.split, prepared.cleaning
     train_s = sum(m["train_s"] or 0 for m in results.values() if m["role"] != "combination")
     return {
+        **simulated_fields(prepared.simulated),
         "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": cfg.to_dict(), "method": cfg.method,
         "method_settings": dataclasses.asdict(cfg.settings()),
@@ -25,6 +39,7 @@ def build_report(cfg: Config, prepared, results: dict, started: float, seconds: 
                  "cleaning": cleaning.summary(), "rows_read": cleaning.rows_read,
                  "rows_kept": cleaning.rows_kept, "dropped": cleaning.dropped,
                  "split_sizes": {k: len(v) for k, v in parts.subsets().items()}},
+        "evaluation": evaluation or {"not_available": "no population groups were computed"},
         **models_and_timing(results, train_s, seconds, started),
     }
 
@@ -52,14 +67,17 @@ def save_run(rundir: RunDir, models: dict, parts, report: dict) -> None:
 
     Nothing is carried over: a retrained run has no stale tflite/ or export report.
     """
-    from sdss_distill.distill.metrics import markdown
+    from sdss_distill.runs.figures import write_figures
+    from sdss_distill.runs.report_md import report_markdown
     with rundir.write() as layout:
         report["run_id"] = layout.run_id
         for name, model in models.items():
             model.save(layout.model(name))
         parts.save(layout.split_json, data_sha256=report["data"]["sha256"],
                    data_path=report["data"]["path"])
-        run_info = {k: report[k] for k in ("version", "created", "config", "data", "run_id")}
+        run_info = {k: report[k] for k in ("simulated", "version", "created", "config", "data",
+                                           "run_id")}
         write_atomic(layout.run_json, json.dumps(run_info, indent=2))
+        report["figures"] = write_figures(report, layout)
         write_atomic(layout.report_json, json.dumps(report, indent=2))
-        write_atomic(layout.report_md, markdown(report))
+        write_atomic(layout.report_md, report_markdown(report))

@@ -57,6 +57,10 @@ class Layout:
         self.manifest_json = self.root / MANIFEST
         self.report_json, self.report_md = self.reports / "report.json", self.reports / "report.md"
         self.export_json, self.export_md = self.reports / "export.json", self.reports / "export.md"
+        self.figures = self.reports / "figures"
+
+    FIGURE_DIR = "reports/figures"
+    """The run's figures (PNG) and the CSV behind each, relative to a version's root."""
 
     legacy = False
 
@@ -65,6 +69,10 @@ class Layout:
 
     def tflite_file(self, stem: str) -> Path:
         return self.tflite / f"{stem}.tflite"
+
+    def figure(self, name: str) -> tuple[Path, Path]:
+        """(PNG, CSV) of the run figure `name`: the picture and the numbers drawn in it."""
+        return self.figures / f"{name}.png", self.figures / f"{name}.csv"
 
     def manifest(self) -> dict:
         """manifest.json, parsed; an InputError naming the file if it is missing or corrupt."""

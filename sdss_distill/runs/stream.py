@@ -33,9 +33,17 @@ import numpy as np
 
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import STUDENT_VIEW, get_view
+from sdss_distill.data.stream import (
+    PARTS,
+    SUBSET_PARTS,
+    Cleaning,
+    Extremes,
+    HashSplit,
+    Moments,
+    ParquetSource,
+)
 from sdss_distill.distill import registry
-from sdss_distill.runs.report import models_and_timing, save_run
-from sdss_distill.data.stream import SHUFFLE_ROWS, PARTS, SUBSET_PARTS, Cleaning, Extremes, HashSplit, Moments, ParquetSource
+from sdss_distill.runs.report import STREAMED_NOTE, models_and_timing, save_run
 
 VALIDATION_ROWS = 50_000  # early-stopping rows per training subset, at most (about: hash-selected)
 LATENCY_ROWS = 2000  # test rows kept for the Keras latency measurement (as many as the CSV run's)
@@ -75,8 +83,8 @@ class Stats:
     def __init__(self, views: Views):
         import keras
 
-        from sdss_distill.models.mlp import SkyFeatures
         from sdss_distill.core.schema import asinh_scales, colour_pairs
+        from sdss_distill.models.mlp import SkyFeatures
         self.views, self.cleaning = views, Cleaning()
         self.sizes = dict.fromkeys(PARTS, 0)
         self.sky = {v.name: SkyFeatures(colour_pairs(v.columns), asinh_scales(v.columns))
@@ -128,9 +136,9 @@ class Stats:
 
 def run(cfg) -> dict:
     """The offline method streamed: teacher, distilled student and baseline; returns the report."""
-    from sdss_distill.data.table import read_column_map
-    from sdss_distill.runs.rundir import RunDir
     from sdss_distill.core.io import quiet_import
+    from sdss_distill.data.table import read_column_map
+    from sdss_distill.runs.rundir import Layout, RunDir
     say = (lambda msg: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.perf_counter()
     check_supported(cfg)
@@ -140,7 +148,8 @@ def run(cfg) -> dict:
     source = ParquetSource(cfg.data, views.columns, read_column_map(cfg.columns))
     split = HashSplit(cfg.seed, tuple(cfg.split), validation_fractions(cfg, source.rows),
                       source.id_column)
-    say(f"data: {cfg.data}: {len(source.files)} Parquet file(s), {source.rows:,} rows, streamed; "
+    tag = "SIMULATED data, not SDSS: " if source.simulated else ""
+    say(f"{tag}data: {cfg.data}: {len(source.files)} Parquet file(s), {source.rows:,} rows, streamed; "
         f"split by a hash of {source.id_column}")
     quiet_import("keras")
     quiet_import("tensorflow")
@@ -174,7 +183,8 @@ def run(cfg) -> dict:
     layout = out.current()
     for name, m in results.items():
         say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  ({m['parameters']:,} parameters)")
-    say(f"wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s")
+    say(f"{tag}wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s "
+        f"(figures in {os.path.join(cfg.out, Layout.FIGURE_DIR)}; by population: {STREAMED_NOTE})")
     return report
 
 
@@ -182,7 +192,9 @@ def build_report(cfg, source, split, cleaning, sizes, results, stats, started, s
     """report.build_report's keys, with the files' hashes and the hash split for row positions."""
     from sdss_distill import __version__
     fit_s = sum(m["train_s"] or 0 for m in results.values())
+    from sdss_distill.runs.report import simulated_fields
     return {
+        **simulated_fields(source.simulated),
         "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": cfg.to_dict(), "method": cfg.method, "method_settings": {},
         "data": {"path": os.path.abspath(cfg.data),  # the directory or glob, made absolute
@@ -196,6 +208,7 @@ def build_report(cfg, source, split, cleaning, sizes, results, stats, started, s
                            "fractions": list(split.fractions),
                            "validation_fraction": list(split.validation), "parts": stats.sizes},
                  "domain": stats.domain_card()},
+        "evaluation": {"not_available": STREAMED_NOTE},
         **models_and_timing(results, fit_s, seconds, started),
     }
 

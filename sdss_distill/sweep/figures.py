@@ -26,7 +26,13 @@ def _plt():
     return plt
 
 
-def _save(fig, data: pd.DataFrame, out: Path, name: str) -> Path:
+SIMULATED_TITLE = "SIMULATED data (not SDSS): "
+
+
+def _save(fig, data: pd.DataFrame, out: Path, name: str, simulated: bool = False) -> Path:
+    """The figure as PNG with its CSV; a sweep on simulated rows says so in the title."""
+    if simulated:
+        fig.suptitle(SIMULATED_TITLE + fig.get_suptitle())
     out.mkdir(parents=True, exist_ok=True)
     data.to_csv(out / f"{name}.csv", index=False)
     fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
@@ -41,7 +47,8 @@ def accuracy_vs(df: pd.DataFrame, param: str, *, arms=("student", "baseline")):
     for (method, arm, value), g in df[df.arm.isin(arms)].groupby(["method", "arm", param]):
         s = describe(g["accuracy"])
         rows.append({"method": method, "arm": arm, param: value, "accuracy_mean": s["mean"],
-                     "ci95": s["ci95"], "seeds": s["n"]})
+                     "ci95": s["ci95"], "runs": s["n"], "seeds": g["seed"].nunique(),
+                     "accuracy_mean_pct": 100 * s["mean"], "ci95_pct": 100 * s["ci95"]})
     data = pd.DataFrame(rows)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for (method, arm), g in data.groupby(["method", "arm"]):
@@ -52,29 +59,35 @@ def accuracy_vs(df: pd.DataFrame, param: str, *, arms=("student", "baseline")):
     if param == "temperature":
         ax.set_xscale("log")
         ax.set_xticks(sorted(data[param].unique()), [f"{v:g}" for v in sorted(data[param].unique())])
+        ax.set_xticks([], minor=True)  # no "2 x 10^0" minor labels between the values run
     ax.set_xlabel("temperature T (log scale)" if param == "temperature"
                   else "alpha (weight of the soft term)")
     ax.set_ylabel("test accuracy (%), axis not from zero")
     n = int(data["seeds"].max()) if len(data) else 0
-    ax.set_title(f"Student accuracy vs {param} (mean of {n} seeds, 95 % CI)")
+    runs = int(data["runs"].max()) if len(data) else 0
+    other = "" if runs == n else f"; {runs} runs per point, over the other settings too"
+    fig.suptitle(f"Student accuracy vs {param}\n(mean of {n} seeds{other}; 95 % CI)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.grid(alpha=0.3)
     return fig, data
 
 
 def per_class(df: pd.DataFrame):
-    """Per-class accuracy (recall) of the teacher and of the students at each alpha."""
+    """Per-class accuracy (recall) of the teacher and of each method's students at each alpha
+    (mean over seeds and temperatures)."""
     plt = _plt()
     rows = []
-    teacher = df[df.arm == "teacher"]
-    for label in LABELS:
-        rows.append({"model": "teacher", "class": label, "recall": teacher[f"recall_{label}"].mean()})
-    for alpha, g in df[df.arm == "student"].groupby("alpha"):
-        name = {0.0: "student_ht (alpha 0)", 0.5: "student_mix (alpha 0.5)",
-                1.0: "student_st (alpha 1)"}.get(alpha, f"student alpha {alpha:g}")
+    several = df["method"].nunique() > 1
+    for method, g in df[df.arm == "teacher"].groupby("method"):
+        name = f"{method}: teacher" if several else "teacher"
+        rows += [{"model": name, "class": label, "recall": g[f"recall_{label}"].mean()}
+                 for label in LABELS]
+    for (method, alpha), g in df[df.arm == "student"].groupby(["method", "alpha"]):
+        name = f"{method}: student, alpha {alpha:g}" if several else f"student, alpha {alpha:g}"
         rows += [{"model": name, "class": label, "recall": g[f"recall_{label}"].mean()}
                  for label in LABELS]
     data = pd.DataFrame(rows)
+    data["recall_pct"] = 100 * data["recall"]
     models = list(dict.fromkeys(data["model"]))
     fig, ax = plt.subplots(figsize=(8, 4.2))
     width = 0.8 / len(models)
@@ -84,20 +97,27 @@ def per_class(df: pd.DataFrame):
     ax.set_xticks(np.arange(len(LABELS)) + width * (len(models) - 1) / 2, LABELS)
     ax.set_ylim(0, 100)
     ax.set_ylabel("per-class test accuracy = recall (%)")
-    ax.set_title(f"Per-class accuracy, mean over {df.seed.nunique()} seeds")
+    ax.set_xlabel("true class")
+    fig.suptitle(f"Per-class accuracy, mean over {df.seed.nunique()} seeds"
+                 + (" and the temperatures" if df["temperature"].nunique() > 1 else ""))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig, data
 
 
 def confusions(cells: list[dict], seed: int):
-    """Confusion matrices of the teacher and each student (by alpha) of one seed, side by side."""
+    """Confusion matrices of the teacher and each student (by alpha) of one seed, side by side:
+    the first method and temperature of the sweep (one panel per alpha, not per cell)."""
     plt = _plt()
     panels = []
-    for doc in sorted((c for c in cells if c["seed"] == seed), key=lambda c: c["cell"]["alpha"]):
+    first = sorted(cells, key=lambda c: (c["cell"]["method"], c["cell"]["temperature"]))[0]["cell"]
+    mine = [c for c in cells if c["seed"] == seed and c["cell"]["method"] == first["method"]
+            and c["cell"]["temperature"] == first["temperature"]]
+    for doc in sorted(mine, key=lambda c: c["cell"]["alpha"]):
         if not panels:
             panels.append(("teacher", doc["arms"]["teacher"]))
         panels.append((f"student, alpha {doc['cell']['alpha']:g}", doc["arms"]["student"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), squeeze=False,
+                             layout="constrained")
     rows = []
     for ax, (title, m) in zip(axes[0], panels):
         cm = np.asarray(m["confusion_matrix"]["rows_true_cols_predicted"])
@@ -112,60 +132,95 @@ def confusions(cells: list[dict], seed: int):
         ax.set_xlabel("predicted class")
         ax.set_title(title, fontsize=9)
     axes[0][0].set_ylabel("true class")
-    fig.suptitle(f"Confusion matrices on the test rows (seed {seed}; counts, colour = row share)")
+    fig.suptitle(f"Confusion matrices on the test rows ({first['method']}, T {first['temperature']:g}, "
+                 f"seed {seed}; counts, colour = share of the true class, 0-100 %)")
     return fig, pd.DataFrame(rows)
 
 
+ROLE_MARKERS = {"teacher": "^", "student": "o", "baseline": "s", "member": ".", "assistant": "D",
+                "combination": "P"}
+
+
+def _dodge(x: pd.Series, step: float = 1.2) -> np.ndarray:
+    """Points at one x (e.g. every ~930-parameter student) spread sideways on a log axis, so
+    none hides another; the offsets are symmetric around the true value."""
+    out = x.to_numpy(float).copy()
+    for value in x.dropna().unique():
+        at = np.flatnonzero(x.to_numpy() == value)
+        out[at] = value * step ** (np.arange(len(at)) - (len(at) - 1) / 2)
+    return out
+
+
 def size_vs_accuracy(df: pd.DataFrame):
-    """Accuracy against parameters (and int8 bytes, where measured) for every arm of the sweep."""
+    """Accuracy against parameters (and int8 bytes, where measured) for every arm of the sweep;
+    colour = method, marker = role, and the legend names every point (method: arm)."""
     plt = _plt()
     data = (df[df.role != "combination"].groupby(["method", "arm", "role"], as_index=False)
             .agg(parameters=("parameters", "first"), int8_bytes=("int8_bytes", "first"),
                  accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"),
                  seeds=("seed", "nunique")))
+    data["accuracy_mean_pct"] = data["accuracy_mean"] * 100
+    data["accuracy_std_pct"] = data["accuracy_std"] * 100
     has_bytes = data["int8_bytes"].notna().any()
-    fig, axes = plt.subplots(1, 2 if has_bytes else 1, figsize=(12 if has_bytes else 7, 4.5),
-                             squeeze=False)
-    markers = {"teacher": "^", "student": "o", "baseline": "s", "member": ".", "assistant": "D"}
+    fig, axes = plt.subplots(1, 2 if has_bytes else 1, figsize=(13 if has_bytes else 8.5, 4.8),
+                             squeeze=False, layout="constrained")
+    methods = list(dict.fromkeys(data["method"]))
+    colours = {m: plt.cm.tab10(k % 10) for k, m in enumerate(methods)}
     for ax, x, label in zip(axes[0], ("parameters", "int8_bytes"),
                             ("parameters (log scale)", "int8 TFLite file (bytes, log scale)")):
-        for role, g in data.groupby("role"):
-            ax.errorbar(g[x], g["accuracy_mean"] * 100, yerr=np.nan_to_num(g["accuracy_std"]) * 100,
-                        fmt=markers.get(role, "x"), capsize=2, label=role)
+        xs = _dodge(data[x])
+        for (_, r), xv in zip(data.iterrows(), xs):
+            if r[x] != r[x]:  # NaN: no int8 size measured for this arm
+                continue
+            ax.errorbar(xv, r["accuracy_mean_pct"], yerr=np.nan_to_num(r["accuracy_std_pct"]),
+                        fmt=ROLE_MARKERS.get(r["role"], "x"), color=colours[r["method"]],
+                        capsize=2, ms=7,
+                        label=f"{r['method']}: {r['arm']} ({r['parameters']:,.0f} parameters)")
         ax.set_xscale("log")
-        ax.set_xlabel(label)
+        ax.set_xlabel(f"{label}; points of one size dodged sideways")
         ax.set_ylabel("test accuracy (%), mean ± std, axis not from zero")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.suptitle("Accuracy vs model size, every method's models")
+    n = int(data["seeds"].max()) if len(data) else 0
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right center", fontsize=8,
+               title="method: arm\n(colour: method,\nmarker: role)")
+    fig.suptitle(f"Accuracy vs model size, every method's models (mean of {n} seed{'s' * (n != 1)})")
     return fig, data
 
 
 def training_curves(cells: list[dict], seed: int, cell_id: str | None = None):
     """Per-epoch curves of one cell and seed: hard-label loss, teacher-student loss, validation
-    accuracy, for the distilled student and the hard-label baseline."""
+    accuracy (%), for the distilled student and the hard-label baseline."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
     doc = next(c for c in cells if c["seed"] == seed and (cell_id is None or c["cell_id"] == cell_id))
-    panels = (("student_loss", "loss", "hard-label loss (cross-entropy, training rows)"),
-              ("distillation_loss", None, "teacher-student loss (soft term, training rows)"),
-              ("val_accuracy", "val_accuracy", "validation accuracy"))
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    panels = (("student_loss", "loss", "hard-label loss (cross-entropy, training rows)",
+               "loss (nats)"),
+              ("distillation_loss", None, "teacher-student loss (soft term, training rows)",
+               "loss (nats)"),
+              ("val_accuracy", "val_accuracy", "validation accuracy", "accuracy (%)"))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
     rows = []
-    for arm in ("student", "baseline"):
+    for arm, colour in (("student", "#D55E00"), ("baseline", "#0072B2")):
         h = doc["arms"][arm].get("history", {})
-        for ax, (key, baseline_key, title) in zip(axes, panels):
+        for ax, (key, baseline_key, _, _) in zip(axes, panels):
             values = h.get(key) or (h.get(baseline_key) if arm == "baseline" and baseline_key else None)
             if not values:
                 continue
-            ax.plot(np.arange(1, len(values) + 1), values, label=arm)
-            rows += [{"arm": arm, "curve": key, "epoch": e + 1, "value": v} for e, v in enumerate(values)]
-            ax.set_title(title, fontsize=9)
-            ax.set_xlabel("epoch")
-    axes[0].set_ylabel("loss (nats)")
-    axes[2].set_ylabel("accuracy (fraction), axis not from zero")
-    for ax in axes:
-        ax.legend(loc="best", fontsize=8)
+            values = np.asarray(values, float) * (100 if "accuracy" in key else 1)
+            ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, color=colour, label=arm)
+            rows += [{"arm": arm, "curve": key, "epoch": e + 1, "value": v,
+                      "unit": "%" if "accuracy" in key else "nats"} for e, v in enumerate(values)]
+    for ax, (_, _, title, ylabel) in zip(axes, panels):
+        ax.set_title(title, fontsize=9)
+        ax.set(xlabel="epoch", ylabel=ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if "loss" in ylabel:
+            ax.set_ylim(bottom=0)
+        elif ax.get_ylim()[0] > 0:
+            ax.set_ylabel(f"{ylabel}, axis not from zero")
         ax.grid(alpha=0.3)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=8,
+               title="model")
     fig.suptitle(f"Training curves, {doc['cell_id']}, seed {seed}")
     return fig, pd.DataFrame(rows)
 
@@ -178,18 +233,22 @@ def sweep_figures(out: Path) -> list[Path]:
     cells = load_cells(out)
     df = tidy(cells)
     target = out / PLOTS_DIR
+    simulated = any(c.get("simulated") for c in cells)
     written = []
+
+    def save(fig_data, name):
+        written.append(_save(*fig_data, target, name, simulated))
+
     for param in ("temperature", "alpha"):
         if df[param].nunique() > 1:
-            written.append(_save(*accuracy_vs(df, param), target, f"accuracy_vs_{param}"))
+            save(accuracy_vs(df, param), f"accuracy_vs_{param}")
     if df.alpha.nunique() > 1:
-        written.append(_save(*per_class(df), target, "per_class_by_alpha"))
+        save(per_class(df), "per_class_by_alpha")
         seed = int(sorted(df.seed.unique())[0])
-        written.append(_save(*confusions(cells, seed), target, "confusion_by_alpha"))
-    written.append(_save(*size_vs_accuracy(df), target, "size_vs_accuracy"))
+        save(confusions(cells, seed), "confusion_by_alpha")
+    save(size_vs_accuracy(df), "size_vs_accuracy")
     first = sorted(cells, key=lambda c: (c["seed"], c["cell_id"]))[0]
-    written.append(_save(*training_curves(cells, first["seed"], first["cell_id"]), target,
-                         "training_curves"))
+    save(training_curves(cells, first["seed"], first["cell_id"]), "training_curves")
     return written
 
 

@@ -87,6 +87,7 @@ def run_seed(base: Config, seed: int, cells: list[Cell], out: Path, *, dev: bool
         doc = {"fingerprint": fp, "seed": seed, "dev": dev, "cell": dataclasses.asdict(cell),
                "cell_id": cell.id, "method_settings": dataclasses.asdict(cfg.settings()),
                "seconds": round(seconds, 2), "test_rows": len(prepared.split.test),
+               "simulated": bool(getattr(prepared, "simulated", False)),
                "arms": results}
         path = cell_path(out, seed, cell)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,8 @@ no data; an axis of a quantity that does not start at zero says so in its label.
     from sdss_distill.viz import figures as plots
     fig = plots.colour_colour(df)          # shows inline in a notebook
     fig.savefig("colours.png", dpi=150)    # or save it anywhere else
+    fig, data = plots.accuracy_by_r_mag(report)   # a run's own figures (runs.figures), which
+                                                  # every run also writes to reports/figures/
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ import pandas as pd
 
 from sdss_distill.core.prob import softmax
 from sdss_distill.core.schema import ASINH_SCALES, BANDS, LABELS, TARGET
+from sdss_distill.runs.figures import (  # noqa: F401  (a run's own figures, for notebooks)
+    accuracy_by_r_mag,
+    recall_by_class,
+    reliability,
+    training_curves,
+)
 
 COLOURS = {"GALAXY": "#0072B2", "QSO": "#D55E00", "STAR": "#009E73"}  # Okabe-Ito, colour-blind safe
 MARKERS = {"GALAXY": "o", "QSO": "^", "STAR": "s"}
@@ -52,6 +60,24 @@ def per_class_table(report: dict) -> pd.DataFrame:
     """Precision / recall / F1 / support, indexed by (model, class)."""
     return pd.DataFrame({(name, c): m["per_class"][c] for name, m in report["models"].items()
                          for c in LABELS}).T
+
+
+def _pct(v) -> float:
+    return np.nan if v is None else 100 * v
+
+
+def population_table(report: dict, by: str = "r_mag") -> pd.DataFrame:
+    """Accuracy (%), log loss, ECE, recall (%) and rows per model and group, indexed by
+    (model, group); `by` is "r_mag", "sample" or "domain" (runs' report.json, in-memory runs)."""
+    rows = {}
+    for name, m in report["models"].items():
+        groups = (m.get("domain") if by == "domain"
+                  else (m.get("population") or {}).get(f"by_{by}")) or {}
+        for group, g in groups.items():
+            rows[name, group] = {"rows": g["rows"], "accuracy (%)": _pct(g["accuracy"]),
+                                 "log loss": g["log_loss"], "ECE": g["ece"],
+                                 **{f"recall {c} (%)": _pct(g["recall"][c]) for c in LABELS}}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 # --- the table --------------------------------------------------------------------------
@@ -212,14 +238,14 @@ def per_class_bars(report: dict, names=("teacher", "student", "baseline"),
     width = 0.8 / len(names)
     shades = dict(zip(names, ("0.25", "#CC79A7", "0.7", "#56B4E9")))
     for ax, metric in zip(axes[0], metrics):
-        values = np.array([[report["models"][n]["per_class"][c][metric] for c in LABELS]
-                           for n in names])
+        values = 100 * np.array([[report["models"][n]["per_class"][c][metric] for c in LABELS]
+                                 for n in names])
         for k, name in enumerate(names):
             ax.bar(np.arange(len(LABELS)) + (k - (len(names) - 1) / 2) * width, values[k],
                    width, label=name, color=shades[name])
         ax.set_xticks(range(len(LABELS)), LABELS)
-        ax.set_ylim(max(0.0, np.floor((values.min() - 0.03) * 50) / 50), 1.0)
-        ax.set(xlabel="class", ylabel=f"{metric} (fraction)", title=metric)
+        ax.set_ylim(max(0.0, np.floor((values.min() - 3) / 2) * 2), 100.0)
+        ax.set(xlabel="class", ylabel=f"{metric} (%)", title=metric)
         _note_offset(ax)
     fig.suptitle("per-class metrics on the test rows", fontsize=10)
     fig.tight_layout()
@@ -291,10 +317,10 @@ def pareto(variants: dict, references: dict[str, float] | None = None):
     and marker per TFLite variant (legend: agreement with Keras). Markers on the Pareto front
     are filled and joined by a grey line; the others are hollow. Cost axes start at 0.
 
-    `references` draws horizontal lines, e.g. {"Keras student": 0.96}.
+    `references` draws horizontal lines, e.g. {"Keras student": 0.96} (fractions, drawn as %).
     """
     names = list(variants)
-    acc = np.array([variants[n]["test_accuracy"] for n in names])
+    acc = 100 * np.array([variants[n]["test_accuracy"] for n in names])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
     specs = (("size_bytes", "file size (kB)", 1e-3, "size"),
              ("latency_us_median", "batch-1 latency (us, median; bar to p99)", 1.0, "latency"))
@@ -312,10 +338,10 @@ def pareto(variants: dict, references: dict[str, float] | None = None):
             ax.scatter(cost[k], acc[k], s=70, marker=_MARKS[k % len(_MARKS)], lw=1.5, zorder=2,
                        facecolor=colour if front[k] else "none", edgecolor=colour)
         for k, value in enumerate((references or {}).values()):
-            ax.axhline(value, ls=("--", ":", "-.")[k % 3], color="k", lw=0.8)
+            ax.axhline(100 * value, ls=("--", ":", "-.")[k % 3], color="k", lw=0.8)
         ax.margins(y=0.3)
         ax.set_xlim(0, max(cost.max(), np.nanmax(p99) if key == "latency_us_median" else 0) * 1.15)
-        ax.set(xlabel=label, ylabel="test accuracy (fraction)",
+        ax.set(xlabel=label, ylabel="test accuracy (%)",
                title=f"accuracy against {what} ({int(front.sum())} of {len(names)} on the front)")
         _note_offset(ax)
     handles = [plt.Line2D([], [], ls="", marker=_MARKS[k % len(_MARKS)], mfc="none", mew=1.5,

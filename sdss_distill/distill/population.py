@@ -1,0 +1,135 @@
+"""Scores by population: per sample (bright, faint), per r-magnitude bin, inside and outside
+the training domain, and the reliability table behind a reliability diagram.
+
+Every group gets the same metrics as the whole test set: accuracy, log loss, ECE
+(metrics.expected_calibration_error: 15 equal-width bins of the top-class probability) and
+per-class recall, with row and per-class counts. A metric a group cannot have (no rows, or no
+row of a class for its recall) is None, never 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sdss_distill.core.schema import LABELS
+from sdss_distill.distill.metrics import expected_calibration_error
+
+R_EDGES: tuple[float, ...] = (16.0, 17.0, 18.0, 19.0, 20.0, 21.0, 22.0)
+"""Edges of the r-magnitude bins: [lo, hi) each, open-ended below the first and above the last."""
+ECE_BINS = 15
+
+
+def r_bin_labels(edges=R_EDGES) -> list[str]:
+    """'r < 16', '16-17', ..., '21-22', 'r >= 22'."""
+    inner = [f"{a:g}-{b:g}" for a, b in zip(edges, edges[1:])]
+    return [f"r < {edges[0]:g}", *inner, f"r >= {edges[-1]:g}"]
+
+
+def r_bins(r: np.ndarray, edges=R_EDGES) -> np.ndarray:
+    """Bin index of each r magnitude: 0 for r < edges[0], k for edges[k-1] <= r < edges[k]."""
+    return np.digitize(np.asarray(r, float), edges)
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    from scipy.special import softmax
+    return softmax(np.asarray(logits, float), axis=1)
+
+
+def group(y: np.ndarray, logits: np.ndarray) -> dict:
+    """Rows, accuracy, log loss, ECE, per-class recall and support of one group of rows."""
+    from sklearn.metrics import accuracy_score, log_loss, recall_score
+    k = list(range(len(LABELS)))
+    support = np.bincount(y, minlength=len(LABELS)) if len(y) else np.zeros(len(LABELS), int)
+    out = {"rows": int(len(y)), "accuracy": None, "log_loss": None, "ece": None,
+           "recall": dict.fromkeys(LABELS), "support": dict(zip(LABELS, support.tolist()))}
+    if not len(y):
+        return out
+    pred = logits.argmax(axis=1)
+    recall = recall_score(y, pred, labels=k, average=None, zero_division=0)
+    out.update(accuracy=float(accuracy_score(y, pred)),
+               log_loss=float(log_loss(y, probabilities(logits), labels=k)),
+               ece=expected_calibration_error(y, logits, bins=ECE_BINS),
+               recall={c: (float(r) if n else None)
+                       for c, r, n in zip(LABELS, recall, support)})
+    return out
+
+
+def by_population(y: np.ndarray, logits: np.ndarray, r: np.ndarray,
+                  sample: np.ndarray | None = None) -> dict:
+    """`group` per sample (when the table has one) and per r-magnitude bin (every bin listed,
+    empty ones with rows 0)."""
+    y, logits = np.asarray(y), np.asarray(logits)
+    out = {"by_sample": None, "by_r_mag": {}, "r_edges": list(R_EDGES)}
+    if sample is not None:
+        sample = np.asarray(sample).astype(str)
+        out["by_sample"] = {s: group(y[sample == s], logits[sample == s])
+                            for s in sorted(set(sample))}
+    which = r_bins(r)
+    for k, label in enumerate(r_bin_labels()):
+        out["by_r_mag"][label] = group(y[which == k], logits[which == k])
+    return out
+
+
+def by_domain(y: np.ndarray, logits: np.ndarray, inside: np.ndarray) -> dict:
+    """`group` for the rows inside the training domain and for those flagged outside it."""
+    inside = np.asarray(inside, bool)
+    return {"in_domain": group(y[inside], logits[inside]),
+            "out_of_domain": group(y[~inside], logits[~inside])}
+
+
+def reliability(y: np.ndarray, logits: np.ndarray, bins: int = ECE_BINS) -> list[dict]:
+    """Per equal-width bin of the top-class probability: its edges, rows, mean confidence and
+    accuracy (None for an empty bin). The same bins as the ECE: sum(rows * |accuracy -
+    confidence|) / total rows equals metrics.expected_calibration_error."""
+    p = probabilities(logits)
+    confidence, correct = p.max(axis=1), p.argmax(axis=1) == np.asarray(y)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    table = []
+    for b in range(bins):
+        hit = which == b
+        n = int(hit.sum())
+        table.append({"lo": b / bins, "hi": (b + 1) / bins, "rows": n,
+                      "confidence": float(confidence[hit].mean()) if n else None,
+                      "accuracy": float(correct[hit].mean()) if n else None})
+    return table
+
+
+class Populations:
+    """The test rows' r magnitude, sample and in-domain flag (the domain of the student-train
+    rows in the student's view, as export writes into the model card), computed once per run
+    and applied to every model's logits."""
+
+    def __init__(self, test, train):
+        from sdss_distill.core.domain import domain, in_domain
+        from sdss_distill.core.schema import SAMPLE, STUDENT_VIEW, get_view
+        from sdss_distill.data.table import features
+        view = get_view(STUDENT_VIEW)
+        self.r = test["r"].to_numpy(float)
+        self.sample = test[SAMPLE].to_numpy() if SAMPLE in test.columns else None
+        self.domain = domain(features(train, view).astype(float), view.columns)
+        self.inside = in_domain(features(test, view).astype(float), view.columns, self.domain)
+
+    def metrics(self, y: np.ndarray, logits: np.ndarray) -> dict:
+        """One model's population, domain and reliability entries of the report."""
+        return {"population": by_population(y, logits, self.r, self.sample),
+                "domain": by_domain(y, logits, self.inside),
+                "reliability": reliability(y, logits)}
+
+    def summary(self) -> dict:
+        """The report's description of the groups (top level, shared by every model)."""
+        which = r_bins(self.r)
+        return {
+            "r_mag_bins": {label: int((which == k).sum())
+                           for k, label in enumerate(r_bin_labels())},
+            "r_mag_definition": "SDSS r model magnitude; bins [lo, hi), open-ended at both ends",
+            "samples": (None if self.sample is None else
+                        {s: int((self.sample.astype(str) == s).sum())
+                         for s in sorted(set(self.sample.astype(str)))}),
+            "ece_bins": f"{ECE_BINS} equal-width bins of the top-class probability",
+            "domain": {**self.domain, "test_rows_in_domain": int(self.inside.sum()),
+                       "test_rows_out_of_domain": int((~self.inside).sum()),
+                       "definition": "a test row is in the domain when each of its magnitudes "
+                                     "and adjacent colours lies within the [min, max] of the "
+                                     "student-train rows (the model card's domain; the edge "
+                                     "classifier's in_domain flag)"},
+        }
