@@ -1,0 +1,1 @@
+"""One training run: configuration, the run directory, the pipeline and its report."""

@@ -1,0 +1,65 @@
+"""A run's report (JSON and Markdown) and its files, written as one new version of the run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from datetime import UTC, datetime
+
+from sdss_distill import __version__
+from sdss_distill.core.io import write_atomic
+from sdss_distill.core.machine import machine
+from sdss_distill.runs.config import Config
+from sdss_distill.runs.rundir import RunDir
+
+
+def build_report(cfg: Config, prepared, results: dict, started: float, seconds: float) -> dict:
+    parts, cleaning = prepared.split, prepared.cleaning
+    train_s = sum(m["train_s"] or 0 for m in results.values() if m["role"] != "combination")
+    return {
+        "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": cfg.to_dict(), "method": cfg.method,
+        "method_settings": dataclasses.asdict(cfg.settings()),
+        "data": {"path": prepared.path, "sha256": prepared.sha256,
+                 "cleaning": cleaning.summary(), "rows_read": cleaning.rows_read,
+                 "rows_kept": cleaning.rows_kept, "dropped": cleaning.dropped,
+                 "split_sizes": {k: len(v) for k, v in parts.subsets().items()}},
+        **models_and_timing(results, train_s, seconds, started),
+    }
+
+
+def models_and_timing(results: dict, fit_s: float, method_s: float, started: float) -> dict:
+    """The report's models, teacher/student latency ratio, machine and timings (one definition
+    for in-memory and streamed runs)."""
+    return {
+        "models": results,
+        "latency_ratio_teacher_over_student": (
+            results["teacher"]["latency"]["latency_us_median"]
+            / results["student"]["latency"]["latency_us_median"]),
+        "machine": machine(),
+        "timing": {"definition": "fit_s: summed wall time of every model.fit of the run; "
+                                 "method_s: the method including evaluation on the test rows; "
+                                 "total_s: the whole command up to writing the files, "
+                                 "TensorFlow import included",
+                   "fit_s": round(fit_s, 2), "method_s": round(method_s, 2),
+                   "total_s": round(time.perf_counter() - started, 2)},
+    }
+
+
+def save_run(rundir: RunDir, models: dict, parts, report: dict) -> None:
+    """Write the run as a new version and switch to it in one step (all or nothing).
+
+    Nothing is carried over: a retrained run has no stale tflite/ or export report.
+    """
+    from sdss_distill.distill.metrics import markdown
+    with rundir.write() as layout:
+        report["run_id"] = layout.run_id
+        for name, model in models.items():
+            model.save(layout.model(name))
+        parts.save(layout.split_json, data_sha256=report["data"]["sha256"],
+                   data_path=report["data"]["path"])
+        run_info = {k: report[k] for k in ("version", "created", "config", "data", "run_id")}
+        write_atomic(layout.run_json, json.dumps(run_info, indent=2))
+        write_atomic(layout.report_json, json.dumps(report, indent=2))
+        write_atomic(layout.report_md, markdown(report))
