@@ -7,13 +7,12 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
-from sdss_distill.distill import registry
-from sdss_distill.distill.formula import SOFT_LOSSES
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import read_toml
 from sdss_distill.core.schema import TEACHER_VIEWS
+from sdss_distill.distill import registry
+from sdss_distill.distill.formula import SOFT_LOSSES
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,12 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sdss_distill.core.io import quiet_import
-from sdss_distill.distill import registry
-from sdss_distill.runs.config import Config
-from sdss_distill.runs.report import build_report, save_run
-from sdss_distill.runs.rundir import RunDir
+from sdss_distill.core.schema import get_view
 from sdss_distill.data import datasets
 from sdss_distill.data.table import (
     CleaningReport,
@@ -27,7 +23,10 @@ from sdss_distill.data.table import (
     read_column_map,
     split,
 )
-from sdss_distill.core.schema import get_view
+from sdss_distill.distill import registry
+from sdss_distill.runs.config import Config
+from sdss_distill.runs.report import build_report, save_run
+from sdss_distill.runs.rundir import RunDir
 
 LATENCY_ROLES = ("teacher", "student", "baseline")
 
@@ -75,8 +74,8 @@ def run_method(ws, cfg: Config) -> list:
 def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
              curves: bool = True) -> dict:
     """Every arm's metrics on `test`; non-teacher arms also against the teacher arm."""
-    from sdss_distill.distill import metrics as ev
     from sdss_distill.data.table import features
+    from sdss_distill.distill import metrics as ev
     y = labels(test)
     out_logits = {arm.name: arm.logits(test) for arm in arms}
     results = {}

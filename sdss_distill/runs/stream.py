@@ -33,9 +33,17 @@ import numpy as np
 
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import STUDENT_VIEW, get_view
+from sdss_distill.data.stream import (
+    PARTS,
+    SUBSET_PARTS,
+    Cleaning,
+    Extremes,
+    HashSplit,
+    Moments,
+    ParquetSource,
+)
 from sdss_distill.distill import registry
 from sdss_distill.runs.report import models_and_timing, save_run
-from sdss_distill.data.stream import SHUFFLE_ROWS, PARTS, SUBSET_PARTS, Cleaning, Extremes, HashSplit, Moments, ParquetSource
 
 VALIDATION_ROWS = 50_000  # early-stopping rows per training subset, at most (about: hash-selected)
 LATENCY_ROWS = 2000  # test rows kept for the Keras latency measurement (as many as the CSV run's)
@@ -75,8 +83,8 @@ class Stats:
     def __init__(self, views: Views):
         import keras
 
-        from sdss_distill.models.mlp import SkyFeatures
         from sdss_distill.core.schema import asinh_scales, colour_pairs
+        from sdss_distill.models.mlp import SkyFeatures
         self.views, self.cleaning = views, Cleaning()
         self.sizes = dict.fromkeys(PARTS, 0)
         self.sky = {v.name: SkyFeatures(colour_pairs(v.columns), asinh_scales(v.columns))
@@ -128,9 +136,9 @@ class Stats:
 
 def run(cfg) -> dict:
     """The offline method streamed: teacher, distilled student and baseline; returns the report."""
+    from sdss_distill.core.io import quiet_import
     from sdss_distill.data.table import read_column_map
     from sdss_distill.runs.rundir import RunDir
-    from sdss_distill.core.io import quiet_import
     say = (lambda msg: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.perf_counter()
     check_supported(cfg)
