@@ -120,3 +120,11 @@ def test_subclass_run_exports_a_three_class_student(real_table, tmp_path):
     x = pd.read_csv(data)[list("ugriz")].to_numpy("float32")[:10]
     for stem in ("student_int8", "student_float32"):
         assert EdgeClassifier(out / "tflite" / f"{stem}.tflite").logits(x).shape == (10, 3)
+
+
+def test_sweep_int8_sizes_know_the_subclass_student():
+    from sdss_distill.sweep import int8
+    base = make_config()
+    assert ("subclass", 4, (24, 24)) in int8.architectures(base, {"offline", "subclass"})
+    model, _ = int8._build(("subclass", 4, (24, 24)))
+    assert model.output.shape[-1] == 3 and models.subclass_head(model).per_class == 4
