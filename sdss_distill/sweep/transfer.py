@@ -8,7 +8,10 @@ scored on the very same objects: the test rows of the bright sample, of the fain
 and of both. (A `--data bright` run splits bright alone, so its test rows are other objects
 and its numbers are not comparable cell for cell.) Models: the method's student, its
 hard-label baseline (same rows), its teacher, and a HistGradientBoostingClassifier on
-u g r i z + 4 colours fitted on the student's training rows (sweep.extras).
+u g r i z + 4 colours fitted on the student's training rows (sweep.extras). The two
+samples share no objid or specobjid, but 26 bright rows lie within 0.4 arcsec of a faint
+row (checked on the packaged tables): a handful of test objects may have a twin among the
+other sample's training rows.
 
 Writes OUT/transfer.csv (one row per training set x test sample x model: mean accuracy, its
 95 % CI over seeds, seeds, test rows), OUT/transfer.md and OUT/transfer.png.
