@@ -125,3 +125,20 @@ def test_learning_preset_runs_end_to_end(tmp_path):
         del cli.PRESETS["small-learning"]
     df = pd.read_csv(tmp_path / "out" / "learning.csv")
     assert list(df.rows.astype(str)) == ["500", "all"] and (tmp_path / "out" / "learning.png").is_file()
+
+
+@pytest.mark.slow
+def test_transfer_preset_runs_end_to_end(tmp_path):
+    """The transfer preset with tiny offline networks, one seed: every training set is scored
+    on the same test rows of each sample, the reference included."""
+    config = tmp_path / "small.toml"
+    config.write_text("teacher_hidden = [16, 8]\nstudent_hidden = [6, 6]\n")
+    out = tmp_path / "out"
+    assert cli.main(["--preset", "transfer", "--seeds", "0", "--epochs", "1", "--config",
+                     str(config), "--methods", "offline", "--workers", "1", "--out", str(out),
+                     "--quiet", "--no-plots"]) == 0
+    df = pd.read_csv(out / "transfer.csv")
+    assert len(df) == 3 * 3 * 4 and (out / "transfer.png").is_file()
+    rows = df.groupby("test_on").test_rows.nunique()
+    assert (rows == 1).all()  # each test sample: the same objects for every training set
+    assert 50 < df[df.model == "hgb"].accuracy_pct_mean.min() <= 100
