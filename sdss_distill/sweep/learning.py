@@ -81,18 +81,23 @@ def figure(df: pd.DataFrame):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (gain_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    methods = list(dict.fromkeys(df.method))
     for k, (method, g) in enumerate(df.groupby("method", sort=False)):
         colour = f"C{k}"
+        x = g.train_rows * 1.04 ** (k - (len(methods) - 1) / 2)  # dodged, so bars don't overlap
         ci = g.gain_ci95.fillna(0)
-        gain_ax.errorbar(g.train_rows, g.gain_pt, yerr=ci, marker="o", capsize=3, color=colour,
+        gain_ax.errorbar(x, g.gain_pt, yerr=ci, marker="o", capsize=3, color=colour,
                          label=method)
-        acc_ax.errorbar(g.train_rows, g.student_pct, yerr=g.student_ci95.fillna(0), marker="o",
+        acc_ax.errorbar(x, g.student_pct, yerr=g.student_ci95.fillna(0), marker="o",
                         capsize=3, color=colour, label=f"{method} student")
-        acc_ax.errorbar(g.train_rows, g.baseline_pct, yerr=g.baseline_ci95.fillna(0), marker="s",
+        acc_ax.errorbar(x, g.baseline_pct, yerr=g.baseline_ci95.fillna(0), marker="s",
                         capsize=3, color=colour, linestyle="--", label=f"{method} baseline")
     gain_ax.axhline(0, color="grey", linewidth=0.8)
+    ticks = sorted(set(df.train_rows))
     for ax in (gain_ax, acc_ax):
         ax.set_xscale("log")
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks], fontsize=8)
+        ax.minorticks_off()
         ax.set_xlabel("non-test rows used (teacher-train + student-train)")
         ax.grid(alpha=0.3)
     gain_ax.set_ylabel("student - baseline accuracy (percentage points)")
