@@ -142,3 +142,19 @@ def test_transfer_preset_runs_end_to_end(tmp_path):
     rows = df.groupby("test_on").test_rows.nunique()
     assert (rows == 1).all()  # each test sample: the same objects for every training set
     assert 50 < df[df.model == "hgb"].accuracy_pct_mean.min() <= 100
+
+
+def test_fingerprint_of_an_older_sweep_is_unchanged():
+    """Unset rows / train_sample leave the fingerprint as before they existed (resume works)."""
+    import hashlib
+
+    from sdss_distill.sweep.grid import fingerprint
+    base = make_config()
+    skip = {"out", "seed", "method", "temperature", "alpha", "soft_loss", "quiet", "rows",
+            "train_sample"}
+    doc = {k: v for k, v in base.to_dict().items() if k not in skip}
+    old = hashlib.sha256(json.dumps({**doc, "dev": False}, sort_keys=True, default=str)
+                         .encode()).hexdigest()[:16]
+    assert fingerprint(base, False) == old
+    assert fingerprint(make_config(rows=500), False) != old
+    assert fingerprint(base, False, {"by_sample": True}) != old

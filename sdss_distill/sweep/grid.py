@@ -21,6 +21,9 @@ from sdss_distill.core.io import write_atomic
 from sdss_distill.runs.config import Config
 
 CELLS_DIR = "cells"
+UNSET_OMITTED = ("rows", "train_sample")
+"""Config fields added after sweeps were run: left out of the fingerprint while unset, so a
+sweep started before them still resumes."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,8 @@ def fingerprint(base: Config, dev: bool, options: dict | None = None) -> str:
     """What makes a cell's numbers: every setting but the output, seed and cell fields (and
     the sweep's extra evaluations, when it asks for any)."""
     skip = {"out", "seed", "method", "temperature", "alpha", "soft_loss", "quiet"}
-    doc = {k: v for k, v in base.to_dict().items() if k not in skip}
+    doc = {k: v for k, v in base.to_dict().items() if k not in skip
+           and not (k in UNSET_OMITTED and v is None)}
     doc = {**doc, "dev": dev, **({"options": options} if options else {})}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
