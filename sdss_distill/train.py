@@ -7,6 +7,8 @@ Usage:
     python -m sdss_distill.train --config run.toml --alpha 0.5 --temperature 4
     python -m sdss_distill.train --data 'data/sim/*.parquet' --method offline --out runs/sim  # streamed
     python -m sdss_distill.train --method crossfit --set crossfit.folds=10
+    python -m sdss_distill.train --data faint --rows 1000 --method offline   # a learning-curve point
+    python -m sdss_distill.train --method subclass --set subclass.bins=4
     python -m sdss_distill.train --help
 
 Data flow: load -> clean -> split -> the method's teachers, students and hard-label baseline
@@ -61,6 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, help=f"split, init and shuffle seed (default: {d.seed})")
     p.add_argument("--split", type=float, nargs=3, metavar=("TEACHER", "STUDENT", "TEST"),
                    help=f"row fractions (default: {' '.join(map(str, d.split))})")
+    p.add_argument("--rows", type=int, metavar="N",
+                   help="train on N of the non-test rows: a seeded sample stratified by class "
+                        "(x sample), teacher-train and student-train shrunk in proportion; the "
+                        "test rows stay the full run's (default: every row)")
     p.add_argument("--teacher-view", choices=TEACHER_VIEWS,
                    help=f"teacher's columns; paper17 is leaky (default: {d.teacher_view})")
     p.add_argument("--teacher-hidden", type=int, nargs="+", metavar="N",

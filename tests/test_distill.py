@@ -172,10 +172,10 @@ def test_cotrainer_loss_is_teacher_ce_plus_distillation(pair):
 
 def test_registry_lists_choices_for_an_unknown_name():
     assert registry.names()[:2] == ["offline", "crossfit"]
-    assert len(registry.names()) == 8
+    assert len(registry.names()) == 9
     with pytest.raises(InputError, match="unknown method 'cross-fit'; choose one of: offline, "
                                          "crossfit, online, cotrain, teacher-ensemble, "
-                                         "student-ensemble, hints, assistant"):
+                                         "student-ensemble, hints, assistant, subclass"):
         registry.get("cross-fit")
     assert registry.streaming() == ["offline"]
     assert all(registry.get(n).summary for n in registry.names())

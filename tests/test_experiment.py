@@ -45,7 +45,8 @@ def fake_training(monkeypatch):
     calls = []
 
     def prepare(cfg, dev=False):
-        return SimpleNamespace(split=SimpleNamespace(test=np.arange(20)))
+        return SimpleNamespace(split=SimpleNamespace(test=np.arange(20), teacher_train=np.arange(40),
+                                                     student_train=np.arange(40)))
 
     def timed_run(cfg, prepared, ws=None, **kw):
         calls.append((cfg.seed, cfg.method, cfg.alpha))

@@ -37,6 +37,7 @@ EXPECTED_ARMS = {
     "student-ensemble": {"teacher", "member_4", "member_6x6", "student", "student_vote", "baseline"},
     "hints": {"teacher", "student", "baseline"},
     "assistant": {"teacher", "assistant", "student", "baseline"},
+    "subclass": {"teacher", "student", "baseline"},
 }
 
 

@@ -80,10 +80,17 @@ def quantize_selective(converter, calibration, float_nodes: list[str]) -> bytes:
 def folded_student(student, x_check: np.ndarray):
     """The student as plain Keras Dense layers on raw magnitudes: each MLP's front (colours,
     normalisation) folded into its first Dense layer; an ensemble's members side by side
-    (layers `m<k>_dense_<j>`) under its `MeanProbability`. Returns the model and the names of
+    (layers `m<k>_dense_<j>`) under its `MeanProbability`; a subclass student keeps its
+    `SubclassSum` head (subclass logits -> 3 class logits). Returns the model and the names of
     its first Dense layers (the ones that read raw magnitudes)."""
     keras = quiet_import("keras")
-    from sdss_distill.models.mlp import MeanProbability, ensemble_members, logits
+    from sdss_distill.models.mlp import (
+        MeanProbability,
+        SubclassSum,
+        ensemble_members,
+        logits,
+        subclass_head,
+    )
     members = ensemble_members(student)
     x = inputs = keras.Input((len(get_view(STUDENT_VIEW).columns),), name=STUDENT_VIEW)
     outputs = []
@@ -99,6 +106,9 @@ def folded_student(student, x_check: np.ndarray):
             layer.set_weights([w, b])
         outputs.append(h)
     out = MeanProbability(name="mean_probability")(outputs) if members else outputs[0]
+    head = subclass_head(student)
+    if head is not None:  # subclass logits -> class logits, as in the student
+        out = SubclassSum(head.per_class, name=head.name)(out)
     model = keras.Model(inputs, out, name="student_folded")
     error = np.abs(logits(model, x_check) - logits(student, x_check)).max()
     if error > 1e-3:

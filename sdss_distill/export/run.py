@@ -41,6 +41,8 @@ PROG = "python -m sdss_distill.export"
 ENSEMBLE_NO_FINETUNE = ("QAT/pruning is not done for ensemble students: the tf_keras "
                         "fine-tuning handles one MLP")
 DYNAMIC_NO_OP = "no-op here, the converter only quantizes tensors of >= 1024 weights"
+SUBCLASS_NO_FINETUNE = ("QAT/pruning is not done for subclass students: the tf_keras "
+                        "fine-tuning distils 3 class logits, the student emits subclass logits")
 PTQ = {"student_float32": "float32", "student_float16": "float16",
        "student_dynamic": "dynamic", "student_int8": "int8"}
 FINETUNED = {"student_qat_int8": "QAT int8 (tfmot), front float32",
@@ -135,14 +137,15 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
         raise InputError(f"--mcu: the C generator is made and tested for a single-MLP student; "
                          f"this run's student is an ensemble of {len(ensemble['members'])} "
                          f"members; export without --mcu")
-    if ensemble:
-        say(f"skipped {', '.join(FINETUNED)}: {ENSEMBLE_NO_FINETUNE}")
-    finetune = finetune and not ensemble
-    reuse = [] if finetune or ensemble else reusable_finetuned(run, say)
+    no_finetune = no_finetune_reason(run.student)
+    if no_finetune:
+        say(f"skipped {', '.join(FINETUNED)}: {no_finetune}")
+    finetune = finetune and not no_finetune
+    reuse = [] if finetune or no_finetune else reusable_finetuned(run, say)
     keep = KEEP + [f"tflite/{stem}{suffix}" for stem in reuse for suffix in (".tflite", ".json")]
     with rundir.write(keep=keep, base=base) as layout:
         report = _export(run, layout, say, finetune=finetune, reuse=reuse, invokes=invokes,
-                         threads=threads, ensemble=ensemble)
+                         threads=threads, ensemble=ensemble, no_finetune=no_finetune)
         if mcu:
             _write_mcu(run, layout, report, say)
     say(f"wrote {run.dir / 'tflite'} and {run.dir / 'reports' / 'export.json'} "
@@ -181,6 +184,17 @@ def reusable_finetuned(run: RunData, say) -> list[str]:
     return keep
 
 
+def no_finetune_reason(student) -> str | None:
+    """Why QAT/pruning is not done for this student (None when it is): the tf_keras child
+    fine-tunes one plain MLP with 3 class logits."""
+    from sdss_distill.models.mlp import ensemble_members, subclass_head
+    if ensemble_members(student):
+        return ENSEMBLE_NO_FINETUNE
+    if subclass_head(student) is not None:
+        return SUBCLASS_NO_FINETUNE
+    return None
+
+
 def ensemble_info(student) -> dict | None:
     """What export.json and the student cards record about an ensemble student (None for a
     plain MLP): its members' names and hidden widths and how they are combined."""
@@ -195,14 +209,15 @@ def ensemble_info(student) -> dict | None:
 
 
 def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[str],
-            invokes: int, threads: int, ensemble: dict | None = None) -> dict:
+            invokes: int, threads: int, ensemble: dict | None = None,
+            no_finetune: str | None = None) -> dict:
     """Convert every variant into the new version's tflite/, measure each, write the reports."""
     from sdss_distill.models.mlp import logits
     sv, tv = run.student_view, run.teacher_view
     ref = {STUDENT: logits(run.student, run.x_test[sv.name]),
            TEACHER: logits(run.teacher, run.x_test[tv.name])}
     card = functools.partial(model_card, run, run_id=layout.run_id)
-    skipped = {stem: ENSEMBLE_NO_FINETUNE for stem in FINETUNED} if ensemble else {}
+    skipped = {stem: no_finetune for stem in FINETUNED} if no_finetune else {}
     with tempfile.TemporaryDirectory(prefix=".export-", dir=layout.tflite) as tmp:
         tmp = Path(tmp)
         files = _convert_variants(run, tmp, say, ensemble, skipped)
@@ -309,7 +324,7 @@ def _report(run: RunData, layout: Layout, variants: dict, ref: dict, diagnostics
                           **keras_ref},
         "keras_teacher_test_accuracy": float((ref[TEACHER].argmax(1) == y_test).mean()),
         "diagnostics": diagnostics, "finetune": tuned,
-        **({"ensemble": ensemble, "skipped": skipped} if ensemble else {}),
+        **({"ensemble": ensemble} if ensemble else {}), **({"skipped": skipped} if skipped else {}),
         "latency_ratio_teacher_over_student": {
             stem: teacher["latency_us_median"] / v["latency_us_median"] for stem, v in students.items()},
         "throughput_ratio_student_over_teacher": {

@@ -54,9 +54,12 @@ class SkyFeatures(keras.layers.Layer):
 
 
 def build_mlp(view: View, hidden: tuple[int, ...], train_x: np.ndarray | None, *, name: str,
-              dropout: float = 0.0, norm_stats: tuple[np.ndarray, np.ndarray] | None = None
-              ) -> keras.Model:
+              dropout: float = 0.0, norm_stats: tuple[np.ndarray, np.ndarray] | None = None,
+              outputs: int = len(LABELS)) -> keras.Model:
     """An MLP on `view`'s raw columns, its Normalization adapted on `train_x` (training rows).
+
+    `outputs`: logits it returns, one per class by default (subclass distillation asks for
+    one per subclass).
 
     `norm_stats`: the (mean, variance) of the features over the training rows, computed
     elsewhere (in a streaming pass over a table too large to hold); then `train_x` is unused.
@@ -76,7 +79,7 @@ def build_mlp(view: View, hidden: tuple[int, ...], train_x: np.ndarray | None, *
         x = keras.layers.Dense(width, activation="relu", name=f"dense_{k}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{k}")(x)
-    logits = keras.layers.Dense(len(LABELS), name="logits")(x)
+    logits = keras.layers.Dense(outputs, name="logits")(x)
     return keras.Model(inputs, logits, name=name)
 
 
@@ -90,6 +93,44 @@ class MeanProbability(keras.layers.Layer):
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package="sdss_distill")
+class SubclassSum(keras.layers.Layer):
+    """Subclass logits (class-major: subclass j of class c at c * per_class + j) -> log of each
+    class's summed subclass probability: the logits of the class distribution (Mueller et al.
+    2020, "Subclass distillation"). Log-sum-exp, not log(sum(softmax)), so no probability
+    underflows to log(0)."""
+
+    def __init__(self, per_class: int, **kwargs):
+        super().__init__(**kwargs)
+        if int(per_class) < 1:
+            raise ValueError(f"per_class must be >= 1, got {per_class!r}")
+        self.per_class = int(per_class)
+
+    def call(self, inputs):
+        log_p = keras.ops.log_softmax(inputs, axis=-1)
+        grouped = keras.ops.reshape(log_p, (-1, len(LABELS), self.per_class))
+        return keras.ops.logsumexp(grouped, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], len(LABELS))
+
+    def get_config(self):
+        return {**super().get_config(), "per_class": self.per_class}
+
+
+def subclass_model(subclass_mlp: keras.Model, per_class: int, *, name: str) -> keras.Model:
+    """The same layers as `subclass_mlp` (one logit per subclass), plus `SubclassSum`: a flat
+    model with 3 class logits, saved, evaluated and exported like any other MLP."""
+    out = SubclassSum(per_class, name="class_logits")(subclass_mlp.output)
+    return keras.Model(subclass_mlp.input, out, name=name)
+
+
+def subclass_head(model: keras.Model) -> SubclassSum | None:
+    """A model's `SubclassSum` output layer (None for a plain MLP or an ensemble)."""
+    heads = [layer for layer in model.layers if isinstance(layer, SubclassSum)]
+    return heads[0] if heads else None
 
 
 def ensemble_model(members: list[keras.Model], view: View, *, name: str) -> keras.Model:

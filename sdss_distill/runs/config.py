@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import read_toml
-from sdss_distill.core.schema import TEACHER_VIEWS
+from sdss_distill.core.schema import SAMPLES, TEACHER_VIEWS
 from sdss_distill.distill import registry
 from sdss_distill.distill.formula import SOFT_LOSSES
 
@@ -25,6 +25,8 @@ class Config:
     method: str = "crossfit"  # distillation method, chosen on dev rows (docs/results/methods.md)
     seed: int = 0  # one seed for the split, weight init and shuffling
     split: tuple[float, float, float] = (0.4, 0.4, 0.2)  # teacher-train, student-train, test
+    rows: int | None = None  # train on N non-test rows (stratified, seeded); test rows unchanged
+    train_sample: str | None = None  # train on one sample of --data sdss (bright or faint) only
     teacher_view: str = "physical"  # teacher's columns: physical or paper17 (leaky)
     teacher_hidden: tuple[int, ...] = (128, 128, 64, 32)  # deep MLP widths
     teacher_dropout: float = 0.0
@@ -44,6 +46,10 @@ class Config:
         _check(len(self.split) == 3 and all(0 < f < 1 for f in self.split)
                and abs(sum(self.split) - 1) < 1e-6,
                "split", "three fractions in (0, 1) summing to 1", self.split)
+        _check(self.rows is None or self.rows >= 1, "rows", ">= 1 (or unset: every row)",
+               self.rows)
+        _check(self.train_sample is None or self.train_sample in SAMPLES, "train_sample",
+               f"one of {', '.join(SAMPLES)} (or unset: every sample)", self.train_sample)
         _check(self.teacher_view in TEACHER_VIEWS, "teacher_view",
                f"one of {', '.join(TEACHER_VIEWS)}", self.teacher_view)
         _check(self.temperature > 0, "temperature", "> 0", self.temperature)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from sdss_distill.core.io import quiet_import
 from sdss_distill.core.schema import ARMS, TEACHER, get_view
-from sdss_distill.data import datasets
+from sdss_distill.data import datasets, subsample
 from sdss_distill.data.table import (
     CleaningReport,
     Split,
@@ -56,6 +56,10 @@ def prepare(cfg: Config, *, dev: bool = False) -> Prepared:
     if dev:
         df = df.loc[np.sort(np.concatenate([parts.teacher_train, parts.student_train]))]
         parts = split(df, cfg.split, cfg.seed)
+    if cfg.train_sample is not None:  # after splitting: the test rows stay the full run's
+        parts = subsample.only_sample(df, parts, cfg.train_sample)
+    if cfg.rows is not None:
+        parts = subsample.subsample(df, parts, cfg.rows, cfg.seed)
     return Prepared(path, sha256, df, cleaning, parts, dev, bool(table.attrs.get("simulated")))
 
 def workspace(prepared: Prepared, cfg: Config, say=None):

@@ -56,6 +56,10 @@ def check_supported(cfg, *, export: bool = False) -> None:
         raise InputError(f"--method {cfg.method}: training from a directory or glob of Parquet "
                          f"files supports {', '.join(supported)} only; use --method "
                          f"{supported[0]}, or pass one CSV/Parquet file for {cfg.method}")
+    for name in ("rows", "train_sample"):
+        if getattr(cfg, name) is not None:
+            raise InputError(f"{name} = {getattr(cfg, name)!r}: not supported when streaming from "
+                             f"a directory or glob; pass one CSV/Parquet file or a dataset name")
     if export:
         raise InputError("--export: a run streamed from a directory or glob cannot be exported "
                          "yet (export re-reads the table by row position); drop --export")

@@ -7,6 +7,8 @@ Usage:
     python -m sdss_distill.experiment --preset temperature --out runs/temperature
     python -m sdss_distill.experiment --methods offline crossfit --alphas 0.5 0.9 --temperatures 1 2
     python -m sdss_distill.experiment --preset methods --dev --out runs/dev   # never reads test rows
+    python -m sdss_distill.experiment --preset transfer --out runs/transfer   # bright <-> faint
+    python -m sdss_distill.experiment --preset learning --data faint --out runs/learning
 
 Writes OUT/results.csv (one row per seed x cell x arm), OUT/summary.csv (per cell x arm:
 mean, std and 95 % CI over seeds, and the paired difference to the cell's hard-label
@@ -40,6 +42,14 @@ PRESETS: dict[str, dict] = {
     "temperature": {"temperatures": [1, 2, 4, 8, 10, 20], "methods": ["offline"],
                     "about": "T in 1, 2, 4, 8, 10, 20"},
     "methods": {"methods": None, "about": "every method at its defaults"},
+    "transfer": {"methods": ["crossfit"], "data": "sdss", "train_samples": ["bright", "faint", None],
+                 "options": {"by_sample": True, "reference": True}, "report": "transfer",
+                 "about": "train on bright, faint or both (one sdss split per seed); test on "
+                          "each sample; + a HistGradientBoosting reference: transfer.{csv,md,png}"},
+    "learning": {"methods": ["offline", "crossfit"], "rows": [500, 1000, 2000, 4000, None],
+                 "report": "learning",
+                 "about": "--rows 500 1000 2000 4000 all: the paired gain of distillation over "
+                          "the baseline against N: learning.{csv,md,png}"},
 }
 
 
@@ -62,6 +72,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"soft-term weights (default: the preset's, else {d.alpha})")
     p.add_argument("--soft-losses", nargs="+", choices=SOFT_LOSSES,
                    help=f"soft terms (default: {d.soft_loss})")
+    p.add_argument("--rows", type=int, metavar="N",
+                   help="train every cell on N non-test rows (stratified, seeded; test rows "
+                        "unchanged) (default: every row; the learning preset sets its own)")
     p.add_argument("--seeds", type=int, nargs="+",
                    help="seeds (default: the preset's, else 0 1 2 3 4 5 6 7 8 9)")
     p.add_argument("--dev", action="store_true",
@@ -89,9 +102,15 @@ def plan(args: argparse.Namespace) -> tuple[Config, list, list[int]]:
     from sdss_distill.sweep.grid import grid
     preset = PRESETS.get(args.preset, {})
     overrides = {**preset.get("overrides", {}),
-                 **{k: v for k, v in (("epochs", args.epochs), ("patience", args.patience))
-                    if v is not None}}
-    base = make_config(args.config, data=args.data, quiet=True,
+                 **{k: v for k, v in (("epochs", args.epochs), ("patience", args.patience),
+                                      ("rows", args.rows)) if v is not None}}
+    if args.rows is not None and "rows" in preset:
+        raise InputError(f"--rows: the {args.preset} preset sets the rows of each cell itself; "
+                         f"drop --rows")
+    if args.data is not None and "data" in preset and args.data != preset["data"]:
+        raise InputError(f"--data {args.data}: the {args.preset} preset needs --data "
+                         f"{preset['data']} (one split of both samples); drop --data")
+    base = make_config(args.config, data=args.data or preset.get("data"), quiet=True,
                        methods=parse_method_options(args.set_options), **overrides)
     from sdss_distill.data.datasets import resolve
     base = dataclasses.replace(base, data=resolve(base.data).record)
@@ -101,7 +120,8 @@ def plan(args: argparse.Namespace) -> tuple[Config, list, list[int]]:
     seeds = args.seeds if args.seeds is not None else preset.get("seeds", list(range(10)))
     temperatures = args.temperatures or preset.get("temperatures", [base.temperature])
     alphas = args.alphas if args.alphas is not None else preset.get("alphas", [base.alpha])
-    cells = grid(methods, temperatures, alphas, args.soft_losses or [base.soft_loss])
+    cells = grid(methods, temperatures, alphas, args.soft_losses or [base.soft_loss],
+                 rows=preset.get("rows", [None]), train_samples=preset.get("train_samples", [None]))
     for cell in cells:  # validates every temperature / alpha before training anything
         cell.config(base, 0).__post_init__()
     if args.workers < 1:
@@ -138,6 +158,16 @@ def summarise(out: Path, command: str) -> dict:
     return {"cells": len(cells), "rows": len(df)}
 
 
+def preset_report(out: Path, name: str, command: str) -> str:
+    """Write a preset's own tables and figure (sweep.transfer or sweep.learning); return its
+    Markdown."""
+    from sdss_distill.sweep import learning, transfer
+    from sdss_distill.sweep.grid import load_cells
+    module = {"transfer": transfer, "learning": learning}[name]
+    module.write(out, load_cells(out), command)
+    return (out / f"{name}.md").read_text()
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
 
@@ -151,13 +181,16 @@ def main(argv=None) -> int:
              "base_config": base.to_dict(), "dev": args.dev}, indent=2, default=str))
         from sdss_distill.sweep.grid import run_sweep
         started = time.perf_counter()
+        preset = PRESETS.get(args.preset, {})
         run_sweep(base, cells, seeds, out, dev=args.dev, workers=args.workers,
-                  progress=not args.quiet)
+                  progress=not args.quiet, options=preset.get("options"))
         summarise(out, command)
         if not args.no_plots:
             from sdss_distill.sweep.figures import sweep_figures
             sweep_figures(out)
         print((out / "summary.md").read_text())
+        if preset.get("report"):
+            print(preset_report(out, preset["report"], command))
         print(f"{PROG}: {len(cells)} cells x {len(seeds)} seeds in "
               f"{time.perf_counter() - started:.0f} s; wrote {out}", file=sys.stderr)
         return 0

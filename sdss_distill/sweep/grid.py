@@ -21,6 +21,9 @@ from sdss_distill.core.io import write_atomic
 from sdss_distill.runs.config import Config
 
 CELLS_DIR = "cells"
+UNSET_OMITTED = ("rows", "train_sample")
+"""Config fields added after sweeps were run: left out of the fingerprint while unset, so a
+sweep started before them still resumes."""
 
 
 @dataclass(frozen=True)
@@ -31,28 +34,42 @@ class Cell:
     temperature: float
     alpha: float
     soft_loss: str
+    n_rows: int | None = None  # --rows of this cell (learning curves); None: the base config's
+    train_sample: str | None = None  # train on one sample of sdss (transfer); None: the base's
 
     @property
     def id(self) -> str:
-        return f"{self.method}_T{self.temperature:g}_a{self.alpha:g}_{self.soft_loss}"
+        return (f"{self.method}_T{self.temperature:g}_a{self.alpha:g}_{self.soft_loss}"
+                + (f"_n{self.n_rows}" if self.n_rows is not None else "")
+                + (f"_on{self.train_sample}" if self.train_sample is not None else ""))
 
     def config(self, base: Config, seed: int) -> Config:
-        return dataclasses.replace(base, method=self.method, temperature=self.temperature,
-                                   alpha=self.alpha, soft_loss=self.soft_loss, seed=seed)
+        return dataclasses.replace(
+            base, method=self.method, temperature=self.temperature, alpha=self.alpha,
+            soft_loss=self.soft_loss, seed=seed,
+            rows=base.rows if self.n_rows is None else self.n_rows,
+            train_sample=base.train_sample if self.train_sample is None else self.train_sample)
+
+    def rows_key(self) -> tuple:
+        """Cells with the same key train on the same rows, so they share one workspace."""
+        return (self.n_rows, self.train_sample)
 
 
 def grid(methods: Iterable[str], temperatures: Iterable[float], alphas: Iterable[float],
-         soft_losses: Iterable[str]) -> list[Cell]:
-    return [Cell(m, float(t), float(a), s) for m in methods for t in temperatures
-            for a in alphas for s in soft_losses]
+         soft_losses: Iterable[str], rows: Iterable[int | None] = (None,),
+         train_samples: Iterable[str | None] = (None,)) -> list[Cell]:
+    return [Cell(m, float(t), float(a), s, n, sample) for sample in train_samples for n in rows
+            for m in methods for t in temperatures for a in alphas for s in soft_losses]
 
 
-def fingerprint(base: Config, dev: bool) -> str:
-    """What makes a cell's numbers: every setting but the output, seed and cell fields."""
+def fingerprint(base: Config, dev: bool, options: dict | None = None) -> str:
+    """What makes a cell's numbers: every setting but the output, seed and cell fields (and
+    the sweep's extra evaluations, when it asks for any)."""
     skip = {"out", "seed", "method", "temperature", "alpha", "soft_loss", "quiet"}
-    doc = {k: v for k, v in base.to_dict().items() if k not in skip}
-    return hashlib.sha256(json.dumps({**doc, "dev": dev}, sort_keys=True, default=str)
-                          .encode()).hexdigest()[:16]
+    doc = {k: v for k, v in base.to_dict().items() if k not in skip
+           and not (k in UNSET_OMITTED and v is None)}
+    doc = {**doc, "dev": dev, **({"options": options} if options else {})}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def cell_path(out: Path, seed: int, cell: Cell) -> Path:
@@ -69,32 +86,39 @@ def done(out: Path, seed: int, cell: Cell, fp: str) -> bool:
 
 
 def run_seed(base: Config, seed: int, cells: list[Cell], out: Path, *, dev: bool,
-             on_cell: Callable[[Cell, float], None] = lambda cell, seconds: None) -> None:
-    """Every unfinished cell of one seed, sharing one workspace (teachers trained once)."""
+             on_cell: Callable[[Cell, float], None] = lambda cell, seconds: None,
+             options: dict | None = None) -> None:
+    """Every unfinished cell of one seed; cells on the same rows share one workspace (teachers
+    trained once). `options`: extra evaluations (sweep.extras) recorded in each cell."""
     from sdss_distill.core.io import quiet_import
     from sdss_distill.runs.pipeline import prepare, timed_run, workspace
-    fp = fingerprint(base, dev)
+    from sdss_distill.sweep.extras import extra_results
+    fp = fingerprint(base, dev, options)
     todo = [c for c in cells if not done(out, seed, c, fp)]
     if not todo:
         return
     keras = quiet_import("keras")
-    seed_cfg = dataclasses.replace(base, seed=seed)
-    prepared = prepare(seed_cfg, dev=dev)
-    ws = workspace(prepared, seed_cfg)
-    for cell in todo:
-        cfg = cell.config(base, seed)
-        arms, results, seconds = timed_run(cfg, prepared, ws=ws)
-        doc = {"fingerprint": fp, "seed": seed, "dev": dev, "cell": dataclasses.asdict(cell),
-               "cell_id": cell.id, "method_settings": dataclasses.asdict(cfg.settings()),
-               "seconds": round(seconds, 2), "test_rows": len(prepared.split.test),
-               "simulated": bool(getattr(prepared, "simulated", False)),
-               "arms": results}
-        path = cell_path(out, seed, cell)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(doc, default=_jsonable))
-        on_cell(cell, seconds)
-        del arms
-    keras.backend.clear_session()
+    for key in dict.fromkeys(c.rows_key() for c in todo):
+        group = [c for c in todo if c.rows_key() == key]
+        seed_cfg = dataclasses.replace(group[0].config(base, seed), method=base.method)
+        prepared = prepare(seed_cfg, dev=dev)
+        ws = workspace(prepared, seed_cfg)
+        for cell in group:
+            cfg = cell.config(base, seed)
+            arms, results, seconds = timed_run(cfg, prepared, ws=ws)
+            parts = prepared.split
+            doc = {"fingerprint": fp, "seed": seed, "dev": dev, "cell": dataclasses.asdict(cell),
+                   "cell_id": cell.id, "method_settings": dataclasses.asdict(cfg.settings()),
+                   "seconds": round(seconds, 2), "test_rows": len(parts.test),
+                   "train_rows": len(parts.teacher_train) + len(parts.student_train),
+                   "simulated": bool(getattr(prepared, "simulated", False)),
+                   "arms": results, **extra_results(options or {}, ws, arms, prepared)}
+            path = cell_path(out, seed, cell)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(doc, default=_jsonable))
+            on_cell(cell, seconds)
+            del arms
+        keras.backend.clear_session()
 
 
 def _jsonable(v):
@@ -112,17 +136,18 @@ def _worker_init() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def _worker(base: Config, seed: int, cells: list[Cell], out: str, dev: bool, queue) -> int:
-    run_seed(base, seed, cells, Path(out), dev=dev,
+def _worker(base: Config, seed: int, cells: list[Cell], out: str, dev: bool, queue,
+            options: dict | None = None) -> int:
+    run_seed(base, seed, cells, Path(out), dev=dev, options=options,
              on_cell=lambda cell, seconds: queue.put((seed, cell.id, seconds)))
     return seed
 
 
 def run_sweep(base: Config, cells: list[Cell], seeds: list[int], out: Path, *, dev: bool,
-              workers: int, progress: bool = True) -> None:
+              workers: int, progress: bool = True, options: dict | None = None) -> None:
     """Run every unfinished (seed, cell), `workers` seeds at a time, with a progress bar."""
     from sdss_distill.core.cli import progress as progress_bar
-    fp = fingerprint(base, dev)
+    fp = fingerprint(base, dev, options)
     total = len(cells) * len(seeds)
     finished = sum(done(out, s, c, fp) for s in seeds for c in cells)
     bar = progress_bar(total=total, initial=finished, unit="cell", disable=not progress,
@@ -131,10 +156,10 @@ def run_sweep(base: Config, cells: list[Cell], seeds: list[int], out: Path, *, d
     try:
         if workers <= 1 or len(todo) <= 1:
             for seed in todo:
-                run_seed(base, seed, cells, out, dev=dev,
+                run_seed(base, seed, cells, out, dev=dev, options=options,
                          on_cell=lambda cell, sec, s=seed: _tick(bar, s, cell.id))
             return
-        _run_parallel(base, cells, todo, out, dev, workers, bar)
+        _run_parallel(base, cells, todo, out, dev, workers, bar, options)
     finally:
         bar.close()
 
@@ -144,7 +169,7 @@ def _tick(bar, seed, cell_id) -> None:
     bar.update(1)
 
 
-def _run_parallel(base, cells, seeds, out, dev, workers, bar) -> None:
+def _run_parallel(base, cells, seeds, out, dev, workers, bar, options=None) -> None:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     ctx = mp.get_context("spawn")
@@ -152,7 +177,8 @@ def _run_parallel(base, cells, seeds, out, dev, workers, bar) -> None:
         queue = manager.Queue()
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                  initializer=_worker_init) as pool:
-            pending = {pool.submit(_worker, base, s, cells, str(out), dev, queue) for s in seeds}
+            pending = {pool.submit(_worker, base, s, cells, str(out), dev, queue, options)
+                       for s in seeds}
             while pending:
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 while not queue.empty():

@@ -25,6 +25,8 @@ def architectures(base, methods) -> list[tuple]:
         found += [*widths, widths]
     if "assistant" in methods:
         found.append(tuple(base.settings("assistant").hidden))
+    if "subclass" in methods:  # one logit per subclass, summed to 3 classes: ("subclass", bins, w)
+        found.append(("subclass", base.settings("subclass").bins, tuple(base.student_hidden)))
     return list(dict.fromkeys(found))
 
 
@@ -32,11 +34,15 @@ def _build(arch):
     """An untrained model of `arch` with random (non-zero, all distinct) weights: the converter
     shares identical constant buffers, so zero-initialised biases would shrink the file."""
     from sdss_distill.core.schema import STUDENT_VIEW, get_view
-    from sdss_distill.models.mlp import build_mlp, ensemble_model
+    from sdss_distill.models.mlp import build_mlp, ensemble_model, subclass_model
     view = get_view(STUDENT_VIEW)
     rng = np.random.default_rng(0)
     x = rng.uniform(14, 22, (512, len(view.columns))).astype("float32")
-    if arch and isinstance(arch[0], tuple):
+    if arch and arch[0] == "subclass":
+        _, bins, hidden = arch
+        model = subclass_model(build_mlp(view, hidden, x, name="student", outputs=3 * bins), bins,
+                               name="student")
+    elif arch and isinstance(arch[0], tuple):
         members = [build_mlp(view, w, x, name=f"member_{k}") for k, w in enumerate(arch)]
         model = ensemble_model(members, view, name="student")
     else:
