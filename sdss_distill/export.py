@@ -41,6 +41,7 @@ import numpy as np
 
 from . import __version__, edge, tflite_file
 from .errors import InputError, run_cli
+from .priors import fractions
 from .rundir import Layout, RunDir, read_json, sha256_file
 from .runtime import quiet_import, quiet_native_stderr, write_atomic
 from .schema import BANDS, LABELS, STUDENT_VIEW, get_view
@@ -191,6 +192,10 @@ def model_card(run: RunData, stem: str, view, description: str, extra: dict | No
             "output": {"name": "logits", "labels": list(LABELS),
                        "note": "logits; softmax gives class probabilities"},
             "labels": list(LABELS), "domain": domain(run.x_train[view.name], view.columns),
+            # class fractions the model learnt (stratified split: the same in every subset);
+            # score --priors em/FILE re-weights by target / these
+            "priors": {"rows": "student_train", "n": int(len(run.y_train)), "fractions": dict(
+                zip(LABELS, fractions(run.y_train, len(LABELS)).tolist()))},
             "source": {"run": str(run.dir), "run_id": run_id, **run.source(source),
                        "data_sha256": run.data_sha256, "sdss_distill": __version__},
             **(extra or {})}

@@ -5,12 +5,17 @@ Usage:
         --input 'catalogue/*.parquet' --output scored/
     python -m sdss_distill.score --model student_int8.tflite --input 'catalogue/*.parquet' \
         --output scored/ --scheduler tcp://10.0.0.5:8786 --keep ra,dec,class
+    python -m sdss_distill.score --model student_int8.tflite --input hats_catalogue/ \
+        --output scored_hats/ --priors em
 
 Without `--scheduler` a LocalCluster starts (processes, `--workers` workers, one thread each).
 Each input file is cut into parts of whole row groups (about `--part-rows` rows); each part
 becomes one output file `DIR/<input name>.partNNNNN.parquet`, written under a temporary name
 and renamed when complete. A re-run skips parts already complete for the same model and the
 same input file (size and mtime, recorded in each part's Parquet metadata).
+`--priors em` or `--priors FILE.json` adapts the probabilities to the catalogue's class mix
+(score_priors, docs/scoring-priors.md); a HATS catalogue in gives a HATS catalogue out
+(hats_io, docs/scoring-hats.md).
 Exit codes: 0 all rows scored; 1 some rows flagged bad (kept, with `quality` != "ok");
 2 input errors (missing model or card, no input files, a file lacking u g r i z).
 """
@@ -26,14 +31,16 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, hats_io, score_priors
+from . import priors as class_priors
 from .errors import InputError, listing, run_cli
 from .quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values
+from .runtime import write_atomic
 from .schema import ID_COLUMNS, SENTINEL, canonical_name
 from .synth import SIMULATED_KEY  # a simulated input's mark, copied into its output parts
 
@@ -72,6 +79,8 @@ class Bundle:
     columns: tuple[str, ...]
     labels: tuple[str, ...]
     labels_text: str | None
+    weights: tuple[float, ...] | None = None  # --priors em/FILE: p_k re-weighted by w_k
+    priors_key: str | None = None  # score_priors.Setting.key, part of each part's identity
 
 
 def model_bundle(model: Path) -> Bundle:
@@ -158,8 +167,18 @@ def classify(clf, x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return p, idx
 
 
-def score_batch(clf, batch, part: Part, first_row: int):
-    """One Arrow record batch in, the output table's batch out (bad rows flagged, not dropped)."""
+def _expand(cols: list[np.ndarray], good: np.ndarray) -> list[np.ndarray]:
+    """Good rows' values at their places in full-length columns, NaN for bad rows."""
+    full = [np.full(len(good), np.nan, np.float32) for _ in cols]
+    for f, c in zip(full, cols):
+        f[good] = c
+    return full
+
+
+def score_batch(clf, batch, part: Part, first_row: int, weights=None):
+    """One Arrow record batch in, the output table's batch out (bad rows flagged, not dropped).
+    With `weights` (--priors), p_<label> and class are the re-weighted ones and p_<label>_model
+    the model's own."""
     import pyarrow as pa
     n = batch.num_rows
     raw = [batch.column(part.columns[c]).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
@@ -174,20 +193,23 @@ def score_batch(clf, batch, part: Part, first_row: int):
     if n_good < n:
         x = x[good]
     pg, cg = classify(clf, x)
+    model = pg
+    if weights is not None:
+        pg, cg = class_priors.reweight_columns(pg, weights)
     dg = clf.in_domain(x)
     if n_good == n:
-        p, cls, dom = pg, cg, dg
+        p, pm, cls, dom = pg, model, cg, dg
     else:
-        p = [np.full(n, np.nan, np.float32) for _ in pg]
+        p, pm = _expand(pg, good), (_expand(model, good) if weights is not None else None)
         cls, dom = np.full(n, -1, np.int8), np.zeros(n, bool)
-        for full, part_good in zip(p, pg):
-            full[good] = part_good
         cls[good], dom[good] = cg, dg
     cols = {c: batch.column(src) for c, src in part.columns.items() if c in ID_COLUMNS}
     cols["file"] = _dictionary(np.zeros(n, np.int32), [part.source])
     cols["row"] = pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64))
     cols["class"] = _dictionary(cls, clf.labels, null=-1)
     cols.update({f"p_{label}": pa.array(p[k]) for k, label in enumerate(clf.labels)})
+    if weights is not None:
+        cols.update({f"p_{label}_model": pa.array(pm[k]) for k, label in enumerate(clf.labels)})
     cols["in_domain"] = pa.array(dom, mask=None if n_good == n else ~good)
     cols["quality"] = _dictionary(reason, QUALITY)
     cols["quality_column"] = _dictionary(column, clf.columns, null=-1)
@@ -202,7 +224,8 @@ def _identity(part: Part, bundle: Bundle) -> dict:
     """What makes a finished part reusable: the model and the input file as it was."""
     return {"model_sha256": bundle.sha256, "source": part.source, "size": part.size,
             "mtime_ns": part.mtime_ns, "row_groups": list(part.row_groups),
-            "first_row": part.first_row, "rows": part.rows, "keep": part.keep}
+            "first_row": part.first_row, "rows": part.rows, "keep": part.keep,
+            **({"priors": bundle.priors_key} if bundle.priors_key else {})}
 
 
 def completed(path: Path, identity: dict) -> dict | None:
@@ -247,7 +270,7 @@ def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dic
         writer, first_row = None, part.first_row
         for batch in source.iter_batches(batch_size=batch_rows, row_groups=list(part.row_groups),
                                          columns=list(dict.fromkeys(read))):
-            table, stats = score_batch(clf, batch, part, first_row)
+            table, stats = score_batch(clf, batch, part, first_row, bundle.weights)
             first_row += batch.num_rows
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0) + v
@@ -269,6 +292,22 @@ def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dic
     return {**totals, "worker": f"{os.uname().nodename}:{os.getpid()}",
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "cpu_s": time.process_time() - cpu}
+
+
+def part_probabilities(part: Part, bundle: Bundle, batch_rows: int,
+                       row_groups=None) -> np.ndarray:
+    """The model's (n, K) float32 probabilities of a part's good rows (for --priors em)."""
+    import pyarrow.parquet as pq
+    clf, out = classifier(bundle), []
+    for batch in pq.ParquetFile(part.source).iter_batches(
+            batch_size=batch_rows, row_groups=list(row_groups or part.row_groups),
+            columns=[part.columns[c] for c in clf.columns]):
+        raw = [batch.column(part.columns[c]).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+               for c in clf.columns]
+        good = check_rows(raw, clf.columns)[0] == 0
+        x = np.column_stack([v[good] for v in raw]).astype(np.float32)
+        out.append(np.column_stack(classify(clf, x)[0]))
+    return np.concatenate(out) if out else np.empty((0, len(clf.labels)), np.float32)
 
 
 def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) -> list[Part]:
@@ -302,7 +341,8 @@ def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) ->
                              f"{schema.field(text[0]).type} values, not numbers; store "
                              f"magnitudes as float")
         cols = {c: found[c] for c in (*ID_COLUMNS, *columns) if c in found}
-        taken = {*OUTPUT_COLUMNS, *ID_COLUMNS, *(f"p_{label}" for label in labels)}
+        taken = {*OUTPUT_COLUMNS, *ID_COLUMNS, *(f"p_{label}{s}" for label in labels
+                                                 for s in ("", "_model"))}
         kept = {(f"input_{c}" if c in taken else c): c for c in keep}
         stem = path.resolve().with_suffix("").relative_to(common).as_posix().replace("/", "__")
         stat = path.stat()
@@ -324,32 +364,15 @@ def input_files(pattern: str) -> list[Path]:
     """The Parquet files a glob, a file or a directory names (a HATS catalogue needs lsdb)."""
     import glob
     path = Path(pattern)
+    if hats_io.is_hats(path):
+        return hats_io.open_input(path).files
     if path.is_dir():
-        if (path / "hats.properties").is_file() or (path / "properties").is_file():
-            return hats_files(path)
         files = sorted(path.rglob("*.parquet"))
     else:
         files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
     if not files:
         raise InputError(f"--input {pattern}: no Parquet files match; give a file, a directory or "
                          f"a quoted glob such as 'catalogue/*.parquet'")
-    return files
-
-
-def hats_files(path: Path) -> list[Path]:
-    """A HATS catalogue's partition files: LSDB (an optional extra) opens the catalogue and
-    says how many HEALPix partitions it has; their Parquet files are then scored like any
-    others. Not tested against a real LSDB install (see the README)."""
-    try:
-        import lsdb
-    except ImportError:
-        raise InputError(f"--input {path}: a HATS catalogue needs LSDB; pip install lsdb, or pass "
-                         f"its Parquet files as a glob ('{path}/dataset/**/*.parquet')") from None
-    pixels = lsdb.read_hats(path).get_healpix_pixels()
-    files = sorted(f for f in path.rglob("*.parquet") if "Npix=" in f.as_posix())
-    if len({f.as_posix().split("Npix=")[1].split("/")[0] for f in files}) != len(pixels):
-        raise InputError(f"--input {path}: LSDB lists {len(pixels)} partitions but {len(files)} "
-                         f"Npix=*.parquet files were found; pass the files as a glob instead")
     return files
 
 
@@ -374,8 +397,9 @@ def start_client(scheduler: str | None, workers: int, threads: int):
 
 
 def score_parts(parts: list[Part], bundle: Bundle, output: Path, *, scheduler, workers, threads,
-                batch_rows, quiet) -> tuple[list[dict], float]:
-    """Run score_part for every part on a Dask cluster, with a progress bar; (stats, seconds)."""
+                batch_rows, quiet, prepare=None) -> tuple[list[dict], float]:
+    """Run score_part for every part on a Dask cluster, with a progress bar; (stats, seconds).
+    `prepare(client, bundle) -> bundle` runs first on the same cluster (--priors em)."""
     from dask.distributed import as_completed
     from tqdm import tqdm
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -386,6 +410,8 @@ def score_parts(parts: list[Part], bundle: Bundle, output: Path, *, scheduler, w
         say(f"dask: {len(info['workers'])} workers at {client.scheduler.address}; "
             + (f"dashboard {link}" if link else "no dashboard (pip install bokeh for one)"))
         t0 = time.perf_counter()
+        if prepare is not None:
+            bundle = prepare(client, bundle)
         shipped = client.scatter(bundle, broadcast=True)
         futures = client.map(score_part, parts, bundle=shipped, out_dir=str(output),
                              batch_rows=batch_rows, pure=False)
@@ -403,15 +429,29 @@ def score_parts(parts: list[Part], bundle: Bundle, output: Path, *, scheduler, w
 
 def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = None,
           workers: int = 2, threads: int = 1, batch_rows: int = 262_144,
-          part_rows: int = 1_000_000, keep=(), quiet: bool = False) -> dict:
-    """Score every part not yet complete; returns the run's totals (rows, per reason, time)."""
+          part_rows: int = 1_000_000, keep=(), quiet: bool = False, priors: str = "training",
+          em_sample: float = 1.0, output_format: str | None = None) -> dict:
+    """Score every part not yet complete; returns the run's totals (rows, per reason, time).
+    `priors`: training, em or a JSON file (score_priors); `output_format`: parquet or hats
+    (default: hats for a HATS input, hats_io)."""
     started = time.perf_counter()
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     if not Path(model).is_file():
         raise InputError(f"--model {model}: no such model file")
-    files = input_files(pattern)
+    score_priors.check_mode(priors)
+    hats_in = hats_io.open_input(pattern) if hats_io.is_hats(pattern) else None
+    fmt = output_format or ("hats" if hats_in else "parquet")
+    if fmt == "hats" and hats_in is None:
+        raise InputError(f"--output-format hats needs a HATS catalogue as --input (its "
+                         f"partitioning is kept), got {pattern}")
+    files = hats_in.files if hats_in else input_files(pattern)
     bundle = model_bundle(Path(model))
+    if fmt == "hats":  # one part a partition, which keeps its sky position columns
+        keep, part_rows = [*keep, *(c for c in hats_in.spatial if c not in keep)], 2**62
     parts = plan(files, bundle.columns, bundle.labels, list(keep), part_rows)
+    st = score_priors.setting(priors, json.loads(bundle.card), bundle.labels, parts, em_sample)
+    bundle = replace(bundle, weights=st.weights, priors_key=st.key)
+    final, output = output, (output / "parts" if fmt == "hats" else output)
     output.mkdir(parents=True, exist_ok=True)
     for stale in output.glob(".*.parquet.*.tmp"):  # left by a killed run; never a part
         stale.unlink(missing_ok=True)
@@ -427,8 +467,26 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
         f"{len(parts) - len(todo)} already complete (same model, same input size and mtime), "
         f"skipped" if len(todo) < len(parts) else "none complete yet")
         + (f"; removed {len(stale)} stale parts" if stale else ""))
+    record = score_priors.previous_record(final, st) if st.mode == "em" else None
+    if record:  # a resumed em run applies the priors its finished parts were scored with
+        st = replace(st, target=tuple(class_priors.vector(record["applied"], st.labels).tolist()))
+        bundle = replace(bundle, weights=st.weights)
+    elif st.mode == "file":
+        record = score_priors.record(st)
+        write_atomic(final / score_priors.RECORD, json.dumps(record, indent=2) + "\n")
+
+    def estimate(client, bundle: Bundle) -> Bundle:  # on the scoring cluster, before the parts
+        nonlocal st, record
+        result = score_priors.estimate_on_cluster(client, parts, bundle, part_probabilities, st,
+                                                  batch_rows, say)
+        st = replace(st, target=tuple(result.priors.tolist()))
+        record = score_priors.record(st, result)
+        write_atomic(final / score_priors.RECORD, json.dumps(record, indent=2) + "\n")
+        return replace(bundle, weights=st.weights)
+
     results, elapsed = (score_parts(todo, bundle, output, scheduler=scheduler, workers=workers,
-                                    threads=threads, batch_rows=batch_rows, quiet=quiet)
+                                    threads=threads, batch_rows=batch_rows, quiet=quiet,
+                                    prepare=estimate if st.mode == "em" and not record else None)
                         if todo else ([], 0.0))
     reused = [v for v in previous.values() if v is not None]
     every = results + reused
@@ -442,6 +500,11 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
              "cpu_s": sum(r["cpu_s"] for r in results),
              "scoring_s": elapsed, "wall_s": time.perf_counter() - started}
     total["rows_per_s"] = total["rows"] / elapsed if elapsed else 0.0
+    total["priors"] = record
+    if fmt == "hats":
+        hats_io.write_output(final, output, parts, hats_in,
+                             sum(p.rows for p in parts))
+        total["hats"] = str(final)
     return total
 
 
@@ -454,7 +517,10 @@ def summary(total: dict, output: Path) -> str:
             f"parts{skipped}; bad rows {sum(bad.values()):,}"
             + (f" ({', '.join(f'{c} {n:,}' for c, n in bad.items())})" if bad else "")
             + f"; {total['out_of_domain']:,} out of domain; {total['wall_s']:.1f} s wall, "
-            f"{total['rows_per_s']:,.0f} rows/s while scoring; wrote {output}")
+            f"{total['rows_per_s']:,.0f} rows/s while scoring"
+            + (f"; priors {total['priors']['method']}: " + ", ".join(
+                f"{c} {v:.3f}" for c, v in total["priors"]["applied"].items())
+               if total.get("priors") else "") + f"; wrote {output}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -475,6 +541,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "in whole input row groups (default: 1000000)")
     p.add_argument("--keep", default="", help="comma-separated input columns to pass through "
                    "(default: none); one named like an output column gets an input_ prefix")
+    p.add_argument("--priors", default="training", help="training: the model's posteriors; em: "
+                   "estimate the catalogue's class priors (EM) and re-weight; FILE.json: apply "
+                   "these priors; see docs/scoring-priors.md (default: training)")
+    p.add_argument("--em-sample", type=float, default=1.0, help="with --priors em: fraction of "
+                   "each part's row groups EM reads (default: 1, the whole catalogue)")
+    p.add_argument("--output-format", choices=("parquet", "hats"), help="parquet parts, or a "
+                   "HATS catalogue with the input's partitioning (default: hats for a HATS "
+                   "input, else parquet)")
     p.add_argument("--quiet", action="store_true", help="no progress output (default: off)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     return p.parse_args(argv)
@@ -491,7 +565,9 @@ def main(argv=None) -> int:
         keep = [c.strip() for c in args.keep.split(",") if c.strip()]
         total = score(Path(args.model), args.input, Path(args.output), scheduler=args.scheduler,
                       workers=args.workers, threads=args.threads_per_worker, batch_rows=args.batch,
-                      part_rows=args.part_rows, keep=keep, quiet=args.quiet)
+                      part_rows=args.part_rows, keep=keep, quiet=args.quiet,
+                      priors=args.priors, em_sample=args.em_sample,
+                      output_format=args.output_format)
         print(summary(total, Path(args.output)), file=sys.stderr)
         return EXIT_FLAGGED if sum(total["bad"].values()) else 0
 
