@@ -151,7 +151,7 @@ def check_priors(doc, labels: Sequence[str], where: str) -> dict[str, float]:
 
 def read_priors(path: Path, labels: Sequence[str]) -> dict[str, float]:
     """A priors JSON file: {"GALAXY": 0.2, "QSO": 0.05, "STAR": 0.75}, or a score run's
-    priors.json (its "applied" priors are used)."""
+    _priors.json (its "applied" priors are used)."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text())

@@ -1,5 +1,5 @@
 """`score --priors`: the model's training priors, the setting a run uses, EM over a Dask cluster
-and OUTPUT/priors.json (the numpy core is sdss_distill.priors).
+and OUTPUT/_priors.json (the numpy core is sdss_distill.priors).
 
 With `--priors em` every part's good rows are classified once (reading only u g r i z) and
 their probabilities stay in the workers' memory as Dask futures (12 bytes a row with three
@@ -22,7 +22,7 @@ from . import priors as core
 from .errors import InputError, listing
 
 MODES = ("training", "em")
-RECORD = "priors.json"
+RECORD = "_priors.json"  # "_": Parquet dataset readers (pyarrow, dask, pandas) skip it in OUTPUT
 
 
 def training_priors(card: dict, labels) -> tuple[np.ndarray, str]:
@@ -129,7 +129,7 @@ def estimate_on_cluster(client, parts, bundle, probabilities, st: Setting, batch
 
 
 def record(st: Setting, result: core.EMResult | None = None) -> dict:
-    """OUTPUT/priors.json's content."""
+    """OUTPUT/_priors.json's content."""
     doc = {"method": st.mode, "labels": list(st.labels),
            "training": core.as_dict(st.training, st.labels), "training_source": st.source}
     if result is not None:
@@ -143,7 +143,7 @@ def record(st: Setting, result: core.EMResult | None = None) -> dict:
 
 
 def previous_record(output: Path, st: Setting) -> dict | None:
-    """An earlier run's priors.json for the same setting (same key), so a resumed run applies
+    """An earlier run's _priors.json for the same setting (same key), so a resumed run applies
     the very priors its finished parts were scored with instead of estimating them again."""
     try:
         doc = json.loads((Path(output) / RECORD).read_text())

@@ -102,7 +102,7 @@ def test_em_priors_on_hats(hats_catalogue, model, tmp_path):
     assert code == 1
     frame = lsdb.read_hats(out).compute()
     assert {"p_STAR", "p_STAR_model"} <= set(frame.columns)
-    assert (out / "priors.json").is_file()
+    assert (out / "_priors.json").is_file()
 
 
 def test_hats_output_needs_hats_input(tmp_path, model, capsys):
