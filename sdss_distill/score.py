@@ -520,7 +520,8 @@ def summary(total: dict, output: Path) -> str:
             f"{total['rows_per_s']:,.0f} rows/s while scoring"
             + (f"; priors {total['priors']['method']}: " + ", ".join(
                 f"{c} {v:.3f}" for c, v in total["priors"]["applied"].items())
-               if total.get("priors") else "") + f"; wrote {output}")
+               if total.get("priors") else "") + score_priors.shift_note(total)
+            + f"; wrote {output}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

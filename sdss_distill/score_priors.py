@@ -158,6 +158,22 @@ def previous_record(output: Path, st: Setting) -> dict | None:
     return doc
 
 
+SHIFT_WARNING = 0.10
+"""Out-of-domain share above which an EM estimate is flagged: those rows are unlike the
+training set (covariate shift), which EM cannot tell from a change of class mix."""
+
+
+def shift_note(total: dict) -> str:
+    """A warning for the summary when --priors em ran on many out-of-domain rows, else ''."""
+    doc, rows = total.get("priors") or {}, total["rows"] + total["skipped_rows"]
+    share = total["out_of_domain"] / rows if rows else 0.0
+    if doc.get("method") != "em" or share <= SHIFT_WARNING:
+        return ""
+    return (f"; WARNING: {share:.0%} of rows are outside the model's training domain: a "
+            f"covariate shift, not a change of class mix, so the EM priors are not to be trusted "
+            f"(docs/scoring-priors.md)")
+
+
 def check_mode(spec: str) -> None:
     """Reject an obviously wrong --priors before any work (a file is checked later)."""
     if spec.lower() in MODES and spec not in MODES:

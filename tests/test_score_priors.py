@@ -176,3 +176,29 @@ def test_em_sample_reads_a_spread_of_row_groups():
     assert score_priors.sample_groups(range(10), 0.3) == (0, 4, 9)
     assert score_priors.sample_groups([7], 0.01) == (7,)
     assert score_priors.sample_groups(range(4), 1.0) == (0, 1, 2, 3)
+
+
+def test_shift_note_only_for_em_with_many_out_of_domain_rows():
+    total = {"rows": 900, "skipped_rows": 100, "out_of_domain": 300, "priors": {"method": "em"}}
+    assert "30% of rows are outside the model's training domain" in score_priors.shift_note(total)
+    assert score_priors.shift_note({**total, "out_of_domain": 50}) == ""
+    assert score_priors.shift_note({**total, "priors": {"method": "file"}}) == ""
+    assert score_priors.shift_note({**total, "priors": None}) == ""
+
+
+def test_faint_dr17_rows_are_a_covariate_shift_and_say_so(model, scheduler, real_csv, tmp_path,
+                                                          capsys):
+    """The bright-trained model on REAL faint DR17 objects: most rows are out of its domain,
+    EM's estimate is far from the true mix, and the summary warns."""
+    import pandas as pd
+
+    df = pd.read_csv(real_csv.parent / "sdss_dr17_faint_27k.csv", nrows=5000)
+    path = tmp_path / "faint.parquet"
+    pq.write_table(pa.table({b: df[b].to_numpy(np.float64) for b in BANDS}), path)
+    code = score.main(["--model", str(model), "--input", str(path), "--output",
+                       str(tmp_path / "o"), "--scheduler", scheduler, "--priors", "em"])
+    err = capsys.readouterr().err
+    assert code in (0, 1) and "outside the model's training domain" in err
+    doc = json.loads((tmp_path / "o" / "_priors.json").read_text())
+    true_galaxy = float((df["class"] == "GALAXY").mean())
+    assert abs(doc["estimated"]["GALAXY"] - true_galaxy) > 0.1  # not a prior shift: EM is off
