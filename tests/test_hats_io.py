@@ -13,6 +13,7 @@ import pytest
 from sdss_distill import hats_io, score
 from sdss_distill.synth import write_catalogue
 
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # lsdb 0.11 on pandas 3.1
 lsdb = pytest.importorskip("lsdb", reason="the [hats] extra (lsdb) is not installed")
 
 
