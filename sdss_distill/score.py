@@ -475,10 +475,12 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
         record = score_priors.record(st)
         write_atomic(final / score_priors.RECORD, json.dumps(record, indent=2) + "\n")
 
+    em_cpu = 0.0
+
     def estimate(client, bundle: Bundle) -> Bundle:  # on the scoring cluster, before the parts
-        nonlocal st, record
-        result = score_priors.estimate_on_cluster(client, parts, bundle, part_probabilities, st,
-                                                  batch_rows, say)
+        nonlocal st, record, em_cpu
+        result, em_cpu = score_priors.estimate_on_cluster(client, parts, bundle,
+                                                          part_probabilities, st, batch_rows, say)
         st = replace(st, target=tuple(result.priors.tolist()))
         record = score_priors.record(st, result)
         write_atomic(final / score_priors.RECORD, json.dumps(record, indent=2) + "\n")
@@ -497,7 +499,7 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
              "out_of_domain": sum(r["out_of_domain"] for r in every),
              "worker_max_rss_mb": {r["worker"]: r["max_rss_mb"] for r in sorted(
                  results, key=lambda r: r["max_rss_mb"])},
-             "cpu_s": sum(r["cpu_s"] for r in results),
+             "cpu_s": sum(r["cpu_s"] for r in results) + em_cpu,  # EM's pass included
              "scoring_s": elapsed, "wall_s": time.perf_counter() - started}
     total["rows_per_s"] = total["rows"] / elapsed if elapsed else 0.0
     total["priors"] = record

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,28 +97,47 @@ def sample_groups(row_groups, fraction: float) -> tuple[int, ...]:
     return tuple(int(groups[i]) for i in np.linspace(0, len(groups) - 1, k).round().astype(int))
 
 
-def part_sums(p: np.ndarray, w) -> tuple[np.ndarray, int]:
+def classified(probabilities, part, bundle, batch_rows: int, row_groups) -> tuple[np.ndarray, float]:
+    """A part's probabilities (kept on its worker) and the worker CPU-seconds they took."""
+    cpu = time.process_time()
+    p = probabilities(part, bundle, batch_rows, row_groups)
+    return p, time.process_time() - cpu
+
+
+def cpu_of(held) -> float:
+    return held[1]
+
+
+def part_sums(held, w) -> tuple[np.ndarray, int, float]:
     """One part's E-step sums (runs on a worker, next to the part's probabilities)."""
-    return core.e_step(p, np.asarray(w)), len(p)
+    cpu = time.process_time()
+    p = held[0]
+    return core.e_step(p, np.asarray(w)), len(p), time.process_time() - cpu
 
 
 def estimate_on_cluster(client, parts, bundle, probabilities, st: Setting, batch_rows: int,
-                        say=lambda msg: None) -> core.EMResult:
+                        say=lambda msg: None) -> tuple[core.EMResult, float]:
     """EM over the whole catalogue (or its sample): one classification pass whose results stay
     on the workers, then one map-reduce per iteration. `probabilities(part, bundle, batch_rows,
-    row_groups)` returns a part's good rows' (n, K) float32 probabilities."""
+    row_groups)` returns a part's good rows' (n, K) float32 probabilities. Returns the result
+    and the worker CPU-seconds it took."""
     from dask.distributed import wait
     groups = [sample_groups(p.row_groups, st.em_sample) for p in parts]
     shipped = client.scatter(bundle, broadcast=True)
     n = len(parts)
-    held = client.map(probabilities, parts, [shipped] * n, [batch_rows] * n, groups, pure=False)
+    held = client.map(classified, [probabilities] * n, parts, [shipped] * n, [batch_rows] * n,
+                      groups, pure=False)
+    cpu = [0.0]
     try:
         wait(held)
         for f in held:
             f.result()  # raise a part's error here, with its message
+        cpu[0] = sum(client.gather(client.map(cpu_of, held, pure=False)))
+
         def sums(w):
             out = client.gather(client.map(part_sums, held, w=tuple(w.tolist()), pure=False))
-            return np.sum([s for s, _ in out], axis=0), sum(n for _, n in out)
+            cpu[0] += sum(c for _, _, c in out)
+            return np.sum([s for s, _, _ in out], axis=0), sum(n for _, n, _ in out)
         result = core.em(sums, np.array(st.training))
     finally:
         client.cancel(held)
@@ -125,7 +145,7 @@ def estimate_on_cluster(client, parts, bundle, probabilities, st: Setting, batch
         + ("" if result.converged else " (NOT converged)") + ": "
         + ", ".join(f"{c} {t:.4f} -> {e:.4f}" for c, t, e in zip(st.labels, st.training,
                                                                   result.priors)))
-    return result
+    return result, cpu[0]
 
 
 def record(st: Setting, result: core.EMResult | None = None) -> dict:
