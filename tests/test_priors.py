@@ -132,3 +132,14 @@ def test_missing_or_broken_priors_file(tmp_path):
     bad.write_text("{GALAXY: 1")
     with pytest.raises(InputError, match="not a readable JSON file"):
         priors.read_priors(bad, LABELS)
+
+
+def test_e_step_on_float32_matches_float64_elementwise_form():
+    x, _ = sample(SHIFTED, 100_003, seed=6)
+    p = posteriors(x, TRAINING)
+    w = np.array([0.4, 0.7, 2.0])
+    q = p * w
+    expected = (q / q.sum(axis=1, keepdims=True)).sum(axis=0)
+    np.testing.assert_allclose(priors.e_step(p, w), expected, rtol=1e-12)
+    np.testing.assert_allclose(priors.e_step(p.astype(np.float32), w), expected, rtol=2e-6)
+    assert np.array_equal(priors.e_step(np.empty((0, 3), np.float32), w), np.zeros(3))
