@@ -3,9 +3,23 @@
 Usage:
     nice -n 10 python scripts/bench_score.py --model /tmp/score_run/tflite/student_int8.tflite \
         --data /tmp/bench_sim --rows 20000000 --report reports/bench_score
+    python scripts/bench_score.py --model M.tflite --data /tmp/bench_sim --priors training em \
+        --report reports/bench_score_priors                   # the marginal-rate set only
 
 Makes (or reuses) `--files` simulated files of rows/files rows each with
-sdss_distill.data.synth.write_catalogue, then measures on the same rows:
+sdss_distill.data.synth.write_catalogue, then measures on the same rows, for every `--priors`
+mode (training, em):
+  * the LocalCluster's start time (1 and 2 workers);
+  * the marginal rate of `score` with 1 and 2 workers: (rows of all files - rows of the
+    first file) / (scoring seconds on all - on the first), so fixed costs (cluster start,
+    planning, shipping the model, EM's last reduction rounds) cancel; 2-worker efficiency is
+    marginal(2) / (2 marginal(1));
+  * the I/O floor: the same parts read (the columns score reads) and their scored output
+    written (the same columns and writer options) by bare pyarrow in one process, one Arrow
+    thread, nothing computed; marginal(1 worker) / floor is the share of a core's I/O rate
+    that scoring keeps;
+  * each worker's peak RSS, and the time 470 million sources would take on 16 cores.
+With --extras (the older, longer set), also:
   * `score` on a LocalCluster with 1 and 2 workers (rows/s per core, each worker's peak RSS,
     2-worker scaling efficiency), and with 1 worker on a quarter of the rows (memory must not
     grow with the catalogue);
@@ -35,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from sdss_distill.core.machine import machine  # noqa: E402
 from sdss_distill.core.schema import BANDS  # noqa: E402
 from sdss_distill.score import catalogue as score  # noqa: E402
+from sdss_distill.score import parts as score_parts  # noqa: E402
 
 SOURCES = 470_000_000  # primary SDSS photometric sources (the issue's figure)
 
@@ -66,12 +81,15 @@ def catalogue(data: Path, rows: int, files: int) -> list[Path]:
     return paths
 
 
-def dask_run(model: Path, pattern: str, out: Path, workers: int, repeats: int) -> dict:
+def dask_run(model: Path, pattern: str, out: Path, workers: int, repeats: int,
+             priors: str = "training", keep_output: bool = False) -> dict:
     """`score` on a fresh LocalCluster, best of `repeats` (the machine is shared)."""
     runs = []
     for _ in range(repeats):
         shutil.rmtree(out, ignore_errors=True)
-        runs.append(score.score(model, pattern, out, workers=workers, quiet=True))
+        mode, _, sample = priors.partition(":")  # em:0.1 = --priors em --em-sample 0.1
+        runs.append(score.score(model, pattern, out, workers=workers, quiet=True, priors=mode,
+                                em_sample=float(sample or 1.0)))
     total = min(runs, key=lambda t: t["scoring_s"])
     rss = list(total["worker_max_rss_mb"].values())
     result = {"workers": workers, "rows": total["rows"], "scoring_s": total["scoring_s"],
@@ -80,13 +98,133 @@ def dask_run(model: Path, pattern: str, out: Path, workers: int, repeats: int) -
               "peak_rss_mb_per_worker": max(rss), "bad": total["bad"],
               "out_of_domain": total["out_of_domain"],
               "worker_cpu_s": total["cpu_s"], "rows_per_cpu_s": total["rows"] / total["cpu_s"],
-              "all_scoring_s": [t["scoring_s"] for t in runs]}
+              "all_scoring_s": [t["scoring_s"] for t in runs], "priors": priors,
+              "em": {k: (total.get("priors") or {}).get(k) for k in ("estimated", "iterations", "rows")}}
     print(f"  {workers} worker(s), {total['rows']:,} rows: {total['scoring_s']:.2f} s scoring "
           f"({total['wall_s']:.2f} s wall), {result['rows_per_s_per_core'] / 1e6:.2f} M rows/s "
           f"per core ({total['rows'] / total['cpu_s'] / 1e6:.2f} M per worker CPU-second), "
-          f"peak RSS {max(rss):.0f} MB per worker", file=sys.stderr)
-    shutil.rmtree(out, ignore_errors=True)
+          f"peak RSS {max(rss):.0f} MB per worker, --priors {priors}", file=sys.stderr)
+    if not keep_output:
+        shutil.rmtree(out, ignore_errors=True)
     return result
+
+
+def cluster_start(workers: int) -> float:
+    """Seconds to start a LocalCluster of `workers` processes and connect a client (as score)."""
+    start = time.perf_counter()
+    client, cluster = score.start_client(None, workers, 1)
+    client.wait_for_workers(workers)
+    elapsed = time.perf_counter() - start
+    client.close()
+    cluster.close()
+    return elapsed
+
+
+def io_floor(model: Path, paths: list[Path], scored: Path) -> dict:
+    """Bare pyarrow, one process, one Arrow thread: every part's input columns read in the
+    same batches as score reads them, and its scored output (loaded beforehand, not timed)
+    written with score's writer options; nothing computed."""
+    import pyarrow.parquet as pq
+    bundle = score_parts.model_bundle(model)
+    parts = score_parts.plan(paths, bundle.columns, bundle.labels, [], 1_000_000)
+    out = scored.parent / (scored.name + "_floor.parquet")
+    read_s = write_s = 0.0
+    rows, cpu = 0, 0.0
+    for part in parts:
+        table = pq.read_table(scored / part.name)  # the output to write, not timed
+        c0, t0 = time.process_time(), time.perf_counter()
+        source = pq.ParquetFile(part.source)
+        for batch in source.iter_batches(batch_size=262_144, row_groups=list(part.row_groups),
+                                         columns=list(dict.fromkeys(part.columns.values()))):
+            rows += batch.num_rows
+        t1 = time.perf_counter()
+        with pq.ParquetWriter(out, table.schema, **score_parts.writer_options(table.schema, part)) as w:
+            for batch in table.to_batches(max_chunksize=262_144):
+                w.write_batch(batch)
+        write_s += time.perf_counter() - t1
+        read_s += t1 - t0
+        cpu += time.process_time() - c0
+        out.unlink()
+    return {"rows": rows, "read_s": read_s, "write_s": write_s, "seconds": read_s + write_s,
+            "rows_per_s": rows / (read_s + write_s), "columns_written": table.num_columns,
+            "cpu_s": cpu, "rows_per_cpu_s": rows / cpu}
+
+
+def marginal(model: Path, paths: list[Path], pattern: str, scratch: Path, workers: int,
+             repeats: int, priors: str) -> dict:
+    """The marginal rate of score: all files minus the first file alone."""
+    small = dask_run(model, str(paths[0]), scratch, workers, repeats, priors)
+    full = dask_run(model, pattern, scratch, workers, repeats, priors, keep_output=workers == 1)
+    rate = (full["rows"] - small["rows"]) / (full["scoring_s"] - small["scoring_s"])
+    # the same in worker CPU-seconds: what a core does when it runs, however loaded the machine
+    cpu_rate = (full["rows"] - small["rows"]) / (full["worker_cpu_s"] - small["worker_cpu_s"])
+    return {"workers": workers, "priors": priors, "small": small, "full": full,
+            "marginal_rows_per_s": rate, "marginal_rows_per_s_per_core": rate / workers,
+            "marginal_rows_per_cpu_s": cpu_rate,
+            "peak_rss_mb_per_worker": max(small["peak_rss_mb_per_worker"],
+                                          full["peak_rss_mb_per_worker"])}
+
+
+def priors_set(model: Path, paths: list[Path], pattern: str, data: Path, repeats: int,
+               modes) -> dict:
+    """Cluster start, marginal rates with 1 and 2 workers, the I/O floor, memory and the 470 M
+    extrapolation, for every --priors mode."""
+    scratch = data.parent / (data.name + "_scored")
+    doc = {"cluster_start_s": {w: min(cluster_start(w) for _ in range(repeats)) for w in (1, 2)}}
+    print(f"  cluster start: {doc['cluster_start_s']}", file=sys.stderr)
+    for mode in modes:
+        one = marginal(model, paths, pattern, scratch, 1, repeats, mode)
+        floor = io_floor(model, paths, scratch)  # the 1-worker full run's output, kept
+        shutil.rmtree(scratch, ignore_errors=True)
+        two = marginal(model, paths, pattern, scratch, 2, repeats, mode)
+        per_core = two["marginal_rows_per_s_per_core"]
+        doc[mode] = {"one": one, "two": two, "floor": floor,
+                     "floor_ratio": one["marginal_rows_per_s"] / floor["rows_per_s"],
+                     "floor_ratio_cpu": one["marginal_rows_per_cpu_s"] / floor["rows_per_cpu_s"],
+                     "efficiency": two["marginal_rows_per_s"] / (2 * one["marginal_rows_per_s"]),
+                     "sources_470m_16_cores_min": (SOURCES / (per_core * 16)
+                                                   + doc["cluster_start_s"][2]) / 60}
+        print(f"  --priors {mode}: marginal {one['marginal_rows_per_s'] / 1e6:.2f} M rows/s (1 "
+              f"worker), {two['marginal_rows_per_s'] / 1e6:.2f} M (2); floor "
+              f"{floor['rows_per_s'] / 1e6:.2f} M, ratio {doc[mode]['floor_ratio']:.2f}; "
+              f"efficiency {doc[mode]['efficiency']:.0%}", file=sys.stderr)
+    return doc
+
+
+TARGETS = {"training": 0.8, "em": 0.6}  # em:F is held to em's
+
+
+def priors_markdown(doc: dict) -> list[str]:
+    p = doc["priors_set"]
+    lines = ["## Marginal rates, I/O floor and priors", "",
+             f"LocalCluster start (client connected, all workers up): "
+             f"{p['cluster_start_s'][1]:.2f} s with 1 worker, {p['cluster_start_s'][2]:.2f} s "
+             f"with 2.", "",
+             "| --priors | workers | rows/s, first file | rows/s, all files | marginal rows/s "
+             "| per core | marginal rows per worker CPU-second | peak RSS per worker | EM |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for mode in doc["modes"]:
+        for r in (p[mode]["one"], p[mode]["two"]):
+            em = r["full"]["em"]
+            lines.append(
+                f"| {mode} | {r['workers']} | {r['small']['rows_per_s'] / 1e6:.2f} M | "
+                f"{r['full']['rows_per_s'] / 1e6:.2f} M | {r['marginal_rows_per_s'] / 1e6:.2f} M | "
+                f"{r['marginal_rows_per_s_per_core'] / 1e6:.2f} M | "
+                f"{r['marginal_rows_per_cpu_s'] / 1e6:.2f} M | "
+                f"{r['peak_rss_mb_per_worker']:.0f} MB | "
+                + (f"{em['iterations']} iterations, " + ", ".join(
+                    f"{c} {v:.4f}" for c, v in em["estimated"].items()) if em.get("estimated")
+                   else "") + " |")
+    lines += ["", "| --priors | I/O floor (1 process) | read / write s | marginal / floor "
+              "(target) | the same by CPU-seconds | 2-worker efficiency (target 85 %) "
+              "| 470 M sources, 16 cores |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for mode in doc["modes"]:
+        m, f = p[mode], p[mode]["floor"]
+        lines.append(f"| {mode} | {f['rows_per_s'] / 1e6:.2f} M rows/s | {f['read_s']:.2f} / "
+                     f"{f['write_s']:.2f} | {m['floor_ratio']:.2f} (>= {TARGETS[mode.split(':')[0]]}) | "
+                     f"{m['floor_ratio_cpu']:.2f} | "
+                     f"{m['efficiency']:.0%} | {m['sources_470m_16_cores_min']:.1f} min |")
+    return lines
 
 
 def single_process(model: Path, paths: list[Path], out: Path) -> dict:
@@ -94,11 +232,11 @@ def single_process(model: Path, paths: list[Path], out: Path) -> dict:
     import resource
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    bundle = score.model_bundle(model)
-    parts = score.plan(paths, bundle.columns, bundle.labels, [], 1_000_000)
-    score.classifier(bundle)
+    bundle = score_parts.model_bundle(model)
+    parts = score_parts.plan(paths, bundle.columns, bundle.labels, [], 1_000_000)
+    score_parts.classifier(bundle)
     start, cpu = time.perf_counter(), time.process_time()
-    rows = sum(score.score_part(p, bundle, str(out), 262_144)["rows"] for p in parts)
+    rows = sum(score_parts.score_part(p, bundle, str(out), 262_144)["rows"] for p in parts)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     shutil.rmtree(out, ignore_errors=True)
     return {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed, "cpu_s": cpu,
@@ -109,9 +247,9 @@ def single_process(model: Path, paths: list[Path], out: Path) -> dict:
 def profile_part(model: Path, path: Path, out: Path) -> dict:
     """Seconds per stage for one 1M-row part, in this process (best of 3)."""
     import pyarrow.parquet as pq
-    bundle = score.model_bundle(model)
-    part = score.plan([path], bundle.columns, bundle.labels, [], 1_000_000)[0]
-    clf = score.classifier(bundle)
+    bundle = score_parts.model_bundle(model)
+    part = score_parts.plan([path], bundle.columns, bundle.labels, [], 1_000_000)[0]
+    clf = score_parts.classifier(bundle)
     best: dict = {}
     for _ in range(3):
         t = dict.fromkeys(("parquet_read", "value_checks", "litert_invoke", "other_python",
@@ -125,7 +263,7 @@ def profile_part(model: Path, path: Path, out: Path) -> dict:
         for batch in batches:
             cols = [batch.column(part.columns[c]).to_numpy(zero_copy_only=False) for c in BANDS]
             t0 = time.perf_counter()
-            score.check_rows(cols, BANDS)
+            score_parts.check_rows(cols, BANDS)
             t["value_checks"] += time.perf_counter() - t0
             with np.errstate(over="ignore"):  # bad rows are cast too here; score skips them
                 x = np.column_stack(cols).astype(np.float32)
@@ -133,14 +271,14 @@ def profile_part(model: Path, path: Path, out: Path) -> dict:
             clf.logits(x)
             t["litert_invoke"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            table, _ = score.score_batch(clf, batch, part, first)
+            table, _ = score_parts.score_batch(clf, batch, part, first)
             t["other_python"] += time.perf_counter() - t0
             first += batch.num_rows
             tables.append(table)
         t["other_python"] -= t["value_checks"] + t["litert_invoke"]
         t0 = time.perf_counter()
         with pq.ParquetWriter(out, tables[0].schema,
-                              **score.writer_options(tables[0].schema, part)) as w:
+                              **score_parts.writer_options(tables[0].schema, part)) as w:
             for table in tables:
                 w.write_batch(table)
         t["parquet_write"] = time.perf_counter() - t0
@@ -168,7 +306,7 @@ def keras_predict(run: Path, model_file: Path, path: Path, rows: int) -> dict:
     start = time.perf_counter()
     model.predict(x, batch_size=65_536, verbose=0)
     elapsed = time.perf_counter() - start
-    clf = score.classifier(score.model_bundle(model_file))
+    clf = score_parts.classifier(score_parts.model_bundle(model_file))
     clf.logits(x[:65_536])
     start = time.perf_counter()
     clf.logits(x)
@@ -201,10 +339,19 @@ def other_load() -> dict:
 
 
 def markdown(doc: dict) -> str:
+    m = doc["machine"]
+    head = [f"# Catalogue scoring benchmark (SIMULATED catalogue, {doc['rows']:,} rows)", "",
+            f"CPU: {m['cpu']}, {m['cores']} cores; model `{doc['model']}`; "
+            f"load before: {doc['load_before']}; after: {doc['load_after']}.", ""]
+    head += priors_markdown(doc) if "priors_set" in doc else []
+    if "dask" not in doc:
+        return "\n".join(head) + "\n"
+    return "\n".join(head) + "\n\n" + extras_markdown(doc)
+
+
+def extras_markdown(doc: dict) -> str:
     m, runs = doc["machine"], doc["dask"]
-    lines = [f"# Catalogue scoring benchmark (SIMULATED catalogue, {doc['rows']:,} rows)", "",
-             f"CPU: {m['cpu']}, {m['cores']} cores; model `{doc['model']}`; "
-             f"load before: {doc['load_before']}; after: {doc['load_after']}.", "",
+    lines = ["## The older set (--extras)", "",
              "| what | rows | seconds | rows/s | rows/s per core | rows per worker CPU-second "
              "| peak RSS per worker |", "|---|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
@@ -258,6 +405,10 @@ def main(argv=None) -> int:
                    help="rows for Keras predict (default: 1000000)")
     p.add_argument("--report", default="reports/bench_score", help="REPORT.json and REPORT.md "
                    "(default: reports/bench_score)")
+    p.add_argument("--priors", nargs="+", default=["training", "em"], help="score --priors modes "
+                   "for the marginal-rate set; em:F adds --em-sample F (default: training em)")
+    p.add_argument("--extras", action="store_true", help="also the older set: best-of runs, "
+                   "one process without Dask, the per-stage profile, Keras predict")
     args = p.parse_args(argv)
     import pyarrow as pa
     # Dask starts workers with OMP_NUM_THREADS=1, which Arrow also obeys; give this process's
@@ -270,8 +421,22 @@ def main(argv=None) -> int:
     scratch = Path(args.data).parent / (Path(args.data).name + "_scored")
     doc = {"simulated": True, "what": "SIMULATED catalogue (sdss_distill.data.synth)",
            "rows": args.rows, "files": args.files, "model": str(model), "machine": machine(),
-           "load_before": other_load()}
+           "load_before": other_load(), "modes": args.priors}
     print(f"load before: {doc['load_before']}", file=sys.stderr)
+    doc["priors_set"] = priors_set(model, paths, pattern, Path(args.data), args.repeats,
+                                   args.priors)
+    if args.extras:
+        extras(doc, args, model, run, paths, pattern, scratch)
+    doc["load_after"] = other_load()
+    report = Path(args.report)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
+    report.with_suffix(".md").write_text(markdown(doc))
+    print(markdown(doc))
+    return 0
+
+
+def extras(doc, args, model, run, paths, pattern, scratch) -> None:
     doc["dask"] = [dask_run(model, pattern, scratch, w, args.repeats) for w in (1, 2)]
     doc["dask_quarter"] = dask_run(model, str(paths[0]), scratch, 1, 1)
     one, two = doc["dask"]
@@ -285,13 +450,6 @@ def main(argv=None) -> int:
     doc["single_process"] = single_process(model, paths, scratch)
     doc["profile"] = profile_part(model, paths[0], Path(args.data).parent / "bench_profile.parquet")
     doc["keras"] = keras_predict(run, model, paths[0], args.keras_rows)
-    doc["load_after"] = other_load()
-    report = Path(args.report)
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    report.with_suffix(".md").write_text(markdown(doc))
-    print(markdown(doc))
-    return 0
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "data": ("fetch real (SkyServer) or write SIMULATED SDSS tables", "train",
              "sdss_distill.data.cli"),
     "score": ("score a large catalogue with a LiteRT model on Dask", "scale",
-              "sdss_distill.score.catalogue"),
+              "sdss_distill.score.cli"),
 }
 
 

@@ -18,7 +18,8 @@ from sdss_distill.core.quality import REASONS, check_values
 from sdss_distill.core.schema import BANDS
 from sdss_distill.data.synth import write_catalogue
 from sdss_distill.edge.classifier import EdgeClassifier
-from sdss_distill.score import catalogue as score
+from sdss_distill.score import cli as score_cli
+from sdss_distill.score import parts as score_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ def catalogue(tmp_path_factory) -> Path:
 
 
 def run(capsys, *args) -> tuple[int, str]:
-    code = score.main([*args])
+    code = score_cli.main([*args])
     return code, capsys.readouterr().err
 
 
@@ -59,7 +60,7 @@ def read_parts(out: Path):
 @pytest.fixture(scope="module")
 def scored(catalogue, model, scheduler, tmp_path_factory):
     out = tmp_path_factory.mktemp("scored")
-    code = score.main(["--model", str(model), "--input", str(catalogue / "*.parquet"),
+    code = score_cli.main(["--model", str(model), "--input", str(catalogue / "*.parquet"),
                        "--output", str(out), "--scheduler", scheduler, "--part-rows", "1000",
                        "--keep", "class,ra", "--quiet"])
     return code, out
@@ -171,8 +172,8 @@ def test_resume_skips_complete_parts(catalogue, model, scheduler, tmp_path, caps
 
 
 def test_failed_part_leaves_nothing(catalogue, model, tmp_path, monkeypatch):
-    bundle = score.model_bundle(model)
-    parts = score.plan([catalogue / "sim0.parquet"], bundle.columns, bundle.labels, [], 10_000)
+    bundle = score_parts.model_bundle(model)
+    parts = score_parts.plan([catalogue / "sim0.parquet"], bundle.columns, bundle.labels, [], 10_000)
     calls = []
 
     def fail(self, batch, *a, **k):
@@ -184,7 +185,7 @@ def test_failed_part_leaves_nothing(catalogue, model, tmp_path, monkeypatch):
     real = pq.ParquetWriter.write_batch
     monkeypatch.setattr(pq.ParquetWriter, "write_batch", fail)
     with pytest.raises(OSError, match="disk full"):
-        score.score_part(parts[0], bundle, str(tmp_path), batch_rows=1000)
+        score_parts.score_part(parts[0], bundle, str(tmp_path), batch_rows=1000)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -197,9 +198,9 @@ def test_killed_part_leaves_no_partial_file(catalogue, model, scheduler, tmp_pat
         import os
         from pathlib import Path
         import pyarrow.parquet as pq
-        from sdss_distill.score import catalogue as score
-        bundle = score.model_bundle(Path({str(model)!r}))
-        parts = score.plan([Path({str(catalogue / 'sim0.parquet')!r})], bundle.columns,
+        from sdss_distill.score import parts as score_parts
+        bundle = score_parts.model_bundle(Path({str(model)!r}))
+        parts = score_parts.plan([Path({str(catalogue / 'sim0.parquet')!r})], bundle.columns,
                            bundle.labels, [], 10_000)
         if {kill!r} == "replace":
             os.replace = lambda *a: os._exit(3)
@@ -211,14 +212,14 @@ def test_killed_part_leaves_no_partial_file(catalogue, model, scheduler, tmp_pat
                     os._exit(3)
                 return real(self, *a, **k)
             pq.ParquetWriter.write_batch = write_batch
-        score.score_part(parts[0], bundle, {str(out)!r}, batch_rows=1000)
+        score_parts.score_part(parts[0], bundle, {str(out)!r}, batch_rows=1000)
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 3, proc.stderr
     assert list(out.glob("*.parquet")) == [] and len(list(out.glob(".*.tmp"))) == 1
     # a re-run clears the leftover and writes the part whole
-    code = score.main(["--model", str(model), "--input", str(catalogue / "sim0.parquet"),
+    code = score_cli.main(["--model", str(model), "--input", str(catalogue / "sim0.parquet"),
                        "--output", str(out), "--scheduler", scheduler, "--quiet"])
     assert code == 1 and list(out.glob(".*.tmp")) == []
     assert pq.read_table(out / "sim0.part00000.parquet").num_rows == 2500
@@ -229,9 +230,9 @@ def test_check_rows_agrees_with_quality():
     x = rng.uniform(10, 25, (500, 5))
     for k, v in enumerate([np.nan, -9999, np.inf, -np.inf, 1e39, -1e39, 45, -0.1, 40.0, 0.0]):
         x[rng.integers(0, 500, 15), k % 5] = v
-    reason, column = score.check_rows([x[:, j] for j in range(5)], BANDS)
+    reason, column = score_parts.check_rows([x[:, j] for j in range(5)], BANDS)
     expected = check_values(x, BANDS)
-    assert np.array_equal(np.asarray(score.QUALITY, object)[reason],
+    assert np.array_equal(np.asarray(score_parts.QUALITY, object)[reason],
                           np.where(expected.ok, "ok", expected.reason))
     assert [BANDS[c] if c >= 0 else "" for c in column] == expected.column.tolist()
     assert set(expected.reason) - {""} == set(REASONS)
@@ -296,4 +297,4 @@ def test_two_columns_for_one_band_are_refused_naming_both(tmp_path, names):
     pq.write_table(table, path)
     with pytest.raises(InputError, match=rf"columns '{names[0]}' \(column 1\) and "
                                          rf"'{names[1]}' \(column 2\) both mean"):
-        score.plan([path], BANDS, ["GALAXY", "QSO", "STAR"], [], 10_000)
+        score_parts.plan([path], BANDS, ["GALAXY", "QSO", "STAR"], [], 10_000)

@@ -11,3 +11,11 @@ def softmax(z, axis: int = -1) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def fractions(y: np.ndarray, k: int) -> np.ndarray:
+    """Class fractions of integer labels 0..k-1."""
+    counts = np.bincount(np.asarray(y), minlength=k).astype(np.float64)
+    if counts.sum() == 0:
+        raise ValueError("fractions: no labels given")
+    return counts / counts.sum()

@@ -17,6 +17,10 @@ BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z")
 
 TARGET = "class"
 
+SIMULATED_KEY = "sdss_distill.simulated"
+"""Parquet metadata key marking a SIMULATED table (value "true"); copied into every output made
+from it, so simulated rows are never taken for SDSS ones."""
+
 SAMPLE = "sample"
 """Which packaged table a row of the combined `sdss` dataset comes from: bright or faint."""
 SAMPLES: tuple[str, ...] = ("bright", "faint")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.schema import BANDS, LABELS
+from sdss_distill.core.schema import BANDS, LABELS, SIMULATED_KEY
 
 PARAMS_FILE = Path(__file__).with_name("synth_params.json")
 FEATURES = ("r", "u-g", "g-r", "r-i", "i-z", "asinh(1e4*redshift)")
@@ -33,7 +33,6 @@ BLOCK = 16384  # rows per seeded stream; fixed, so files do not depend on --row-
 BAD_KINDS = ("sentinel", "missing", "out_of_range", "float32_overflow")
 """Injected bad values, named as quality.REASONS names them: -9999, NaN, outside the physical
 range (magnitude 40.5-99 or redshift 8.5-20), and 1e39 (beyond float32)."""
-SIMULATED_KEY = "sdss_distill.simulated"
 SIMULATED_NOTE = ("SIMULATED data (sdss_distill.data.synth: Gaussian mixtures fitted to the real "
                   "table), not SDSS observations: never quote its numbers as results on real data")
 

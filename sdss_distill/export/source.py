@@ -10,6 +10,7 @@ from sdss_distill import __version__
 from sdss_distill.core.domain import domain
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import quiet_native_stderr, sha256_file
+from sdss_distill.core.prob import fractions
 from sdss_distill.core.schema import LABELS, SIGNATURE, STUDENT, STUDENT_VIEW, TEACHER, get_view
 from sdss_distill.runs.rundir import Layout
 
@@ -74,6 +75,10 @@ def model_card(run: RunData, stem: str, view, description: str, extra: dict | No
             "output": {"name": "logits", "labels": list(LABELS),
                        "note": "logits; softmax gives class probabilities"},
             "labels": list(LABELS), "domain": domain(run.x_train[view.name], view.columns),
+            # class fractions the model learnt (stratified split: the same in every subset);
+            # score --priors em/FILE re-weights by target / these
+            "priors": {"rows": "student_train", "n": int(len(run.y_train)), "fractions": dict(
+                zip(LABELS, fractions(run.y_train, len(LABELS)).tolist()))},
             "source": {"run": str(run.dir), "run_id": run_id, **run.source(source),
                        "data_sha256": run.data_sha256, "sdss_distill": __version__},
             **(extra or {})}

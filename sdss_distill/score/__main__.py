@@ -2,6 +2,6 @@
 
 import sys
 
-from sdss_distill.score.catalogue import main
+from sdss_distill.score.cli import main
 
 sys.exit(main())

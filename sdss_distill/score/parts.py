@@ -1,0 +1,353 @@
+"""The worker side of catalogue scoring: plan parts of whole row groups, classify their rows
+with the LiteRT model, and write each part as one Parquet file under a temporary name, renamed
+when complete (a re-run skips parts complete for the same model and input)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sdss_distill import __version__
+from sdss_distill.core.errors import InputError, listing
+from sdss_distill.core.quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values, header_positions
+from sdss_distill.core.schema import ID_COLUMNS, SENTINEL, SIMULATED_KEY
+from sdss_distill.score import hats as hats_io
+from sdss_distill.score import priors as class_priors
+
+PROG = "python -m sdss_distill.score"
+EXIT_FLAGGED = 1
+META_KEY = b"sdss_distill.score"
+OUTPUT_COLUMNS = ("file", "row", "class", "in_domain", "quality", "quality_column")
+"""Output columns besides the ids and p_<label>; a kept input column of the same name is
+written as `input_<name>`."""
+QUALITY = ("ok", *REASONS)
+
+
+@dataclass(frozen=True)
+class Part:
+    """Whole row groups of one input file, scored into one output file."""
+
+    source: str  # absolute: a worker's working directory may differ from the client's
+    name: str
+    row_groups: tuple[int, ...]
+    first_row: int
+    rows: int
+    size: int
+    mtime_ns: int
+    columns: dict  # output/model name -> input column name
+    keep: dict  # output name -> input column name
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Model bytes, card and labels, read once by the client and shipped to every worker
+    (a cluster's workers may not see the client's files)."""
+
+    sha256: str
+    content: bytes
+    card: str
+    columns: tuple[str, ...]
+    labels: tuple[str, ...]
+    labels_text: str | None
+    weights: tuple[float, ...] | None = None  # --priors em/FILE: p_k re-weighted by w_k
+    priors_key: str | None = None  # score_priors.Setting.key, part of each part's identity
+
+
+def model_bundle(model: Path) -> Bundle:
+    """Read and validate the model, its card and labels on the client."""
+    from sdss_distill.edge.classifier import LABELS_FILE, EdgeClassifier, card_path
+    clf = EdgeClassifier(model)  # validates the file, its signature, card and labels here
+    content = Path(model).read_bytes()
+    labels = Path(model).parent / LABELS_FILE
+    return Bundle(hashlib.sha256(content).hexdigest(), content, card_path(model).read_text(),
+                  clf.columns, clf.labels, labels.read_text() if labels.is_file() else None)
+
+
+_CLASSIFIERS: dict = {}
+_LOCK = threading.Lock()
+
+
+def classifier(bundle: Bundle):
+    """This worker's EdgeClassifier for the bundle's model, built once per process and thread."""
+    from sdss_distill.edge.classifier import LABELS_FILE, EdgeClassifier
+    key = (bundle.sha256, threading.get_ident())
+    with _LOCK:
+        if key not in _CLASSIFIERS:
+            with tempfile.TemporaryDirectory(prefix="sdss_distill_score_") as tmp:
+                path = Path(tmp) / "model.tflite"
+                path.write_bytes(bundle.content)
+                path.with_suffix(".json").write_text(bundle.card)
+                if bundle.labels_text is not None:
+                    (Path(tmp) / LABELS_FILE).write_text(bundle.labels_text)
+                _CLASSIFIERS[key] = EdgeClassifier(path, num_threads=1)
+        return _CLASSIFIERS[key]
+
+
+def check_rows(columns: list[np.ndarray], names) -> tuple[np.ndarray, np.ndarray]:
+    """(reason, column) indices per row (into QUALITY and names) from quality.check_values.
+
+    Only rows that could fail are checked: a row inside every column's VALUE_RANGES (which
+    exclude NaN, the sentinel and float32 overflow) passes every check. Column by column,
+    as numpy reduces along contiguous memory far faster than across a row.
+    """
+    n = len(columns[0]) if columns else 0
+    reason, column = np.zeros(n, np.int8), np.full(n, -1, np.int8)
+    ranges = [VALUE_RANGES.get(c) for c in names]
+    if all(r and r[0] > SENTINEL and r[1] <= FLOAT32_MAX for r in ranges):
+        inside = np.ones(n, bool)
+        with np.errstate(invalid="ignore"):
+            for values, (lo, hi) in zip(columns, ranges):
+                inside &= (values >= lo) & (values <= hi)
+        suspect = np.flatnonzero(~inside)
+    else:
+        suspect = np.arange(n)
+    if len(suspect):
+        checked = check_values(np.column_stack([c[suspect] for c in columns]), names)
+        bad = ~checked.ok
+        codes = {c: k for k, c in enumerate(QUALITY)}
+        pos = {c: k for k, c in enumerate(names)}
+        reason[suspect[bad]] = [codes[c] for c in checked.reason[bad]]
+        column[suspect[bad]] = [pos[c] for c in checked.column[bad]]
+    return reason, column
+
+
+def _dictionary(indices: np.ndarray, values, null: int | None = None):
+    import pyarrow as pa
+    mask = indices == null if null is not None else None
+    return pa.DictionaryArray.from_arrays(pa.array(indices, mask=mask), pa.array(values, pa.string()))
+
+
+def classify(clf, x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per-class probability columns and the class index, as EdgeClassifier.predict computes
+    them (softmax of the logits, first maximum wins), but column-wise for speed."""
+    logits = clf.logits(x)
+    cols = [logits[:, k] for k in range(logits.shape[1])]
+    top = cols[0].copy()
+    for c in cols[1:]:
+        np.maximum(top, c, out=top)
+    e = [np.exp(c - top) for c in cols]
+    total = e[0].copy()
+    for c in e[1:]:
+        total += c
+    p = [c / total for c in e]
+    best, idx = p[0].copy(), np.zeros(len(x), np.int8)
+    for k, c in enumerate(p[1:], 1):
+        idx[c > best] = k
+        np.maximum(best, c, out=best)
+    return p, idx
+
+
+def _expand(cols: list[np.ndarray], good: np.ndarray) -> list[np.ndarray]:
+    """Good rows' values at their places in full-length columns, NaN for bad rows."""
+    full = [np.full(len(good), np.nan, np.float32) for _ in cols]
+    for f, c in zip(full, cols):
+        f[good] = c
+    return full
+
+
+def score_batch(clf, batch, part: Part, first_row: int, weights=None):
+    """One Arrow record batch in, the output table's batch out (bad rows flagged, not dropped).
+    With `weights` (--priors), p_<label> and class are the re-weighted ones and p_<label>_model
+    the model's own."""
+    import pyarrow as pa
+    n = batch.num_rows
+    raw = [batch.column(part.columns[c]).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+           for c in clf.columns]
+    reason, column = check_rows(raw, clf.columns)
+    good = reason == 0
+    n_good = int(good.sum())
+    x = np.empty((n, len(raw)), np.float32)
+    for k, values in enumerate(raw):
+        with np.errstate(over="ignore", invalid="ignore"):  # bad rows only; never classified
+            x[:, k] = values
+    if n_good < n:
+        x = x[good]
+    pg, cg = classify(clf, x)
+    model = pg
+    if weights is not None:
+        pg, cg = class_priors.reweight_columns(pg, weights)
+    dg = clf.in_domain(x)
+    if n_good == n:
+        p, pm, cls, dom = pg, model, cg, dg
+    else:
+        p, pm = _expand(pg, good), (_expand(model, good) if weights is not None else None)
+        cls, dom = np.full(n, -1, np.int8), np.zeros(n, bool)
+        cls[good], dom[good] = cg, dg
+    cols = {c: batch.column(src) for c, src in part.columns.items() if c in ID_COLUMNS}
+    cols["file"] = _dictionary(np.zeros(n, np.int32), [part.source])
+    cols["row"] = pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64))
+    cols["class"] = _dictionary(cls, clf.labels, null=-1)
+    cols.update({f"p_{label}": pa.array(p[k]) for k, label in enumerate(clf.labels)})
+    if weights is not None:
+        cols.update({f"p_{label}_model": pa.array(pm[k]) for k, label in enumerate(clf.labels)})
+    cols["in_domain"] = pa.array(dom, mask=None if n_good == n else ~good)
+    cols["quality"] = _dictionary(reason, QUALITY)
+    cols["quality_column"] = _dictionary(column, clf.columns, null=-1)
+    cols.update({out: batch.column(src) for out, src in part.keep.items()})
+    counts = np.bincount(reason, minlength=len(QUALITY))
+    stats = {"rows": n, "out_of_domain": int(len(dg) - dg.sum()),
+             **{code: int(counts[k]) for k, code in enumerate(QUALITY) if k}}
+    return pa.RecordBatch.from_arrays(list(cols.values()), names=list(cols)), stats
+
+
+def part_identity(part: Part, bundle: Bundle) -> dict:
+    """What makes a finished part reusable: the model and the input file as it was."""
+    return {"model_sha256": bundle.sha256, "source": part.source, "size": part.size,
+            "mtime_ns": part.mtime_ns, "row_groups": list(part.row_groups),
+            "first_row": part.first_row, "rows": part.rows, "keep": part.keep,
+            **({"priors": bundle.priors_key} if bundle.priors_key else {})}
+
+
+def completed(path: Path, identity: dict) -> dict | None:
+    """The recorded stats of a finished part with this identity, else None."""
+    import pyarrow.parquet as pq
+    try:
+        meta = json.loads(pq.read_metadata(path).metadata[META_KEY])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return meta.get("stats") if meta.get("identity") == identity else None
+
+
+def writer_options(schema, part: Part) -> dict:
+    """Parquet settings for speed: dictionaries only for the label-like columns, delta encoding
+    and statistics only for the integer id and row columns, zstd for all but the computed
+    probabilities (statistics, dictionary attempts and compression on those floats cost about
+    half the write time and save little space)."""
+    import pyarrow as pa
+    ints = [f.name for f in schema if pa.types.is_integer(f.type)]
+    computed = {f.name for f in schema if f.name.startswith("p_") and f.name not in part.keep}
+    return {"compression": {f.name: "none" if f.name in computed else "zstd" for f in schema},
+            "write_statistics": ints,
+            "use_dictionary": [f.name for f in schema if pa.types.is_dictionary(f.type)
+                               or f.name in part.keep],
+            "column_encoding": {c: "DELTA_BINARY_PACKED" for c in ints if c not in part.keep}}
+
+
+def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dict:
+    """Score one part into DIR/<name> atomically (temporary name, then rename); its stats."""
+    import resource
+
+    import pyarrow.parquet as pq
+    cpu = time.process_time()
+    out = Path(out_dir) / part.name
+    identity = part_identity(part, bundle)
+    clf = classifier(bundle)
+    source = pq.ParquetFile(part.source)
+    read = [*part.columns.values(), *part.keep.values()]
+    totals: dict = {}
+    tmp = out.parent / f".{part.name}.{uuid.uuid4().hex}.tmp"  # hidden, never *.parquet
+    try:
+        writer, first_row = None, part.first_row
+        for batch in source.iter_batches(batch_size=batch_rows, row_groups=list(part.row_groups),
+                                         columns=list(dict.fromkeys(read))):
+            table, stats = score_batch(clf, batch, part, first_row, bundle.weights)
+            first_row += batch.num_rows
+            for k, v in stats.items():
+                totals[k] = totals.get(k, 0) + v
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, **writer_options(table.schema, part))
+            writer.write_batch(table)
+        if writer is None:
+            raise InputError(f"{part.source}: row groups {listing(part.row_groups)} are empty")
+        simulated = (source.schema_arrow.metadata or {}).get(SIMULATED_KEY.encode())
+        writer.add_key_value_metadata({META_KEY: json.dumps(
+            {"identity": identity, "stats": totals, "sdss_distill": __version__}),
+            **({SIMULATED_KEY: simulated} if simulated else {})})
+        writer.close()
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    # this worker process's peak RSS so far (Linux: KiB), for the memory-per-worker figure
+    return {**totals, "worker": f"{os.uname().nodename}:{os.getpid()}",
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cpu_s": time.process_time() - cpu}
+
+
+def part_probabilities(part: Part, bundle: Bundle, batch_rows: int,
+                       row_groups=None) -> np.ndarray:
+    """The model's (n, K) float32 probabilities of a part's good rows (for --priors em)."""
+    import pyarrow.parquet as pq
+    clf, out = classifier(bundle), []
+    for batch in pq.ParquetFile(part.source).iter_batches(
+            batch_size=batch_rows, row_groups=list(row_groups or part.row_groups),
+            columns=[part.columns[c] for c in clf.columns]):
+        raw = [batch.column(part.columns[c]).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+               for c in clf.columns]
+        good = check_rows(raw, clf.columns)[0] == 0
+        x = np.column_stack([v[good] for v in raw]).astype(np.float32)
+        out.append(np.column_stack(classify(clf, x)[0]))
+    return np.concatenate(out) if out else np.empty((0, len(clf.labels)), np.float32)
+
+
+def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) -> list[Part]:
+    """Parts of whole row groups (about part_rows rows each) for every input file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    common = Path(os.path.commonpath([p.resolve().parent for p in paths]))
+    parts = []
+    for path in paths:
+        try:
+            meta = pq.ParquetFile(path).metadata
+        except (OSError, ValueError) as e:  # ArrowInvalid is a ValueError
+            raise InputError(f"{path}: not a readable Parquet file ({e})") from None
+        schema = meta.schema.to_arrow_schema()
+        names = schema.names
+        found = {canon: names[k] for canon, k in header_positions(names, source=str(path)).items()}
+        missing = [c for c in columns if c not in found]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {listing(missing)} needed by the model; "
+                             f"found {listing(names, 20)}")
+        absent = [c for c in keep if c not in names]
+        if absent:
+            raise InputError(f"{path}: --keep column(s) {listing(absent)} not found; found "
+                             f"{listing(names, 20)}")
+        text = [found[c] for c in columns if not (pa.types.is_integer(schema.field(found[c]).type)
+                                                  or pa.types.is_floating(schema.field(found[c]).type))]
+        if text:
+            raise InputError(f"{path}: column(s) {listing(text)} hold "
+                             f"{schema.field(text[0]).type} values, not numbers; store "
+                             f"magnitudes as float")
+        cols = {c: found[c] for c in (*ID_COLUMNS, *columns) if c in found}
+        taken = {*OUTPUT_COLUMNS, *ID_COLUMNS, *(f"p_{label}{s}" for label in labels
+                                                 for s in ("", "_model"))}
+        kept = {(f"input_{c}" if c in taken else c): c for c in keep}
+        stem = path.resolve().with_suffix("").relative_to(common).as_posix().replace("/", "__")
+        stat = path.stat()
+        groups, start, rows, k = [], 0, 0, 0
+        for g in range(meta.num_row_groups):
+            groups.append(g)
+            rows += meta.row_group(g).num_rows
+            if rows >= part_rows or g == meta.num_row_groups - 1:
+                parts.append(Part(str(path.resolve()), f"{stem}.part{k:05d}.parquet", tuple(groups), start,
+                                  rows, stat.st_size, stat.st_mtime_ns, cols, kept))
+                groups, start, rows, k = [], start + rows, 0, k + 1
+    names = [p.name for p in parts]
+    if len(set(names)) != len(names):
+        raise InputError("two input files map to the same output name; give distinct file names")
+    return parts
+
+
+def input_files(pattern: str) -> list[Path]:
+    """The Parquet files a glob, a file or a directory names (a HATS catalogue needs lsdb)."""
+    import glob
+    path = Path(pattern)
+    if hats_io.is_hats(path):
+        return hats_io.open_input(path).files
+    if path.is_dir():
+        files = sorted(path.rglob("*.parquet"))
+    else:
+        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if not files:
+        raise InputError(f"--input {pattern}: no Parquet files match; give a file, a directory or "
+                         f"a quoted glob such as 'catalogue/*.parquet'")
+    return files
