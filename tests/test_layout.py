@@ -126,3 +126,13 @@ def test_the_checks_can_fail(tmp_path):
             test_no_import_cycles()
     finally:
         GRAPH = saved
+
+
+def test_the_code_layout_page_lists_every_module():
+    """docs/design/layout.md holds the tree scripts/layout_doc.py writes from the package."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("layout_doc", ROOT / "scripts" / "layout_doc.py")
+    layout_doc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layout_doc)
+    assert layout_doc.block() in layout_doc.PAGE.read_text(), \
+        "docs/design/layout.md is out of date: run python scripts/layout_doc.py --write"
