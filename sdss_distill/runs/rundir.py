@@ -33,9 +33,12 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sdss_distill.core.errors import InputError, sigterm_raises
+from sdss_distill.core.errors import InputError, check_signals, sigterm_raises
+from sdss_distill.core.safety import remove_file_within, remove_tree_within
 
 MANIFEST = "manifest.json"
+MARKER = "sdss_distill.run"
+"""manifest.json's `format`: this package wrote the version (older manifests lack it)."""
 STAGING = ".staging"
 LOCK_TIMEOUT_S = 600.0
 TRAIN_HINT = "train one with python -m sdss_distill.train --out DIR"
@@ -63,7 +66,9 @@ def read_json(path, *, keys: Iterable[str] = (), fix: str = "train the run again
         raise InputError(f"{path}: corrupt JSON (line {e.lineno}: {e.msg}); {fix}") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror}); {fix}") from None
-    missing = [k for k in keys if not isinstance(doc, dict) or k not in doc]
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: corrupt (a JSON {type(doc).__name__}, not an object); {fix}")
+    missing = [k for k in keys if k not in doc]
     if missing:
         raise InputError(f"{path}: missing key(s) {', '.join(map(repr, missing))}; {fix}")
     return doc
@@ -100,6 +105,19 @@ class Layout:
         doc = read_json(self.manifest_json, keys=("run_id", "files"), fix=fix)
         if not isinstance(doc["files"], dict):
             raise InputError(f"{self.manifest_json}: corrupt ('files' is not a mapping); {fix}")
+        for rel, entry in doc["files"].items():
+            if not (isinstance(entry, dict) and _is_sha256(entry.get("sha256"))
+                    and type(entry.get("size")) is int and entry["size"] >= 0):
+                raise InputError(f"{self.manifest_json}: corrupt entry for {rel!r} (needs "
+                                 f"'sha256' hex and 'size' >= 0); {fix}")
+            if rel.startswith("/") or ".." in rel.split("/"):
+                raise InputError(f"{self.manifest_json}: entry {rel!r} points outside the run; "
+                                 f"{fix}")
+        if doc.get("format", MARKER) != MARKER or not isinstance(doc["run_id"], str):
+            raise InputError(f"{self.manifest_json}: not an sdss_distill run manifest; {fix}")
+        if doc["run_id"] != self.run_id:
+            raise InputError(f"{self.manifest_json}: names run {doc['run_id']!r} but lies in "
+                             f"{self.root.name!r} (copied from another run?); {fix}")
         return doc
 
     def source(self, rel: str) -> Path:
@@ -127,8 +145,40 @@ class LegacyLayout(Layout):
         return {"run.json": self.run_json, "split.json": self.split_json}.get(rel, self.root / rel)
 
 
+def _is_sha256(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+LEGACY_FILES = {"models": ("*.keras", "run.json", "split.json"),
+                "reports": ("report.json", "report.md", "export.json", "export.md"),
+                "tflite": ("*.tflite", "*.json", "labels.txt")}
+"""The only files a run written before manifests holds (models/run.json, split.json and one
+.keras at least): a directory holding anything else is not such a run."""
+
+
+def legacy_strangers(path: Path) -> list[str] | None:
+    """None if `path` does not look like a pre-manifest run at all; else the files in it that
+    such a run never holds ([] for a genuine one)."""
+    models = path / "models"
+    if (path.is_symlink() or not (models / "run.json").is_file() or (path / MANIFEST).exists()
+            or not (models / "split.json").is_file() or not any(models.glob("*.keras"))):
+        return None
+    strangers = []
+    for entry in sorted(path.rglob("*")):
+        rel = entry.relative_to(path)
+        parts = rel.parts
+        if entry.is_symlink():
+            strangers.append(rel.as_posix())
+        elif len(parts) == 1 and parts[0] in LEGACY_FILES and entry.is_dir():
+            continue
+        elif not (len(parts) == 2 and parts[0] in LEGACY_FILES and entry.is_file()
+                  and any(entry.match(pat) for pat in LEGACY_FILES[parts[0]])):
+            strangers.append(rel.as_posix())
+    return strangers
+
+
 def _is_legacy_run(path: Path) -> bool:
-    return (path / "models" / "run.json").is_file() and not (path / MANIFEST).exists()
+    return legacy_strangers(path) == []
 
 
 def build_manifest(root: Path, parent: str | None) -> dict:
@@ -139,7 +189,7 @@ def build_manifest(root: Path, parent: str | None) -> dict:
         if path.is_dir() or rel == MANIFEST or any(p.startswith(".") for p in rel.split("/")):
             continue
         files[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
-    return {"run_id": root.name.removesuffix(STAGING),
+    return {"format": MARKER, "run_id": root.name.removesuffix(STAGING),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "parent": parent, "files": files}
 
@@ -228,13 +278,38 @@ class RunDir:
             if (root / MANIFEST).is_file():
                 raise InputError(f"--out {arg}: one version of a run, not the run itself; pass "
                                  f"the run path (the symlink to it)")
-            if any(root.iterdir()) and not _is_legacy_run(root):
+            strangers = legacy_strangers(root)
+            if strangers:
+                raise InputError(f"--out {arg}: looks like a run written before manifests but "
+                                 f"holds files a run never has ({', '.join(strangers[:3])}"
+                                 f"{', ...' if len(strangers) > 3 else ''}); move them out or "
+                                 f"pick a new path (nothing was changed)")
+            if any(root.iterdir()) and strangers is None:
                 raise InputError(f"--out {arg}: an existing directory that is not a run; pick a "
                                  f"new path (the run path becomes a symlink to its version)")
+        self._check_versions_dir()
+
+    def _check_versions_dir(self) -> None:
+        """`.NAME.runs` must be a real directory (or absent): its entries get deleted."""
+        v = self.versions
+        if v.is_symlink():
+            raise InputError(f"--out {self.given}: {v.name} beside it is a symlink, nothing "
+                             f"was deleted; a run keeps its versions in a real directory, remove "
+                             f"the link or pick another path")
+        if v.exists() and not v.is_dir():
+            raise InputError(f"--out {self.given}: {v} is not a directory; remove it or pick "
+                             f"another path")
 
     def _ours(self, link: Path) -> bool:
-        target = Path(os.readlink(link))
-        return target.parent.name == self.versions.name and (link.parent / target).is_dir()
+        """A symlink to `.NAME.runs/<version>` beside it (relative, no detour), whose real
+        path is a directory directly inside this run's own real `.NAME.runs`."""
+        target = os.readlink(link)
+        parts = Path(target).parts
+        if (os.path.isabs(target) or len(parts) != 2 or parts[0] != self.versions.name
+                or parts[1] in ("", ".", "..") or self.versions.is_symlink()):
+            return False
+        real = Path(os.path.realpath(link))
+        return real.is_dir() and real.parent == Path(os.path.realpath(self.versions))
 
     # --- reading -------------------------------------------------------------------------
 
@@ -308,13 +383,15 @@ class RunDir:
         _fsync_dir(self.root.parent)
 
     def _clean(self, keep: set[str]) -> None:
-        """Remove versions not in `keep`, staging dirs and temp links a killed writer left."""
-        if self.versions.is_dir():
+        """Remove versions not in `keep`, staging dirs and temp links a killed writer left;
+        only real directories directly inside the real `.NAME.runs`, never through a link."""
+        if self.versions.is_dir() and not self.versions.is_symlink():
             for entry in self.versions.iterdir():
                 if entry.name not in keep:
-                    shutil.rmtree(entry, ignore_errors=True)
+                    remove_tree_within(entry, self.versions)
         for link in self.root.parent.glob(f".{self.root.name}.*.link"):
-            link.unlink(missing_ok=True)
+            if link.is_symlink():
+                remove_file_within(link, self.root.parent)
 
     def _live(self) -> set[str]:
         """Names under versions/ still in use: the current version and its parent."""
@@ -346,6 +423,7 @@ class RunDir:
         """
         self.check_writable()
         with _sigterm_as_interrupt(), self._lock():
+            self._check_versions_dir()
             self._recover_legacy()
             old = self._current_or_none()
             if base is not None and (old is None or old.root != base.root):
@@ -368,12 +446,13 @@ class RunDir:
                 _write_synced(layout.manifest_json, json.dumps(manifest, indent=2) + "\n")
                 for rel in manifest["files"]:
                     _fsync_path(staging / rel)
+                check_signals()  # a SIGINT/SIGTERM whose exception got lost: no new version
                 final = self.versions / layout.run_id
                 os.rename(staging, final)
                 _fsync_dir(self.versions)
                 self._switch(final)
             except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
+                remove_tree_within(staging, self.versions)
                 raise
             self._clean(self._live())
 
