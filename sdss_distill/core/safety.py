@@ -38,7 +38,7 @@ def shorten(message: str, limit: int = MESSAGE_LIMIT) -> str:
     for width in (4 * VALUE_LIMIT, 2 * VALUE_LIMIT, VALUE_LIMIT):
         if len(message) <= limit:
             break
-        message = re.sub(r"\S{%d,}" % (width + 16), cut_to(width), message)
+        message = re.sub(r"\S{" + str(width + 16) + ",}", cut_to(width), message)
     if len(message) > limit:
         message = message[:limit - 4] + " ..."
     return message
@@ -101,7 +101,7 @@ def stale_temps(target: Path, tag: str = "tmp") -> list[Path]:
     """Temp files (from temp_name) for `target` whose writer process is gone: safe to remove."""
     target = Path(target)
     found = []
-    pattern = re.compile(r"\.%s\.(\d+)\.[0-9a-f]{8}\.%s" % (re.escape(target.name), re.escape(tag)))
+    pattern = re.compile(r"\." + re.escape(target.name) + r"\.(\d+)\.[0-9a-f]{8}\." + re.escape(tag))
     try:
         entries = list(target.parent.iterdir())
     except OSError:

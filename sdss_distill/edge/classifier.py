@@ -26,7 +26,6 @@ Never imports TensorFlow, Keras, pandas or scikit-learn.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -40,11 +39,13 @@ from sdss_distill.core.errors import EXIT_REJECTED, InputError, listing, run_cli
 from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.quality import check_values, header_positions
 from sdss_distill.core.schema import LABELS
+from sdss_distill.edge import verify
 
 PROG = "python -m sdss_distill.edge"
 SIGNATURE = "serving_default"
 LABELS_FILE = "labels.txt"
 _CHUNK = 4096
+MAX_MODEL_BYTES = 256 << 20
 
 
 def card_path(model: Path) -> Path:
@@ -96,7 +97,11 @@ class EdgeClassifier:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such model file")
-        self.interpreter = _interpreter(self.path.read_bytes(), self.path, num_threads)
+        if self.path.stat().st_size > MAX_MODEL_BYTES:
+            raise InputError(f"{self.path}: {self.path.stat().st_size:,} bytes, larger than any "
+                             f"model sdss_distill exports; pass the .tflite written by export")
+        content = self.path.read_bytes()
+        self.interpreter = _interpreter(content, self.path, num_threads)
         signatures = self.interpreter.get_signature_list()
         if SIGNATURE not in signatures:
             raise InputError(f"{self.path}: no {SIGNATURE!r} signature (found "
@@ -106,11 +111,12 @@ class EdgeClassifier:
         (self.output_name,) = signatures[SIGNATURE]["outputs"]
         self.card = _read_card(self.path)
         self.columns = tuple(self.card["input"]["columns"])
-        expected = self.card.get("sha256")
-        if expected and hashlib.sha256(self.path.read_bytes()).hexdigest() != expected:
-            raise InputError(f"{self.path}: its SHA-256 differs from the one in its card "
-                             f"{card_path(self.path).name}; the two come from different exports, "
-                             f"copy both files from the same export")
+        shape = self._runner.get_input_details()[self.input_name]["shape"]
+        verify.check_card(self.card, card_path(self.path), int(shape[-1]) if len(shape) else None)
+        verify.check_provenance(self.card, card_path(self.path), content)
+        labels_file = self.path.parent / LABELS_FILE
+        verify.check_in_run(self.path, content, card_path(self.path).read_bytes(), self.card,
+                            labels_file if labels_file.is_file() else None)
         self.labels = _read_labels(self.path, tuple(self.card.get("labels", LABELS)))
         self.domain = self.card.get("domain", {})
 
@@ -189,8 +195,9 @@ def _read_card(model: Path) -> dict:
         raise InputError(f"{path}: not a valid model card ({type(e).__name__}); {fix}") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
-    columns = card.get("input", {}).get("columns") if isinstance(card, dict) else None
-    if not isinstance(card, dict) or not isinstance(card.get("input"), dict) or columns is None:
+    ok = isinstance(card, dict) and isinstance(card.get("input"), dict)
+    columns = card["input"].get("columns") if ok else None
+    if not ok or columns is None:
         raise InputError(f"{path}: model card lacks 'input.columns'; {fix}")
     if (not isinstance(columns, list) or not columns
             or not all(isinstance(c, str) for c in columns)):
@@ -200,6 +207,7 @@ def _read_card(model: Path) -> dict:
         raise InputError(f"{path}: 'labels' must be a list of class names; {fix}")
     if not isinstance(card.get("domain", {}), dict):
         raise InputError(f"{path}: 'domain' must be a mapping; {fix}")
+    verify.check_card(card, path)
     return card
 
 
@@ -233,7 +241,9 @@ def benchmark(model, x: np.ndarray | None = None, *, threads: int = 1, invokes: 
     model = Path(model)
     interp = _interpreter(model.read_bytes(), model, threads)
     if x is None:
-        x = sample_rows(_read_card(model), max(batch, 1))
+        card = _read_card(model)
+        verify.check_card(card, card_path(model), int(interp.get_input_details()[0]["shape"][-1]))
+        x = sample_rows(card, max(batch, 1))
     x = np.ascontiguousarray(x, dtype=np.float32)
     inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
     interp.resize_tensor_input(inp, [1, x.shape[1]])
