@@ -26,7 +26,7 @@ PARQUET_MAGIC = b"PAR1"
 def shorten(message: str, limit: int = MESSAGE_LIMIT) -> str:
     """One line of at most `limit` characters: long words (values echoed back) are cut in
     the middle, down to VALUE_LIMIT characters only if the line is still too long, and only
-    then is the tail cut."""
+    then is the middle of the line cut (its start names the file, its end the fix)."""
     message = " ".join(str(message).split())
 
     def cut_to(width: int):
@@ -39,8 +39,9 @@ def shorten(message: str, limit: int = MESSAGE_LIMIT) -> str:
         if len(message) <= limit:
             break
         message = re.sub(r"\S{" + str(width + 16) + ",}", cut_to(width), message)
-    if len(message) > limit:
-        message = message[:limit - 4] + " ..."
+    if len(message) > limit:  # keep the start (what failed) and the end (the fix)
+        head = (limit - 5) * 3 // 5
+        message = message[:head] + " ... " + message[-(limit - 5 - head):]
     return message
 
 

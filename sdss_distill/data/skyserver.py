@@ -204,7 +204,9 @@ def reply_cap(top: int) -> int:
 
 
 def _why(e: BaseException) -> str:
-    return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+    text = str(e).splitlines()[0] if str(e) else ""
+    reason = re.search(r"(\[Errno [^\]]*\][^')]*|Read timed out|Connection refused)", text)
+    return f"{type(e).__name__}: {(reason.group(0) if reason else text)[:100]}"
 
 
 class _Transient(Exception):
@@ -360,7 +362,7 @@ def _load_state(part: Path, wanted: dict) -> dict:
             k for k in wanted["query"] if state.get("query", {}).get(k) != wanted["query"][k]]
         raise InputError(f"{part}: an unfinished fetch with other arguments is there (differs in: "
                          f"{', '.join(differ) or 'format'}); re-run it with the same arguments to "
-                         f"resume, choose another --out, or delete {part} to start over")
+                         f"resume, choose another --out, or delete that directory to start over")
     return state
 
 
