@@ -85,6 +85,25 @@ def sigterm_raises():
             signal.signal(signal.SIGINT, previous_int)
 
 
+@contextlib.contextmanager
+def deferred_signals(*, check: bool = True):
+    """Inside the block SIGINT and SIGTERM are only recorded, for work that must not be torn
+    half-way (starting or stopping a Dask cluster); with `check`, raised at the block's end,
+    else left for the next check_signals (run_cli checks once more before it returns)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, lambda signum, frame: _RECEIVED.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if check:
+        check_signals()
+
+
 def os_error_line(e: OSError) -> str | None:
     """'FILE: Permission denied; check ...' for an OSError that names its file, else None."""
     if not getattr(e, "filename", None):

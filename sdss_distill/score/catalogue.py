@@ -18,6 +18,7 @@ Exit codes: 0 all rows scored; 1 some rows flagged bad (kept, with `quality` != 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -32,10 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill import __version__
-from sdss_distill.core.errors import InputError, listing, run_cli
+from sdss_distill.core.errors import InputError, check_signals, deferred_signals, listing, run_cli
 from sdss_distill.core.quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values
 from sdss_distill.core.schema import ID_COLUMNS, SENTINEL, canonical_name
 from sdss_distill.data.synth import SIMULATED_KEY  # a simulated input's mark, copied into its output parts
+from sdss_distill.score.guard import output_lock, raise_worker_errors, worker_call
 
 PROG = "python -m sdss_distill.score"
 EXIT_FLAGGED = 1
@@ -284,6 +286,13 @@ def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) ->
             raise InputError(f"{path}: not a readable Parquet file ({e})") from None
         schema = meta.schema.to_arrow_schema()
         names = schema.names
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InputError(f"{path}: column(s) {listing(twice)} present more than once; write "
+                             f"the file with unique column names")
+        if meta.num_rows == 0:
+            print(f"{PROG}: {path}: 0 rows, nothing to score; skipped", file=sys.stderr)
+            continue
         found = {}
         for name in names:
             found.setdefault(canonical_name(name), name)
@@ -379,26 +388,42 @@ def score_parts(parts: list[Part], bundle: Bundle, output: Path, *, scheduler, w
     from dask.distributed import as_completed
     from tqdm import tqdm
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    client, cluster = start_client(scheduler, workers, threads)
+    with deferred_signals(check=False):  # a cluster stopped half-started prints tracebacks
+        client, cluster = start_client(scheduler, workers, threads)
     try:
+        check_signals()
         info = client.scheduler_info()
         link = client.dashboard_link if "dashboard" in info.get("services", {}) else None
         say(f"dask: {len(info['workers'])} workers at {client.scheduler.address}; "
             + (f"dashboard {link}" if link else "no dashboard (pip install bokeh for one)"))
         t0 = time.perf_counter()
         shipped = client.scatter(bundle, broadcast=True)
-        futures = client.map(score_part, parts, bundle=shipped, out_dir=str(output),
-                             batch_rows=batch_rows, pure=False)
+        futures = client.map(functools.partial(worker_call, score_part), parts, bundle=shipped,
+                             out_dir=str(output), batch_rows=batch_rows, pure=False)
         results = []
         with tqdm(total=len(parts), unit="part", disable=quiet, file=sys.stderr) as bar:
             for future in as_completed(futures):
-                results.append(future.result())
+                results.append(part_result(future))
                 bar.update()
         return results, time.perf_counter() - t0
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with deferred_signals(check=False):  # checked by run_cli: exit 130/143
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def part_result(future) -> dict:
+    """A finished part's stats; its error, or a dead worker, as one InputError line."""
+    try:
+        result = future.result()
+    except Exception as e:  # noqa: BLE001 - Dask re-raises whatever the worker raised
+        if type(e).__name__ != "KilledWorker":
+            raise
+        raise InputError(f"a Dask worker died while scoring ({str(e)[:120]}); it may have run "
+                         f"out of memory, lower --batch or --part-rows") from None
+    raise_worker_errors([result])
+    return result
 
 
 def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = None,
@@ -412,35 +437,37 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
     files = input_files(pattern)
     bundle = model_bundle(Path(model))
     parts = plan(files, bundle.columns, bundle.labels, list(keep), part_rows)
-    output.mkdir(parents=True, exist_ok=True)
-    for stale in output.glob(".*.parquet.*.tmp"):  # left by a killed run; never a part
-        stale.unlink(missing_ok=True)
-    planned = {p.name for p in parts}
-    stems = {p.name.rsplit(".part", 1)[0] for p in parts}
-    stale = [f for f in output.glob("*.part?????.parquet")
-             if f.name.rsplit(".part", 1)[0] in stems and f.name not in planned]
-    for f in stale:  # parts of an earlier version of an input file that has fewer parts now
-        f.unlink()
-    previous = {p.name: completed(output / p.name, _identity(p, bundle)) for p in parts}
-    todo = [p for p in parts if previous[p.name] is None]
-    say(f"{len(parts)} parts from {len(files)} files; " + (
-        f"{len(parts) - len(todo)} already complete (same model, same input size and mtime), "
-        f"skipped" if len(todo) < len(parts) else "none complete yet")
-        + (f"; removed {len(stale)} stale parts" if stale else ""))
-    results, elapsed = (score_parts(todo, bundle, output, scheduler=scheduler, workers=workers,
-                                    threads=threads, batch_rows=batch_rows, quiet=quiet)
-                        if todo else ([], 0.0))
-    reused = [v for v in previous.values() if v is not None]
-    every = results + reused
-    total = {"parts": len(parts), "skipped_parts": len(reused),
-             "rows": sum(r["rows"] for r in results),
-             "skipped_rows": sum(r["rows"] for r in reused),
-             "bad": {c: sum(r[c] for r in every) for c in REASONS},
-             "out_of_domain": sum(r["out_of_domain"] for r in every),
-             "worker_max_rss_mb": {r["worker"]: r["max_rss_mb"] for r in sorted(
-                 results, key=lambda r: r["max_rss_mb"])},
-             "cpu_s": sum(r["cpu_s"] for r in results),
-             "scoring_s": elapsed, "wall_s": time.perf_counter() - started}
+    with output_lock(output):  # one writer; dead writers' temp files removed
+        planned = {p.name for p in parts}
+        stems = {p.name.rsplit(".part", 1)[0] for p in parts}
+        stale = [f for f in output.glob("*.part?????.parquet")
+                 if f.name.rsplit(".part", 1)[0] in stems and f.name not in planned]
+        for f in stale:  # parts of an earlier version of an input file that has fewer parts now
+            f.unlink()
+        previous = {p.name: completed(output / p.name, _identity(p, bundle)) for p in parts}
+        todo = [p for p in parts if previous[p.name] is None]
+        say(f"{len(parts)} parts from {len(files)} files; " + (
+            f"{len(parts) - len(todo)} already complete (same model, same input size and mtime), "
+            f"skipped" if len(todo) < len(parts) else "none complete yet")
+            + (f"; removed {len(stale)} stale parts" if stale else ""))
+        results, elapsed = (score_parts(todo, bundle, output, scheduler=scheduler, workers=workers,
+                                        threads=threads, batch_rows=batch_rows, quiet=quiet)
+                            if todo else ([], 0.0))
+        read, expected = sum(r["rows"] for r in results), sum(p.rows for p in todo)
+        if read != expected:  # every row of every part is written, bad ones flagged
+            raise InputError(f"--input {pattern}: scored {read:,} rows where the files' metadata "
+                             f"list {expected:,}; an input file changed while scoring, run again")
+        reused = [v for v in previous.values() if v is not None]
+        every = results + reused
+        total = {"parts": len(parts), "skipped_parts": len(reused),
+                 "rows": sum(r["rows"] for r in results),
+                 "skipped_rows": sum(r["rows"] for r in reused),
+                 "bad": {c: sum(r[c] for r in every) for c in REASONS},
+                 "out_of_domain": sum(r["out_of_domain"] for r in every),
+                 "worker_max_rss_mb": {r["worker"]: r["max_rss_mb"] for r in sorted(
+                     results, key=lambda r: r["max_rss_mb"])},
+                 "cpu_s": sum(r["cpu_s"] for r in results),
+                 "scoring_s": elapsed, "wall_s": time.perf_counter() - started}
     total["rows_per_s"] = total["rows"] / elapsed if elapsed else 0.0
     return total
 
@@ -454,7 +481,8 @@ def summary(total: dict, output: Path) -> str:
             f"parts{skipped}; bad rows {sum(bad.values()):,}"
             + (f" ({', '.join(f'{c} {n:,}' for c, n in bad.items())})" if bad else "")
             + f"; {total['out_of_domain']:,} out of domain; {total['wall_s']:.1f} s wall, "
-            f"{total['rows_per_s']:,.0f} rows/s while scoring; wrote {output}")
+            f"{total['rows_per_s']:,.0f} rows/s while scoring; read {total['rows']:,} rows, wrote "
+            f"{total['rows']:,}, rejected 0 (bad rows are kept, flagged); wrote {output}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
