@@ -30,6 +30,7 @@ import numpy as np
 
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.quality import REASONS, check_values, header_positions
+from sdss_distill.core.safety import is_parquet
 from sdss_distill.core.schema import ID_COLUMNS, LABELS, TARGET
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -43,10 +44,17 @@ HASH_RULE = ("subset by u = (splitmix64(id ^ splitmix64(seed)) >> 11) / 2**53 ag
              "< the subset's validation fraction")
 
 
+STREAM_FILE_BYTES = 256 << 20
+"""A single Parquet file larger than this is streamed like a directory, never loaded whole."""
+
+
 def is_stream_source(data: str | None) -> bool:
-    """True for a directory or a glob pattern (train streams it); False for one file."""
-    if not data or Path(data).is_file():
+    """True for a directory, a glob pattern or one Parquet file (known by its magic bytes,
+    whatever its name) larger than STREAM_FILE_BYTES: train streams it. False for other files."""
+    if not data:
         return False
+    if Path(data).is_file():
+        return Path(data).stat().st_size > STREAM_FILE_BYTES and is_parquet(Path(data))
     return Path(data).is_dir() or any(ch in str(data) for ch in "*?[")
 
 
@@ -59,6 +67,8 @@ def find_files(data: str) -> list[Path]:
             raise InputError(f"--data {data}: a directory with no .parquet files; streaming "
                              f"training reads Parquet (convert the table, or pass one CSV file)")
         return files
+    if Path(data).is_file() and is_parquet(Path(data)):  # one large file, any name
+        return [Path(data)]
     files = sorted(Path(p) for p in glob.glob(data) if Path(p).is_file())
     if not files:
         raise InputError(f"--data {data}: no file matches the pattern; check the path (quote "

@@ -20,6 +20,7 @@ import pandas as pd
 
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.quality import REASONS, check_values, header_positions
+from sdss_distill.core.safety import PARQUET_MAGIC, kind_of
 from sdss_distill.core.schema import (
     CANONICAL_COLUMNS,
     ID_COLUMNS,
@@ -35,14 +36,21 @@ from sdss_distill.runs.config import read_toml
 DEFAULT_DATA = Path("data") / "sdss.csv"
 DATA_ENV = "SDSS_DISTILL_DATA"
 SUBSETS = ("teacher_train", "student_train", "test")
+MIN_CLASS_ROWS = 10
+"""Fewest rows of a class that the stratified splits (test, student, teacher, validation)
+can share out: each needs two or more of every class."""
 
 
 def resolve_data_path(arg: str | None) -> Path:
     """`--data`, else $SDSS_DISTILL_DATA, else data/sdss.csv, else an error saying how."""
     chosen = arg or os.environ.get(DATA_ENV)
     if chosen:
+        source = "--data" if arg else f"${DATA_ENV}"
+        if Path(chosen).exists() and not Path(chosen).is_file():
+            raise InputError(f"{chosen}: {kind_of(Path(chosen))}, not a regular file (from "
+                             f"{source}); train reads the table twice (hash, then parse), save it "
+                             f"to a file first")
         if not Path(chosen).is_file():
-            source = "--data" if arg else f"${DATA_ENV}"
             raise InputError(f"{chosen}: no such file (from {source}); check the path")
         return Path(chosen)
     if DEFAULT_DATA.is_file():
@@ -93,6 +101,8 @@ def load_table_with_hash(path: Path, column_map: dict[str, str] | None = None
 def read_bytes_hashed(path: Path) -> tuple[bytes, str]:
     """A table file's bytes, read once, and their SHA-256."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: {kind_of(path)}, not a regular file; save the table to a file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
@@ -107,7 +117,7 @@ def parse_table(path: Path, raw: bytes, column_map: dict[str, str] | None = None
     """The table in `raw` (the bytes of `path`), with canonical column names."""
     sha = sha256 or hashlib.sha256(raw).hexdigest()
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if path.suffix.lower() in (".parquet", ".pq") or raw[:4] == PARQUET_MAGIC:  # any name
             df = pd.read_parquet(io.BytesIO(raw))
             header, first_line = [str(c) for c in df.columns], None
         else:
@@ -277,9 +287,10 @@ def split(df: pd.DataFrame, fractions=(0.4, 0.4, 0.2), seed: int = 0) -> Split:
     rows, y = df.index.to_numpy(), labels(df)
     teacher_f, student_f, test_f = fractions
     counts = np.bincount(y, minlength=len(LABELS))
-    if (counts[counts > 0] < 3).any():
-        raise InputError(f"{df.attrs.get('source', 'table')}: need at least 3 rows of each "
-                         f"class present to split, got {dict(zip(LABELS, counts.tolist()))}")
+    if (counts < MIN_CLASS_ROWS).any():  # a model of fewer classes is no SDSS classifier
+        raise InputError(f"{df.attrs.get('source', 'table')}: need at least {MIN_CLASS_ROWS} "
+                         f"rows of each class {', '.join(LABELS)} after cleaning, got "
+                         f"{dict(zip(LABELS, counts.tolist()))}; use a table with every class")
     train, test = train_test_split(rows, test_size=test_f, stratify=y, random_state=seed)
     teacher, student = train_test_split(train, test_size=student_f / (teacher_f + student_f),
                                         stratify=labels(df.loc[train]), random_state=seed)
