@@ -19,7 +19,7 @@ import numpy as np
 from sdss_distill.core.errors import EXIT_REJECTED, InputError, listing
 from sdss_distill.core.io import umask
 from sdss_distill.core.quality import header_positions
-from sdss_distill.core.safety import remove_file_within, stale_temps, temp_name
+from sdss_distill.core.safety import remove_file_within, shorten, stale_temps, temp_name
 from sdss_distill.core.schema import ID_COLUMNS
 from sdss_distill.edge.classifier import PROG, EdgeClassifier
 from sdss_distill.edge.reader import LineReader, parse_record
@@ -210,8 +210,8 @@ def _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts) ->
             why = chunk.errors[i] or result.quality[i]
             if why:
                 if counts["rejected"] < MAX_REPORTED:
-                    print(f"{PROG}: {input_csv} line {chunk.lines[i]}: {why}; row skipped",
-                          file=sys.stderr)
+                    print(shorten(f"{PROG}: {input_csv} line {chunk.lines[i]}: {why}; row "
+                                  f"skipped"), file=sys.stderr)
                 counts["rejected"] += 1
                 continue
             writer.writerow([chunk.rows[i], *chunk.text[i], result.classes[i], *probs[i],

@@ -20,6 +20,7 @@ from sdss_distill.core.safety import kind_of
 MAX_LINE_BYTES = 1 << 20
 """Longest line accepted (1 MiB): a table of magnitudes has lines of ~100 bytes."""
 MAX_FIELD_CHARS = 128 * 1024
+BLOCK_BYTES = 1 << 20
 STDIN = "-"
 
 
@@ -29,6 +30,8 @@ class LineReader:
     def __init__(self, path):
         self.name = "<stdin>" if str(path) == STDIN else str(path)
         self.line_num = 0
+        self._pending: list[str] = []  # decoded lines not yet returned, last first
+        self._rest, self._eof, self._started = b"", False, False
         if str(path) == STDIN:
             self._f, self._owned = sys.stdin.buffer, False
             return
@@ -45,24 +48,60 @@ class LineReader:
 
     def readline(self) -> str | None:
         """The next line without its line ending; None at the end of the input."""
-        try:
-            raw = self._f.readline(MAX_LINE_BYTES + 1)
-        except OSError as e:
-            raise InputError(f"{self.name}: cannot read ({e.strerror}); pass a regular CSV "
-                             f"file, a pipe or - for standard input") from None
-        if not raw:
-            return None
+        if not self._pending:
+            self._fill()
+            if not self._pending:
+                return None
         self.line_num += 1
-        if len(raw) > MAX_LINE_BYTES:
-            raise InputError(f"{self.name} line {self.line_num}: longer than "
+        return self._pending.pop()
+
+    def _fill(self) -> None:
+        """Read about BLOCK_BYTES, decode the whole lines in it at once (the file's hot path)."""
+        while not self._pending and not self._eof:
+            try:
+                block = self._f.read1(BLOCK_BYTES) if hasattr(self._f, "read1") else self._f.read(BLOCK_BYTES)
+            except OSError as e:
+                raise InputError(f"{self.name}: cannot read ({e.strerror}); pass a regular CSV "
+                                 f"file, a pipe or - for standard input") from None
+            if not block:
+                self._eof = True
+                lines = [self._rest.rstrip(b"\r")] if self._rest else []
+                self._rest = b""
+            else:
+                data = self._rest + block
+                cut = data.rfind(b"\n") + 1
+                lines, self._rest = data[:cut].splitlines(), data[cut:]
+                if not cut and len(self._rest) <= MAX_LINE_BYTES:
+                    continue
+            self._check_length(lines)
+            self._pending = self._decode(lines)[::-1]
+
+    def _check_length(self, lines: list[bytes]) -> None:
+        for k, line in enumerate(lines):
+            if len(line) > MAX_LINE_BYTES:
+                raise InputError(f"{self.name} line {self.line_num + k + 1}: longer than "
+                                 f"{MAX_LINE_BYTES >> 20} MiB; this is not a table of magnitudes, "
+                                 f"check the file")
+        if len(self._rest) > MAX_LINE_BYTES:
+            raise InputError(f"{self.name} line {self.line_num + len(lines) + 1}: longer than "
                              f"{MAX_LINE_BYTES >> 20} MiB; this is not a table of magnitudes, "
                              f"check the file")
+
+    def _decode(self, lines: list[bytes]) -> list[str]:
+        first = self.line_num == 0 and not self._started
+        self._started = True
+        if first and lines and lines[0].startswith(b"\xef\xbb\xbf"):
+            lines[0] = lines[0][3:]
         try:
-            text = raw.decode("utf-8-sig" if self.line_num == 1 else "utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(f"{self.name}: not UTF-8 text near line {self.line_num} (byte "
-                             f"{e.object[e.start]:#04x}); save the file as UTF-8") from None
-        return text.rstrip("\r\n")
+            return b"\n".join(lines).decode("utf-8").split("\n") if lines else []
+        except UnicodeDecodeError:
+            for k, line in enumerate(lines):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise InputError(f"{self.name}: not UTF-8 text near line {self.line_num + k + 1} "
+                                     f"(byte {e.object[e.start]:#04x}); save the file as UTF-8") from None
+            raise
 
     def close(self) -> None:
         if self._owned:
