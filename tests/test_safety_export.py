@@ -46,8 +46,51 @@ def test_malformed_manifest_entry_is_one_line_in_export(run_copy, capsys, entry)
     assert "manifest.json: corrupt entry for 'run.json'" in err
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130),
-                                       (signal.SIGTERM, 143)])
+SWALLOWED = """
+import os, signal, sys, time
+from sdss_distill.export import convert as c
+
+real, calls = c.convert, [0]
+
+
+class Collected:
+    def __del__(self):  # as TFLite's converter objects are collected, mid-conversion
+        os.kill(os.getpid(), SIG)
+        for _ in range(200):  # the handler runs here, inside __del__: its exception is dropped
+            time.sleep(0.001)
+        print("__del__ finished", file=sys.stderr)  # never: the signal's exception cut it
+
+
+def convert(*a, **k):
+    calls[0] += 1
+    if calls[0] == 2:
+        obj = Collected()
+        del obj
+    return real(*a, **k)
+
+
+c.convert = convert
+sys.exit(c.main(["--run", RUN, "--no-finetune", "--invokes", "20", "--quiet"]))
+"""
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_swallowed_in_a_del_still_stops_export(run_copy, sig, code):
+    """Case 8, deterministic: the signal's exception is raised inside a __del__ during the
+    conversion, where Python prints "Exception ignored" and drops it. Before the fix export
+    went on: exit 0 and a new version."""
+    before = os.readlink(run_copy)
+    script = SWALLOWED.replace("SIG)", f"{int(sig)})").replace("RUN", repr(str(run_copy)))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert "__del__ finished" not in proc.stderr  # raised inside __del__, and dropped there
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    assert os.readlink(run_copy) == before
+    assert [p.name for p in (run_copy.parent / ".run.runs").iterdir()] == [Path(before).name]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143)])
 def test_signal_during_conversion_always_stops_export(run_copy, sig, code):
     """The signal lands while TFLite converts (where a __del__ may swallow its exception):
     exit 143/130, the run still names its old version, no staging directory left."""

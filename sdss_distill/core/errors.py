@@ -77,9 +77,17 @@ def sigterm_raises():
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int is signal.default_int_handler:
         signal.signal(signal.SIGINT, _raise_terminated)
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info):  # a signal raised in a __del__: recorded already, no traceback
+        if not (isinstance(info.exc_value, KeyboardInterrupt) and _RECEIVED):
+            previous_hook(info)
+
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous)
         if previous_int is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous_int)
