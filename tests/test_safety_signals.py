@@ -57,6 +57,50 @@ def test_signal_stops_train_without_a_run(real_csv, tmp_path, sig, code):
     assert not versions.exists() or not any(versions.iterdir())
 
 
+SWALLOWED_IN_FIT = """
+import os, signal, sys, time
+import keras
+from sdss_distill.distill import fit
+
+
+class Collected:
+    def __del__(self):  # as TensorFlow's objects are collected during fit
+        os.kill(os.getpid(), SIG)
+        for _ in range(200):  # the handler runs here: its exception is dropped
+            time.sleep(0.001)
+        print("__del__ finished", file=sys.stderr)
+
+
+class AfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            obj = Collected()
+            del obj
+
+
+real = fit.early_stopping_callbacks
+fit.early_stopping_callbacks = lambda patience: [*real(patience), AfterFirstEpoch()]
+from sdss_distill.train import main
+sys.exit(main(["--data", DATA, "--out", OUT, "--epochs", "20", "--quiet"]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_swallowed_during_fit_still_stops_train(real_csv, tmp_path, sig, code):
+    """The signal's exception is dropped inside a __del__ during training: train used to go
+    on and write the run (exit 0); now the next step stops it, and no run is written."""
+    out = tmp_path / "run"
+    script = (SWALLOWED_IN_FIT.replace("SIG)", f"{int(sig)})")
+              .replace("DATA", repr(str(real_csv))).replace("OUT", repr(str(out))))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert "__del__ finished" not in proc.stderr  # the signal cut the __del__, Python dropped it
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() and not out.is_symlink()
+
+
 @pytest.mark.slow
 def test_sigterm_stops_a_parallel_experiment_promptly(real_csv, tmp_path):
     """The parent no longer waits for its worker processes to finish their seeds."""

@@ -87,6 +87,7 @@ def sigterm_raises():
     try:
         yield
     finally:
+        _RECEIVED.clear()
         sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous)
         if previous_int is signal.default_int_handler:

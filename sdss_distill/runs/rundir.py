@@ -152,8 +152,8 @@ def _is_sha256(value) -> bool:
 LEGACY_FILES = {"models": ("*.keras", "run.json", "split.json"),
                 "reports": ("report.json", "report.md", "export.json", "export.md"),
                 "tflite": ("*.tflite", "*.json", "labels.txt")}
-"""The only files a run written before manifests holds (models/run.json, split.json and one
-.keras at least): a directory holding anything else is not such a run."""
+"""The only files a run written before manifests holds (models/run.json and split.json at
+least): a directory holding anything else is not such a run."""
 
 
 def legacy_strangers(path: Path) -> list[str] | None:
@@ -161,7 +161,7 @@ def legacy_strangers(path: Path) -> list[str] | None:
     such a run never holds ([] for a genuine one)."""
     models = path / "models"
     if (path.is_symlink() or not (models / "run.json").is_file() or (path / MANIFEST).exists()
-            or not (models / "split.json").is_file() or not any(models.glob("*.keras"))):
+            or not (models / "split.json").is_file()):
         return None
     strangers = []
     for entry in sorted(path.rglob("*")):
