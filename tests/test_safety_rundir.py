@@ -51,8 +51,8 @@ def test_legacy_run_with_extra_files_is_refused_naming_them(tmp_path, capsys):
     before = _tree(root)
     with pytest.raises(InputError, match=r"holds files a run never has \(notes\.txt\)"):
         _write(root)
-    with pytest.raises(InputError, match="not a training run"):
-        RunDir(root).current()
+    with pytest.raises(InputError, match=r"holds files a run never has \(notes\.txt\); move"):
+        RunDir(root).current()  # what export reads first
     assert _tree(root) == before
     (root / "notes.txt").unlink()  # the exact old file set converts
     _write(root, "new")

@@ -333,6 +333,11 @@ class RunDir:
                              f"version is gone, {TRAIN_HINT}")
         if not root.exists():
             raise InputError(f"{self.given}: no such run directory; {TRAIN_HINT}")
+        strangers = legacy_strangers(root)
+        if strangers:
+            raise InputError(f"{self.given}: looks like a run written before manifests but holds "
+                             f"files a run never has ({', '.join(strangers[:3])}"
+                             f"{', ...' if len(strangers) > 3 else ''}); move them out of it")
         raise InputError(f"{self.given}: not a training run (no {MANIFEST} and no models/run.json); "
                          f"{TRAIN_HINT}")
 
