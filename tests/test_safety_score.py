@@ -156,3 +156,16 @@ def test_signal_stops_score_with_its_code_and_no_partial_files(model, big, tmp_p
     assert not list(out.glob(".*.tmp"))
     for part in out.glob("*.parquet"):  # whatever finished is whole
         assert pq.read_metadata(part).num_rows > 0
+
+
+def test_stale_parts_are_removed_only_if_score_wrote_them(model, tmp_path, capsys):
+    """A user's file named like a part survives; a stale part of ours is removed."""
+    pq.write_table(_table(100), tmp_path / "a.parquet")
+    out = tmp_path / "out"
+    assert _score(capsys, model, tmp_path / "a.parquet", out)[0] == 0
+    (out / "a.part00003.parquet").write_bytes((out / "a.part00000.parquet").read_bytes())
+    pq.write_table(_table(5), out / "a.part00007.parquet")  # the user's own file
+    code, err = _score(capsys, model, tmp_path / "a.parquet", out)
+    assert code == 0, err
+    assert not (out / "a.part00003.parquet").exists()
+    assert pq.read_table(out / "a.part00007.parquet").num_rows == 5

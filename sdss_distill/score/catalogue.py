@@ -37,7 +37,7 @@ from sdss_distill.core.errors import InputError, check_signals, deferred_signals
 from sdss_distill.core.quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values
 from sdss_distill.core.schema import ID_COLUMNS, SENTINEL, canonical_name
 from sdss_distill.data.synth import SIMULATED_KEY  # a simulated input's mark, copied into its output parts
-from sdss_distill.score.guard import output_lock, raise_worker_errors, worker_call
+from sdss_distill.score.guard import is_our_part, output_lock, raise_worker_errors, worker_call
 
 PROG = "python -m sdss_distill.score"
 EXIT_FLAGGED = 1
@@ -441,7 +441,8 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
         planned = {p.name for p in parts}
         stems = {p.name.rsplit(".part", 1)[0] for p in parts}
         stale = [f for f in output.glob("*.part?????.parquet")
-                 if f.name.rsplit(".part", 1)[0] in stems and f.name not in planned]
+                 if f.name.rsplit(".part", 1)[0] in stems and f.name not in planned
+                 and is_our_part(f, META_KEY)]
         for f in stale:  # parts of an earlier version of an input file that has fewer parts now
             f.unlink()
         previous = {p.name: completed(output / p.name, _identity(p, bundle)) for p in parts}

@@ -57,6 +57,16 @@ def clean_temps(output: Path) -> int:
     return removed
 
 
+def is_our_part(path: Path, key: bytes) -> bool:
+    """True only for a Parquet file a score run wrote (its metadata carries `key`): a stale
+    part may be removed, a user's file of a similar name never."""
+    import pyarrow.parquet as pq
+    try:
+        return key in (pq.read_metadata(path).metadata or {})
+    except (OSError, ValueError):
+        return False
+
+
 READ_ERRORS = (OSError, ValueError, KeyError, EOFError)
 """What pyarrow raises for a corrupt page, a bad footer or a missing column (ArrowInvalid
 is a ValueError, ArrowIOError an OSError)."""
