@@ -60,7 +60,7 @@ def test_bad_rows_are_reported_by_line_and_skipped(model, tmp_path, capsys):
     assert "line 3: missing value in column 'u'" in err
     assert "line 4: sentinel -9999 (failed measurement) in column 'g'" in err
     assert "line 5: non-numeric value 'abc' in column 'g'" in err
-    assert "line 7: missing value in column 'r'" in err
+    assert "line 7: malformed CSV record (3 fields where the header has 6)" in err
     assert "rejected 4 rows" in err
 
 

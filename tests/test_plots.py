@@ -25,12 +25,13 @@ def test_find_run_names_a_bad_run_dir(tmp_path, monkeypatch):
 def test_load_run_refuses_another_table(tmp_path, write_csv):
     from sdss_distill.core.errors import InputError
     from sdss_distill.notebook import load_run
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "run.json").write_text(json.dumps(
+    run = tmp_path / "run"  # a pre-manifest run holds its own files only, not the table
+    (run / "models").mkdir(parents=True)
+    (run / "models" / "run.json").write_text(json.dumps(
         {"data": {"path": "other.csv"}, "config": {"teacher_view": "physical"}}))
-    (tmp_path / "models" / "split.json").write_text(json.dumps({"data_sha256": "0" * 64}))
+    (run / "models" / "split.json").write_text(json.dumps({"data_sha256": "0" * 64}))
     with pytest.raises(InputError, match="not the table run"):
-        load_run(tmp_path, write_csv([]))
+        load_run(run, write_csv([]))
 
 
 # --- every figure: title, labelled axes with units, legends off the data, honest axes ------

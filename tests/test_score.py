@@ -288,7 +288,7 @@ def test_help_shows_defaults():
     assert text.count("(default:") >= 6
 
 
-@pytest.mark.parametrize("names", [("u", "modelMag_u"), ("z", "z")])
+@pytest.mark.parametrize("names", [("u", "modelMag_u"), ("z", "Z")])
 def test_two_columns_for_one_band_are_refused_naming_both(tmp_path, names):
     """The scorer uses the one column matcher: it never picks one of two columns silently."""
     cols = [*names, *(b for b in BANDS if b != names[0])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -295,7 +296,7 @@ def test_parse_reply_reads_ids_exactly_and_rejects_float_ids():
 
 def test_killed_while_joining_chunks_leaves_no_output_and_reruns_offline(server, tmp_path, monkeypatch):
     out = tmp_path / "sky.parquet"
-    real, calls = skyserver.os.replace, []
+    real, calls = os.replace, []
 
     def dying(src, dst):
         calls.append(Path(dst).name)
@@ -303,9 +304,9 @@ def test_killed_while_joining_chunks_leaves_no_output_and_reruns_offline(server,
             raise KeyboardInterrupt
         real(src, dst)
 
-    monkeypatch.setattr(skyserver.os, "replace", dying)
+    monkeypatch.setattr(os, "replace", dying)
     assert fetch(server, out, "--rows", "10") == 130
-    monkeypatch.setattr(skyserver.os, "replace", real)
+    monkeypatch.setattr(os, "replace", real)
     assert calls == ["chunk-00000.parquet", "state.json", "sky.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sky.parquet.partial"]  # no temp file left
     server.sql = []

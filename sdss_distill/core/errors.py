@@ -14,6 +14,8 @@ import sys
 import threading
 from collections.abc import Callable
 
+from sdss_distill.core.safety import shorten
+
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
@@ -35,21 +37,80 @@ def listing(items, cap: int = 5) -> str:
     return ", ".join(items[:cap]) + (", ..." if len(items) > cap else "")
 
 
+_RECEIVED: list[int] = []
+"""Signals received inside sigterm_raises: kept even where the exception they raised was
+dropped (Python ignores an exception raised in a __del__ during garbage collection, which
+TFLite's converter triggers), so check_signals() at a safe point still stops the command."""
+
+
 def _raise_terminated(signum, frame):
+    _RECEIVED.append(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Terminated(f"signal {signum}")
+
+
+def signal_received() -> int | None:
+    """The first SIGINT/SIGTERM received inside sigterm_raises, else None."""
+    return _RECEIVED[0] if _RECEIVED else None
+
+
+def check_signals() -> None:
+    """A safe point (e.g. before switching a run to a new version): raise for a signal whose
+    exception was lost, as if it had been raised when it came."""
+    signum = signal_received()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    if signum is not None:
+        raise Terminated(f"signal {signum}")
 
 
 @contextlib.contextmanager
 def sigterm_raises():
-    """Inside the block SIGTERM raises Terminated (main thread only; restored afterwards)."""
+    """Inside the block SIGTERM raises Terminated and SIGINT KeyboardInterrupt, both recorded
+    for check_signals (main thread only; the previous handlers are restored afterwards)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _RECEIVED.clear()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _raise_terminated)
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info):  # a signal raised in a __del__: recorded already, no traceback
+        if not (isinstance(info.exc_value, KeyboardInterrupt) and _RECEIVED):
+            previous_hook(info)
+
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        _RECEIVED.clear()
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous)
+        if previous_int is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous_int)
+
+
+@contextlib.contextmanager
+def deferred_signals(*, check: bool = True):
+    """Inside the block SIGINT and SIGTERM are only recorded, for work that must not be torn
+    half-way (starting or stopping a Dask cluster); with `check`, raised at the block's end,
+    else left for the next check_signals (run_cli checks once more before it returns)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, lambda signum, frame: _RECEIVED.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if check:
+        check_signals()
 
 
 def os_error_line(e: OSError) -> str | None:
@@ -68,17 +129,19 @@ def run_cli(main: Callable[[], int], prog: str, debug: bool = False) -> int:
     """
     try:
         with sigterm_raises():
-            return main()
+            code = main()
+            check_signals()  # a signal whose exception was dropped still stops the command
+            return code
     except InputError as e:
         if debug:
             raise
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(shorten(f"{prog}: error: {e}"), file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:
         line = os_error_line(e)
         if debug or line is None:
             raise
-        print(f"{prog}: error: {line}", file=sys.stderr)
+        print(shorten(f"{prog}: error: {line}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as e:
         terminated = isinstance(e, Terminated)

@@ -112,7 +112,9 @@ def read_json(path, *, keys: Iterable[str] = (), fix: str = "train the run again
         raise InputError(f"{path}: corrupt JSON (line {e.lineno}: {e.msg}); {fix}") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror}); {fix}") from None
-    missing = [k for k in keys if not isinstance(doc, dict) or k not in doc]
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: corrupt (a JSON {type(doc).__name__}, not an object); {fix}")
+    missing = [k for k in keys if k not in doc]
     if missing:
         raise InputError(f"{path}: missing key(s) {', '.join(map(repr, missing))}; {fix}")
     return doc
@@ -131,7 +133,10 @@ def read_toml(path: str) -> dict:
 
 
 def find_parquet(data: str) -> list[Path]:
-    """The Parquet files of a directory (its *.parquet / *.pq) or a glob, sorted by path."""
+    """The Parquet files of a directory (its *.parquet / *.pq), a glob, or one large Parquet
+    file (any name: streamed by size), sorted by path."""
+    if Path(data).is_file():
+        return [Path(data)]
     if Path(data).is_dir():
         files = sorted(p for p in Path(data).iterdir()
                        if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)

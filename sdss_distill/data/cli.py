@@ -23,7 +23,7 @@ def main(argv=None) -> int:
 
     prog = "python -m sdss_distill.data"
     commands = {"datasets": ("datasets", "list the packaged real SDSS tables (bright, faint, sdss)"),
-                "fetch": ("skyserver", "download labelled objects from SDSS SkyServer's SQL search"),
+                "fetch": ("fetch", "download labelled objects from SDSS SkyServer's SQL search"),
                 "synth": ("synth", "write a SIMULATED SDSS-like catalogue (Parquet)")}
     p = Parser(prog=prog, description=main.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

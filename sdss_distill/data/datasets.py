@@ -32,6 +32,7 @@ from pathlib import Path
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import find_parquet, sha256_file
 from sdss_distill.core.quality import header_positions
+from sdss_distill.core.safety import kind_of
 from sdss_distill.core.schema import ID_COLUMNS, SAMPLE
 
 DATA_ENV = "SDSS_DISTILL_DATA"
@@ -203,6 +204,9 @@ def resolve(arg: str | None = None) -> Source:
     path = Path(spec)
     if path.is_file():
         return Source("file", spec, origin, (path,))
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{spec}: {kind_of(path)}, not a regular file (from {origin}); save "
+                         f"the table to a file first")
     if path.is_dir() or any(ch in spec for ch in "*?["):
         return Source("stream", spec, origin, tuple(find_parquet(spec)))
     if bare:

@@ -18,15 +18,12 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
 
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import atomic_path, write_atomic
@@ -45,7 +42,7 @@ class Settings:
 
     base_url: str = "https://skyserver.sdss.org"  # or $SDSS_DISTILL_SKYSERVER, --base-url
     data_release: int = 17
-    timeout: float = 120.0  # seconds per HTTP request
+    timeout: float = 120.0  # seconds per HTTP reply, whole (not per read)
     retries: int = 4  # further attempts after a failed request
     backoff: float = 2.0  # seconds before the first retry, doubled for each next one
 
@@ -192,31 +189,102 @@ def parse_reply(content: bytes):
     return table.set_column(table.schema.get_field_index("class"), "class", cls).cast(schema)
 
 
-def run_query(session, settings: Settings, sql: str, *, sleep=time.sleep):
-    """Send one query; retry 5xx, timeouts, dropped connections and bad replies with backoff."""
-    import requests
+MAX_REDIRECTS = 5
+REPLY_BYTES_PER_ROW = 2048  # a DR17 row is ~250 bytes of CSV; 8x headroom
+REPLY_BYTES_BASE = 1 << 20  # header, '#Table1', an error page
 
+
+def reply_cap(top: int) -> int:
+    """Most bytes (after decompression) a reply for `top` rows may have."""
+    return REPLY_BYTES_BASE + top * REPLY_BYTES_PER_ROW
+
+
+def _why(e: BaseException) -> str:
+    text = str(e).splitlines()[0] if str(e) else ""
+    reason = re.search(r"(\[Errno [^\]]*\][^')]*|Read timed out|Connection refused)", text)
+    return f"{type(e).__name__}: {(reason.group(0) if reason else text)[:100]}"
+
+
+class _Transient(Exception):
+    """A reply that failed in transit (timeout, cut short, undecodable): worth a retry."""
+
+
+def _download(session, settings: Settings, sql: str, cap: int) -> tuple[int, bytes]:
+    """(status, body) of one request: at most `cap` bytes after decompression and at most
+    settings.timeout seconds for the whole reply (not per read), else _Transient or
+    SkyServerError."""
+    import requests
+    import urllib3
+
+    deadline = time.monotonic() + settings.timeout
+    try:
+        reply = session.get(settings.url, params={"cmd": sql, "format": "csv"},
+                            timeout=settings.timeout, stream=True)
+    except requests.TooManyRedirects:
+        raise SkyServerError(f"{settings.url}: redirected more than {MAX_REDIRECTS} times (a "
+                             f"redirect loop?); check --base-url") from None
+    except (requests.Timeout, requests.ConnectionError) as e:
+        raise _Transient(_why(e)) from None
+    with reply:
+        declared = reply.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise SkyServerError(f"{settings.url}: reply of {int(declared):,} bytes, more than "
+                                 f"the {cap:,} a query for these rows can need; check --base-url")
+        blocks, size = [], 0
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _Transient(f"Timeout: the reply took more than {settings.timeout:g} s "
+                                     f"(--timeout) in all")
+                sock = getattr(getattr(reply.raw, "connection", None), "sock", None)
+                if sock is not None:
+                    sock.settimeout(max(0.01, min(left, settings.timeout)))
+                block = reply.raw.read1(16384, decode_content=True)
+                if not block:
+                    break
+                size += len(block)
+                if size > cap:
+                    raise SkyServerError(f"{settings.url}: reply larger than the {cap:,} bytes a "
+                                         f"query for these rows can need (decompressed); check "
+                                         f"--base-url")
+                blocks.append(block)
+        except urllib3.exceptions.DecodeError:
+            raise _Transient(f"undecodable reply ({reply.headers.get('Content-Encoding')} "
+                             f"declared, the body is not)") from None
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise _Transient(_why(e)) from None
+        return reply.status_code, b"".join(blocks)
+
+
+def run_query(session, settings: Settings, sql: str, *, sleep=time.sleep, top: int | None = None):
+    """Send one query; retry 5xx, timeouts, dropped connections and bad replies with backoff."""
     problem = ""
+    top = top if top is not None else int(re.search(r"TOP (\d+)", sql).group(1))
+    session.max_redirects = MAX_REDIRECTS
     for attempt in range(settings.retries + 1):
         if attempt:
             sleep(settings.backoff * 2 ** (attempt - 1))
         try:
-            reply = session.get(settings.url, params={"cmd": sql, "format": "csv"},
-                                timeout=settings.timeout)
-            content = reply.content
-        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
-            problem = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+            status, content = _download(session, settings, sql, reply_cap(top))
+        except _Transient as e:
+            problem = str(e)
             continue
-        if reply.status_code >= 500:
-            problem = f"HTTP {reply.status_code} ({_snippet(content)})"
+        if status >= 500:
+            problem = f"HTTP {status} ({_snippet(content)})"
             continue
-        if reply.status_code != 200:
-            raise SkyServerError(f"{settings.url}: HTTP {reply.status_code} "
+        if status != 200:
+            raise SkyServerError(f"{settings.url}: HTTP {status} "
                                  f"({_snippet(content)}); the server refused the query")
         try:
-            return parse_reply(content)
+            table = parse_reply(content)
         except BadReply as e:
             problem = str(e)
+            continue
+        if table.num_rows > top:
+            raise SkyServerError(f"{settings.url}: {table.num_rows} rows for a query of TOP {top}; "
+                                 f"the server did not run the expected query, check --base-url")
+        return table
     raise SkyServerError(f"{settings.url}: no valid reply after {settings.retries + 1} attempt(s), last: "
                          f"{problem}; try again later, raise --retries/--timeout or check --base-url")
 
@@ -253,8 +321,9 @@ def fetch(out, query: Query, settings: Settings, *, chunk: int = 50_000, quiet: 
                                              desc=f"SkyServer DR{settings.data_release}") as bar:
         session.headers["User-Agent"] = f"sdss-distill/{__version__} (+requests)"
         while done < query.rows:
-            table = run_query(session, settings, build_sql(query, after=after,
-                                                           top=min(chunk, query.rows - done)), sleep=sleep)
+            top = min(chunk, query.rows - done)
+            table = run_query(session, settings, build_sql(query, after=after, top=top),
+                              sleep=sleep, top=top)
             if table.num_rows == 0:
                 break  # no more objects match; a short chunk alone may be a cut-off reply
             ids = table["specobjid"].to_pylist()
@@ -289,7 +358,7 @@ def _load_state(part: Path, wanted: dict) -> dict:
             k for k in wanted["query"] if state.get("query", {}).get(k) != wanted["query"][k]]
         raise InputError(f"{part}: an unfinished fetch with other arguments is there (differs in: "
                          f"{', '.join(differ) or 'format'}); re-run it with the same arguments to "
-                         f"resume, choose another --out, or delete {part} to start over")
+                         f"resume, choose another --out, or delete that directory to start over")
     return state
 
 
@@ -322,73 +391,3 @@ def _assemble(out: Path, part: Path, state: dict, query: Query, settings: Settin
     write_atomic(provenance_path(out), json.dumps(provenance, indent=2) + "\n")
     shutil.rmtree(part, ignore_errors=True)
     return provenance
-
-
-def add_arguments(p) -> None:
-    """The `fetch` subcommand's options (python -m sdss_distill.data fetch)."""
-    d = Settings()
-    p.add_argument("--release", type=int, default=d.data_release,
-                   help=f"SDSS data release, {RELEASES.start}-{RELEASES.stop - 1} "
-                        f"(default: {d.data_release})")
-    p.add_argument("--rows", type=int, default=10_000, help="objects to fetch (default: 10000)")
-    p.add_argument("--mag", nargs=3, action="append", default=[], metavar=("BAND", "MIN", "MAX"),
-                   help="keep MIN <= BAND <= MAX for one of u g r i z; repeat for more bands "
-                        "(default: every band within 0-40, which excludes -9999 sentinels)")
-    p.add_argument("--classes", nargs="+", metavar="CLASS",
-                   help=f"only these classes, of {' '.join(LABELS)} (default: all)")
-    p.add_argument("--chunk", type=int, default=50_000,
-                   help=f"rows per query, at most {MAX_ROWS_PER_QUERY} (default: 50000)")
-    p.add_argument("--out", type=Path, metavar="PATH.parquet",
-                   help="Parquet to write (default: data/skyserver_dr<RELEASE>.parquet)")
-    p.add_argument("--dry-run", action="store_true", help="print the SQL and send nothing (default: off)")
-    p.add_argument("--base-url", help=f"SkyServer address (default: ${BASE_URL_ENV}, else {d.base_url})")
-    p.add_argument("--timeout", type=float, default=d.timeout,
-                   help=f"seconds to wait for each reply (default: {d.timeout:g})")
-    p.add_argument("--retries", type=int, default=d.retries,
-                   help=f"further attempts after a failed query (default: {d.retries})")
-    p.add_argument("--backoff", type=float, default=d.backoff,
-                   help=f"seconds before the first retry, doubling after (default: {d.backoff:g})")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (default: off)")
-
-
-def settings_from(args) -> Settings:
-    """Validated Settings from the command line (and $SDSS_DISTILL_SKYSERVER)."""
-    base = args.base_url or os.environ.get(BASE_URL_ENV) or Settings.base_url
-    parsed = urlparse(base)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query:
-        raise InputError(f"--base-url / ${BASE_URL_ENV} must be an http(s) address like "
-                         f"{Settings.base_url}, got {base!r}")
-    if args.release not in RELEASES:
-        raise InputError(f"--release must be from {RELEASES.start} to {RELEASES.stop - 1}, "
-                         f"got {args.release}")
-    if not (math.isfinite(args.timeout) and 0 < args.timeout <= 3600):
-        raise InputError(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
-    if not 0 <= args.retries <= 20:
-        raise InputError(f"--retries must be from 0 to 20, got {args.retries}")
-    if not (math.isfinite(args.backoff) and 0 <= args.backoff <= 600):
-        raise InputError(f"--backoff must be from 0 to 600 seconds, got {args.backoff}")
-    return Settings(base, args.release, args.timeout, args.retries, args.backoff)
-
-
-def run(args) -> int:
-    """Body of `python -m sdss_distill.data fetch`."""
-    settings = settings_from(args)
-    query = make_query(args.rows, args.mag, args.classes)
-    if not 1 <= args.chunk <= MAX_ROWS_PER_QUERY:
-        raise InputError(f"--chunk must be from 1 to {MAX_ROWS_PER_QUERY}, got {args.chunk}")
-    out = args.out or Path("data") / f"skyserver_dr{settings.data_release}.parquet"
-    if args.dry_run:
-        print(build_sql(query, top=min(args.chunk, query.rows)))
-        print(f"-- then TOP min({args.chunk}, rows left) with s.specobjid > the previous chunk's last "
-              f"specobjid, until {query.rows} rows; to {settings.url} (nothing sent: --dry-run)")
-        return 0
-    try:
-        prov = fetch(out, query, settings, chunk=args.chunk, quiet=args.quiet)
-    except SkyServerError as e:
-        print(f"python -m sdss_distill.data fetch: error: {e}", file=sys.stderr)
-        return EXIT_SERVER
-    short = "" if prov["rows"] == query.rows else f" (only {prov['rows']} objects match; asked {query.rows})"
-    print(f"wrote {prov['rows']:,} rows from SkyServer DR{settings.data_release} to {out}{short}; "
-          f"provenance in {provenance_path(out)}")
-    return 0
-

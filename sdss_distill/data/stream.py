@@ -30,6 +30,7 @@ import numpy as np
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import PARQUET_SUFFIXES, find_parquet  # noqa: F401  (re-exported)
 from sdss_distill.core.quality import REASONS, check_values, header_positions
+from sdss_distill.core.safety import is_parquet
 from sdss_distill.core.schema import ID_COLUMNS, LABELS, TARGET
 from sdss_distill.data.synth import is_simulated
 
@@ -45,10 +46,17 @@ HASH_RULE = ("subset by u = (splitmix64(id ^ splitmix64(seed)) >> 11) / 2**53 ag
 SHUFFLE_ROWS = 1 << 19  # bounded shuffle buffer (rows) for training; about 1.5x this many are held
 
 
+STREAM_FILE_BYTES = 256 << 20
+"""A single Parquet file larger than this is streamed like a directory, never loaded whole."""
+
+
 def is_stream_source(data: str | None) -> bool:
-    """True for a directory or a glob pattern (train streams it); False for one file."""
-    if not data or Path(data).is_file():
+    """True for a directory, a glob pattern or one Parquet file (known by its magic bytes,
+    whatever its name) larger than STREAM_FILE_BYTES: train streams it. False for other files."""
+    if not data:
         return False
+    if Path(data).is_file():
+        return Path(data).stat().st_size > STREAM_FILE_BYTES and is_parquet(Path(data))
     return Path(data).is_dir() or any(ch in str(data) for ch in "*?[")
 
 

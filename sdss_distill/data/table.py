@@ -20,6 +20,7 @@ import pandas as pd
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import read_json, read_toml
 from sdss_distill.core.quality import REASONS, check_values, header_positions
+from sdss_distill.core.safety import PARQUET_MAGIC, kind_of
 from sdss_distill.core.schema import (
     CANONICAL_COLUMNS,
     ID_COLUMNS,
@@ -33,6 +34,9 @@ from sdss_distill.core.schema import (
 )
 
 SUBSETS = ("teacher_train", "student_train", "test")
+MIN_CLASS_ROWS = 10
+"""Fewest rows of a class that the stratified splits (test, student, teacher, validation)
+can share out: each needs two or more of every class."""
 
 
 def read_column_map(path: str | None) -> dict[str, str]:
@@ -69,6 +73,8 @@ def load_table_with_hash(path: Path, column_map: dict[str, str] | None = None
 def read_bytes_hashed(path: Path) -> tuple[bytes, str]:
     """A table file's bytes, read once, and their SHA-256."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: {kind_of(path)}, not a regular file; save the table to a file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
@@ -83,7 +89,7 @@ def parse_table(path: Path, raw: bytes, column_map: dict[str, str] | None = None
     """The table in `raw` (the bytes of `path`), with canonical column names."""
     sha = sha256 or hashlib.sha256(raw).hexdigest()
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if path.suffix.lower() in (".parquet", ".pq") or raw[:4] == PARQUET_MAGIC:  # any name
             df = pd.read_parquet(io.BytesIO(raw))
             header, first_line = [str(c) for c in df.columns], None
             simulated = _parquet_simulated(raw)
@@ -273,9 +279,10 @@ def split(df: pd.DataFrame, fractions=(0.4, 0.4, 0.2), seed: int = 0) -> Split:
     rows, y = df.index.to_numpy(), labels(df)
     teacher_f, student_f, test_f = fractions
     counts = np.bincount(y, minlength=len(LABELS))
-    if (counts[counts > 0] < 3).any():
-        raise InputError(f"{df.attrs.get('source', 'table')}: need at least 3 rows of each "
-                         f"class present to split, got {dict(zip(LABELS, counts.tolist()))}")
+    if (counts < MIN_CLASS_ROWS).any():  # a model of fewer classes is no SDSS classifier
+        raise InputError(f"{df.attrs.get('source', 'table')}: need at least {MIN_CLASS_ROWS} "
+                         f"rows of each class {', '.join(LABELS)} after cleaning, got "
+                         f"{dict(zip(LABELS, counts.tolist()))}; use a table with every class")
     train, test = train_test_split(rows, test_size=test_f, stratify=strata(df), random_state=seed)
     teacher, student = train_test_split(train, test_size=student_f / (teacher_f + student_f),
                                         stratify=strata(df.loc[train]), random_state=seed)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sdss_distill.edge.classifier import interpreter, read_card
+from sdss_distill.edge import verify
+from sdss_distill.edge.classifier import card_path, interpreter, read_card
 
 
 def sample_rows(card: dict, n: int, seed: int = 0) -> np.ndarray:
@@ -25,7 +26,9 @@ def benchmark(model, x: np.ndarray | None = None, *, threads: int = 1, invokes: 
     model = Path(model)
     interp = interpreter(model.read_bytes(), model, threads)
     if x is None:
-        x = sample_rows(read_card(model), max(batch, 1))
+        card = read_card(model)
+        verify.check_card(card, card_path(model), int(interp.get_input_details()[0]["shape"][-1]))
+        x = sample_rows(card, max(batch, 1))
     x = np.ascontiguousarray(x, dtype=np.float32)
     inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
     interp.resize_tensor_input(inp, [1, x.shape[1]])

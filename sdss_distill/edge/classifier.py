@@ -12,7 +12,6 @@ Never imports TensorFlow, Keras, pandas or scikit-learn.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +24,13 @@ from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.prob import softmax
 from sdss_distill.core.quality import check_values, header_positions
 from sdss_distill.core.schema import LABELS, SIGNATURE
+from sdss_distill.edge import verify
 
 PROG = "python -m sdss_distill.edge"
 
 LABELS_FILE = "labels.txt"
 _CHUNK = 4096
+MAX_MODEL_BYTES = 256 << 20
 
 
 def card_path(model: Path) -> Path:
@@ -81,7 +82,11 @@ class EdgeClassifier:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"{self.path}: no such model file")
-        self.interpreter = interpreter(self.path.read_bytes(), self.path, num_threads)
+        if self.path.stat().st_size > MAX_MODEL_BYTES:
+            raise InputError(f"{self.path}: {self.path.stat().st_size:,} bytes, larger than any "
+                             f"model sdss_distill exports; pass the .tflite written by export")
+        content = self.path.read_bytes()
+        self.interpreter = interpreter(content, self.path, num_threads)
         signatures = self.interpreter.get_signature_list()
         if SIGNATURE not in signatures:
             raise InputError(f"{self.path}: no {SIGNATURE!r} signature (found "
@@ -91,11 +96,12 @@ class EdgeClassifier:
         (self.output_name,) = signatures[SIGNATURE]["outputs"]
         self.card = read_card(self.path)
         self.columns = tuple(self.card["input"]["columns"])
-        expected = self.card.get("sha256")
-        if expected and hashlib.sha256(self.path.read_bytes()).hexdigest() != expected:
-            raise InputError(f"{self.path}: its SHA-256 differs from the one in its card "
-                             f"{card_path(self.path).name}; the two come from different exports, "
-                             f"copy both files from the same export")
+        shape = self._runner.get_input_details()[self.input_name]["shape"]
+        verify.check_card(self.card, card_path(self.path), int(shape[-1]) if len(shape) else None)
+        verify.check_provenance(self.card, card_path(self.path), content)
+        labels_file = self.path.parent / LABELS_FILE
+        verify.check_in_run(self.path, content, card_path(self.path).read_bytes(), self.card,
+                            labels_file if labels_file.is_file() else None)
         self.labels = _read_labels(self.path, tuple(self.card.get("labels", LABELS)))
         self.domain = self.card.get("domain", {})
 
@@ -163,8 +169,9 @@ def read_card(model: Path) -> dict:
         raise InputError(f"{path}: not a valid model card ({type(e).__name__}); {fix}") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
-    columns = card.get("input", {}).get("columns") if isinstance(card, dict) else None
-    if not isinstance(card, dict) or not isinstance(card.get("input"), dict) or columns is None:
+    ok = isinstance(card, dict) and isinstance(card.get("input"), dict)
+    columns = card["input"].get("columns") if ok else None
+    if not ok or columns is None:
         raise InputError(f"{path}: model card lacks 'input.columns'; {fix}")
     if (not isinstance(columns, list) or not columns
             or not all(isinstance(c, str) for c in columns)):
@@ -174,6 +181,7 @@ def read_card(model: Path) -> dict:
         raise InputError(f"{path}: 'labels' must be a list of class names; {fix}")
     if not isinstance(card.get("domain", {}), dict):
         raise InputError(f"{path}: 'domain' must be a mapping; {fix}")
+    verify.check_card(card, path)
     return card
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,10 @@ import numpy as np
 from sdss_distill.core.errors import EXIT_REJECTED, InputError, listing
 from sdss_distill.core.io import umask
 from sdss_distill.core.quality import header_positions
+from sdss_distill.core.safety import remove_file_within, shorten, stale_temps, temp_name
 from sdss_distill.core.schema import ID_COLUMNS
 from sdss_distill.edge.classifier import PROG, EdgeClassifier
+from sdss_distill.edge.reader import LineReader, parse_record
 
 CSV_CHUNK_ROWS = 65_536
 MAX_REPORTED = 20
@@ -41,33 +42,36 @@ class Chunk:
 
 class CsvInput:
     """A CSV of magnitudes read in chunks: header checked once (BOM, SkyServer `#Table1`
-    line and aliases accepted; two names for one column refused), then rows streamed."""
+    line and aliases accepted; two names for one column refused), then rows streamed.
+
+    One record per line (edge.reader): a line with a quote that never closes or with another
+    number of fields than the header is a rejected row naming its line, never merged with
+    the next; `-` (or a FIFO) is read as a stream, never seeked."""
 
     def __init__(self, path, columns: tuple[str, ...], keep: tuple[str, ...] = ()):
         self.path, self.columns = Path(path), tuple(columns)
-        try:
-            self._f = open(self.path, newline="", encoding="utf-8-sig")
-        except IsADirectoryError:
-            raise InputError(f"{self.path}: is a directory; pass a CSV file") from None
-        except OSError as e:
-            raise InputError(f"{self.path}: cannot open ({e.strerror})") from None
+        self._lines = LineReader(path)
+        self.path = Path(self._lines.name)
         try:
             self._start(keep)
         except BaseException:
-            self._f.close()
+            self._lines.close()
             raise
 
     def _start(self, keep) -> None:
-        first = self._guard(self._f.readline)
-        self.offset = 1 if first.startswith("#") else 0
-        if not self.offset:
-            self._f.seek(0)
-        self._reader = csv.reader(self._f)
-        header = self._guard(lambda: next(self._reader, None))
-        if not header:
+        first = self._lines.readline()
+        while first is not None and first.startswith("#"):  # SkyServer's '#Table1'
+            first = self._lines.readline()
+        if first is None or not first.strip():
             raise InputError(f"{self.path}: empty file; expected a header line with "
                              f"{' '.join(self.columns)}")
+        header, why = parse_record(first)
+        if why:
+            raise InputError(f"{self.path} line {self._lines.line_num}: the header is not a CSV "
+                             f"line ({'a field over 128 KiB' if why == 'field-limit' else why}); "
+                             f"check the file")
         header = [h.strip() for h in header]
+        self._width = len(header)
         pos = header_positions(header, source=str(self.path))
         missing = [c for c in self.columns if c not in pos]
         if missing:
@@ -83,64 +87,67 @@ class CsvInput:
         self._text_pos = [pos[c] for c in self.id_columns] + [header.index(k) for k in keep]
         self._row = 0
 
-    def _guard(self, read):
-        """Run a read; decoding and csv errors become an InputError naming the line."""
-        try:
-            return read()
-        except UnicodeDecodeError as e:
-            line = getattr(self, "_reader", None)
-            at = f" near line {line.line_num + self.offset + 1}" if line else ""
-            raise InputError(f"{self.path}: not UTF-8 text{at} (byte {e.object[e.start]:#04x}); "
-                             f"save the file as UTF-8") from None
-        except csv.Error as e:
-            line = self._reader.line_num + self.offset
-            why = ("a field longer than the csv limit of 128 KiB"
-                   if "field larger" in str(e) else str(e))
-            raise InputError(f"{self.path} line {line}: {why}; this is not a table of "
-                             f"magnitudes there, check the file") from None
-
     def chunks(self, size: int = CSV_CHUNK_ROWS) -> Iterator[Chunk]:
         """The data rows, `size` at a time."""
-        with self._f:
+        try:
             while True:
-                records = self._guard(lambda: self._take(size))
+                records = self._take(size)
                 if not records:
                     return
                 chunk = self._parse(records)
                 records = None  # one chunk alive at a time: memory independent of the file
                 yield chunk
                 chunk = None
+        finally:
+            self._lines.close()
 
-    def _take(self, size: int) -> list[tuple[int, list[str]]]:
+    def _take(self, size: int) -> list[tuple[int, list[str], str]]:
+        """Up to `size` (line number, fields, why malformed) for the non-blank lines."""
         out = []
-        for record in self._reader:
-            if not any(v.strip() for v in record):
-                continue
-            out.append((self._reader.line_num + self.offset, record))
-            if len(out) == size:
+        while len(out) < size:
+            line = self._lines.readline()
+            if line is None:
                 break
+            if not line.strip():
+                continue
+            fields, why = parse_record(line)
+            if why == "field-limit":
+                raise InputError(f"{self.path} line {self._lines.line_num}: a field longer than "
+                                 f"the csv limit of 128 KiB; this is not a table of magnitudes "
+                                 f"there, check the file")
+            if not why and len(fields) != self._width:
+                if not any(v.strip() for v in fields):
+                    continue
+                why = f"{len(fields)} fields where the header has {self._width}"
+            if why:
+                why = f"malformed CSV record ({why})"
+            out.append((self._lines.line_num, fields, why))
         return out
 
     def _parse(self, records) -> Chunk:
         n, k = len(records), len(self.columns)
-        raw = [[r[p] if p < len(r) else "" for p in self._x_pos] for _, r in records]
+        raw = [[r[p] if p < len(r) else "" for p in self._x_pos] for _, r, _ in records]
         try:
             x = np.asarray(raw, dtype=np.float64).reshape(n, k)  # fast path: all numeric
             errors = [""] * n
         except ValueError:
             x, errors = np.full((n, k), np.nan), []
             for i, values in enumerate(raw):
-                why = ""
+                why = records[i][2]
                 for j, v in enumerate(values):
                     try:
                         x[i, j] = float(v) if v.strip() else np.nan
                     except ValueError:
                         why = why or f"non-numeric value {v.strip()!r} in column {self.columns[j]!r}"
                 errors.append(why)
-        text = [[r[p] if p < len(r) else "" for p in self._text_pos] for _, r in records]
+        text = [[r[p] if p < len(r) else "" for p in self._text_pos] for _, r, _ in records]
         rows = np.arange(self._row + 1, self._row + n + 1)
         self._row += n
-        return Chunk(rows, np.array([line for line, _ in records]), x, text, errors)
+        malformed = [i for i, (_, _, why) in enumerate(records) if why]
+        for i in malformed:  # never classified, even if its first fields parse
+            x[i] = np.nan
+            errors[i] = records[i][2]
+        return Chunk(rows, np.array([line for line, _, _ in records]), x, text, errors)
 
 
 def _output_check(output: Path) -> None:
@@ -171,19 +178,23 @@ def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int 
     header = ["row", *source.text_columns, "class", *(f"p_{c}" for c in clf.labels), "in_domain"]
     counts = {"classified": 0, "outside": 0, "rejected": 0}
     if output is None:
-        _write_predictions(sys.stdout, header, clf, source, input_csv, chunk_rows, counts)
+        _write_predictions(sys.stdout, header, clf, source, source.path, chunk_rows, counts)
     else:
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        for stale in stale_temps(output):  # left by a SIGKILLed predict (its pid is gone)
+            remove_file_within(stale, output.parent)
+        tmp = temp_name(output)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.fchmod(fd, 0o666 & ~umask())
             with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-                _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts)
+                _write_predictions(f, header, clf, source, source.path, chunk_rows, counts)
             os.replace(tmp, output)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    print(f"{PROG}: classified {counts['classified']} rows, {counts['outside']} outside the "
-          f"training domain; rejected {counts['rejected']} rows"
+    read = counts["classified"] + counts["rejected"]
+    print(f"{PROG}: read {read} rows: classified {counts['classified']} rows, {counts['outside']} "
+          f"outside the training domain; rejected {counts['rejected']} rows"
           + (f"; wrote {output}" if output else ""), file=sys.stderr)
     return EXIT_REJECTED if counts["rejected"] else 0
 
@@ -199,8 +210,8 @@ def _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts) ->
             why = chunk.errors[i] or result.quality[i]
             if why:
                 if counts["rejected"] < MAX_REPORTED:
-                    print(f"{PROG}: {input_csv} line {chunk.lines[i]}: {why}; row skipped",
-                          file=sys.stderr)
+                    print(shorten(f"{PROG}: {input_csv} line {chunk.lines[i]}: {why}; row "
+                                  f"skipped"), file=sys.stderr)
                 counts["rejected"] += 1
                 continue
             writer.writerow([chunk.rows[i], *chunk.text[i], result.classes[i], *probs[i],

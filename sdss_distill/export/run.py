@@ -176,7 +176,8 @@ def reusable_finetuned(run: RunData, say) -> list[str]:
         if not path.is_file():
             continue
         card = read_json(edge.card_path(path), fix="export the run again")
-        if (card.get("source") or {}).get("model_sha256") == run.model_sha256[STUDENT]:
+        source = card.get("source")
+        if isinstance(source, dict) and source.get("model_sha256") == run.model_sha256[STUDENT]:
             keep.append(stem)
             say(f"--no-finetune: keeping {stem} (fine-tuned from this run's student)")
         else:

@@ -32,11 +32,18 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sdss_distill.core.errors import InputError, sigterm_raises
+from sdss_distill.core.errors import InputError, check_signals, sigterm_raises
 from sdss_distill.core.io import read_json, sha256_file  # noqa: F401  (re-exported)
+from sdss_distill.core.layout import (  # noqa: F401  (re-exported)
+    LEGACY_FILES,
+    MANIFEST,
+    MARKER,
+    STAGING,
+    Layout,
+    LegacyLayout,
+)
+from sdss_distill.core.safety import remove_file_within, remove_tree_within
 
-MANIFEST = "manifest.json"
-STAGING = ".staging"
 LOCK_TIMEOUT_S = 600.0
 TRAIN_HINT = "train one with python -m sdss_distill.train --out DIR"
 
@@ -46,69 +53,29 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
-class Layout:
-    """The files of ONE run version, rooted at a real directory."""
-
-    def __init__(self, root):
-        self.root = Path(root)
-        self.run_id = self.root.name.removesuffix(STAGING)
-        self.models, self.reports, self.tflite = (self.root / d for d in ("models", "reports", "tflite"))
-        self.run_json, self.split_json = self.root / "run.json", self.root / "split.json"
-        self.manifest_json = self.root / MANIFEST
-        self.report_json, self.report_md = self.reports / "report.json", self.reports / "report.md"
-        self.export_json, self.export_md = self.reports / "export.json", self.reports / "export.md"
-        self.figures = self.reports / "figures"
-
-    FIGURE_DIR = "reports/figures"
-    """The run's figures (PNG) and the CSV behind each, relative to a version's root."""
-
-    legacy = False
-
-    def model(self, name: str) -> Path:
-        return self.models / f"{name}.keras"
-
-    def tflite_file(self, stem: str) -> Path:
-        return self.tflite / f"{stem}.tflite"
-
-    def figure(self, name: str) -> tuple[Path, Path]:
-        """(PNG, CSV) of the run figure `name`: the picture and the numbers drawn in it."""
-        return self.figures / f"{name}.png", self.figures / f"{name}.csv"
-
-    def manifest(self) -> dict:
-        """manifest.json, parsed; an InputError naming the file if it is missing or corrupt."""
-        fix = "the run cannot be verified, train it again"
-        doc = read_json(self.manifest_json, keys=("run_id", "files"), fix=fix)
-        if not isinstance(doc["files"], dict):
-            raise InputError(f"{self.manifest_json}: corrupt ('files' is not a mapping); {fix}")
-        return doc
-
-    def source(self, rel: str) -> Path:
-        """Where relative path `rel` (as a current-layout name) lives in this version."""
-        return self.root / rel
-
-    def __repr__(self) -> str:
-        return f"Layout({str(self.root)!r})"
-
-
-class LegacyLayout(Layout):
-    """A run written before manifests (run.json and split.json under models/), unverified."""
-
-    legacy = True
-
-    def __init__(self, root):
-        super().__init__(root)
-        self.run_id = None
-        self.run_json, self.split_json = self.models / "run.json", self.models / "split.json"
-
-    def manifest(self) -> dict:
-        return {"run_id": None, "files": {}, "legacy": True}
-
-    def source(self, rel: str) -> Path:
-        return {"run.json": self.run_json, "split.json": self.split_json}.get(rel, self.root / rel)
+def legacy_strangers(path: Path) -> list[str] | None:
+    """None if `path` does not look like a pre-manifest run at all; else the files in it that
+    such a run never holds ([] for a genuine one)."""
+    models = path / "models"
+    if (path.is_symlink() or not (models / "run.json").is_file() or (path / MANIFEST).exists()
+            or not (models / "split.json").is_file()):
+        return None
+    strangers = []
+    for entry in sorted(path.rglob("*")):
+        rel = entry.relative_to(path)
+        parts = rel.parts
+        if entry.is_symlink():
+            strangers.append(rel.as_posix())
+        elif len(parts) == 1 and parts[0] in LEGACY_FILES and entry.is_dir():
+            continue
+        elif not (len(parts) == 2 and parts[0] in LEGACY_FILES and entry.is_file()
+                  and any(entry.match(pat) for pat in LEGACY_FILES[parts[0]])):
+            strangers.append(rel.as_posix())
+    return strangers
 
 
 def _is_legacy_run(path: Path) -> bool:
-    return (path / "models" / "run.json").is_file() and not (path / MANIFEST).exists()
+    return legacy_strangers(path) == []
 
 
 def build_manifest(root: Path, parent: str | None) -> dict:
@@ -119,7 +86,7 @@ def build_manifest(root: Path, parent: str | None) -> dict:
         if path.is_dir() or rel == MANIFEST or any(p.startswith(".") for p in rel.split("/")):
             continue
         files[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
-    return {"run_id": root.name.removesuffix(STAGING),
+    return {"format": MARKER, "run_id": root.name.removesuffix(STAGING),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "parent": parent, "files": files}
 
@@ -208,13 +175,38 @@ class RunDir:
             if (root / MANIFEST).is_file():
                 raise InputError(f"--out {arg}: one version of a run, not the run itself; pass "
                                  f"the run path (the symlink to it)")
-            if any(root.iterdir()) and not _is_legacy_run(root):
+            strangers = legacy_strangers(root)
+            if strangers:
+                raise InputError(f"--out {arg}: looks like a run written before manifests but "
+                                 f"holds files a run never has ({', '.join(strangers[:3])}"
+                                 f"{', ...' if len(strangers) > 3 else ''}); move them out or "
+                                 f"pick a new path (nothing was changed)")
+            if any(root.iterdir()) and strangers is None:
                 raise InputError(f"--out {arg}: an existing directory that is not a run; pick a "
                                  f"new path (the run path becomes a symlink to its version)")
+        self._check_versions_dir()
+
+    def _check_versions_dir(self) -> None:
+        """`.NAME.runs` must be a real directory (or absent): its entries get deleted."""
+        v = self.versions
+        if v.is_symlink():
+            raise InputError(f"--out {self.given}: {v.name} beside it is a symlink, nothing "
+                             f"was deleted; a run keeps its versions in a real directory, remove "
+                             f"the link or pick another path")
+        if v.exists() and not v.is_dir():
+            raise InputError(f"--out {self.given}: {v} is not a directory; remove it or pick "
+                             f"another path")
 
     def _ours(self, link: Path) -> bool:
-        target = Path(os.readlink(link))
-        return target.parent.name == self.versions.name and (link.parent / target).is_dir()
+        """A symlink to `.NAME.runs/<version>` beside it (relative, no detour), whose real
+        path is a directory directly inside this run's own real `.NAME.runs`."""
+        target = os.readlink(link)
+        parts = Path(target).parts
+        if (os.path.isabs(target) or len(parts) != 2 or parts[0] != self.versions.name
+                or parts[1] in ("", ".", "..") or self.versions.is_symlink()):
+            return False
+        real = Path(os.path.realpath(link))
+        return real.is_dir() and real.parent == Path(os.path.realpath(self.versions))
 
     # --- reading -------------------------------------------------------------------------
 
@@ -238,6 +230,11 @@ class RunDir:
                              f"version is gone, {TRAIN_HINT}")
         if not root.exists():
             raise InputError(f"{self.given}: no such run directory; {TRAIN_HINT}")
+        strangers = legacy_strangers(root)
+        if strangers:
+            raise InputError(f"{self.given}: looks like a run written before manifests but holds "
+                             f"files a run never has ({', '.join(strangers[:3])}"
+                             f"{', ...' if len(strangers) > 3 else ''}); move them out of it")
         raise InputError(f"{self.given}: not a training run (no {MANIFEST} and no models/run.json); "
                          f"{TRAIN_HINT}")
 
@@ -288,13 +285,15 @@ class RunDir:
         _fsync_dir(self.root.parent)
 
     def _clean(self, keep: set[str]) -> None:
-        """Remove versions not in `keep`, staging dirs and temp links a killed writer left."""
-        if self.versions.is_dir():
+        """Remove versions not in `keep`, staging dirs and temp links a killed writer left;
+        only real directories directly inside the real `.NAME.runs`, never through a link."""
+        if self.versions.is_dir() and not self.versions.is_symlink():
             for entry in self.versions.iterdir():
                 if entry.name not in keep:
-                    shutil.rmtree(entry, ignore_errors=True)
+                    remove_tree_within(entry, self.versions)
         for link in self.root.parent.glob(f".{self.root.name}.*.link"):
-            link.unlink(missing_ok=True)
+            if link.is_symlink():
+                remove_file_within(link, self.root.parent)
 
     def _live(self) -> set[str]:
         """Names under versions/ still in use: the current version and its parent."""
@@ -326,6 +325,7 @@ class RunDir:
         """
         self.check_writable()
         with _sigterm_as_interrupt(), self._lock():
+            self._check_versions_dir()
             self._recover_legacy()
             old = self._current_or_none()
             if base is not None and (old is None or old.root != base.root):
@@ -348,12 +348,13 @@ class RunDir:
                 _write_synced(layout.manifest_json, json.dumps(manifest, indent=2) + "\n")
                 for rel in manifest["files"]:
                     _fsync_path(staging / rel)
+                check_signals()  # a SIGINT/SIGTERM whose exception got lost: no new version
                 final = self.versions / layout.run_id
                 os.rename(staging, final)
                 _fsync_dir(self.versions)
                 self._switch(final)
             except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
+                remove_tree_within(staging, self.versions)
                 raise
             self._clean(self._live())
 

@@ -22,19 +22,23 @@ Exit codes: 0 all rows scored; 1 some rows flagged bad (kept, with `quality` != 
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from sdss_distill.core.errors import InputError
+from sdss_distill.core.cli import progress
+from sdss_distill.core.errors import InputError, check_signals, deferred_signals
 from sdss_distill.core.io import write_atomic
 from sdss_distill.core.quality import REASONS
 from sdss_distill.score import em as score_priors
 from sdss_distill.score import hats as hats_io
 from sdss_distill.score import priors as class_priors
+from sdss_distill.score.guard import is_our_part, output_lock, raise_worker_errors, worker_call
 from sdss_distill.score.parts import (
+    META_KEY,
     PROG,
     Bundle,
     Part,
@@ -73,10 +77,11 @@ def score_parts(parts: list[Part], bundle: Bundle, output: Path, *, scheduler, w
     """Run score_part for every part on a Dask cluster, with a progress bar; (stats, seconds).
     `prepare(client, bundle) -> bundle` runs first on the same cluster (--priors em)."""
     from dask.distributed import as_completed
-    from tqdm import tqdm
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    client, cluster = start_client(scheduler, workers, threads)
+    with deferred_signals(check=False):  # a cluster stopped half-started prints tracebacks
+        client, cluster = start_client(scheduler, workers, threads)
     try:
+        check_signals()
         info = client.scheduler_info()
         link = client.dashboard_link if "dashboard" in info.get("services", {}) else None
         say(f"dask: {len(info['workers'])} workers at {client.scheduler.address}; "
@@ -85,18 +90,32 @@ def score_parts(parts: list[Part], bundle: Bundle, output: Path, *, scheduler, w
         if prepare is not None:
             bundle = prepare(client, bundle)
         shipped = client.scatter(bundle, broadcast=True)
-        futures = client.map(score_part, parts, bundle=shipped, out_dir=str(output),
-                             batch_rows=batch_rows, pure=False)
+        futures = client.map(functools.partial(worker_call, score_part), parts, bundle=shipped,
+                             out_dir=str(output), batch_rows=batch_rows, pure=False)
         results = []
-        with tqdm(total=len(parts), unit="part", disable=quiet, file=sys.stderr) as bar:
+        with progress(total=len(parts), unit="part", disable=quiet) as bar:
             for future in as_completed(futures):
-                results.append(future.result())
+                results.append(part_result(future))
                 bar.update()
         return results, time.perf_counter() - t0
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with deferred_signals(check=False):  # checked by run_cli: exit 130/143
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def part_result(future) -> dict:
+    """A finished part's stats; its error, or a dead worker, as one InputError line."""
+    try:
+        result = future.result()
+    except Exception as e:  # noqa: BLE001 - Dask re-raises whatever the worker raised
+        if type(e).__name__ != "KilledWorker":
+            raise
+        raise InputError(f"a Dask worker died while scoring ({str(e)[:120]}); it may have run "
+                         f"out of memory, lower --batch or --part-rows") from None
+    raise_worker_errors([result])
+    return result
 
 
 def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = None,
@@ -124,44 +143,65 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
     st = score_priors.setting(priors, json.loads(bundle.card), bundle.labels, parts, em_sample)
     bundle = replace(bundle, weights=st.weights, priors_key=st.key)
     final, output = output, (output / "parts" if fmt == "hats" else output)
-    output.mkdir(parents=True, exist_ok=True)
-    for stale in output.glob(".*.parquet.*.tmp"):  # left by a killed run; never a part
-        stale.unlink(missing_ok=True)
+    with output_lock(output):  # one writer; dead writers' temp files removed
+        previous = _resume(output, parts, bundle, say, len(files))
+        todo = [p for p in parts if previous[p.name] is None]
+        record = score_priors.previous_record(final, st) if st.mode == "em" else None
+        if record:  # a resumed em run applies the priors its finished parts were scored with
+            st = replace(st, target=tuple(class_priors.vector(record["applied"], st.labels).tolist()))
+            bundle = replace(bundle, weights=st.weights)
+        elif st.mode == "file":
+            record = score_priors.record(st)
+            write_atomic(final / score_priors.RECORD, json.dumps(record, indent=2) + "\n")
+        em = {"cpu_s": 0.0, "record": record}
+
+        def estimate(client, bundle: Bundle) -> Bundle:  # on the scoring cluster, before parts
+            nonlocal st
+            result, em["cpu_s"] = score_priors.estimate_on_cluster(
+                client, parts, bundle, part_probabilities, st, batch_rows, say)
+            st = replace(st, target=tuple(result.priors.tolist()))
+            em["record"] = score_priors.record(st, result)
+            write_atomic(final / score_priors.RECORD, json.dumps(em["record"], indent=2) + "\n")
+            return replace(bundle, weights=st.weights)
+
+        results, elapsed = (score_parts(todo, bundle, output, scheduler=scheduler,
+                                        workers=workers, threads=threads, batch_rows=batch_rows,
+                                        quiet=quiet,
+                                        prepare=estimate if st.mode == "em" and not record else None)
+                            if todo else ([], 0.0))
+        read, expected = sum(r["rows"] for r in results), sum(p.rows for p in todo)
+        if read != expected:  # every row of every part is written, bad ones flagged
+            raise InputError(f"--input {pattern}: scored {read:,} rows where the files' metadata "
+                             f"list {expected:,}; an input file changed while scoring, run again")
+        total = _totals(results, previous, parts, elapsed, started, em["cpu_s"])
+        total["priors"] = em["record"]
+        if fmt == "hats":
+            hats_io.write_output(final, output, parts, hats_in, sum(p.rows for p in parts))
+            total["hats"] = str(final)
+    return total
+
+
+def _resume(output: Path, parts: list[Part], bundle: Bundle, say, n_files: int) -> dict:
+    """{part name: its recorded stats if already complete, else None}; parts this package
+    wrote for an earlier, longer version of an input file are removed."""
     planned = {p.name for p in parts}
     stems = {p.name.rsplit(".part", 1)[0] for p in parts}
     stale = [f for f in output.glob("*.part?????.parquet")
-             if f.name.rsplit(".part", 1)[0] in stems and f.name not in planned]
-    for f in stale:  # parts of an earlier version of an input file that has fewer parts now
+             if f.name.rsplit(".part", 1)[0] in stems and f.name not in planned
+             and is_our_part(f, META_KEY)]
+    for f in stale:
         f.unlink()
     previous = {p.name: completed(output / p.name, part_identity(p, bundle)) for p in parts}
-    todo = [p for p in parts if previous[p.name] is None]
-    say(f"{len(parts)} parts from {len(files)} files; " + (
-        f"{len(parts) - len(todo)} already complete (same model, same input size and mtime), "
-        f"skipped" if len(todo) < len(parts) else "none complete yet")
-        + (f"; removed {len(stale)} stale parts" if stale else ""))
-    record = score_priors.previous_record(final, st) if st.mode == "em" else None
-    if record:  # a resumed em run applies the priors its finished parts were scored with
-        st = replace(st, target=tuple(class_priors.vector(record["applied"], st.labels).tolist()))
-        bundle = replace(bundle, weights=st.weights)
-    elif st.mode == "file":
-        record = score_priors.record(st)
-        write_atomic(final / score_priors.RECORD, json.dumps(record, indent=2) + "\n")
+    done = sum(v is not None for v in previous.values())
+    say(f"{len(parts)} parts from {n_files} files; " + (
+        f"{done} already complete (same model, same input size and mtime), skipped" if done
+        else "none complete yet") + (f"; removed {len(stale)} stale parts" if stale else ""))
+    return previous
 
-    em_cpu = 0.0
 
-    def estimate(client, bundle: Bundle) -> Bundle:  # on the scoring cluster, before the parts
-        nonlocal st, record, em_cpu
-        result, em_cpu = score_priors.estimate_on_cluster(client, parts, bundle,
-                                                          part_probabilities, st, batch_rows, say)
-        st = replace(st, target=tuple(result.priors.tolist()))
-        record = score_priors.record(st, result)
-        write_atomic(final / score_priors.RECORD, json.dumps(record, indent=2) + "\n")
-        return replace(bundle, weights=st.weights)
-
-    results, elapsed = (score_parts(todo, bundle, output, scheduler=scheduler, workers=workers,
-                                    threads=threads, batch_rows=batch_rows, quiet=quiet,
-                                    prepare=estimate if st.mode == "em" and not record else None)
-                        if todo else ([], 0.0))
+def _totals(results: list[dict], previous: dict, parts: list[Part], elapsed: float,
+            started: float, em_cpu: float) -> dict:
+    """The run's totals: rows, bad rows per reason, memory, CPU and time."""
     reused = [v for v in previous.values() if v is not None]
     every = results + reused
     total = {"parts": len(parts), "skipped_parts": len(reused),
@@ -174,11 +214,6 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
              "cpu_s": sum(r["cpu_s"] for r in results) + em_cpu,  # EM's pass included
              "scoring_s": elapsed, "wall_s": time.perf_counter() - started}
     total["rows_per_s"] = total["rows"] / elapsed if elapsed else 0.0
-    total["priors"] = record
-    if fmt == "hats":
-        hats_io.write_output(final, output, parts, hats_in,
-                             sum(p.rows for p in parts))
-        total["hats"] = str(final)
     return total
 
 
@@ -195,4 +230,5 @@ def summary(total: dict, output: Path) -> str:
             + (f"; priors {total['priors']['method']}: " + ", ".join(
                 f"{c} {v:.3f}" for c, v in total["priors"]["applied"].items())
                if total.get("priors") else "") + score_priors.shift_note(total)
-            + f"; wrote {output}")
+            + f"; read {total['rows']:,} rows, wrote {total['rows']:,}, rejected 0 (bad rows are "
+            f"kept, flagged); wrote {output}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -302,6 +303,13 @@ def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) ->
             raise InputError(f"{path}: not a readable Parquet file ({e})") from None
         schema = meta.schema.to_arrow_schema()
         names = schema.names
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InputError(f"{path}: column(s) {listing(twice)} present more than once; write "
+                             f"the file with unique column names")
+        if meta.num_rows == 0:
+            print(f"{PROG}: {path}: 0 rows, nothing to score; skipped", file=sys.stderr)
+            continue
         found = {canon: names[k] for canon, k in header_positions(names, source=str(path)).items()}
         missing = [c for c in columns if c not in found]
         if missing:

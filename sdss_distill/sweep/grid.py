@@ -128,6 +128,8 @@ def _jsonable(v):
 
 
 def _worker_init() -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     from sdss_distill.core.io import quiet_import
@@ -179,16 +181,31 @@ def _run_parallel(base, cells, seeds, out, dev, workers, bar, options=None) -> N
                                  initializer=_worker_init) as pool:
             pending = {pool.submit(_worker, base, s, cells, str(out), dev, queue, options)
                        for s in seeds}
-            while pending:
-                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                while not queue.empty():
-                    seed, cell_id, _ = queue.get()
-                    _tick(bar, seed, cell_id)
-                for f in finished:
-                    f.result()  # re-raise a worker's error here
+            try:
+                while pending:
+                    finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    while not queue.empty():
+                        seed, cell_id, _ = queue.get()
+                        _tick(bar, seed, cell_id)
+                    for f in finished:
+                        f.result()  # re-raise a worker's error here
+            except BaseException:
+                _stop_pool(pool)  # SIGINT/SIGTERM or an error: never wait for the other seeds
+                raise
             while not queue.empty():
                 seed, cell_id, _ = queue.get()
                 _tick(bar, seed, cell_id)
+
+
+def _stop_pool(pool) -> None:
+    """Cancel queued seeds and terminate the running ones (their cells are written atomically,
+    so a stopped seed leaves only whole cells); the executor has no public kill."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        proc.join(10)
 
 
 def load_cells(out: Path) -> list[dict]:

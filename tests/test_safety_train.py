@@ -1,0 +1,84 @@
+"""Issue 15, cases 10 and 11 (train): too few classes refused before training, long values
+cut in error lines, non-regular --data named as such, Parquet known by its magic bytes, one
+large Parquet file streamed."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from sdss_distill.core.errors import InputError
+from sdss_distill.data import stream
+from sdss_distill.data.datasets import resolve
+from sdss_distill.data.table import load_table
+from sdss_distill.train import main as train_main
+from tests.conftest import row
+
+
+def _one_line(capsys, argv, message):
+    code = train_main(argv)
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err and len(lines[0]) <= 300, err
+    assert message in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([row("STAR", u=19 + k / 100) for k in range(60)], "need at least 10 rows of each class"),
+    ([row(c, u=19 + k / 100) for k in range(30) for c in ("STAR", "GALAXY")]
+     + [row("QSO", u=19 + k / 100) for k in range(4)], "'QSO': 4"),
+])
+def test_too_few_classes_refused_before_training(write_csv, tmp_path, capsys, rows, message):
+    """Case 10: a one-class table (or a class too small to split) writes no run, exit 2."""
+    src = write_csv(rows)
+    out = tmp_path / "run"
+    _one_line(capsys, ["--data", str(src), "--out", str(out), "--quiet"], message)
+    assert not out.exists() and not (tmp_path / ".run.runs").exists()
+
+
+def test_huge_value_is_cut_in_the_error_line(write_csv, tmp_path, capsys):
+    """Case 10: a 200 KB value is not echoed whole: the line stays under 300 characters."""
+    src = write_csv([row(u="x" * 200_000)] + [row()] * 5)
+    line = _one_line(capsys, ["--data", str(src), "--out", str(tmp_path / "run"), "--quiet"],
+                     "non-numeric value")
+    assert "chars)..." in line and str(src) in line
+
+
+def test_fifo_and_device_data_are_named_not_missing(tmp_path, capsys):
+    """Case 10: --data a FIFO or /dev/zero says what it is, not 'no such file'."""
+    fifo = tmp_path / "table.fifo"
+    os.mkfifo(fifo)
+    _one_line(capsys, ["--data", str(fifo), "--out", str(tmp_path / "run"), "--quiet"],
+              "a FIFO (named pipe), not a regular file")
+    with pytest.raises(InputError, match="a character device, not a regular file"):
+        resolve("/dev/zero")
+
+
+def test_parquet_without_suffix_is_read_as_parquet(tmp_path, real_table):
+    """Case 11: a Parquet file is known by its magic bytes, not its name."""
+    df = load_table(real_table).head(50)
+    path = tmp_path / "table.dat"
+    df.to_parquet(path)
+    back = load_table(path)
+    assert len(back) == 50 and list(back["u"]) == list(df["u"])
+
+
+def test_single_large_parquet_streams(tmp_path, real_table, monkeypatch):
+    """Case 11: one Parquet file above the threshold is streamed like a directory."""
+    df = pd.read_parquet(real_table)
+    for c in ("objid", "specobjid"):  # the hash split needs integer ids (the table has text)
+        df[c] = df[c].astype("float64").astype("uint64")
+    path = tmp_path / "big.bin"  # any name
+    df.to_parquet(path, row_group_size=1000)
+    assert not stream.is_stream_source(str(path))  # small: loaded whole
+    monkeypatch.setattr(stream, "STREAM_FILE_BYTES", 1000)
+    assert stream.is_stream_source(str(path))
+    assert stream.find_parquet(str(path)) == [path]
+    source = stream.ParquetSource(str(path), ("u", "g", "r", "i", "z"))
+    assert source.rows == len(df) and len(source.row_groups) == 10
+    csv_copy = tmp_path / "big.csv"
+    df.to_csv(csv_copy, index=False)
+    assert not stream.is_stream_source(str(csv_copy))  # a large CSV is not Parquet
