@@ -200,11 +200,13 @@ class Workspace:
 
 
 def fit_settings(cfg) -> FitSettings:
-    return FitSettings(cfg.epochs, cfg.batch_size, cfg.patience, cfg.learning_rate, cfg.seed)
+    return FitSettings(cfg.epochs, cfg.batch_size, cfg.patience, cfg.learning_rate, cfg.seed,
+                       cfg.engine)
 
 
 def _fit_key(cfg) -> tuple:
-    return (cfg.epochs, cfg.batch_size, cfg.patience, cfg.learning_rate, cfg.validation_fraction)
+    return (cfg.epochs, cfg.batch_size, cfg.patience, cfg.learning_rate, cfg.validation_fraction,
+            cfg.engine)
 
 
 def say_to_stderr(msg: str) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from sdss_distill.distill import registry
-from sdss_distill.distill.formula import SOFT_LOSSES
+from sdss_distill.distill.formula import ENGINES, SOFT_LOSSES
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import TEACHER_VIEWS
 
@@ -37,6 +37,7 @@ class Config:
     batch_size: int = 128
     learning_rate: float = 1e-2
     validation_fraction: float = 0.15  # of each training subset, for early stopping
+    engine: str = "jax"  # fits plain MLPs on arrays in JAX (keras: Keras fit for every model)
     quiet: bool = False  # no progress output
     methods: dict = field(default_factory=dict)  # per-method settings: {method: {key: value}}
 
@@ -55,6 +56,7 @@ class Config:
         for name in ("epochs", "patience", "batch_size"):
             _check(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))
         _check(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
+        _check(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}", self.engine)
         _check(self.soft_loss in SOFT_LOSSES, "soft_loss", f"one of {', '.join(SOFT_LOSSES)}",
                self.soft_loss)
         registry.get(self.method)
