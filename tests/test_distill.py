@@ -92,7 +92,7 @@ def test_distiller_combines_losses_as_the_formula_says(pair, alpha, temp, kind):
 
 
 def test_distiller_refuses_sample_weight(pair):
-    d = distillers.OfflineDistiller(pair[1], alpha=0.5)
+    d = distillers.OfflineDistiller(pair[1], alpha=0.5, losses=[losses.soft_loss("kl", 1.0)])
     d.compile()
     with pytest.raises(ValueError, match="sample_weight is not supported"):
         d.compute_loss(x={"soft": TEACHER}, y=LABELS, y_pred=STUDENT, sample_weight=np.ones(3))
@@ -101,10 +101,10 @@ def test_distiller_refuses_sample_weight(pair):
 def test_teacher_may_read_other_columns_and_is_frozen(pair):
     teacher, student = pair
     assert teacher.input_shape != student.input_shape
-    d = distillers.OnlineDistiller(teacher, student, alpha=0.5)
+    d = distillers.OnlineDistiller(teacher, student, alpha=0.5, losses=[losses.soft_loss("kl", 1.0)])
     assert d.teacher is teacher and not teacher.trainable
     with pytest.raises(ValueError, match="alpha must be between 0 and 1, got 1.5"):
-        distillers.OnlineDistiller(teacher, student, alpha=1.5)
+        distillers.OnlineDistiller(teacher, student, alpha=1.5, losses=[losses.soft_loss("kl", 1.0)])
     teacher.trainable = True
 
 

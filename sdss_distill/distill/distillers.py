@@ -39,15 +39,12 @@ class ViewDistiller(keras.distillation.Distiller):
     teacher_input = TEACHER
 
     def __init__(self, teacher: keras.Model, student: keras.Model, *, alpha: float,
-                 losses: list | None = None, loss_weights: list[float] | None = None,
-                 temperature: float = 2.0, **kwargs):
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
-        losses = losses or [TemperatureKL(temperature)]
+                 losses: list, loss_weights: list[float] | None = None, **kwargs):
+        alpha = formula.check_alpha(alpha)
         super().__init__(teacher=teacher, student=student, distillation_losses=losses,
                          distillation_loss_weights=loss_weights or [1.0] * len(losses),
                          student_loss_weight=1.0 - alpha, **kwargs)
-        self.alpha = float(alpha)
+        self.alpha = alpha
 
     def _validate_input_compatibility(self, teacher, student):
         """Inputs differ on purpose (privileged columns, or precomputed logits)."""
@@ -113,8 +110,7 @@ class CoTrainer(keras.Model):
     def __init__(self, teacher: keras.Model, student: keras.Model, *, alpha: float,
                  soft_loss: TemperatureKL, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+        alpha = formula.check_alpha(alpha)
         self.teacher, self.student, self.alpha, self.soft_loss = teacher, student, alpha, soft_loss
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
                          ("teacher_loss", "student_loss", "distillation_loss")}

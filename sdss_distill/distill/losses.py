@@ -23,12 +23,13 @@ def _check_temperature(temperature) -> float:
 class TemperatureKL(keras.distillation.DistillationLoss):
     """T^2 * KL(softmax(t/T) || softmax(s/T)), averaged over rows (Hinton et al. 2015).
 
-    Unlike the stock `LogitsDistillation(loss="kl_divergence")`, the temperature applies.
+    Unlike the stock `LogitsDistillation(loss="kl_divergence")`, the temperature applies. No
+    default temperature here: the run's (runs/config.py) is the one default.
     """
 
     kind = "kl"
 
-    def __init__(self, temperature: float = 2.0):
+    def __init__(self, temperature: float):
         self.temperature = _check_temperature(temperature)
 
     def per_row(self, teacher_logits, student_logits):

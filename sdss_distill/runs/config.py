@@ -9,10 +9,10 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from sdss_distill.distill import registry
-from sdss_distill.distill.formula import ENGINES, SOFT_LOSSES
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import TEACHER_VIEWS
+from sdss_distill.distill import registry
+from sdss_distill.distill.formula import ENGINES, SOFT_LOSSES, check_alpha
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,10 @@ class Config:
         _check(self.teacher_view in TEACHER_VIEWS, "teacher_view",
                f"one of {', '.join(TEACHER_VIEWS)}", self.teacher_view)
         _check(self.temperature > 0, "temperature", "> 0", self.temperature)
-        _check(0 <= self.alpha <= 1, "alpha", "between 0 and 1", self.alpha)
+        try:
+            check_alpha(self.alpha)
+        except ValueError as e:  # the one alpha rule (formula.check_alpha), as an InputError
+            raise InputError(str(e)) from None
         _check(0 <= self.teacher_dropout < 1, "teacher_dropout", "in [0, 1)",
                self.teacher_dropout)
         _check(0 < self.validation_fraction < 0.5, "validation_fraction", "in (0, 0.5)",
