@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("SDSS_DISTILL_SHARED", ROOT.parent / "shared" / "data"))  # the two tables
 BRIGHT = SHARED / "sdss_dr14_skyserver_10k.csv"
 FAINT = SHARED / "sdss_dr17_faint_27k.csv"
 LEVERS = ("engine", "cache", "batch", "patience", "fold_teachers", "latency")

@@ -96,7 +96,11 @@ def hard_labels() -> dict:
 def _jax_ready(settings: FitSettings, models) -> bool:
     if settings.engine != "jax":
         return False
-    from sdss_distill.distill import jax_fit
+    try:
+        from sdss_distill.distill import jax_fit
+    except ImportError as e:
+        raise ImportError(f"engine 'jax' needs JAX ({e}): pip install 'jax[cpu]', or set "
+                          f"engine = \"keras\" in the run's TOML config") from e
     return jax_fit.supported(models)
 
 
