@@ -33,9 +33,11 @@ class Config:
     alpha: float = 0.9  # weight of the soft (teacher) term; 1 - alpha on the hard labels
     soft_loss: str = "kl"  # soft term: kl (T^2 KL) or ce (T^2 soft cross-entropy)
     epochs: int = 300  # upper bound; early stopping usually ends far sooner
-    # epochs without val-loss improvement before stopping; dev-chosen (--dev, both tables, 3
-    # seeds): 10 stops the fold teachers after 36 epochs, not 55, at equal dev accuracy
-    patience: int = 10
+    patience: int = 20  # epochs without val-loss improvement before a student stops
+    # the same for teachers (fold teachers, ensembles), which take nearly all the training
+    # time; dev-chosen (--dev, both tables, seeds 0-2): 10 stops the fold teachers after 36
+    # epochs, not 55, at equal dev accuracy of teacher and student
+    teacher_patience: int = 10
     batch_size: int = 128
     learning_rate: float = 1e-2
     validation_fraction: float = 0.15  # of each training subset, for early stopping
@@ -58,7 +60,7 @@ class Config:
                self.teacher_dropout)
         _check(0 < self.validation_fraction < 0.5, "validation_fraction", "in (0, 0.5)",
                self.validation_fraction)
-        for name in ("epochs", "patience", "batch_size"):
+        for name in ("epochs", "patience", "teacher_patience", "batch_size"):
             _check(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))
         _check(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
         _check(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}", self.engine)
