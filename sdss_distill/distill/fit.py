@@ -3,7 +3,7 @@
 One fit loop for arrays and streams (`fit`: arrays become cached tf.data pipelines, a
 stream arrives as one). Plain MLPs on arrays (teachers, fold teachers, offline students,
 baselines: the default method's every model) are fitted by the JAX engine instead
-(`jax_fit.py`, `FitSettings.engine`), several times faster; the models stay Keras.
+(`jax_fit.py`, `FitSettings.engine`); the models stay Keras (TensorFlow backend).
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ fixed front end (SkyFeatures, Normalization) is run once by Keras, the Dense sta
 are copied out, trained here with Adam, and copied back. Each epoch is one compiled call
 (a `lax.scan` over its batches), and K members (fold teachers, an ensemble) are `vmap`ped
 into the same call, each on its own rows, with its own early stopping and learning-rate
-schedule. Tiny models on tens of thousands of rows are dominated by per-step overhead in
-Keras; here there is none (measured: scripts/bench_train.py).
+schedule. Keras spends most of a tiny model's step on overhead; here a whole default
+`train` takes 0.40 of the CPU time it took with Keras fitting every model (scripts/
+bench_train.py, lever `engine`). The 28k-parameter fold teachers are now compute-bound
+(about 58 GFLOP/s on one core), so only fewer epochs or rows make them faster.
 
 The loss terms are `formula.py`'s, given `jax.numpy` in place of `tf`; early stopping and
 the learning-rate schedule follow `keras.callbacks.EarlyStopping(restore_best_weights=True)`
@@ -25,8 +27,9 @@ from types import SimpleNamespace
 # One XLA thread: the float reduction order, hence the trained models, must not depend on
 # the machine's core count (as TF_NUM_INTRAOP_THREADS in sdss_distill/__init__.py). Read
 # when JAX starts its CPU backend, so it is set before jax is imported.
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
-                                   "intra_op_parallelism_threads=1")
+if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                               " intra_op_parallelism_threads=1").strip()
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
