@@ -223,16 +223,17 @@ def main(argv=None) -> int:
                 "label": "cold compile", "env": {"SDSS_DISTILL_JAX_CACHE": str(cold)},
                 "before": clear}, {"label": "cached compile"}, r, say))
         if "batch" in args.levers:
-            for batch in (256, 512):
+            for batch in (512,):
                 result["levers"].append(lever("batch", tables["both"], tmp,
                                               {"label": "batch 128", "settings": {"batch_size": 128}},
                                               {"label": f"batch {batch}",
                                                "settings": {"batch_size": batch}}, r, say))
         if "patience" in args.levers:
-            result["levers"].append(lever("patience", tables["both"], tmp,
-                                          {"label": "patience 20", "settings": {"patience": 20}},
-                                          {"label": "patience 10", "settings": {"patience": 10}},
-                                          r, say))
+            result["levers"].append(lever("teacher_patience", tables["both"], tmp,
+                                          {"label": "teacher patience 20",
+                                           "settings": {"teacher_patience": 20}},
+                                          {"label": "teacher patience 10",
+                                           "settings": {"teacher_patience": 10}}, r, say))
         if "fold_teachers" in args.levers:
             result["levers"].append(fold_teacher_lever(BRIGHT, r, say))
         if "latency" in args.levers:
