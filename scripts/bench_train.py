@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SDSS_DISTILL_SHARED", ROOT.parent / "shared" / "data"))  # the two tables
 BRIGHT = SHARED / "sdss_dr14_skyserver_10k.csv"
 FAINT = SHARED / "sdss_dr17_faint_27k.csv"
-LEVERS = ("engine", "cache", "batch", "patience", "fold_teachers", "latency")
+LEVERS = ("engine", "cache", "batch", "teacher_patience", "fold_teachers", "latency")
 
 
 def cpu_name() -> str:
@@ -228,7 +228,7 @@ def main(argv=None) -> int:
                                               {"label": "batch 128", "settings": {"batch_size": 128}},
                                               {"label": f"batch {batch}",
                                                "settings": {"batch_size": batch}}, r, say))
-        if "patience" in args.levers:
+        if "teacher_patience" in args.levers:
             result["levers"].append(lever("teacher_patience", tables["both"], tmp,
                                           {"label": "teacher patience 20",
                                            "settings": {"teacher_patience": 20}},
