@@ -200,7 +200,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         tables = {"bright": BRIGHT}
-        if "both" in args.tables or "batch" in args.levers or "patience" in args.levers:
+        if "both" in args.tables or {"batch", "teacher_patience"} & set(args.levers):
             tables["both"] = both_table(tmp)
         train_once(BRIGHT, tmp)  # warm the compiled-epoch cache and the file cache
         for name in args.tables:
