@@ -149,9 +149,13 @@ def test_shuffle_buffer_emits_every_row_once_in_whole_batches():
     assert not np.array_equal(rows, np.arange(7000))
 
 
-def test_streamed_scores_equal_evaluate_classification():
-    from sdss_distill.distill.metrics import classification, teacher_student
-    from sdss_distill.distill.stream_fit import Scores
+def test_scores_accumulated_in_batches_equal_scikit_learn():
+    """metrics.Scores is the one accumulator of in-memory and streamed evaluation: batch by
+    batch it gives scikit-learn's numbers and the direct KL / agreement / ECE formulas."""
+    from scipy.special import log_softmax
+    from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
+
+    from sdss_distill.distill.metrics import Scores, classification
     rng = np.random.default_rng(2)
     y = rng.integers(0, 3, 3000).astype("int32")
     student = (rng.normal(size=(3000, 3)) * 3 + np.eye(3)[y] * 2).astype("float32")
@@ -160,13 +164,25 @@ def test_streamed_scores_equal_evaluate_classification():
     for k in range(0, 3000, 512):
         scores.add(y[k:k + 512], student[k:k + 512], teacher[k:k + 512])
     got = scores.result(with_teacher=True)
-    want = {**classification(y, student), **teacher_student(teacher, student)}
-    assert got["confusion_matrix"] == want["confusion_matrix"]
-    for label in LABELS:
-        assert got["per_class"][label] == pytest.approx(want["per_class"][label])
-    for key in ("test_accuracy", "test_log_loss", "test_ece", "macro_f1", "teacher_student_kl",
-                "agreement_with_teacher"):
-        assert got[key] == pytest.approx(want[key], rel=1e-5), key
+    pred = student.argmax(1)
+    p = np.exp(log_softmax(student, axis=1))
+    log_t, log_s = log_softmax(teacher, axis=1), log_softmax(student, axis=1)
+    confidence, which = p.max(1), np.minimum((p.max(1) * 15).astype(int), 14)
+    ece = sum((which == b).sum() * abs((pred == y)[which == b].mean() - confidence[which == b].mean())
+              for b in np.unique(which)) / len(y)
+    precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=[0, 1, 2],
+                                                                     zero_division=0)
+    assert got["confusion_matrix"]["rows_true_cols_predicted"] == confusion_matrix(y, pred).tolist()
+    assert got["confusion_matrix"] == classification(y, student)["confusion_matrix"]
+    for k, label in enumerate(LABELS):
+        assert got["per_class"][label] == pytest.approx(
+            {"precision": precision[k], "recall": recall[k], "f1": f1[k], "support": support[k]})
+    want = {"test_accuracy": (pred == y).mean(), "test_log_loss": log_loss(y, p, labels=[0, 1, 2]),
+            "test_ece": ece, "macro_f1": f1.mean(),
+            "teacher_student_kl": (np.exp(log_t) * (log_t - log_s)).sum(1).mean(),
+            "agreement_with_teacher": (teacher.argmax(1) == pred).mean()}
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-5), key
 
 
 def test_stream_source_is_a_directory_or_glob(tmp_path, write_csv):

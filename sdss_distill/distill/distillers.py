@@ -14,11 +14,11 @@ identity "teacher" then passes them through). The losses are combined by the Dis
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from sdss_distill.core.schema import LABELS
 from sdss_distill.distill import formula
-from sdss_distill.distill.losses import FitNetsHint, TemperatureKL
+from sdss_distill.distill.losses import OPS, FitNetsHint, TemperatureKL
 
 STUDENT, TEACHER, SOFT = "student", "teacher", "soft"
 
@@ -39,15 +39,12 @@ class ViewDistiller(keras.distillation.Distiller):
     teacher_input = TEACHER
 
     def __init__(self, teacher: keras.Model, student: keras.Model, *, alpha: float,
-                 losses: list | None = None, loss_weights: list[float] | None = None,
-                 temperature: float = 2.0, **kwargs):
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
-        losses = losses or [TemperatureKL(temperature)]
+                 losses: list, loss_weights: list[float] | None = None, **kwargs):
+        alpha = formula.check_alpha(alpha)
         super().__init__(teacher=teacher, student=student, distillation_losses=losses,
                          distillation_loss_weights=loss_weights or [1.0] * len(losses),
                          student_loss_weight=1.0 - alpha, **kwargs)
-        self.alpha = float(alpha)
+        self.alpha = alpha
 
     def _validate_input_compatibility(self, teacher, student):
         """Inputs differ on purpose (privileged columns, or precomputed logits)."""
@@ -113,8 +110,7 @@ class CoTrainer(keras.Model):
     def __init__(self, teacher: keras.Model, student: keras.Model, *, alpha: float,
                  soft_loss: TemperatureKL, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+        alpha = formula.check_alpha(alpha)
         self.teacher, self.student, self.alpha, self.soft_loss = teacher, student, alpha, soft_loss
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
                          ("teacher_loss", "student_loss", "distillation_loss")}
@@ -126,9 +122,9 @@ class CoTrainer(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         t = self.teacher(x[TEACHER], training=training)
         s = y_pred if y_pred is not None else self(x, training=training)
-        parts = {"teacher_loss": tf.reduce_mean(formula.hard_term(tf, y, t)),
-                 "student_loss": tf.reduce_mean(formula.hard_term(tf, y, s)),
-                 "distillation_loss": self.soft_loss.compute_loss(tf.stop_gradient(t), s)}
+        parts = {"teacher_loss": ops.mean(formula.hard_term(OPS, y, t)),
+                 "student_loss": ops.mean(formula.hard_term(OPS, y, s)),
+                 "distillation_loss": self.soft_loss.compute_loss(ops.stop_gradient(t), s)}
         for name, value in parts.items():
             self.trackers[name].update_state(value)
         self.accuracy.update_state(y, s)
@@ -154,17 +150,17 @@ class ParallelTeachers(keras.Model):
         self.member_losses = [keras.metrics.Mean(name=f"loss_{k}") for k in range(len(members))]
 
     def call(self, x, training=None):
-        return tf.stack([m(x, training=training) for m in self.members], axis=1)
+        return ops.stack([m(x, training=training) for m in self.members], axis=1)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         y_pred = y_pred if y_pred is not None else self(x, training=training)
-        mask = tf.cast(y["mask"], y_pred.dtype)
-        labels = tf.repeat(tf.cast(y["label"], tf.int32)[:, None], len(self.members), axis=1)
-        ce = formula.hard_term(tf, labels, y_pred) * mask
-        per_member = tf.reduce_sum(ce, axis=0) / tf.maximum(tf.reduce_sum(mask, axis=0), 1.0)
+        mask = ops.cast(y["mask"], y_pred.dtype)
+        labels = ops.repeat(ops.cast(y["label"], "int32")[:, None], len(self.members), axis=1)
+        ce = formula.hard_term(OPS, labels, y_pred) * mask
+        per_member = ops.sum(ce, axis=0) / ops.maximum(ops.sum(mask, axis=0), 1.0)
         for k, tracker in enumerate(self.member_losses):
             tracker.update_state(per_member[k])
-        return tf.reduce_sum(per_member)
+        return ops.sum(per_member)
 
     @property
     def metrics(self):

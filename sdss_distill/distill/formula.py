@@ -20,6 +20,14 @@ both call them, so the formula exists once.
 from __future__ import annotations
 
 SOFT_LOSSES = ("kl", "ce")
+ENGINES = ("jax", "keras")  # what fits plain MLPs on arrays (distill/fit.py)
+
+
+def check_alpha(alpha) -> float:
+    """alpha, the soft term's weight, as a float in [0, 1]; else a ValueError naming it."""
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    return float(alpha)
 
 
 def soft_term(tf, teacher_logits, student_logits, temperature: float, kind: str = "kl"):

@@ -7,10 +7,21 @@ weights: total = (1 - alpha) * CE + alpha * sum(weight_i * loss_i). The formulas
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import keras
-import tensorflow as tf
 
 from sdss_distill.distill import formula
+
+# formula.py's functions take the `tf` module; these are the names they use, in keras.ops,
+# so the losses (and distillers.py) run on any Keras backend: TensorFlow, or JAX.
+OPS = SimpleNamespace(
+    nn=SimpleNamespace(
+        log_softmax=lambda x, axis=-1: keras.ops.log_softmax(x, axis=axis),
+        sparse_softmax_cross_entropy_with_logits=lambda labels, logits:
+        keras.ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)),
+    exp=keras.ops.exp, reduce_sum=keras.ops.sum, reduce_mean=keras.ops.mean,
+    square=keras.ops.square, cast=keras.ops.cast, int32="int32")
 
 
 def _check_temperature(temperature) -> float:
@@ -23,16 +34,17 @@ def _check_temperature(temperature) -> float:
 class TemperatureKL(keras.distillation.DistillationLoss):
     """T^2 * KL(softmax(t/T) || softmax(s/T)), averaged over rows (Hinton et al. 2015).
 
-    Unlike the stock `LogitsDistillation(loss="kl_divergence")`, the temperature applies.
+    Unlike the stock `LogitsDistillation(loss="kl_divergence")`, the temperature applies. No
+    default temperature here: the run's (runs/config.py) is the one default.
     """
 
     kind = "kl"
 
-    def __init__(self, temperature: float = 2.0):
+    def __init__(self, temperature: float):
         self.temperature = _check_temperature(temperature)
 
     def per_row(self, teacher_logits, student_logits):
-        return formula.soft_term(tf, teacher_logits, student_logits, self.temperature, self.kind)
+        return formula.soft_term(OPS, teacher_logits, student_logits, self.temperature, self.kind)
 
     def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
         return keras.ops.mean(self.per_row(teacher_outputs, student_outputs))
@@ -94,7 +106,7 @@ class FitNetsHint(keras.distillation.DistillationLoss):
                 raise ValueError(f"{model.name} layer {name!r} has {got} units, expected {units}")
 
     def per_row(self, teacher_features, student_features):
-        return formula.hint_term(tf, teacher_features, self.projection(student_features))
+        return formula.hint_term(OPS, teacher_features, self.projection(student_features))
 
     def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
         return keras.ops.mean(self.per_row(teacher_outputs, student_outputs))

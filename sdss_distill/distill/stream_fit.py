@@ -2,8 +2,8 @@
 
 Each epoch re-reads the Parquet files: a Python generator cleans and splits the chunks
 (stream_data), keeps one part's rows, shuffles them through a bounded buffer and hands
-whole batches to tf.data. Compiling, early stopping and the losses are the in-memory
-path's (distill.training, distill.distillers); only the input pipeline differs.
+whole batches to tf.data. The fit loop (`fit.fit`), the losses (distill.distillers) and the
+scores (`metrics.Scores`) are the in-memory path's; only the input pipeline differs.
 """
 
 from __future__ import annotations
@@ -16,18 +16,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sdss_distill.core.schema import LABELS, View
+from sdss_distill.core.schema import View
 from sdss_distill.data.stream import PARTS, shuffled_blocks
-from sdss_distill.distill.fit import (
-    STEPS_PER_EXECUTION,
-    VALIDATION_BATCH,
-    FitSettings,
-    Fitted,
-    early_stopping_callbacks,
-)
+from sdss_distill.distill.fit import VALIDATION_BATCH, FitSettings, Fitted, fit, hard_labels
+from sdss_distill.distill.metrics import Scores
 
 PART_CODES = {"teacher_train": (0, 1), "student_train": (2, 3)}  # (fit part, early-stopping part)
-ECE_BINS = 15  # as evaluate.expected_calibration_error
 
 
 @dataclass
@@ -89,24 +83,6 @@ def validation_data(x: np.ndarray, y: np.ndarray, to_input):
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(VALIDATION_BATCH).map(to_input).cache()
 
 
-def fit(model, train, val, settings: FitSettings, progress: Progress, compile_kwargs=None) -> Fitted:
-    """distill.training.fit, on datasets: Adam, early stopping, the same callbacks."""
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                  steps_per_execution=STEPS_PER_EXECUTION, **(compile_kwargs or {}))
-    start = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=settings.epochs,
-                        callbacks=[*early_stopping_callbacks(settings.patience), progress], shuffle=False,
-                        verbose=0)
-    curves = {k: [float(v) for v in values] for k, values in history.history.items()
-              if k != "learning_rate"}
-    return Fitted(len(history.history["loss"]), time.perf_counter() - start, curves)
-
-
-def _hard_labels() -> dict:
-    return dict(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-
-
 def train_models(cfg, source, split, stats, settings: FitSettings, say) -> dict[str, StreamArm]:
     """Teacher on teacher-train rows; distilled student and baseline (same initial weights) on
     student-train rows, the student's soft labels from the frozen teacher batch by batch."""
@@ -139,7 +115,8 @@ def train_models(cfg, source, split, stats, settings: FitSettings, say) -> dict[
     arms = {}
     n, train, val = data("teacher_train", teacher_in, 1)
     teacher = new_model(views.teacher, cfg.teacher_hidden, "teacher", cfg.teacher_dropout)
-    fitted = fit(teacher, train, val, settings, Progress("teacher", n, cfg.epochs, say), _hard_labels())
+    fitted = fit(teacher, train, val, settings, compile_kwargs=hard_labels(),
+                 callbacks=[Progress("teacher", n, cfg.epochs, say)])
     say(f"teacher: {fitted.epochs} epochs in {fitted.seconds:.1f} s")
     arms["teacher"] = StreamArm("teacher", "teacher", views.teacher, "teacher_train", teacher,
                                 fitted, views.t)
@@ -148,7 +125,7 @@ def train_models(cfg, source, split, stats, settings: FitSettings, say) -> dict[
     student = new_model(views.student, cfg.student_hidden, "student")
     distiller = OnlineDistiller(teacher, student, alpha=cfg.alpha,
                                 losses=[soft_loss(cfg.soft_loss, cfg.temperature)])
-    fitted = fit(distiller, train, val, settings, Progress("student", n, cfg.epochs, say))
+    fitted = fit(distiller, train, val, settings, callbacks=[Progress("student", n, cfg.epochs, say)])
     teacher.trainable = True  # the Distiller froze it; saved as the in-memory teacher is
     say(f"student: {fitted.epochs} epochs in {fitted.seconds:.1f} s")
     arms["student"] = StreamArm("student", "student", views.student, "student_train", student,
@@ -156,59 +133,12 @@ def train_models(cfg, source, split, stats, settings: FitSettings, say) -> dict[
 
     n, train, val = data("student_train", student_in, 2)  # same row order as the student's
     baseline = new_model(views.student, cfg.student_hidden, "baseline")
-    fitted = fit(baseline, train, val, settings, Progress("baseline", n, cfg.epochs, say),
-                 _hard_labels())
+    fitted = fit(baseline, train, val, settings, compile_kwargs=hard_labels(),
+                 callbacks=[Progress("baseline", n, cfg.epochs, say)])
     say(f"baseline: {fitted.epochs} epochs in {fitted.seconds:.1f} s")
     arms["baseline"] = StreamArm("baseline", "baseline", views.student, "student_train", baseline,
                                  fitted, views.s)
     return arms
-
-
-class Scores:
-    """evaluate.classification and evaluate.teacher_student, accumulated batch by batch."""
-
-    def __init__(self):
-        k = len(LABELS)
-        self.confusion = np.zeros((k, k), np.int64)
-        self.n, self.nll, self.kl, self.agree = 0, 0.0, 0.0, 0
-        self.bins = np.zeros((3, ECE_BINS))  # rows, correct, summed confidence per bin
-
-    def add(self, y: np.ndarray, logits: np.ndarray, teacher_logits: np.ndarray) -> None:
-        from scipy.special import log_softmax
-        log_p, log_t = log_softmax(logits, axis=1), log_softmax(teacher_logits, axis=1)
-        pred = logits.argmax(axis=1)
-        np.add.at(self.confusion, (y, pred), 1)
-        eps = np.finfo(log_p.dtype).eps  # sklearn's log_loss clips p to [eps, 1 - eps]
-        p_true = np.clip(np.exp(log_p[np.arange(len(y)), y]), eps, 1 - eps)
-        self.nll -= float(np.log(p_true.astype(np.float64)).sum())
-        p = np.exp(log_p)
-        confidence = p.max(axis=1)
-        which = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
-        for k, w in enumerate((None, pred == y, confidence)):
-            self.bins[k] += np.bincount(which, weights=w, minlength=ECE_BINS)
-        self.kl += float((np.exp(log_t) * (log_t - log_p)).sum(axis=1).astype(np.float64).sum())
-        self.agree += int((teacher_logits.argmax(axis=1) == pred).sum())
-        self.n += len(y)
-
-    def result(self, *, with_teacher: bool) -> dict:
-        cm = self.confusion
-        tp, predicted, support = np.diag(cm), cm.sum(axis=0), cm.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            precision = np.where(predicted > 0, tp / predicted, 0.0)
-            recall = np.where(support > 0, tp / support, 0.0)
-            f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-        rows, correct, conf = self.bins
-        out = {"test_accuracy": float(tp.sum() / self.n), "test_log_loss": self.nll / self.n,
-               "test_ece": float(np.abs(correct - conf)[rows > 0].sum() / self.n),
-               "macro_f1": float(f1.mean()),
-               "per_class": {label: {"precision": float(p), "recall": float(r), "f1": float(f),
-                                     "support": int(s)}
-                             for label, p, r, f, s in zip(LABELS, precision, recall, f1, support)},
-               "confusion_matrix": {"labels": list(LABELS),
-                                    "rows_true_cols_predicted": cm.tolist()}}
-        if with_teacher:
-            out.update(teacher_student_kl=self.kl / self.n, agreement_with_teacher=self.agree / self.n)
-        return out
 
 
 def evaluate(arms: dict[str, StreamArm], source, split, stats) -> dict:

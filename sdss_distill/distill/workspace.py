@@ -114,7 +114,8 @@ class Workspace:
             (x, y), val = self.arrays("teacher_train", self.teacher_view)
             model = self.new_model(self.teacher_view, cfg.teacher_hidden, x, name="teacher",
                                    dropout=cfg.teacher_dropout)
-            fitted = self.timed("teacher", train_teacher(model, x, y, val, fit_settings(cfg)))
+            fitted = self.timed("teacher", train_teacher(model, x, y, val,
+                                                         fit_settings(cfg, teacher=True)))
             return Arm("teacher", "teacher", self.teacher_view, "teacher_train", model, fitted)
         return self._once(key, make)
 
@@ -138,7 +139,7 @@ class Workspace:
             xs, ys = np.concatenate([x, x_val]), np.concatenate([y, y_val])
             train = np.repeat(np.arange(len(xs))[:, None] < len(x), members, axis=1)
             fitted = self.timed(f"{members} ensemble teachers", train_parallel(
-                nets, xs, ys, train, ~train, fit_settings(cfg)))
+                nets, xs, ys, train, ~train, fit_settings(cfg, teacher=True)))
             model = ensemble_model(nets, self.teacher_view, name="teacher_ensemble")
             return Arm("teacher", "teacher", self.teacher_view, "teacher_train", model, fitted,
                        notes={"members": [m.name for m in nets]})
@@ -164,7 +165,7 @@ class Workspace:
                               name=f"teacher_fold_{k}", dropout=cfg.teacher_dropout)
                     for k in range(folds)]
             fitted = self.timed(f"{folds} fold teachers", train_parallel(
-                nets, x, y, train, val, fit_settings(cfg)))
+                nets, x, y, train, val, fit_settings(cfg, teacher=True)))
             stacked = np.stack([logits(m, x) for m in nets], axis=1)
             oof = pd.DataFrame(targets.out_of_fold(stacked, fold, train, val), index=rows)
             fit_rows, val_rows = self.fit_rows("non_test")
@@ -199,12 +200,16 @@ class Workspace:
         return Arm(name, role, self.student_view, rows, model, fitted)
 
 
-def fit_settings(cfg) -> FitSettings:
-    return FitSettings(cfg.epochs, cfg.batch_size, cfg.patience, cfg.learning_rate, cfg.seed)
+def fit_settings(cfg, *, teacher: bool = False) -> FitSettings:
+    """The run's fit settings; teachers stop on `teacher_patience` (they cost nearly all the
+    training time), students and baselines on `patience`."""
+    return FitSettings(cfg.epochs, cfg.batch_size, cfg.teacher_patience if teacher else cfg.patience,
+                       cfg.learning_rate, cfg.seed, cfg.engine)
 
 
 def _fit_key(cfg) -> tuple:
-    return (cfg.epochs, cfg.batch_size, cfg.patience, cfg.learning_rate, cfg.validation_fraction)
+    return (cfg.epochs, cfg.batch_size, cfg.patience, cfg.teacher_patience, cfg.learning_rate,
+            cfg.validation_fraction, cfg.engine)
 
 
 def say_to_stderr(msg: str) -> None:

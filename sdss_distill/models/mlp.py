@@ -67,13 +67,14 @@ def build_mlp(view: View, hidden: tuple[int, ...], train_x: np.ndarray | None, *
     inputs = keras.Input((len(view.columns),), name=view.name, dtype="float32")
     sky = SkyFeatures(colour_pairs(view.columns), asinh_scales(view.columns), name="features")
     norm = keras.layers.Normalization(name="normalize")
-    if norm_stats is None:
-        norm.adapt(keras.ops.convert_to_numpy(sky(train_x.astype("float32"))))
-    else:  # the same variables as after adapt (mean, variance, count), so the same saved model
-        norm.build((None, sky.compute_output_shape((None, len(view.columns)))[-1]))
-        norm.set_weights([np.asarray(norm_stats[0], "float32"), np.asarray(norm_stats[1], "float32"),
-                          np.asarray(0)])
-        norm.finalize_state()
+    if norm_stats is None:  # what Normalization.adapt computes, without its tf.data pass
+        f = keras.ops.convert_to_numpy(sky(np.asarray(train_x, "float32"))).astype("float64")
+        norm_stats = (f.mean(axis=0), f.var(axis=0))
+    # the same variables as after adapt (mean, variance, count), so the same saved model
+    norm.build((None, sky.compute_output_shape((None, len(view.columns)))[-1]))
+    norm.set_weights([np.asarray(norm_stats[0], "float32"), np.asarray(norm_stats[1], "float32"),
+                      np.asarray(0)])
+    norm.finalize_state()
     x = norm(sky(inputs))
     for k, width in enumerate(hidden):
         x = keras.layers.Dense(width, activation="relu", name=f"dense_{k}")(x)

@@ -12,7 +12,7 @@ from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import read_toml
 from sdss_distill.core.schema import SAMPLES, TEACHER_VIEWS
 from sdss_distill.distill import registry
-from sdss_distill.distill.formula import SOFT_LOSSES
+from sdss_distill.distill.formula import ENGINES, SOFT_LOSSES, check_alpha
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,15 @@ class Config:
     alpha: float = 0.9  # weight of the soft (teacher) term; 1 - alpha on the hard labels
     soft_loss: str = "kl"  # soft term: kl (T^2 KL) or ce (T^2 soft cross-entropy)
     epochs: int = 300  # upper bound; early stopping usually ends far sooner
-    patience: int = 20  # epochs without val-loss improvement before stopping
+    patience: int = 20  # epochs without val-loss improvement before a student stops
+    # the same for teachers (fold teachers, ensembles), which take nearly all the training
+    # time; dev-chosen (--dev, both tables, seeds 0-2): 10 stops the fold teachers after 36
+    # epochs, not 55, at equal dev accuracy of teacher and student
+    teacher_patience: int = 10
     batch_size: int = 128
     learning_rate: float = 1e-2
     validation_fraction: float = 0.15  # of each training subset, for early stopping
+    engine: str = "jax"  # fits plain MLPs on arrays in JAX (keras: Keras fit for every model)
     quiet: bool = False  # no progress output
     methods: dict = field(default_factory=dict)  # per-method settings: {method: {key: value}}
 
@@ -53,14 +58,18 @@ class Config:
         _check(self.teacher_view in TEACHER_VIEWS, "teacher_view",
                f"one of {', '.join(TEACHER_VIEWS)}", self.teacher_view)
         _check(self.temperature > 0, "temperature", "> 0", self.temperature)
-        _check(0 <= self.alpha <= 1, "alpha", "between 0 and 1", self.alpha)
+        try:
+            check_alpha(self.alpha)
+        except ValueError as e:  # the one alpha rule (formula.check_alpha), as an InputError
+            raise InputError(str(e)) from None
         _check(0 <= self.teacher_dropout < 1, "teacher_dropout", "in [0, 1)",
                self.teacher_dropout)
         _check(0 < self.validation_fraction < 0.5, "validation_fraction", "in (0, 0.5)",
                self.validation_fraction)
-        for name in ("epochs", "patience", "batch_size"):
+        for name in ("epochs", "patience", "teacher_patience", "batch_size"):
             _check(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))
         _check(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
+        _check(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}", self.engine)
         _check(self.soft_loss in SOFT_LOSSES, "soft_loss", f"one of {', '.join(SOFT_LOSSES)}",
                self.soft_loss)
         registry.get(self.method)
