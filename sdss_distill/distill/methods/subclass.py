@@ -76,7 +76,7 @@ def subclass_student(ws, cfg, teacher_subclasses, bins: int):
                       outputs=3 * bins)
     distiller = subclasses.SubclassDistiller(inner, bins, alpha=cfg.alpha,
                                              soft_loss=soft_loss(cfg.soft_loss, cfg.temperature))
-    fitted = ws.timed("student", fit(distiller, {"student": x, "soft": soft[0]}, y,
+    fitted = ws.timed("student", fit(distiller, ({"student": x, "soft": soft[0]}, y),
                                      ({"student": x_val, "soft": soft[1]}, y_val),
                                      fit_settings(cfg)))
     model = subclass_model(inner, bins, name="student")
