@@ -40,6 +40,7 @@ $(STAMP):
 	  echo "make: $(VENV) exists; requirements changed or first set-up, installing"; \
 	fi
 	@echo "make: pip install -r requirements.txt (pinned; the first time takes minutes, mostly TensorFlow)"
+	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	@echo "make: pip install -r docs/requirements.txt (mkdocs, mkdocs-material)"
 	$(BIN)/python -m pip install --quiet -r docs/requirements.txt
