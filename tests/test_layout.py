@@ -136,3 +136,14 @@ def test_the_code_layout_page_lists_every_module():
     spec.loader.exec_module(layout_doc)
     assert layout_doc.block() in layout_doc.PAGE.read_text(), \
         "docs/design/layout.md is out of date: run python scripts/layout_doc.py --write"
+
+
+def test_no_function_over_60_lines():
+    long = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 60:
+                    long.append(f"{name}.{node.name} ({n} lines)")
+    assert not long, f"functions over 60 lines: {long}"

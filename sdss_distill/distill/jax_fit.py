@@ -196,6 +196,45 @@ def _padded(rows_of: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarr
     return idx, w
 
 
+class _Stopping:
+    """Per-member early stopping (best val_loss, patience) and learning-rate cuts on plateaus,
+    as Keras' EarlyStopping and ReduceLROnPlateau do it, for K members at once."""
+
+    def __init__(self, k_members: int, settings):
+        self.lr = np.full(k_members, settings.learning_rate, np.float32)
+        self.best = np.full(k_members, np.inf, np.float32)
+        self.lr_best = np.full(k_members, np.inf)
+        self.wait = np.zeros(k_members, int)
+        self.lr_wait = np.zeros(k_members, int)
+        self.active = np.ones(k_members, bool)
+        self.patience, self.lr_patience = settings.patience, max(1, settings.patience // 3)
+
+    def update(self, improved: np.ndarray, val_loss: np.ndarray) -> None:
+        self.best = np.where(improved, val_loss, self.best).astype("float32")
+        self.wait = np.where(improved, 0, self.wait + 1)
+        lr_improved = val_loss < self.lr_best - LR_MIN_DELTA
+        self.lr_best = np.where(lr_improved, val_loss, self.lr_best)
+        self.lr_wait = np.where(lr_improved, 0, self.lr_wait + 1)
+        cut = self.active & (self.lr_wait >= self.lr_patience) & (self.lr > MIN_LR)
+        self.lr = np.where(cut, np.maximum(self.lr * LR_FACTOR, MIN_LR), self.lr).astype("float32")
+        self.lr_wait = np.where(cut, 0, self.lr_wait)
+        self.active &= self.wait < self.patience
+
+
+def _stacked_inputs(models, x, y, soft):
+    """The members' Keras pieces, their fronts' features of x, stacked weights and labels."""
+    stacks = [dense_stack(m) for m in models]
+    x = np.asarray(x, "float32")
+    z = np.stack([np.asarray(front(x, training=False)) for front, _, _ in stacks])
+    params = [tuple(np.stack([s[1][i].get_weights()[j] for s in stacks]) for j in (0, 1))
+              for i in range(len(stacks[0][1]))]
+    classes = params[-1][1].shape[-1]
+    soft = np.zeros((len(x), classes), "float32") if soft is None else soft
+    z, y_dev, soft_dev = (jnp.asarray(a) for a in (z, np.asarray(y, "int32"),
+                                                   np.asarray(soft, "float32")))
+    return stacks, params, z, y_dev, soft_dev
+
+
 def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
                 val_mask: np.ndarray, settings, *, loss: Loss = Loss(), soft=None, say=None):
     """Train K `build_mlp` models at once, member k on the rows of `train_mask[:, k]`, early
@@ -206,17 +245,9 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
     `student_loss` and `distillation_loss` when alpha > 0.
     """
     start = time.perf_counter()
-    stacks = [dense_stack(m) for m in models]
     k_members = len(models)
-    x = np.asarray(x, "float32")
-    z = np.stack([np.asarray(front(x, training=False)) for front, _, _ in stacks])
+    stacks, params, z, y_dev, soft_dev = _stacked_inputs(models, x, y, soft)
     rates = stacks[0][2]
-    params = [tuple(np.stack([s[1][i].get_weights()[j] for s in stacks]) for j in (0, 1))
-              for i in range(len(stacks[0][1]))]
-    classes = params[-1][1].shape[-1]
-    soft = np.zeros((len(x), classes), "float32") if soft is None else soft
-    z, y_dev, soft_dev = (jnp.asarray(a) for a in (z, np.asarray(y, "int32"),
-                                                   np.asarray(soft, "float32")))
     train_rows = [np.flatnonzero(train_mask[:, k]) for k in range(k_members)]
     val_idx, val_w = (jnp.asarray(a) for a in _padded(
         [np.flatnonzero(val_mask[:, k]) for k in range(k_members)],
@@ -225,19 +256,10 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
     steps = -(-max(len(r) for r in train_rows) // batch)
     rng = np.random.default_rng(settings.seed)
     keys = rng.integers(0, 2**31, size=(settings.epochs, 2), dtype=np.uint32)
-
     zeros = [tuple(np.zeros_like(a) for a in layer) for layer in params]
     state = (params, zeros, [tuple(np.zeros_like(a) for a in layer) for layer in params],
              np.zeros((), np.int32))
-    best_params = params
-    alpha = np.float32(loss.alpha)
-    lr = np.full(k_members, settings.learning_rate, np.float32)
-    best = np.full(k_members, np.inf, np.float32)
-    lr_best = np.full(k_members, np.inf)
-    wait = np.zeros(k_members, int)
-    lr_wait = np.zeros(k_members, int)
-    active = np.ones(k_members, bool)
-    lr_patience = max(1, settings.patience // 3)
+    best_params, alpha, stop = params, np.float32(loss.alpha), _Stopping(k_members, settings)
     history: dict[str, list[float]] = {}
     epochs = 0
     static = Loss(0.0, loss.temperature, loss.kind)  # alpha is an argument: one compile for all
@@ -246,29 +268,18 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
         idx = idx.reshape(k_members, steps, batch).transpose(1, 0, 2)
         w = w.reshape(k_members, steps, batch).transpose(1, 0, 2)
         state, best_params, improved, train_stats, val_stats = _epoch(
-            state, best_params, best, active, z, y_dev, soft_dev, idx, w, val_idx, val_w,
-            np.where(active, lr, 0.0).astype("float32"), alpha, keys[epoch], rates=rates,
-            loss=static)
-        improved = np.asarray(improved)
-        train_stats = [np.asarray(s, "float64") for s in train_stats]
-        val_stats = [np.asarray(s, "float64") for s in val_stats]
+            state, best_params, stop.best, stop.active, z, y_dev, soft_dev, idx, w, val_idx,
+            val_w, np.where(stop.active, stop.lr, 0.0).astype("float32"), alpha, keys[epoch],
+            rates=rates, loss=static)
+        val_stats = [np.asarray(v, "float64") for v in val_stats]
         epochs = epoch + 1
-        _log(history, "", train_stats, loss)
+        _log(history, "", [np.asarray(v, "float64") for v in train_stats], loss)
         _log(history, "val_", val_stats, loss)
-        val_loss = val_stats[0]
-        best = np.where(improved, val_loss, best).astype("float32")
-        wait = np.where(improved, 0, wait + 1)
-        lr_improved = val_loss < lr_best - LR_MIN_DELTA
-        lr_best = np.where(lr_improved, val_loss, lr_best)
-        lr_wait = np.where(lr_improved, 0, lr_wait + 1)
-        cut = active & (lr_wait >= lr_patience) & (lr > MIN_LR)
-        lr = np.where(cut, np.maximum(lr * LR_FACTOR, MIN_LR), lr).astype("float32")
-        lr_wait = np.where(cut, 0, lr_wait)
-        active &= wait < settings.patience
+        stop.update(np.asarray(improved), val_stats[0])
         if say:
             say(f"epoch {epochs}: loss {history['loss'][-1]:.4f}, "
                 f"val_loss {history['val_loss'][-1]:.4f}")
-        if not active.any():
+        if not stop.active.any():
             break
     for i in range(len(params)):
         weights = [np.asarray(a) for a in best_params[i]]

@@ -130,11 +130,7 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
     if not Path(model).is_file():
         raise InputError(f"--model {model}: no such model file")
     score_priors.check_mode(priors)
-    hats_in = hats_io.open_input(pattern) if hats_io.is_hats(pattern) else None
-    fmt = output_format or ("hats" if hats_in else "parquet")
-    if fmt == "hats" and hats_in is None:
-        raise InputError(f"--output-format hats needs a HATS catalogue as --input (its "
-                         f"partitioning is kept), got {pattern}")
+    hats_in, fmt = _formats(pattern, output_format)
     files = hats_in.files if hats_in else input_files(pattern)
     bundle = model_bundle(Path(model))
     if fmt == "hats":  # one part a partition, which keeps its sky position columns
@@ -179,6 +175,16 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
             hats_io.write_output(final, output, parts, hats_in, sum(p.rows for p in parts))
             total["hats"] = str(final)
     return total
+
+
+def _formats(pattern: str, output_format: str | None):
+    """(the HATS catalogue --input names, or None; the output format: parquet or hats)."""
+    hats_in = hats_io.open_input(pattern) if hats_io.is_hats(pattern) else None
+    fmt = output_format or ("hats" if hats_in else "parquet")
+    if fmt == "hats" and hats_in is None:
+        raise InputError(f"--output-format hats needs a HATS catalogue as --input (its "
+                         f"partitioning is kept), got {pattern}")
+    return hats_in, fmt
 
 
 def _resume(output: Path, parts: list[Part], bundle: Bundle, say, n_files: int) -> dict:
