@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdss_distill.core.schema import BANDS
+from sdss_distill.core.schema import colours
 
 
 def domain(x: np.ndarray, columns: tuple[str, ...]) -> dict:
     """Per-column and adjacent-colour [min, max] over the training rows."""
     cols = {c: [float(x[:, k].min()), float(x[:, k].max())] for k, c in enumerate(columns)}
     pos = {c: k for k, c in enumerate(columns)}
-    colours = {}
-    for a, b in zip(BANDS, BANDS[1:]):
-        if a in pos and b in pos:
-            d = x[:, pos[a]] - x[:, pos[b]]
-            colours[f"{a}-{b}"] = [float(d.min()), float(d.max())]
-    return {"rows": "student_train", "n": int(len(x)), "columns": cols, "colours": colours}
+    spans = {}
+    for a, b in colours(columns):
+        d = x[:, pos[a]] - x[:, pos[b]]
+        spans[f"{a}-{b}"] = [float(d.min()), float(d.max())]
+    return {"rows": "student_train", "n": int(len(x)), "columns": cols, "colours": spans}
 
 
 def in_domain(x: np.ndarray, columns: tuple[str, ...], dom: dict) -> np.ndarray:

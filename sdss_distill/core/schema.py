@@ -121,10 +121,16 @@ def canonical_name(name: str, mapping: dict[str, str] | None = None) -> str | No
     return _ALIASES.get(key)
 
 
+def colours(columns: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The adjacent-band colours (a, b), giving a - b, that `columns` can form: the one
+    definition of the colours a model derives, a card records and a domain checks."""
+    return [(a, b) for a, b in zip(BANDS, BANDS[1:]) if a in columns and b in columns]
+
+
 def colour_pairs(columns: tuple[str, ...]) -> list[list[int]]:
     """Index pairs (a, b) of adjacent bands in `columns`, giving colours a - b."""
     pos = {c: i for i, c in enumerate(columns)}
-    return [[pos[a], pos[b]] for a, b in zip(BANDS, BANDS[1:]) if a in pos and b in pos]
+    return [[pos[a], pos[b]] for a, b in colours(columns)]
 
 
 def asinh_scales(columns: tuple[str, ...]) -> list[float]:

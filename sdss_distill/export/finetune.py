@@ -22,10 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sdss_distill.core.schema import STUDENT_VIEW
+from sdss_distill.export.convert import calibration as convert_calibration
+from sdss_distill.export.convert import convert, quantize_selective
 from sdss_distill.export.fold import FRONT_LAYER, fold_student, mlp_logits  # noqa: F401
 
 
-def build(keras, kernels, biases, wrap=lambda layer: layer, input_name="photometric"):
+def build(keras, kernels, biases, wrap=lambda layer: layer, input_name=STUDENT_VIEW):
     """tf_keras functional MLP with the given weights; `wrap` annotates layers after the front."""
     inputs = keras.Input((kernels[0].shape[0],), name=input_name)
     x, layers = inputs, []
@@ -57,10 +60,9 @@ def kd_loss(tf, temperature: float, alpha: float, kind: str = "kl"):
 def to_tflite(tf, model, calibration=None, quantized_by_qat=False) -> bytes:
     """tf_keras model -> flatbuffer via a SavedModel with a `serving_default` signature."""
     from sdss_distill.core.tflite_file import front_nodes
-    from sdss_distill.export.convert import convert, quantize_selective
 
     @tf.function(input_signature=[tf.TensorSpec([None, model.input_shape[-1]], tf.float32,
-                                                name="photometric")])
+                                                name=STUDENT_VIEW)])
     def serve(photometric):
         return {"logits": model(photometric, training=False)}
 
@@ -98,9 +100,7 @@ def run(npz: Path, out: Path, *, qat_epochs: int = 10, prune_epochs: int = 20,
     loss = kd_loss(tf, float(d["temperature"]), float(d["alpha"]), kind)
     keras.utils.set_random_seed(int(d["seed"]))
 
-    def calibration():
-        for k in range(0, len(x), 50):
-            yield {"photometric": x[k:k + 50]}
+    calibration = convert_calibration(x, STUDENT_VIEW)
 
     def fit(model, epochs, callbacks=()):
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)

@@ -95,7 +95,8 @@ class Stats:
                     for v in (views.teacher, views.student)}
         self.moments = {v.name: Moments(len(v.columns) + len(colour_pairs(v.columns)))
                         for v in (views.teacher, views.student)}
-        self.domain = Extremes(len(views.student.columns) + 4)
+        self.domain = Extremes(len(views.student.columns)
+                               + len(colour_pairs(views.student.columns)))
         self.val: dict[int, list] = {1: [], 3: []}
         self.latency_x: list = []
         self._keras = keras
@@ -130,9 +131,9 @@ class Stats:
         return np.concatenate(x), np.concatenate(y)
 
     def domain_card(self) -> dict:
-        from sdss_distill.core.schema import BANDS
+        from sdss_distill.core.schema import colours
         cols = self.views.student.columns
-        pairs = [f"{a}-{b}" for a, b in zip(BANDS, BANDS[1:])]
+        pairs = [f"{a}-{b}" for a, b in colours(cols)]
         span = [[float(lo), float(hi)] for lo, hi in zip(self.domain.lo, self.domain.hi)]
         return {"rows": "student_train", "n": self.sizes["student_fit"] + self.sizes["student_val"],
                 "columns": dict(zip(cols, span)), "colours": dict(zip(pairs, span[len(cols):]))}
