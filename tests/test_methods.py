@@ -91,7 +91,7 @@ def test_baseline_is_shared_and_matches_an_alpha_zero_student(slice_ws):
 @pytest.mark.slow
 def test_configured_temperature_and_alpha_reach_every_methods_loss(slice_ws, monkeypatch):
     """Each method's distilled student is trained with the config's T and alpha, not a default."""
-    from sdss_distill.distill import distillers
+    from sdss_distill.distill import distillers, subclasses
 
     seen = []
 
@@ -108,7 +108,7 @@ def test_configured_temperature_and_alpha_reach_every_methods_loss(slice_ws, mon
         monkeypatch.setattr(cls, "__init__", init)
 
     for cls in (distillers.OfflineDistiller, distillers.OnlineDistiller,
-                distillers.HintDistiller, distillers.CoTrainer):
+                distillers.HintDistiller, distillers.CoTrainer, subclasses.SubclassDistiller):
         spy(cls)
     cfg, prepared, ws = slice_ws
     for method in EXPECTED_ARMS:

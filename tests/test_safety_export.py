@@ -49,8 +49,9 @@ def test_malformed_manifest_entry_is_one_line_in_export(run_copy, capsys, entry)
 SWALLOWED = """
 import os, signal, sys, time
 from sdss_distill.export import cli as c
+from sdss_distill.export import run as r
 
-real, calls = c.convert, [0]
+real, calls = r.convert, [0]
 
 
 class Collected:
@@ -69,7 +70,7 @@ def convert(*a, **k):
     return real(*a, **k)
 
 
-c.convert = convert
+r.convert = convert
 sys.exit(c.main(["--run", RUN, "--no-finetune", "--invokes", "20", "--quiet"]))
 """
 

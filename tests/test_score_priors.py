@@ -187,13 +187,12 @@ def test_shift_note_only_for_em_with_many_out_of_domain_rows():
     assert score_priors.shift_note({**total, "priors": None}) == ""
 
 
-def test_faint_dr17_rows_are_a_covariate_shift_and_say_so(model, scheduler, real_csv, tmp_path,
+def test_faint_dr17_rows_are_a_covariate_shift_and_say_so(model, scheduler, real_table, tmp_path,
                                                           capsys):
     """The bright-trained model on REAL faint DR17 objects: most rows are out of its domain,
     EM's estimate is far from the true mix, and the summary warns."""
-    import pandas as pd
-
-    df = pd.read_csv(real_csv.parent / "sdss_dr17_faint_27k.csv", nrows=5000)
+    from sdss_distill.data import datasets
+    df = datasets.load_dataset("faint").head(5000)
     path = tmp_path / "faint.parquet"
     pq.write_table(pa.table({b: df[b].to_numpy(np.float64) for b in BANDS}), path)
     code = score_cli.main(["--model", str(model), "--input", str(path), "--output",

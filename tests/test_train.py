@@ -41,8 +41,10 @@ def test_train_writes_models_split_and_reports(quick_run):
     assert report["config"]["seed"] == 1 and report["data"]["rows_kept"] == 10_000
     assert "| student | photometric |" in (out / "reports" / "report.md").read_text()
     # No staging directory or temp file of the run's writes is left beside it.
-    leftovers = [p.name for p in out.parent.rglob("*") if ".staging" in p.name
+    versions = out.parent / f".{out.name}.runs"
+    leftovers = [p.name for p in versions.rglob("*") if ".staging" in p.name
                  or (p.name.startswith(".") and p.name.count(".") >= 2 and p.is_file())]
+    assert versions.is_dir() and len(list(versions.iterdir())) == 1
     assert leftovers == []
 
 

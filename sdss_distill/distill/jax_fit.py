@@ -35,6 +35,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sdss_distill.core.errors import check_signals
 from sdss_distill.distill import formula  # noqa: E402
 
 # Compiling an epoch costs about a second of CPU per model shape, more than the training
@@ -264,6 +265,7 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
     epochs = 0
     static = Loss(0.0, loss.temperature, loss.kind)  # alpha is an argument: one compile for all
     for epoch in range(settings.epochs):
+        check_signals()  # a SIGINT/SIGTERM whose exception was dropped stops here, per epoch
         idx, w = _padded([rng.permutation(rows) for rows in train_rows], steps * batch)
         idx = idx.reshape(k_members, steps, batch).transpose(1, 0, 2)
         w = w.reshape(k_members, steps, batch).transpose(1, 0, 2)

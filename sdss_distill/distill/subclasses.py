@@ -23,6 +23,7 @@ import tensorflow as tf
 from sdss_distill.core.schema import LABELS
 from sdss_distill.data.table import labels
 from sdss_distill.distill import formula
+from sdss_distill.distill.formula import check_alpha
 from sdss_distill.distill.losses import TemperatureKL
 from sdss_distill.models.mlp import SubclassSum
 
@@ -67,9 +68,7 @@ class SubclassDistiller(keras.Model):
     def __init__(self, student: keras.Model, per_class: int, *, alpha: float,
                  soft_loss: TemperatureKL, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
-        self.student, self.alpha, self.soft_loss = student, float(alpha), soft_loss
+        self.student, self.alpha, self.soft_loss = student, check_alpha(alpha), soft_loss
         self.head = SubclassSum(per_class)
         self.head.build((None, len(LABELS) * per_class))  # weightless; built, so fit need not
         self.trackers = {name: keras.metrics.Mean(name=name)

@@ -100,9 +100,19 @@ def score_parts(parts: list[Part], bundle: Bundle, output: Path, *, scheduler, w
         return results, time.perf_counter() - t0
     finally:
         with deferred_signals(check=False):  # checked by run_cli: exit 130/143
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            _close(client, cluster)
+
+
+def _close(client, cluster) -> None:
+    """Stop the client and a local cluster; a slow shutdown (a loaded machine) is not an error
+    of the run, whose own outcome (done, or stopped by a signal) stands."""
+    for closer in (client, cluster):
+        if closer is None:
+            continue
+        try:
+            closer.close(timeout=30)
+        except (TimeoutError, OSError, RuntimeError):
+            pass
 
 
 def part_result(future) -> dict:
