@@ -17,12 +17,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sdss_distill.core.schema import LABELS
+from sdss_distill.core.schema import ARMS, BASELINE, LABELS, STUDENT, TEACHER
 
-ROLE_STYLE = {"teacher": ("#000000", "^"), "student": ("#D55E00", "o"),
-              "baseline": ("#0072B2", "s")}
+ROLE_STYLE = {"teacher": ("#000000", "^"), STUDENT: ("#D55E00", "o"),
+              BASELINE: ("#0072B2", "s")}
 OTHER_COLOURS = ("#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#999999")
-SHOWN_ROLES = ("teacher", "student", "baseline", "assistant", "combination")
+SHOWN_ROLES = (TEACHER, STUDENT, BASELINE, "assistant", "combination")
 """Roles drawn (an ensemble's members would crowd every panel; the report lists them)."""
 
 
@@ -43,7 +43,7 @@ def models(report: dict, key: str | None = None) -> list[str]:
     """Models drawn: teacher, student, baseline first, then other arms; those with `key`."""
     names = [n for n, m in report["models"].items()
              if m["role"] in SHOWN_ROLES and (key is None or m.get(key))]
-    first = [n for n in ("teacher", "student", "baseline") if n in names]
+    first = [n for n in ARMS if n in names]
     return first + [n for n in names if n not in first]
 
 

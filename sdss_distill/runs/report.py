@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sdss_distill import __version__
 from sdss_distill.core.io import write_atomic
 from sdss_distill.core.machine import machine
+from sdss_distill.core.schema import STUDENT, TEACHER
 from sdss_distill.runs.config import Config
 from sdss_distill.runs.rundir import RunDir
 
@@ -50,8 +51,8 @@ def models_and_timing(results: dict, fit_s: float, method_s: float, started: flo
     return {
         "models": results,
         "latency_ratio_teacher_over_student": (
-            results["teacher"]["latency"]["latency_us_median"]
-            / results["student"]["latency"]["latency_us_median"]),
+            results[TEACHER]["latency"]["latency_us_median"]
+            / results[STUDENT]["latency"]["latency_us_median"]),
         "machine": machine(),
         "timing": {"definition": "fit_s: summed wall time of every model.fit of the run; "
                                  "method_s: the method including evaluation on the test rows; "

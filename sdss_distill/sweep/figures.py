@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sdss_distill.core.schema import LABELS
+from sdss_distill.core.schema import BASELINE, LABELS, STUDENT, TEACHER
 from sdss_distill.sweep.stats import describe
 
 PLOTS_DIR = "plots"
@@ -40,7 +40,7 @@ def _save(fig, data: pd.DataFrame, out: Path, name: str, simulated: bool = False
     return out / f"{name}.png"
 
 
-def accuracy_vs(df: pd.DataFrame, param: str, *, arms=("student", "baseline")):
+def accuracy_vs(df: pd.DataFrame, param: str, *, arms=(STUDENT, BASELINE)):
     """Mean test accuracy (95 % CI bars) against `param` (temperature or alpha), per method."""
     plt = _plt()
     rows = []
@@ -54,8 +54,8 @@ def accuracy_vs(df: pd.DataFrame, param: str, *, arms=("student", "baseline")):
     for (method, arm), g in data.groupby(["method", "arm"]):
         g = g.sort_values(param)
         ax.errorbar(g[param], g["accuracy_mean"] * 100, yerr=np.nan_to_num(g["ci95"]) * 100,
-                    marker="o" if arm == "student" else "s", capsize=3,
-                    linestyle="-" if arm == "student" else "--", label=f"{method}: {arm}")
+                    marker="o" if arm == STUDENT else "s", capsize=3,
+                    linestyle="-" if arm == STUDENT else "--", label=f"{method}: {arm}")
     if param == "temperature":
         ax.set_xscale("log")
         ax.set_xticks(sorted(data[param].unique()), [f"{v:g}" for v in sorted(data[param].unique())])
@@ -78,11 +78,11 @@ def per_class(df: pd.DataFrame):
     plt = _plt()
     rows = []
     several = df["method"].nunique() > 1
-    for method, g in df[df.arm == "teacher"].groupby("method"):
-        name = f"{method}: teacher" if several else "teacher"
+    for method, g in df[df.arm == TEACHER].groupby("method"):
+        name = f"{method}: teacher" if several else TEACHER
         rows += [{"model": name, "class": label, "recall": g[f"recall_{label}"].mean()}
                  for label in LABELS]
-    for (method, alpha), g in df[df.arm == "student"].groupby(["method", "alpha"]):
+    for (method, alpha), g in df[df.arm == STUDENT].groupby(["method", "alpha"]):
         name = f"{method}: student, alpha {alpha:g}" if several else f"student, alpha {alpha:g}"
         rows += [{"model": name, "class": label, "recall": g[f"recall_{label}"].mean()}
                  for label in LABELS]
@@ -114,8 +114,8 @@ def confusions(cells: list[dict], seed: int):
             and c["cell"]["temperature"] == first["temperature"]]
     for doc in sorted(mine, key=lambda c: c["cell"]["alpha"]):
         if not panels:
-            panels.append(("teacher", doc["arms"]["teacher"]))
-        panels.append((f"student, alpha {doc['cell']['alpha']:g}", doc["arms"]["student"]))
+            panels.append((TEACHER, doc["arms"][TEACHER]))
+        panels.append((f"student, alpha {doc['cell']['alpha']:g}", doc["arms"][STUDENT]))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), squeeze=False,
                              layout="constrained")
     rows = []
@@ -137,7 +137,7 @@ def confusions(cells: list[dict], seed: int):
     return fig, pd.DataFrame(rows)
 
 
-ROLE_MARKERS = {"teacher": "^", "student": "o", "baseline": "s", "member": ".", "assistant": "D",
+ROLE_MARKERS = {"teacher": "^", STUDENT: "o", BASELINE: "s", "member": ".", "assistant": "D",
                 "combination": "P"}
 
 
@@ -200,10 +200,10 @@ def training_curves(cells: list[dict], seed: int, cell_id: str | None = None):
               ("val_accuracy", "val_accuracy", "validation accuracy", "accuracy (%)"))
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
     rows = []
-    for arm, colour in (("student", "#D55E00"), ("baseline", "#0072B2")):
+    for arm, colour in ((STUDENT, "#D55E00"), (BASELINE, "#0072B2")):
         h = doc["arms"][arm].get("history", {})
         for ax, (key, baseline_key, _, _) in zip(axes, panels):
-            values = h.get(key) or (h.get(baseline_key) if arm == "baseline" and baseline_key else None)
+            values = h.get(key) or (h.get(baseline_key) if arm == BASELINE and baseline_key else None)
             if not values:
                 continue
             values = np.asarray(values, float) * (100 if "accuracy" in key else 1)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from sdss_distill.core.io import write_atomic
+from sdss_distill.core.schema import BASELINE, STUDENT
 from sdss_distill.sweep.stats import describe, paired
 
 
@@ -26,13 +27,13 @@ def table(cells: list[dict]) -> pd.DataFrame:
     rows = []
     for doc in cells:
         arms = doc["arms"]
-        if "student" not in arms or "baseline" not in arms:
+        if STUDENT not in arms or BASELINE not in arms:
             continue
         rows.append({"method": doc["cell"]["method"], "n_rows": doc["cell"].get("n_rows"),
                      "train_rows": doc.get("train_rows"), "seed": doc["seed"],
-                     "student": 100 * arms["student"]["test_accuracy"],
-                     "baseline": 100 * arms["baseline"]["test_accuracy"],
-                     "student_rows": arms["student"]["rows"]})
+                     STUDENT: 100 * arms[STUDENT]["test_accuracy"],
+                     BASELINE: 100 * arms[BASELINE]["test_accuracy"],
+                     "student_rows": arms[STUDENT]["rows"]})
     if not rows:
         raise ValueError("no cell has a student and a baseline to compare")
     long = pd.DataFrame(rows)

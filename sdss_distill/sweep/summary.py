@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sdss_distill.core.schema import LABELS
+from sdss_distill.core.schema import BASELINE, LABELS, STUDENT
 from sdss_distill.sweep.stats import describe, paired
 
 KEYS = ["seed", "cell_id", "method", "temperature", "alpha", "soft_loss", "dev", "arm", "role",
@@ -13,7 +13,7 @@ METRICS = {"test_accuracy": "accuracy", "test_log_loss": "log_loss", "test_ece":
            "macro_f1": "macro_f1", "agreement_with_teacher": "agreement_with_teacher",
            "teacher_student_kl": "kl_to_teacher", "parameters": "parameters",
            "int8_bytes": "int8_bytes", "train_s": "train_s", "epochs": "epochs"}
-COMPARED_ROLES = ("student", "member", "combination", "assistant")
+COMPARED_ROLES = (STUDENT, "member", "combination", "assistant")
 
 
 def tidy(cells: list[dict], int8_bytes: dict[int, int] | None = None) -> pd.DataFrame:
@@ -49,7 +49,7 @@ def comparisons(df: pd.DataFrame) -> pd.DataFrame:
                "train_s_mean": g["train_s"].mean(),
                "agreement_mean": g["agreement_with_teacher"].mean()}
         if row["role"] in COMPARED_ROLES:
-            base = df[(df.cell_id == cell_id) & (df.arm == "baseline")].set_index("seed")["accuracy"]
+            base = df[(df.cell_id == cell_id) & (df.arm == BASELINE)].set_index("seed")["accuracy"]
             mine = g.set_index("seed")["accuracy"]
             seeds = mine.index.intersection(base.index)
             row.update({f"vs_baseline_{k}": v for k, v in
@@ -88,7 +88,7 @@ def markdown(df: pd.DataFrame, comp: pd.DataFrame, *, title: str, machine: dict,
         lines.append(f"| {r['cell_id']} | {r['arm']} | {r['role']} | {r['rows']} | "
                      f"{r['parameters']:,.0f} | {accuracy} | {r['ece_mean']:.4f} | {gain} | {wtl} "
                      f"| {p} | {r['train_s_mean']:.1f} |")
-    students = comp[comp.arm == "student"].sort_values("accuracy_mean", ascending=False)
+    students = comp[comp.arm == STUDENT].sort_values("accuracy_mean", ascending=False)
     if len(students):
         best = students.iloc[0]
         lines += ["", "Distilled students, best first: " + ", ".join(
@@ -106,15 +106,15 @@ def early_epochs(cells: list[dict], cell_id: str, epochs=(1, 2, 3, 5, 10),
     rows = []
     docs = [c for c in cells if c["cell_id"] == cell_id]
     for epoch in epochs:
-        pairs = [(c["arms"]["student"]["history"][curve][epoch - 1],
-                  c["arms"]["baseline"]["history"][curve][epoch - 1]) for c in docs
+        pairs = [(c["arms"][STUDENT]["history"][curve][epoch - 1],
+                  c["arms"][BASELINE]["history"][curve][epoch - 1]) for c in docs
                  if min(len(c["arms"][a].get("history", {}).get(curve, []))
-                        for a in ("student", "baseline")) >= epoch]
+                        for a in (STUDENT, BASELINE)) >= epoch]
         if not pairs:
             continue
         student, baseline = map(list, zip(*pairs))
-        rows.append({"epoch": epoch, "seeds": len(pairs), "student": describe(student)["mean"],
-                     "baseline": describe(baseline)["mean"],
+        rows.append({"epoch": epoch, "seeds": len(pairs), STUDENT: describe(student)["mean"],
+                     BASELINE: describe(baseline)["mean"],
                      **{f"paired_{k}": v for k, v in paired(student, baseline).items()
                         if k in ("mean_diff", "wins", "losses", "wilcoxon_p")}})
     return pd.DataFrame(rows)

@@ -24,12 +24,13 @@ from pathlib import Path
 import pandas as pd
 
 from sdss_distill.core.io import write_atomic
+from sdss_distill.core.schema import BASELINE, STUDENT, TEACHER
 from sdss_distill.sweep.extras import REFERENCE
 from sdss_distill.sweep.stats import describe
 
-MODELS = ("student", "baseline", "teacher", REFERENCE)
-MODEL_NAMES = {"student": "student (distilled)", "baseline": "baseline (hard labels)",
-               "teacher": "teacher (photometry + redshift)", REFERENCE: "HistGradientBoosting"}
+MODELS = (STUDENT, BASELINE, TEACHER, REFERENCE)
+MODEL_NAMES = {"student": "student (distilled)", BASELINE: "baseline (hard labels)",
+               TEACHER: "teacher (photometry + redshift)", REFERENCE: "HistGradientBoosting"}
 TRAIN_SETS = ("bright", "faint", "sdss")
 TEST_SETS = ("bright", "faint", "all")
 

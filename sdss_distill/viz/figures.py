@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sdss_distill.core.prob import softmax
-from sdss_distill.core.schema import ASINH_SCALES, BANDS, LABELS, TARGET
+from sdss_distill.core.schema import ARMS, ASINH_SCALES, BANDS, LABELS, TARGET
 from sdss_distill.runs.figures import (  # noqa: F401  (a run's own figures, for notebooks)
     accuracy_by_r_mag,
     recall_by_class,
@@ -211,7 +211,7 @@ def colour_vs_redshift(df: pd.DataFrame, colours=(("u", "g"), ("g", "r"))):
 
 # --- distillation -----------------------------------------------------------------------
 
-def confusion_matrices(report: dict, names=("teacher", "student", "baseline")):
+def confusion_matrices(report: dict, names=ARMS):
     """Row-normalised confusion matrices (colour) with counts, one panel per model."""
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -231,7 +231,7 @@ def confusion_matrices(report: dict, names=("teacher", "student", "baseline")):
     return fig
 
 
-def per_class_bars(report: dict, names=("teacher", "student", "baseline"),
+def per_class_bars(report: dict, names=ARMS,
                    metrics=("precision", "recall", "f1")):
     """Per-class precision / recall / F1, one bar per model; the y-axis is zoomed and says so."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
