@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sdss_distill.core.schema import View
+from sdss_distill.core.schema import BASELINE, STUDENT, TEACHER, View
 from sdss_distill.data.stream import PARTS, shuffled_blocks
 from sdss_distill.distill.fit import VALIDATION_BATCH, FitSettings, Fitted, fit, hard_labels
 from sdss_distill.distill.metrics import Scores
@@ -99,7 +99,7 @@ def train_models(cfg, source, split, stats, settings: FitSettings, say) -> dict[
         return tf.gather(x, s_cols, axis=-1), y
 
     def distil_in(x, y):
-        return {"student": tf.gather(x, s_cols, axis=-1), "teacher": tf.gather(x, t_cols, axis=-1)}, y
+        return {"student": tf.gather(x, s_cols, axis=-1), TEACHER: tf.gather(x, t_cols, axis=-1)}, y
 
     def new_model(view, hidden, name, dropout=0.0):
         keras.utils.set_random_seed(cfg.seed)
@@ -114,29 +114,29 @@ def train_models(cfg, source, split, stats, settings: FitSettings, say) -> dict[
 
     arms = {}
     n, train, val = data("teacher_train", teacher_in, 1)
-    teacher = new_model(views.teacher, cfg.teacher_hidden, "teacher", cfg.teacher_dropout)
+    teacher = new_model(views.teacher, cfg.teacher_hidden, TEACHER, cfg.teacher_dropout)
     fitted = fit(teacher, train, val, settings, compile_kwargs=hard_labels(),
-                 callbacks=[Progress("teacher", n, cfg.epochs, say)])
+                 callbacks=[Progress(TEACHER, n, cfg.epochs, say)])
     say(f"teacher: {fitted.epochs} epochs in {fitted.seconds:.1f} s")
-    arms["teacher"] = StreamArm("teacher", "teacher", views.teacher, "teacher_train", teacher,
+    arms[TEACHER] = StreamArm(TEACHER, TEACHER, views.teacher, "teacher_train", teacher,
                                 fitted, views.t)
 
     n, train, val = data("student_train", distil_in, 2)
-    student = new_model(views.student, cfg.student_hidden, "student")
+    student = new_model(views.student, cfg.student_hidden, STUDENT)
     distiller = OnlineDistiller(teacher, student, alpha=cfg.alpha,
                                 losses=[soft_loss(cfg.soft_loss, cfg.temperature)])
-    fitted = fit(distiller, train, val, settings, callbacks=[Progress("student", n, cfg.epochs, say)])
+    fitted = fit(distiller, train, val, settings, callbacks=[Progress(STUDENT, n, cfg.epochs, say)])
     teacher.trainable = True  # the Distiller froze it; saved as the in-memory teacher is
     say(f"student: {fitted.epochs} epochs in {fitted.seconds:.1f} s")
-    arms["student"] = StreamArm("student", "student", views.student, "student_train", student,
+    arms[STUDENT] = StreamArm(STUDENT, STUDENT, views.student, "student_train", student,
                                 fitted, views.s)
 
     n, train, val = data("student_train", student_in, 2)  # same row order as the student's
-    baseline = new_model(views.student, cfg.student_hidden, "baseline")
+    baseline = new_model(views.student, cfg.student_hidden, BASELINE)
     fitted = fit(baseline, train, val, settings, compile_kwargs=hard_labels(),
-                 callbacks=[Progress("baseline", n, cfg.epochs, say)])
+                 callbacks=[Progress(BASELINE, n, cfg.epochs, say)])
     say(f"baseline: {fitted.epochs} epochs in {fitted.seconds:.1f} s")
-    arms["baseline"] = StreamArm("baseline", "baseline", views.student, "student_train", baseline,
+    arms[BASELINE] = StreamArm(BASELINE, BASELINE, views.student, "student_train", baseline,
                                  fitted, views.s)
     return arms
 
@@ -153,7 +153,7 @@ def evaluate(arms: dict[str, StreamArm], source, split, stats) -> dict:
         x, y = chunk.values[rows].astype("float32"), chunk.y[rows]
         out = {name: logits(arm.model, x[:, arm.columns]) for name, arm in arms.items()}
         for name in arms:
-            scores[name].add(y, out[name], out["teacher"])
+            scores[name].add(y, out[name], out[TEACHER])
     latency_x = np.concatenate(stats.latency_x)
     results = {}
     for name, arm in arms.items():
@@ -161,7 +161,7 @@ def evaluate(arms: dict[str, StreamArm], source, split, stats) -> dict:
             "role": arm.role, "view": arm.view.name, "rows": arm.rows,
             "parameters": int(arm.model.count_params()), "epochs": arm.fitted.epochs,
             "train_s": round(arm.fitted.seconds, 2),
-            **scores[name].result(with_teacher=arm.role != "teacher"),
+            **scores[name].result(with_teacher=arm.role != TEACHER),
             "latency": ev.keras_latency(arm.model, latency_x[:, arm.columns]),
             "history": arm.fitted.history}
     return results

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from sdss_distill.core.schema import STUDENT_VIEW, View, get_view
+from sdss_distill.core.schema import BASELINE, STUDENT, STUDENT_VIEW, TEACHER, View, get_view
 from sdss_distill.data.table import Split, features, labels, validation_slice
 from sdss_distill.distill import targets
 from sdss_distill.distill.fit import FitSettings, Fitted, train_parallel, train_teacher
@@ -84,11 +84,11 @@ class Workspace:
         return [(features(self.df.loc[r], view), labels(self.df.loc[r])) for r in (fit, val)]
 
     def paired_arrays(self, name: str):
-        """((x, y), (x_val, y_val)) with x = {"student": ..., "teacher": ...}: both views of the
+        """((x, y), (x_val, y_val)) with x = {"student": ..., TEACHER: ...}: both views of the
         same rows, for distillers that run the teacher themselves."""
         (xs, y), (xs_val, y_val) = self.arrays(name, self.student_view)
         (xt, _), (xt_val, _) = self.arrays(name, self.teacher_view)
-        return ({"student": xs, "teacher": xt}, y), ({"student": xs_val, "teacher": xt_val}, y_val)
+        return ({"student": xs, TEACHER: xt}, y), ({"student": xs_val, TEACHER: xt_val}, y_val)
 
     def _once(self, key, make):
         if key not in self._cache:
@@ -108,15 +108,15 @@ class Workspace:
 
     def teacher(self, cfg) -> Arm:
         """The deep teacher on teacher-train rows (trained once per settings)."""
-        key = ("teacher", tuple(cfg.teacher_hidden), cfg.teacher_dropout, _fit_key(cfg))
+        key = (TEACHER, tuple(cfg.teacher_hidden), cfg.teacher_dropout, _fit_key(cfg))
 
         def make():
             (x, y), val = self.arrays("teacher_train", self.teacher_view)
-            model = self.new_model(self.teacher_view, cfg.teacher_hidden, x, name="teacher",
+            model = self.new_model(self.teacher_view, cfg.teacher_hidden, x, name=TEACHER,
                                    dropout=cfg.teacher_dropout)
-            fitted = self.timed("teacher", train_teacher(model, x, y, val,
+            fitted = self.timed(TEACHER, train_teacher(model, x, y, val,
                                                          fit_settings(cfg, teacher=True)))
-            return Arm("teacher", "teacher", self.teacher_view, "teacher_train", model, fitted)
+            return Arm(TEACHER, TEACHER, self.teacher_view, "teacher_train", model, fitted)
         return self._once(key, make)
 
     def teacher_logits(self, arm: Arm, rows: str) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +141,7 @@ class Workspace:
             fitted = self.timed(f"{members} ensemble teachers", train_parallel(
                 nets, xs, ys, train, ~train, fit_settings(cfg, teacher=True)))
             model = ensemble_model(nets, self.teacher_view, name="teacher_ensemble")
-            return Arm("teacher", "teacher", self.teacher_view, "teacher_train", model, fitted,
+            return Arm(TEACHER, TEACHER, self.teacher_view, "teacher_train", model, fitted,
                        notes={"members": [m.name for m in nets]})
         return self._once(key, make)
 
@@ -170,7 +170,7 @@ class Workspace:
             oof = pd.DataFrame(targets.out_of_fold(stacked, fold, train, val), index=rows)
             fit_rows, val_rows = self.fit_rows("non_test")
             model = ensemble_model(nets, self.teacher_view, name="teacher_folds")
-            arm = Arm("teacher", "teacher", self.teacher_view, "non_test", model, fitted,
+            arm = Arm(TEACHER, TEACHER, self.teacher_view, "non_test", model, fitted,
                       notes={"folds": folds, "members": [m.name for m in nets]})
             return arm, (oof.loc[fit_rows].to_numpy("float32"), oof.loc[val_rows].to_numpy("float32"))
         return self._once(key, make)
@@ -179,17 +179,17 @@ class Workspace:
         """The hard-label student on `rows`: same rows and initial weights as the distilled
         students compared with it (alpha = 0 of the same loss)."""
         hidden = tuple(hidden or cfg.student_hidden)
-        key = ("baseline", rows, hidden, _fit_key(cfg))
+        key = (BASELINE, rows, hidden, _fit_key(cfg))
 
         def make():
             (x, y), val = self.arrays(rows, self.student_view)
-            model = self.new_model(self.student_view, hidden, x, name="baseline")
-            fitted = self.timed("baseline", train_teacher(model, x, y, val, fit_settings(cfg)))
-            return Arm("baseline", "baseline", self.student_view, rows, model, fitted)
+            model = self.new_model(self.student_view, hidden, x, name=BASELINE)
+            fitted = self.timed(BASELINE, train_teacher(model, x, y, val, fit_settings(cfg)))
+            return Arm(BASELINE, BASELINE, self.student_view, rows, model, fitted)
         return self._once(key, make)
 
-    def student(self, cfg, rows: str, soft: tuple[np.ndarray, np.ndarray], *, name="student",
-                hidden=None, role="student") -> Arm:
+    def student(self, cfg, rows: str, soft: tuple[np.ndarray, np.ndarray], *, name=STUDENT,
+                hidden=None, role=STUDENT) -> Arm:
         """A student offline-distilled on `rows` from soft labels (fit part, early-stopping part)."""
         from sdss_distill.distill.fit import distil_offline
         (x, y), (x_val, y_val) = self.arrays(rows, self.student_view)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sdss_distill.core.schema import BANDS, SAMPLE
+from sdss_distill.core.schema import BANDS, SAMPLE, STUDENT
 from sdss_distill.data.table import labels
 
 OPTIONS = ("by_sample", "reference")
@@ -62,7 +62,7 @@ def extra_results(options: dict, ws, arms: list, prepared) -> dict:
     scorers = {arm.name: arm.logits for arm in arms}
     out = {}
     if options.get("reference"):
-        student = next(a for a in arms if a.name == "student")
+        student = next(a for a in arms if a.name == STUDENT)
         model = ws._once((REFERENCE, student.rows),
                          lambda: fit_reference(ws.df, ws.rows(student.rows), ws.seed))
         scorers[REFERENCE] = lambda df: reference_logits(model, df)

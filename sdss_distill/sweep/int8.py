@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sdss_distill.core.schema import STUDENT
+
 CACHE = "int8_bytes.json"
 
 
@@ -40,13 +42,13 @@ def _build(arch):
     x = rng.uniform(14, 22, (512, len(view.columns))).astype("float32")
     if arch and arch[0] == "subclass":
         _, bins, hidden = arch
-        model = subclass_model(build_mlp(view, hidden, x, name="student", outputs=3 * bins), bins,
-                               name="student")
+        model = subclass_model(build_mlp(view, hidden, x, name=STUDENT, outputs=3 * bins), bins,
+                               name=STUDENT)
     elif arch and isinstance(arch[0], tuple):
         members = [build_mlp(view, w, x, name=f"member_{k}") for k, w in enumerate(arch)]
-        model = ensemble_model(members, view, name="student")
+        model = ensemble_model(members, view, name=STUDENT)
     else:
-        model = build_mlp(view, arch, x, name="student")
+        model = build_mlp(view, arch, x, name=STUDENT)
     for layer in model._flatten_layers():
         if layer.__class__.__name__ == "Dense":
             layer.set_weights([rng.normal(0, 0.3, w.shape).astype("float32")

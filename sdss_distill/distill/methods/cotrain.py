@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sdss_distill.core.schema import STUDENT, TEACHER
 from sdss_distill.distill.method import register
 
 ROWS = ("student_train", "non_test")
@@ -26,12 +27,12 @@ def run(ws, cfg, settings: Settings):
     from sdss_distill.distill.losses import soft_loss
     from sdss_distill.distill.workspace import Arm, fit_settings
     (x, y), val = ws.paired_arrays(settings.rows)
-    teacher = ws.new_model(ws.teacher_view, cfg.teacher_hidden, x["teacher"], name="teacher",
+    teacher = ws.new_model(ws.teacher_view, cfg.teacher_hidden, x[TEACHER], name=TEACHER,
                            dropout=cfg.teacher_dropout, init_seed=ws.seed + 3000)
-    student = ws.new_model(ws.student_view, cfg.student_hidden, x["student"], name="student")
+    student = ws.new_model(ws.student_view, cfg.student_hidden, x[STUDENT], name=STUDENT)
     fitted = ws.timed("teacher + student", cotrain(
         teacher, student, x, y, val, fit_settings(cfg), alpha=cfg.alpha,
         loss=soft_loss(cfg.soft_loss, cfg.temperature)))
-    return [Arm("teacher", "teacher", ws.teacher_view, settings.rows, teacher, fitted),
-            Arm("student", "student", ws.student_view, settings.rows, student, fitted),
+    return [Arm(TEACHER, TEACHER, ws.teacher_view, settings.rows, teacher, fitted),
+            Arm(STUDENT, STUDENT, ws.student_view, settings.rows, student, fitted),
             ws.baseline(cfg, settings.rows)]

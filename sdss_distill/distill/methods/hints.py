@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sdss_distill.core.schema import STUDENT, TEACHER
 from sdss_distill.distill.method import register
 
 
@@ -28,17 +29,17 @@ def run(ws, cfg, settings: Settings):
     from sdss_distill.distill.workspace import Arm, fit_settings
     teacher = ws.teacher(cfg)
     (x, y), val = ws.paired_arrays("student_train")
-    model = ws.new_model(ws.student_view, cfg.student_hidden, x["student"], name="student")
+    model = ws.new_model(ws.student_view, cfg.student_hidden, x[STUDENT], name=STUDENT)
     units = {name: m.get_layer(layer).units for name, m, layer in (
-        ("teacher", teacher.model, settings.teacher_layer),
-        ("student", model, settings.student_layer))}
+        (TEACHER, teacher.model, settings.teacher_layer),
+        (STUDENT, model, settings.student_layer))}
     hint = FitNetsHint(settings.teacher_layer, settings.student_layer,
-                       teacher_units=units["teacher"], student_units=units["student"])
+                       teacher_units=units[TEACHER], student_units=units[STUDENT])
     distiller = HintDistiller(teacher.model, model, alpha=cfg.alpha,
                               losses=[soft_loss(cfg.soft_loss, cfg.temperature), hint],
                               loss_weights=[1.0, settings.weight])
-    fitted = ws.timed("student", fit_distiller(distiller, x, y, val, fit_settings(cfg)))
-    student = Arm("student", "student", ws.student_view, "student_train", model, fitted,
+    fitted = ws.timed(STUDENT, fit_distiller(distiller, x, y, val, fit_settings(cfg)))
+    student = Arm(STUDENT, STUDENT, ws.student_view, "student_train", model, fitted,
                   notes={"hint": f"teacher {settings.teacher_layer} -> student "
                                  f"{settings.student_layer}, weight {settings.weight}"})
     return [teacher, student, ws.baseline(cfg, "student_train")]

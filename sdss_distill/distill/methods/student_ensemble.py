@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdss_distill.core.schema import STUDENT
 from sdss_distill.distill.method import register
 
 
@@ -35,8 +36,8 @@ def run(ws, cfg, settings: Settings):
              else _name(w) for k, w in enumerate(settings.widths)]
     members = [ws.student(cfg, "student_train", soft, name=name, hidden=w, role="member")
                for name, w in zip(names, settings.widths)]
-    mean = Arm("student", "student", ws.student_view, "student_train",
-               ensemble_model([m.model for m in members], ws.student_view, name="student"),
+    mean = Arm(STUDENT, STUDENT, ws.student_view, "student_train",
+               ensemble_model([m.model for m in members], ws.student_view, name=STUDENT),
                notes={"combination": "mean probability", "members": names})
     mean.fitted = _sum_fits(members)
     vote = Arm("student_vote", "combination", ws.student_view, "student_train",

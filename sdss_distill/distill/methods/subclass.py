@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sdss_distill.core.schema import STUDENT, TEACHER
 from sdss_distill.distill.method import register
 
 
@@ -43,12 +44,12 @@ def subclass_teacher(ws, cfg, bins: int):
         x, x_val = (features(ws.df.loc[r], ws.teacher_view) for r in (fit, val))
         y, y_val = (subclasses.subclass_labels(ws.df.loc[r], edges) for r in (fit, val))
         keras.utils.set_random_seed(ws.seed + 4000)
-        inner = build_mlp(ws.teacher_view, tuple(cfg.teacher_hidden), x, name="teacher",
+        inner = build_mlp(ws.teacher_view, tuple(cfg.teacher_hidden), x, name=TEACHER,
                           dropout=cfg.teacher_dropout, outputs=3 * bins)
         fitted = ws.timed("subclass teacher", train_teacher(inner, x, y, (x_val, y_val),
                                                              fit_settings(cfg)))
-        model = subclass_model(inner, bins, name="teacher")
-        arm = Arm("teacher", "teacher", ws.teacher_view, "teacher_train", model, fitted,
+        model = subclass_model(inner, bins, name=TEACHER)
+        arm = Arm(TEACHER, TEACHER, ws.teacher_view, "teacher_train", model, fitted,
                   notes={"subclasses": f"{bins} redshift bins per class",
                          "redshift_edges": subclasses.describe_bins(edges)})
         return arm, inner, edges
@@ -72,12 +73,12 @@ def subclass_student(ws, cfg, teacher_subclasses, bins: int):
     soft = [logits(teacher_subclasses, features(ws.df.loc[r], ws.teacher_view))
             for r in ws.fit_rows("student_train")]
     keras.utils.set_random_seed(ws.seed)
-    inner = build_mlp(ws.student_view, tuple(cfg.student_hidden), x, name="student",
+    inner = build_mlp(ws.student_view, tuple(cfg.student_hidden), x, name=STUDENT,
                       outputs=3 * bins)
     distiller = subclasses.SubclassDistiller(inner, bins, alpha=cfg.alpha,
                                              soft_loss=soft_loss(cfg.soft_loss, cfg.temperature))
-    fitted = ws.timed("student", fit(distiller, ({"student": x, "soft": soft[0]}, y),
+    fitted = ws.timed(STUDENT, fit(distiller, ({"student": x, "soft": soft[0]}, y),
                                      ({"student": x_val, "soft": soft[1]}, y_val),
                                      fit_settings(cfg)))
-    model = subclass_model(inner, bins, name="student")
-    return Arm("student", "student", ws.student_view, "student_train", model, fitted)
+    model = subclass_model(inner, bins, name=STUDENT)
+    return Arm(STUDENT, STUDENT, ws.student_view, "student_train", model, fitted)
