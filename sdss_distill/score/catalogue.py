@@ -1,12 +1,6 @@
 """Classify a whole photometric catalogue (Parquet) on Dask, part by part, in bounded memory.
 
-Usage:
-    python -m sdss_distill.score --model runs/default/tflite/student_int8.tflite \
-        --input 'catalogue/*.parquet' --output scored/
-    python -m sdss_distill.score --model student_int8.tflite --input 'catalogue/*.parquet' \
-        --output scored/ --scheduler tcp://10.0.0.5:8786 --keep ra,dec,class
-    python -m sdss_distill.score --model student_int8.tflite --input hats_catalogue/ \
-        --output scored_hats/ --priors em
+Command line: sdss_distill.score.cli (`python -m sdss_distill.score --help`).
 
 Without `--scheduler` a LocalCluster starts (processes, `--workers` workers, one thread each).
 Each input file is cut into parts of whole row groups (about `--part-rows` rows); each part
@@ -14,8 +8,8 @@ becomes one output file `DIR/<input name>.partNNNNN.parquet`, written under a te
 and renamed when complete. A re-run skips parts already complete for the same model and the
 same input file (size and mtime, recorded in each part's Parquet metadata).
 `--priors em` or `--priors FILE.json` adapts the probabilities to the catalogue's class mix
-(score_priors, docs/scoring-priors.md); a HATS catalogue in gives a HATS catalogue out
-(hats_io, docs/scoring-hats.md).
+(score.em, docs/guide/scoring-priors.md); a HATS catalogue in gives a HATS catalogue out
+(score.hats, docs/guide/scoring-hats.md).
 Exit codes: 0 all rows scored; 1 some rows flagged bad (kept, with `quality` != "ok");
 2 input errors (missing model or card, no input files, a file lacking u g r i z).
 """

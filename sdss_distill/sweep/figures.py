@@ -252,3 +252,14 @@ def sweep_figures(out: Path) -> list[Path]:
     return written
 
 
+def write_report(out: Path, name: str, df, markdown_text: str, fig) -> list[Path]:
+    """OUT/<name>.csv, .md and .png, each written atomically: a preset's table, its summary
+    and its figure."""
+    from sdss_distill.core.io import atomic_path, write_atomic
+    out = Path(out)
+    write_atomic(out / f"{name}.csv", df.to_csv(index=False))
+    write_atomic(out / f"{name}.md", markdown_text)
+    with atomic_path(out / f"{name}.png") as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    _plt().close(fig)
+    return [out / f"{name}.{ext}" for ext in ("csv", "md", "png")]

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from sdss_distill.core.io import write_atomic
 from sdss_distill.core.schema import BASELINE, STUDENT
 from sdss_distill.sweep.stats import describe, paired
 
@@ -115,13 +114,6 @@ def figure(df: pd.DataFrame):
 
 def write(out: Path, cells: list[dict], command: str = "") -> list[Path]:
     """OUT/learning.csv, .md and .png from the sweep's cells."""
-    out = Path(out)
+    from sdss_distill.sweep.figures import write_report
     df = table(cells)
-    df.to_csv(out / "learning.csv.tmp", index=False)
-    (out / "learning.csv.tmp").replace(out / "learning.csv")
-    write_atomic(out / "learning.md", markdown(df, command))
-    fig = figure(df)
-    fig.savefig(out / "learning.png", dpi=120, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return [out / "learning.csv", out / "learning.md", out / "learning.png"]
+    return write_report(Path(out), "learning", df, markdown(df, command), figure(df))

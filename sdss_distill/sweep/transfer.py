@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from sdss_distill.core.io import write_atomic
 from sdss_distill.core.schema import BASELINE, STUDENT, TEACHER
 from sdss_distill.sweep.extras import REFERENCE
 from sdss_distill.sweep.stats import describe
@@ -132,13 +131,6 @@ def figure(df: pd.DataFrame):
 
 def write(out: Path, cells: list[dict], command: str = "") -> list[Path]:
     """OUT/transfer.csv, .md and .png from the sweep's cells."""
-    out = Path(out)
+    from sdss_distill.sweep.figures import write_report
     df = table(cells)
-    df.to_csv(out / "transfer.csv.tmp", index=False)
-    (out / "transfer.csv.tmp").replace(out / "transfer.csv")
-    write_atomic(out / "transfer.md", markdown(df, command))
-    fig = figure(df)
-    fig.savefig(out / "transfer.png", dpi=120, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return [out / "transfer.csv", out / "transfer.md", out / "transfer.png"]
+    return write_report(Path(out), "transfer", df, markdown(df, command), figure(df))
