@@ -284,6 +284,7 @@ def test_listing_names_every_dataset_and_the_acknowledgement(capsys, monkeypatch
     assert len(err) == 1 and "not installed: pip install ./datapkg" in err[0]
 
 
+@pytest.mark.slow
 def test_data_wheel_holds_the_tables_and_the_main_package_does_not(tmp_path):
     import tomllib
 

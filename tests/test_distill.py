@@ -141,6 +141,7 @@ def test_out_of_fold_labels_never_come_from_a_teacher_that_saw_the_row():
         targets.out_of_fold(logits, fold, train, val)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["jax", "keras"])
 def test_parallel_teachers_learn_only_their_rows(engine):
     """Member 0 sees only rows labelled 0, member 1 only rows labelled 1: each learns its class."""

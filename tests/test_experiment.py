@@ -63,6 +63,7 @@ def fake_training(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_without_recomputing(fake_training, tmp_path):
     base = make_config(data="x.csv")
     cells = sweep.grid(["offline"], [2.0], [0.0, 0.5, 1.0], ["kl"])
@@ -86,6 +87,7 @@ def test_a_killed_sweep_resumes_without_recomputing(fake_training, tmp_path):
     assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(".*.json.*"))
 
 
+@pytest.mark.slow
 def test_tidy_table_summary_and_figures(fake_training, tmp_path):
     base = make_config(data="x.csv")
     cells = sweep.grid(["offline"], [1.0, 4.0], [0.0, 0.5, 1.0], ["kl"])

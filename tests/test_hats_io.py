@@ -45,6 +45,7 @@ def scored_hats(hats_catalogue, model, tmp_path_factory):
     return code, out
 
 
+@pytest.mark.slow
 def test_detects_hats_directories(hats_catalogue, tmp_path):
     path, _ = hats_catalogue
     assert hats_io.is_hats(path) and hats_io.is_hats(path / "sim")

@@ -69,6 +69,7 @@ def _metadata(wheel):
     return Parser().parsestr(wheel.read(name).decode())
 
 
+@pytest.mark.slow
 def test_wheel_holds_every_module_subpackage_and_json(wheel):
     names = set(wheel.namelist())
     modules = {f"sdss_distill/{p.name}" for p in (ROOT / "sdss_distill").glob("*.py")}

@@ -59,6 +59,7 @@ def drawn():
 
 @pytest.mark.parametrize("name", ["accuracy_by_r_mag", "confusion", "recall_by_class",
                                   "reliability", "training_curves"])
+@pytest.mark.slow
 def test_run_figure_has_titles_labels_and_clear_legends(drawn, name):
     fig, data = drawn[name, False]
     assert _title_problems(fig) + _label_problems(fig) + _legend_problems(fig) + _zero_problems(fig) == []
@@ -105,6 +106,7 @@ def test_simulated_run_says_so_in_every_figure_title(drawn):
         assert "SIMULATED" not in drawn[name, False][0].get_suptitle()
 
 
+@pytest.mark.slow
 def test_write_figures_puts_png_and_csv_under_the_layout(tmp_path):
     from sdss_distill.runs.figures import write_figures
     from sdss_distill.runs.rundir import Layout
@@ -118,6 +120,7 @@ def test_write_figures_puts_png_and_csv_under_the_layout(tmp_path):
         assert len(pd.read_csv(csv)) > 0
 
 
+@pytest.mark.slow
 def test_a_streamed_report_draws_what_it_has(tmp_path):
     """No population or reliability tables: those figures are skipped, not drawn empty."""
     from sdss_distill.runs.figures import write_figures

@@ -124,6 +124,7 @@ def test_kill_at_every_file_operation_leaves_old_or_new_run_whole(tmp_path, star
     assert len(versions) <= 2  # the current version and its parent
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments(tmp_path):
     root = tmp_path / "run"
     assert write_run(root, "old").returncode == 0
@@ -139,6 +140,7 @@ def test_sigkill_at_random_moments(tmp_path):
     assert tags(root) == {"last"} and leftovers(root) == []
 
 
+@pytest.mark.slow
 def test_two_concurrent_writers_both_finish_one_wins_whole(tmp_path):
     root = tmp_path / "run"
     a = write_run(root, "A", pause=0.5, wait=False)
@@ -151,6 +153,7 @@ def test_two_concurrent_writers_both_finish_one_wins_whole(tmp_path):
     assert tags(root) == {"B"}  # B waited for A's lock, so it switched last
 
 
+@pytest.mark.slow
 def test_lock_timeout_is_one_line_naming_the_lock(tmp_path):
     root = tmp_path / "run"
     holder = write_run(root, "A", pause=3.0, wait=False)

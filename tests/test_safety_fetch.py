@@ -162,6 +162,7 @@ def test_reply_size_is_capped_after_decompression(tmp_path, capsys, behave):
     assert grown_mb < 200, f"peak memory grew {grown_mb:.0f} MB"
 
 
+@pytest.mark.slow
 def test_timeout_is_for_the_whole_reply_not_each_read(tmp_path, capsys):
     """--timeout 3 --retries 0 against a server sending a byte every 0.5 s: about 3 s, not
     the minutes the whole body would take."""

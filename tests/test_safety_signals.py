@@ -144,6 +144,7 @@ def test_sigterm_stops_a_parallel_experiment_promptly(real_table, tmp_path):
     assert not alive, "worker processes outlived the experiment"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_stops_fetch_without_output(tmp_path, sig, code):
     out = tmp_path / "sky.parquet"

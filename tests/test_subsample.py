@@ -24,6 +24,7 @@ def shares(df, rows):
     return np.bincount(key, minlength=6) / len(key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [500, 2000])
 def test_rows_keeps_test_rows_and_strata(full, n):
     cfg = make_config(data="sdss", seed=3, rows=n)

@@ -28,6 +28,7 @@ def _draw(fig):
     return fig
 
 
+@pytest.mark.slow
 def test_size_vs_accuracy_names_every_point_by_method(stub_sweep):
     from sdss_distill.sweep.figures import size_vs_accuracy
     _, _, df = stub_sweep
@@ -44,6 +45,7 @@ def test_size_vs_accuracy_names_every_point_by_method(stub_sweep):
     assert _title_problems(fig) + _label_problems(fig) + _legend_problems(fig) == []
 
 
+@pytest.mark.slow
 def test_training_curves_in_percent_with_separate_labels(stub_sweep):
     from sdss_distill.sweep.figures import training_curves
     _, cells, _ = stub_sweep
@@ -59,6 +61,7 @@ def test_training_curves_in_percent_with_separate_labels(stub_sweep):
     assert _title_problems(fig) + _label_problems(fig) + _legend_problems(fig) == []
 
 
+@pytest.mark.slow
 def test_every_sweep_figure_in_percent_and_simulated_says_so(stub_sweep):
     import json
 
