@@ -30,6 +30,22 @@ def exported_run(real_table, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def model(exported_run) -> Path:
+    """The session run's shipped int8 student (its card and labels beside it)."""
+    return exported_run / "tflite" / "student_int8.tflite"
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """One LocalCluster (2 worker processes, 1 thread each) shared by a module's runs."""
+    from dask.distributed import LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=":0", silence_logs=40)
+    yield cluster.scheduler_address
+    cluster.close()
+
+
 HEADER = "objid,ra,dec,u,g,r,i,z,run,rerun,camcol,field,specobjid,class,redshift,plate,mjd,fiberid"
 
 

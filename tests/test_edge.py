@@ -21,11 +21,6 @@ GOOD = "19.47406,17.0424,15.94699,15.50342,15.22531"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def model(exported_run):
-    return exported_run / "tflite" / "student_int8.tflite"
-
-
 def write(tmp_path, lines, name="objects.csv"):
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n")

@@ -19,11 +19,6 @@ lsdb = pytest.importorskip("lsdb", reason="the [hats] extra (lsdb) is not instal
 
 
 @pytest.fixture(scope="module")
-def model(exported_run) -> Path:
-    return exported_run / "tflite" / "student_int8.tflite"
-
-
-@pytest.fixture(scope="module")
 def hats_catalogue(tmp_path_factory) -> tuple[Path, object]:
     """A HATS collection (catalogue + margin, as lsdb writes it) of 6,000 SIMULATED rows
     with 1 % bad values, in several HEALPix partitions of orders 0-2."""

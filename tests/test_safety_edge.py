@@ -25,11 +25,6 @@ GOOD = "19.47406,17.0424,15.94699,15.50342,15.22531"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def model(exported_run):
-    return exported_run / "tflite" / "student_int8.tflite"
-
-
 def _cli(*argv, stdin=None, timeout=120, input_bytes=None):
     return subprocess.run([sys.executable, "-m", "sdss_distill.edge", *argv], cwd=ROOT,
                           capture_output=True, timeout=timeout, stdin=stdin, input=input_bytes)

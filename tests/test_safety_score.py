@@ -27,11 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def model(exported_run) -> Path:
-    return exported_run / "tflite" / "student_int8.tflite"
-
-
 def _table(n: int, seed: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed)
     return pa.table({b: rng.uniform(15, 20, n) for b in BANDS})

@@ -25,21 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def scheduler():
-    """One LocalCluster (2 worker processes, 1 thread each) shared by the module's runs."""
-    from dask.distributed import LocalCluster
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=40)
-    yield cluster.scheduler_address
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
-def model(exported_run) -> Path:
-    return exported_run / "tflite" / "student_int8.tflite"
-
-
-@pytest.fixture(scope="module")
 def catalogue(tmp_path_factory) -> Path:
     """Two small SIMULATED files (3 row groups each) with 3 % bad rows."""
     d = tmp_path_factory.mktemp("catalogue")

@@ -25,20 +25,6 @@ MIX = {"STAR": 0.80, "GALAXY": 0.15, "QSO": 0.05}
 
 
 @pytest.fixture(scope="module")
-def scheduler():
-    from dask.distributed import LocalCluster
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=40)
-    yield cluster.scheduler_address
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
-def model(exported_run) -> Path:
-    return exported_run / "tflite" / "student_int8.tflite"
-
-
-@pytest.fixture(scope="module")
 def mix(exported_run, tmp_path_factory) -> tuple[Path, np.ndarray]:
     """Every STAR of the run's real test rows, plus GALAXY and QSO test rows drawn (seeded)
     to make an 80/15/5 mix; Parquet in row groups of 200. Returns (file, true classes)."""
