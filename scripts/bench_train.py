@@ -37,10 +37,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SDSS_DISTILL_SHARED", ROOT.parent / "shared" / "data"))  # the two tables
-BRIGHT = SHARED / "sdss_dr14_skyserver_10k.csv"
-FAINT = SHARED / "sdss_dr17_faint_27k.csv"
-LEVERS = ("engine", "cache", "batch", "teacher_patience", "fold_teachers", "latency")
+BRIGHT, BOTH = "bright", "sdss"  # the packaged datasets: DR14 10,000 rows; both tables, 37,000
+LEVERS = ("engine", "cache", "batch", "teacher_patience", "folds", "fold_teachers", "latency")
 
 
 def cpu_name() -> str:
@@ -54,25 +52,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def both_table(tmp: Path) -> Path:
-    """The bright and faint tables' canonical columns, concatenated."""
-    import pandas as pd
-
-    from sdss_distill.data.table import load_table
-    a, b = load_table(BRIGHT), load_table(FAINT)
-    path = tmp / "both_37k.csv"
-    pd.concat([a, b[list(a.columns)]], ignore_index=True).to_csv(path, index=False)
-    return path
+def toml_text(settings: dict) -> str:
+    """Run settings as TOML: plain keys, then any {"methods": {NAME: {...}}} as tables."""
+    plain = "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items() if k != "methods")
+    tables = "".join(f"[methods.{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n"
+                                                      for k, v in table.items())
+                     for name, table in settings.get("methods", {}).items())
+    return plain + tables
 
 
-def train_once(data: Path, tmp: Path, settings: dict | None = None, env: dict | None = None) -> dict:
+def train_once(data: str, tmp: Path, settings: dict | None = None, env: dict | None = None) -> dict:
     """One default train process (plus `settings` in a TOML config): wall and CPU seconds."""
     out = Path(tempfile.mkdtemp(dir=tmp))
-    argv = [sys.executable, "-m", "sdss_distill.train", "--data", str(data), "--out",
+    argv = [sys.executable, "-m", "sdss_distill.train", "--data", data, "--out",
             str(out / "run"), "--quiet"]
     if settings:
         config = out / "run.toml"
-        config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
+        config.write_text(toml_text(settings))
         argv += ["--config", str(config)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -96,7 +92,7 @@ def summary(runs: list[dict]) -> dict:
     return {"wall_s": stat("wall_s"), "cpu_s": stat("cpu_s"), "epochs": runs[-1]["epochs"]}
 
 
-def lever(name: str, data: Path, tmp: Path, a: dict, b: dict, repeats: int, say) -> dict:
+def lever(name: str, data: str, tmp: Path, a: dict, b: dict, repeats: int, say) -> dict:
     """Settings a and b (each {"settings": ..., "env": ...}) run alternately; ratio b / a."""
     runs = {"a": [], "b": []}
     for _ in range(repeats):
@@ -104,16 +100,16 @@ def lever(name: str, data: Path, tmp: Path, a: dict, b: dict, repeats: int, say)
             if arm.get("before"):
                 arm["before"]()
             runs[key].append(train_once(data, tmp, arm.get("settings"), arm.get("env")))
-    out = {"lever": name, "table": data.name, "a": a["label"], "b": b["label"],
+    out = {"lever": name, "table": data, "a": a["label"], "b": b["label"],
            **{k: summary(v) for k, v in runs.items()}}
     for unit in ("wall_s", "cpu_s"):
         out[f"ratio_{unit}"] = out["b"][unit]["mean"] / out["a"][unit]["mean"]
-    say(f"{name} on {data.name}: {b['label']} / {a['label']} = {out['ratio_cpu_s']:.2f} CPU, "
+    say(f"{name} on {data}: {b['label']} / {a['label']} = {out['ratio_cpu_s']:.2f} CPU, "
         f"{out['ratio_wall_s']:.2f} wall")
     return out
 
 
-def fold_teacher_lever(data: Path, repeats: int, say) -> dict:
+def fold_teacher_lever(data: str, repeats: int, say) -> dict:
     """Five fold teachers vmapped into one compiled epoch vs five separate JAX fits (same rows)."""
     import numpy as np
 
@@ -121,7 +117,7 @@ def fold_teacher_lever(data: Path, repeats: int, say) -> dict:
     from sdss_distill.distill.fit import FitSettings
     from sdss_distill.runs.config import Config
     from sdss_distill.runs.pipeline import prepare, workspace
-    cfg = Config(data=str(data))
+    cfg = Config(data=data)
     ws = workspace(prepare(cfg), cfg)
     from sdss_distill.data.table import features, labels
     rows = ws.rows("non_test")
@@ -149,15 +145,16 @@ def fold_teacher_lever(data: Path, repeats: int, say) -> dict:
             jax_fit.fit_members([m], x, y, train[:, k:k + 1], val[:, k:k + 1], settings)
         apart.append(time.process_time() - start)
     ratio = statistics.mean(together) / statistics.mean(apart)
-    say(f"fold_teachers on {data.name}: one vmapped fit / five fits = {ratio:.2f} CPU "
+    say(f"fold_teachers on {data}: one vmapped fit / five fits = {ratio:.2f} CPU "
         f"(10 epochs, compiled epochs cached)")
     del np
-    return {"lever": "fold_teachers", "table": data.name, "a": "five separate fits",
+    return {"lever": "fold_teachers", "table": data, "a": "five separate fits",
             "b": "one vmapped fit", "a_cpu_s": apart, "b_cpu_s": together, "ratio_cpu_s": ratio}
 
 
 def latency_lever(repeats: int, say) -> dict:
-    """metrics.keras_latency at the old budget (0.4 s, 30 calls, batched >= 0.2 s) vs the new."""
+    """metrics.keras_latency at the old budget (0.15 s, >= 20 calls, 3 warm-up calls; batched
+    >= 2 calls) vs the new (0.05 s, >= 5 calls, 1 warm-up; batched >= 1 call)."""
     import numpy as np
 
     from sdss_distill.core.schema import get_view
@@ -171,7 +168,7 @@ def latency_lever(repeats: int, say) -> dict:
     for _ in range(repeats):
         start = time.process_time()
         for m in models:
-            keras_latency(m, x, budget_s=0.4, min_calls=30)
+            keras_latency(m, x, budget_s=0.15, min_calls=20)
         old.append(time.process_time() - start)
         start = time.process_time()
         for m in models:
@@ -179,15 +176,15 @@ def latency_lever(repeats: int, say) -> dict:
         new.append(time.process_time() - start)
     ratio = statistics.mean(new) / statistics.mean(old)
     say(f"latency: new budget / old = {ratio:.2f} CPU (an ensemble teacher and one MLP)")
-    return {"lever": "latency", "a": "budget 0.4 s, >= 30 calls", "b": "budget 0.15 s, >= 20 calls",
+    return {"lever": "latency", "a": "budget 0.15 s, >= 20 calls", "b": "budget 0.05 s, >= 5 calls",
             "a_cpu_s": old, "b_cpu_s": new, "ratio_cpu_s": ratio}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3, help="runs per timing (default: 3)")
-    p.add_argument("--tables", nargs="+", choices=("bright", "both"), default=["bright", "both"],
-                   help="tables for the default train time (default: bright both)")
+    p.add_argument("--tables", nargs="+", choices=(BRIGHT, BOTH), default=[BRIGHT, BOTH],
+                   help="packaged datasets for the default train time (default: bright sdss)")
     p.add_argument("--levers", nargs="+", choices=(*LEVERS, "none"), default=list(LEVERS),
                    help="levers to measure (default: all)")
     p.add_argument("--lever-repeats", type=int, default=2, help="runs per lever arm (default: 2)")
@@ -207,12 +204,9 @@ def main(argv=None) -> int:
     say(f"machine: {result['machine']}")
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        tables = {"bright": BRIGHT}
-        if "both" in args.tables or {"batch", "teacher_patience"} & set(args.levers):
-            tables["both"] = both_table(tmp)
         train_once(BRIGHT, tmp)  # warm the compiled-epoch cache and the file cache
         for name in args.tables:
-            runs = [train_once(tables[name], tmp) for _ in range(args.repeats)]
+            runs = [train_once(name, tmp) for _ in range(args.repeats)]
             result["default"][name] = summary(runs)
             s = result["default"][name]
             say(f"default train on {name}: wall {s['wall_s']['mean']:.1f} s (min "
@@ -232,16 +226,21 @@ def main(argv=None) -> int:
                 "before": clear}, {"label": "cached compile"}, r, say))
         if "batch" in args.levers:
             for batch in (512,):
-                result["levers"].append(lever("batch", tables["both"], tmp,
+                result["levers"].append(lever("batch", BOTH, tmp,
                                               {"label": "batch 128", "settings": {"batch_size": 128}},
                                               {"label": f"batch {batch}",
                                                "settings": {"batch_size": batch}}, r, say))
         if "teacher_patience" in args.levers:
-            result["levers"].append(lever("teacher_patience", tables["both"], tmp,
+            result["levers"].append(lever("teacher_patience", BOTH, tmp,
                                           {"label": "teacher patience 20",
                                            "settings": {"teacher_patience": 20}},
                                           {"label": "teacher patience 10",
                                            "settings": {"teacher_patience": 10}}, r, say))
+        if "folds" in args.levers:
+            result["levers"].append(lever("folds", BOTH, tmp, {
+                "label": "5 fold teachers", "settings": {"methods": {"crossfit": {"folds": 5}}}},
+                {"label": "3 fold teachers", "settings": {"methods": {"crossfit": {"folds": 3}}}},
+                r, say))
         if "fold_teachers" in args.levers:
             result["levers"].append(fold_teacher_lever(BRIGHT, r, say))
         if "latency" in args.levers:

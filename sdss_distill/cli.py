@@ -90,5 +90,19 @@ def main(argv: list[str] | None = None) -> int:
         return _missing_extra(name, extra, e)
 
 
+QUICK_EXIT = ("train",)
+"""Subcommands that end without the interpreter's teardown (core.cli.exit_quickly): they
+leave no child process running."""
+
+
+def run() -> None:
+    """The `sdss-distill` program: `main`, then exit (quickly after `train`)."""
+    code = main()
+    if sys.argv[1:2] and sys.argv[1] in QUICK_EXIT:
+        from sdss_distill.core.cli import exit_quickly
+        exit_quickly(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

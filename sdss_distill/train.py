@@ -132,4 +132,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from sdss_distill.core.cli import exit_quickly
+    exit_quickly(main())

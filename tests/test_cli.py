@@ -291,3 +291,26 @@ def test_progress_in_a_log_is_one_line_per_update(capsys):
             bar.update(1)
     err = capsys.readouterr().err
     assert "\r" not in err and err.count("\n") >= 2 and "3/3" in err.splitlines()[-1]
+
+
+def test_exit_quickly_runs_atexit_handlers_flushes_and_keeps_the_code():
+    """The quick exit skips only the interpreter's teardown: atexit handlers run, buffered
+    output reaches the pipe, and the exit code is the command's."""
+    code = ("import atexit, sys\n"
+            "from sdss_distill.core.cli import exit_quickly\n"
+            "atexit.register(lambda: print('atexit ran'))\n"
+            "print('buffered', end=' ')\n"
+            "sys.stderr.write('to stderr')\n"
+            "exit_quickly(3)\n"
+            "print('never')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    assert proc.returncode == 3
+    assert proc.stdout == "buffered atexit ran\n" and proc.stderr == "to stderr"
+
+
+def test_train_as_a_program_keeps_its_exit_code_through_the_quick_exit(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sdss_distill", "train", "--seed", "x"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("python -m sdss_distill.train: error: argument --seed")

@@ -1,9 +1,12 @@
-"""What every command line shares: an argparse parser whose errors are one line, and progress
-bars that stay readable in a log file (one line per update, not carriage returns)."""
+"""What every command line shares: an argparse parser whose errors are one line, progress
+bars that stay readable in a log file (one line per update, not carriage returns), and a
+quick exit for commands that loaded TensorFlow and JAX."""
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
 
 from sdss_distill.core.errors import EXIT_USAGE
@@ -42,3 +45,17 @@ def progress(**kwargs):
         return tqdm(file=sys.stderr, **kwargs)
     kwargs.setdefault("mininterval", LOG_INTERVAL_S)
     return tqdm(file=_Lines(sys.stderr), ascii=True, ncols=100, **kwargs)
+
+
+def exit_quickly(code: int):
+    """End the process with `code` after the atexit handlers and a flush of stdout/stderr, but
+    without the interpreter's teardown: unloading TensorFlow, JAX and their native libraries
+    takes about 1.4 s after a `train` (docs/results/speed.md). Only for a command run as a
+    program whose files are closed and whose child processes have ended."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more to write
+            pass
+    os._exit(code)
