@@ -1,4 +1,5 @@
-"""C sources for microcontrollers: the int8 student as dependency-free C99, bit-exact with TFLite Micro.
+"""C sources for microcontrollers: student_int8 (int8 weights, int16 activations) as dependency-free C99,
+bit-exact with TFLite Micro.
 
     from sdss_distill.export import mcu
     mcu.write_mcu(Path("RUN/mcu"), Path("RUN/tflite/student_int8.tflite").read_bytes(),
@@ -8,9 +9,11 @@ Reads the .tflite flatbuffer generically (every operator of subgraph 0, in execu
 and emits straight-line C: weights and biases as const arrays, the fixed-point multipliers
 and shifts computed here exactly as TFLite Micro computes them when it prepares the model,
 and one call per operator to small kernels that follow TFLite Micro's reference kernels'
-arithmetic. Supported: FULLY_CONNECTED (float32; int8 with per-tensor or per-channel
-weights), QUANTIZE (float32 -> int8), DEQUANTIZE (int8 -> float32); any other operator or
-type is refused with an InputError naming it. numpy and the flatbuffer schema of
+arithmetic; only the kernels the graph uses are written (mcu_templates/kernels.c).
+Supported: FULLY_CONNECTED (float32; int8 weights, per-tensor or per-channel, with int8 or
+int16 activations (TFLite 16x8) and int32 biases), QUANTIZE (float32 -> int8 or int16),
+DEQUANTIZE (int8 or int16 -> float32); any other operator or type (int64 biases included) is
+refused with a one-line InputError naming it. numpy and the flatbuffer schema of
 ai_edge_litert only (no TensorFlow).
 
 RUN/mcu/ gets sdss_student.h/.c (the classifier), sdss_student_model.c (the .tflite bytes,

@@ -136,3 +136,13 @@ def fc_multipliers(x: Tensor, w: Tensor, y: Tensor) -> tuple[tuple[int, ...], tu
         reals = [float(np.float32(x.scale * w.scale)) / float(y.scale)]
     mult, shift = zip(*(quantize_multiplier(r) for r in reals))
     return mult, shift
+
+
+def output_step(content: bytes) -> float:
+    """One step of the graph's quantized output (the scale of the last DEQUANTIZE's input),
+    the unit in which TFLite Micro and LiteRT scores are compared."""
+    ops, tensors, _, outputs = read_graph(content)
+    for name, op in reversed(ops):
+        if name == "DEQUANTIZE" and int(op.outputs[0]) in outputs:
+            return float(tensors[int(op.inputs[0])].scale)
+    raise InputError("the graph's output is not a DEQUANTIZE; it has no output step")

@@ -34,10 +34,12 @@ def _requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, rounding: 
     return (high >> right) + ((high & mask) > threshold)
 
 
-def simulate(content: bytes, x: np.ndarray, *, rounding: str = "double") -> np.ndarray:
+def simulate(content: bytes, x: np.ndarray, *, rounding: str = "double",
+             trace: dict | None = None) -> np.ndarray:
     """The graph's outputs for rows `x`, in numpy with the C kernels' arithmetic: float32
     products and sums in the same order, the same multipliers; `rounding` "double" (TFLite
-    Micro, the C code) or "single" (LiteRT's requantization). For tests and diagnosis."""
+    Micro, the C code) or "single" (LiteRT's int8 requantization). `trace`, a dict, receives
+    every tensor's value by tensor index. For tests and diagnosis."""
     em = Emitter(content)
     values = {em.input.index: np.asarray(x, np.float32)}
     for name, op in em.ops:
@@ -72,6 +74,8 @@ def simulate(content: bytes, x: np.ndarray, *, rounding: str = "double") -> np.n
         else:
             raise InputError(f"simulate: operator {name} is not supported")
         values[y.index] = out
+    if trace is not None:  # every tensor's value, by tensor index (for diagnosis)
+        trace.update(values)
     return values[em.output.index]
 
 
