@@ -137,7 +137,7 @@ def timing(files: dict[str, bytes], x: np.ndarray, rows: int, rounds: int = 5,
     for name, content in files.items():
         with quiet_native_stderr(replay_on_error=False):
             big, one = (Interpreter(model_content=content, num_threads=1) for _ in range(2))
-        big.resize_tensor_input(0, list(batch.shape))
+        big.resize_tensor_input(big.get_input_details()[0]["index"], list(batch.shape))
         big.allocate_tensors()
         one.allocate_tensors()
         runners[name] = (big, one)

@@ -50,7 +50,7 @@ def compare(run: Path) -> dict:
         micro[k] = tflm.get_output(0).reshape(-1)
     double, single = (mcu_sim.simulate(model, x, rounding=r) for r in ("double", "single"))
     step = output_step(model)
-    out = {"run": str(run), "rows": int(len(x)),
+    out = {"run": str(run), "rows": int(len(x)), "output_step": step,
            "double_rounding_model_equals_tflm": int((double.view("u4") == micro.view("u4")).all(1).sum())}
     for path in PATHS:
         interpreter = Interpreter(model_content=model, num_threads=1,
@@ -61,6 +61,7 @@ def compare(run: Path) -> dict:
         out[path] = {"class_agreement": float((lite.argmax(1) == micro.argmax(1)).mean()),
                      "rows_differing": int((steps > 0).any(1).sum()),
                      "max_output_steps": int(steps.max()),
+                     "max_abs_difference": float(np.abs(lite.astype(np.float64) - micro).max()),
                      "rows_equal_to_single_rounding_model":
                          int((lite.view("u4") == single.view("u4")).all(1).sum())}
     return out
