@@ -151,7 +151,7 @@ def timing(files: dict[str, bytes], x: np.ndarray, rows: int, rounds: int = 5,
             idx, ts = one.get_input_details()[0]["index"], np.empty(invokes)
             for k in range(invokes):
                 t0 = time.perf_counter_ns()
-                one.set_tensor(idx, batch[k:k + 1])
+                one.set_tensor(idx, batch[k % rows][None])
                 one.invoke()
                 ts[k] = time.perf_counter_ns() - t0
             lat[name].append(float(np.median(ts)) / 1e3)
