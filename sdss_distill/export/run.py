@@ -6,8 +6,8 @@ and every card name the run id and the SHA-256 of the Keras model converted.
 Ensemble student (`--method student-ensemble`): one file per variant holds every member and
 the mean-probability combination; each member's front is folded into its own first layer,
 which stays float32 in student_int8 (int8 after it, as for a subclass student: the 16x8
-quantizer fails on their heads). No QAT/pruning files, and no student_dynamic when the converter would leave
-it unquantized.
+quantizer fails on their heads). No QAT/pruning files, and no student_dynamic when the
+converter would leave it unquantized.
 """
 
 from __future__ import annotations
