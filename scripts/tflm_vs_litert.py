@@ -1,4 +1,5 @@
-"""TFLite Micro against LiteRT on exported runs' int8 students, and why they differ.
+"""TFLite Micro against LiteRT on exported runs' student_int8 files (int8 or 16x8), and why
+they differ.
 
 For each run: TFLite Micro's scores (the tflite-micro wheel, one invoke per test row), the
 numpy model of the C classifier's arithmetic (`mcu.simulate`, double rounding), and LiteRT
@@ -7,6 +8,8 @@ reference kernels, each compared with TFLite Micro (class agreement, rows with a
 different, largest difference in output steps) and with the single-rounding model.
 
     python scripts/tflm_vs_litert.py --runs /tmp/mcu_runs/seed0 /tmp/mcu_runs/seed1
+
+Output steps: units of the scale of the quantized output (the last DEQUANTIZE's input).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ def compare(run: Path) -> dict:
 
     from sdss_distill.core.schema import STUDENT_VIEW, get_view
     from sdss_distill.data.table import features
-    from sdss_distill.export import mcu, mcu_sim
+    from sdss_distill.export import mcu_sim
+    from sdss_distill.export.mcu_graph import output_step
     from sdss_distill.runs.rows import load_run_rows
     from sdss_distill.runs.rundir import RunDir
     layout = RunDir(run).current()
@@ -45,10 +49,8 @@ def compare(run: Path) -> dict:
         tflm.invoke()
         micro[k] = tflm.get_output(0).reshape(-1)
     double, single = (mcu_sim.simulate(model, x, rounding=r) for r in ("double", "single"))
-    _, tensors, _, _ = mcu.read_graph(model)
-    step = float(next(t.scale for t in tensors.values()
-                      if t.type == "INT8" and t.size == 3 and t.data is None))
-    out = {"run": str(run), "rows": int(len(x)),
+    step = output_step(model)
+    out = {"run": str(run), "rows": int(len(x)), "output_step": step,
            "double_rounding_model_equals_tflm": int((double.view("u4") == micro.view("u4")).all(1).sum())}
     for path in PATHS:
         interpreter = Interpreter(model_content=model, num_threads=1,
@@ -59,6 +61,7 @@ def compare(run: Path) -> dict:
         out[path] = {"class_agreement": float((lite.argmax(1) == micro.argmax(1)).mean()),
                      "rows_differing": int((steps > 0).any(1).sum()),
                      "max_output_steps": int(steps.max()),
+                     "max_abs_difference": float(np.abs(lite.astype(np.float64) - micro).max()),
                      "rows_equal_to_single_rounding_model":
                          int((lite.view("u4") == single.view("u4")).all(1).sum())}
     return out

@@ -73,11 +73,21 @@ def test_serving_default_signature_has_named_input(run_dir, stem):
 
 
 def test_int8_student_keeps_raw_magnitudes_float(run_dir):
-    """The int8 file takes float32 magnitudes; its int8 part starts after the first layer."""
+    """student_int8 takes float32 magnitudes into a float32 first layer; after it, int8
+    weights and int16 activations (TFLite 16x8) with zero points 0, float32 logits out."""
+    from sdss_distill.export.mcu_graph import read_graph
     content = (run_dir / "tflite" / "student_int8.tflite").read_bytes()
-    ops = tflite_file.operators(content)
-    assert ops[0] == "FULLY_CONNECTED" and ops[1] == "QUANTIZE" and ops[-1] == "DEQUANTIZE"
-    assert tflite_file.weight_types(content).get("INT8", 0) >= 2
+    ops, tensors, (inp,), (out,) = read_graph(content)
+    assert [name for name, _ in ops] == ["FULLY_CONNECTED", "QUANTIZE", "FULLY_CONNECTED",
+                                         "FULLY_CONNECTED", "DEQUANTIZE"]
+    types = [[tensors[int(k)].type for k in (*op.inputs, *op.outputs) if k >= 0] for _, op in ops]
+    assert types[0] == ["FLOAT32"] * 4 and types[1] == ["FLOAT32", "INT16"]
+    assert types[2] == types[3] == ["INT16", "INT8", "INT32", "INT16"]
+    assert types[4] == ["INT16", "FLOAT32"]
+    assert tensors[inp].type == tensors[out].type == "FLOAT32"
+    int16 = [t for t in tensors.values() if t.type == "INT16"]
+    assert len(int16) == 3 and all((t.zero_points == 0).all() for t in int16)
+    assert tflite_file.weight_types(content).get("INT8", 0) == 2
 
 
 @pytest.mark.parametrize("stem", FILES)

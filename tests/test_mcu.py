@@ -1,5 +1,6 @@
-"""`sdss_distill.export.mcu`: the int8 student as C99, bit-exact with TFLite Micro on the host and on
-a Cortex-M3 and a Cortex-M4F under QEMU; TFLite Micro against LiteRT; rejected inputs; sizes and instructions.
+"""`sdss_distill.export.mcu`: student_int8 (int8 weights, int16 activations) as C99, bit-exact with
+TFLite Micro on the host and on a Cortex-M3 and a Cortex-M4F under QEMU; TFLite Micro against
+LiteRT; rejected inputs and graphs; sizes and instructions.
 
 Tests that need a tool (gcc, make, arm-none-eabi-gcc with newlib, qemu-system-arm, the
 tflite-micro wheel) skip locally when it is missing and FAIL when CI=true.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -189,6 +191,11 @@ def test_export_writes_the_mcu_folder_into_the_run(layout, model):
             in header)
     source = (layout.root / mcu.MCU_DIR / "sdss_student.c").read_text()
     assert '{"GALAXY", "QSO", "STAR"}' in source
+    kernels = set(re.findall(r"^static \w+ (\w+)\(", source, flags=re.M))
+    assert kernels == {"magnitudes_ok", "round_away", "doubling_high_mul",
+                       "rounding_divide_by_pot", "multiply_by_quantized_multiplier",
+                       "fully_connected_f32", "quantize_f32_s16", "fully_connected_s16",
+                       "dequantize_s16_f32"}
     array = (layout.root / mcu.MCU_DIR / "sdss_student_model.c").read_text()
     assert "__attribute__((aligned(16)))" in array and f"[{len(model)}]" in array
     report = json.loads(layout.export_json.read_text())
@@ -230,6 +237,33 @@ def test_unsupported_operator_is_refused(layout):
         mcu.generate(content)
 
 
+@pytest.mark.slow
+def test_int64_biases_are_refused_in_one_line(model):
+    """The converter's whole-graph 16x8 files carry int64 biases (TFLite Micro then takes
+    another accumulator path); the generator does not implement it and says so."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+    tree = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    g = tree.subgraphs[0]
+    bias = g.tensors[g.operators[2].inputs[2]]
+    data = np.frombuffer(bytes(bytearray(tree.buffers[bias.buffer].data)), "<i4")
+    tree.buffers[bias.buffer].data = list(data.astype("<i8").tobytes())
+    bias.type = schema.TensorType.INT64
+    builder = flatbuffers.Builder(len(model))
+    builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
+    with pytest.raises(InputError, match=r"^FULLY_CONNECTED with INT16 input, INT8 weights, "
+                                         r"INT64 bias, INT16 output is not supported \(float32; "
+                                         r"int8 or int16 activations with int8 weights and "
+                                         r"int32 bias\)$"):
+        mcu.generate(bytes(builder.Output()))
+
+
+def test_an_unknown_kernel_is_refused():
+    with pytest.raises(InputError, match="no C kernel for fully_connected_s4"):
+        mcu.kernel_sections({"fully_connected_f32", "fully_connected_s4"})
+    assert "fully_connected_s8" not in mcu.kernel_sections({"fully_connected_f32"})
+
+
 def litert_scores(model: bytes, x: np.ndarray, resolver: str) -> np.ndarray:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     interpreter = Interpreter(model_content=model, num_threads=1,
@@ -239,12 +273,28 @@ def litert_scores(model: bytes, x: np.ndarray, resolver: str) -> np.ndarray:
 
 
 def output_steps(model: bytes, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """|a - b| in steps of the int8 output tensor's scale (rounded: dequantized values carry
+    """|a - b| in steps of the quantized output's scale (rounded: dequantized values carry
     float32 rounding)."""
-    _, tensors, _, _ = mcu.read_graph(model)
-    scale = next(t.scale for t in tensors.values() if t.type == "INT8" and t.size == 3
-                 and t.data is None)
-    return np.rint(np.abs(a.astype(np.float64) - b) / float(scale)).astype(int)
+    from sdss_distill.export.mcu_graph import output_step
+    return np.rint(np.abs(a.astype(np.float64) - b) / output_step(model)).astype(int)
+
+
+def litert_tensors(model: bytes, x: np.ndarray, indices: list[int]) -> list[np.ndarray]:
+    """LiteRT's (no delegate) values of tensors `indices`, one invoke per row."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    interpreter = Interpreter(model_content=model, num_threads=1,
+                              experimental_op_resolver_type=(
+                                  OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES),
+                              experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]["index"]
+    out = [[] for _ in indices]
+    for row in x:
+        interpreter.set_tensor(inp, row[None, :])
+        interpreter.invoke()
+        for values, k in zip(out, indices):
+            values.append(interpreter.get_tensor(k).reshape(-1).copy())
+    return [np.array(v) for v in out]
 
 
 @pytest.mark.slow
@@ -255,18 +305,20 @@ def test_numpy_model_of_the_c_arithmetic_is_tflite_micro(model, x_test, tflm_sco
 
 @pytest.mark.slow
 def test_tflite_micro_against_litert(model, x_test, tflm_scores, capsys):
-    """Why LiteRT's scores differ from TFLite Micro's (and the C code's), measured:
-    - LiteRT's reference kernels (BUILTIN_REF) requantize int8 FULLY_CONNECTED with ONE
-      rounding (TFLITE_SINGLE_ROUNDING), TFLite Micro with gemmlowp's two (rounding doubling
-      high multiply, then rounding divide by 2^shift): a numpy model with single rounding
-      reproduces BUILTIN_REF bit for bit on every row;
-    - the default path (AUTO: XNNPACK delegate) adds float32 sums in another order in the
-      float first layer, so on a few rows a QUANTIZE lands on the other side of a rounding
-      boundary;
-    - a one-step change in a hidden activation moves the logits by its weights, which can be
-      more than one output step, so score differences are not bounded by one step.
-    Asserted: class agreement >= 99.9 % on every path."""
-    single = mcu_sim.simulate(model, x_test, rounding="single")
+    """student_int8 (int8 weights, int16 activations) in TFLite Micro (= the C code) and in
+    LiteRT, measured:
+    - LiteRT's optimized kernels add the float32 first layer's products in another order
+      (float32 differences ~1e-5), which moves the int16 QUANTIZE of its output across a
+      rounding boundary on ~1-2 % of rows (the 16-bit grid is 256x finer than int8's);
+    - given the same int16 input, LiteRT's first int16 FULLY_CONNECTED (ReLU) is TFLite
+      Micro's bit for bit (double-rounding requantization); its logits layer is one step
+      higher on ~1.5 % of values (neither the single- nor the double-rounding model);
+    - a one-step change in a hidden activation moves the logits by several output steps, so
+      score differences are not bounded by one step; LiteRT's reference kernels
+      (BUILTIN_REF) do not compute this file's int16 layers as TFLite Micro does (reported,
+      not asserted: the app never uses them).
+    Asserted: class agreement >= 99.9 % on the default path (AUTO) and without delegates,
+    and the first int16 layer equal wherever its input is."""
     figures = {}
     for resolver in ("AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "BUILTIN_REF"):
         scores = litert_scores(model, x_test, resolver)
@@ -274,12 +326,16 @@ def test_tflite_micro_against_litert(model, x_test, tflm_scores, capsys):
         figures[resolver] = {
             "class_agreement": float((scores.argmax(1) == tflm_scores.argmax(1)).mean()),
             "rows_differing": int((steps > 0).any(axis=1).sum()),
-            "max_output_steps": int(steps.max()),
-            "rows_equal_to_single_rounding_model": int(
-                (scores.view(np.uint32) == single.view(np.uint32)).all(axis=1).sum())}
+            "max_output_steps": int(steps.max())}
+    for resolver in ("AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
         assert figures[resolver]["class_agreement"] >= 0.999, figures
-    assert figures["BUILTIN_REF"]["rows_equal_to_single_rounding_model"] == len(x_test), figures
-    assert figures["AUTO"]["rows_equal_to_single_rounding_model"] >= 0.99 * len(x_test), figures
+    ops, _, _, _ = mcu.read_graph(model)
+    (quantized, hidden), trace = [int(op.outputs[0]) for _, op in ops[1:3]], {}
+    mcu_sim.simulate(model, x_test, trace=trace)
+    lite_q, lite_h = litert_tensors(model, x_test, [quantized, hidden])
+    same = (lite_q == trace[quantized]).all(axis=1)
+    figures["rows_with_the_same_int16_input"] = int(same.sum())
+    assert same.mean() >= 0.9 and (lite_h[same] == trace[hidden][same]).all(), figures
     with capsys.disabled():
         print(f"\nTFLite Micro vs LiteRT on {len(x_test)} test rows: {json.dumps(figures)}")
 

@@ -1,4 +1,5 @@
-"""C sources for microcontrollers: the int8 student as dependency-free C99, bit-exact with TFLite Micro.
+"""C sources for microcontrollers: student_int8 (int8 weights, int16 activations) as dependency-free C99,
+bit-exact with TFLite Micro.
 
     from sdss_distill.export import mcu
     mcu.write_mcu(Path("RUN/mcu"), Path("RUN/tflite/student_int8.tflite").read_bytes(),
@@ -8,9 +9,11 @@ Reads the .tflite flatbuffer generically (every operator of subgraph 0, in execu
 and emits straight-line C: weights and biases as const arrays, the fixed-point multipliers
 and shifts computed here exactly as TFLite Micro computes them when it prepares the model,
 and one call per operator to small kernels that follow TFLite Micro's reference kernels'
-arithmetic. Supported: FULLY_CONNECTED (float32; int8 with per-tensor or per-channel
-weights), QUANTIZE (float32 -> int8), DEQUANTIZE (int8 -> float32); any other operator or
-type is refused with an InputError naming it. numpy and the flatbuffer schema of
+arithmetic; only the kernels the graph uses are written (mcu_templates/kernels.c).
+Supported: FULLY_CONNECTED (float32; int8 weights, per-tensor or per-channel, with int8 or
+int16 activations (TFLite 16x8) and int32 biases), QUANTIZE (float32 -> int8 or int16),
+DEQUANTIZE (int8 or int16 -> float32); any other operator or type (int64 biases included) is
+refused with a one-line InputError naming it. numpy and the flatbuffer schema of
 ai_edge_litert only (no TensorFlow).
 
 RUN/mcu/ gets sdss_student.h/.c (the classifier), sdss_student_model.c (the .tflite bytes,
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+import re
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -32,62 +35,29 @@ import numpy as np
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.quality import VALUE_RANGES
 from sdss_distill.core.schema import BANDS, LABELS, SENTINEL
+from sdss_distill.export.mcu_graph import (  # noqa: F401 - re-exported for mcu_sim and tests
+    ACTIVATIONS,
+    CTYPES,
+    INT8_MAX,
+    INT8_MIN,
+    INT_RANGES,
+    Tensor,
+    fc_multipliers,
+    quantize_multiplier,
+    quantized_activation_range,
+    read_graph,
+    round_half_away,
+)
 
 MCU_DIR = "mcu"
 SUPPORTED = ("FULLY_CONNECTED", "QUANTIZE", "DEQUANTIZE")
 COPIED = ("sdss_harness.c", "startup_mps2.c", "mps2_an385.ld", "Makefile", "README.md")
 """Template files written as they are."""
-ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
-INT8_MIN, INT8_MAX = -128, 127
-
-
-def _schema():
-    from ai_edge_litert import schema_py_generated as schema
-    return schema
+KERNEL_SUFFIX = {"INT8": "s8", "INT16": "s16"}
 
 
 def _template(name: str) -> str:
     return resources.files("sdss_distill.export").joinpath("mcu_templates", name).read_text()
-
-
-def round_half_away(x: float) -> int:
-    """C's round(): to the nearest integer, halves away from zero (TfLiteRound)."""
-    t = math.trunc(x)
-    frac = x - t
-    return t + (1 if frac >= 0.5 else -1 if frac <= -0.5 else 0)
-
-
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier: `real` as a Q31 multiplier and a power-of-two shift."""
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    fixed = round_half_away(q * (1 << 31))
-    if fixed == 1 << 31:
-        fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    if not 0 <= fixed <= 2**31 - 1:
-        raise InputError(f"requantization multiplier {real!r} out of range for int8 kernels")
-    return fixed, shift
-
-
-def quantized_activation_range(activation: int, scale: np.float32, zero_point: int) -> tuple[int, int]:
-    """TFLite's CalculateActivationRangeQuantized for an int8 output (float32 arithmetic)."""
-    def q(f: float) -> int:
-        return zero_point + round_half_away(float(np.float32(f) / scale))
-    name = ACTIVATIONS.get(activation)
-    if name == "NONE":
-        return INT8_MIN, INT8_MAX
-    if name == "RELU":
-        return max(INT8_MIN, q(0.0)), INT8_MAX
-    if name == "RELU6":
-        return max(INT8_MIN, q(0.0)), min(INT8_MAX, q(6.0))
-    if name == "RELU_N1_TO_1":
-        return max(INT8_MIN, q(-1.0)), min(INT8_MAX, q(1.0))
-    raise InputError(f"fused activation {activation} is not supported by the C generator; "
-                     f"supported: {', '.join(ACTIVATIONS.values())}")
 
 
 def float_activation_range(activation: int) -> tuple[str, str]:
@@ -113,83 +83,12 @@ def c_double(v: float) -> str:
     return float(v).hex()
 
 
-@dataclass
-class Tensor:
-    index: int
-    name: str
-    type: str
-    shape: tuple[int, ...]
-    data: np.ndarray | None
-    scales: np.ndarray | None
-    zero_points: np.ndarray | None
-
-    @property
-    def size(self) -> int:
-        return int(np.prod([d for d in self.shape if d > 0] or [1]))
-
-    @property
-    def scale(self) -> np.float32:
-        return np.float32(self.scales[0])
-
-    @property
-    def zero_point(self) -> int:
-        return int(self.zero_points[0])
-
-
-CTYPES = {"FLOAT32": ("float", "<f4"), "INT8": ("int8_t", "i1"), "INT32": ("int32_t", "<i4")}
-
-
-def read_graph(content: bytes) -> tuple[list[tuple[str, object]], dict[int, Tensor], list[int], list[int]]:
-    """(operator name, OperatorT) in execution order, tensors, graph inputs and outputs."""
-    schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
-    if len(model.subgraphs) != 1:
-        raise InputError(f"the model has {len(model.subgraphs)} subgraphs; the C generator "
-                         f"handles one")
-    types = {v: k for k, v in vars(schema.TensorType).items() if k.isupper()}
-    ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if k.isupper()}
-    g = model.subgraphs[0]
-    tensors = {}
-    for k, t in enumerate(g.tensors):
-        ttype = types.get(t.type, str(t.type))
-        buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
-        data = None
-        if buf is not None and buf.data is not None and len(buf.data):
-            if ttype not in CTYPES:
-                raise InputError(f"tensor {k} has constant data of type {ttype}; the C generator "
-                                 f"handles {', '.join(CTYPES)}")
-            data = np.frombuffer(bytes(bytearray(buf.data)), CTYPES[ttype][1])
-        elif buf is not None and getattr(buf, "size", 0):
-            raise InputError(f"tensor {k} keeps its data outside the flatbuffer; not supported")
-        q = t.quantization
-        scales = None if q is None or q.scale is None else np.asarray(q.scale, "float32")
-        zps = None if q is None or q.zeroPoint is None else np.asarray(q.zeroPoint, "int64")
-        shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
-        tensors[k] = Tensor(k, (t.name or b"").decode(), ttype, shape, data, scales, zps)
-    out = []
-    for op in g.operators:
-        oc = model.operatorCodes[op.opcodeIndex]
-        name = ops.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), f"CODE_{oc.builtinCode}")
-        out.append((name, op))
-    return out, tensors, [int(i) for i in g.inputs], [int(i) for i in g.outputs]
-
-
 def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 12) -> str:
     fmt = c_float if ctype == "float" else (lambda v: str(int(v)))
     items = [fmt(v) for v in np.asarray(values).reshape(-1)]
     lines = [", ".join(items[k:k + per_line]) for k in range(0, len(items), per_line)]
     body = ",\n    ".join(lines)
     return f"static const {ctype} {name}[{len(items)}] = {{\n    {body}\n}};\n"
-
-
-def fc_multipliers(x: Tensor, w: Tensor, y: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """An int8 FULLY_CONNECTED's multipliers and shifts, as TFLite Micro prepares them."""
-    if len(w.scales) > 1:  # per-channel: double(input) * double(filter) / double(output)
-        reals = [float(x.scale) * float(s) / float(y.scale) for s in w.scales]
-    else:  # per-tensor: the float32 product, then a double division
-        reals = [float(np.float32(x.scale * w.scale)) / float(y.scale)]
-    mult, shift = zip(*(quantize_multiplier(r) for r in reals))
-    return mult, shift
 
 
 class Emitter:
@@ -208,6 +107,7 @@ class Emitter:
         self.locals: list[str] = []
         self.local_bytes = 0
         self.body: list[str] = []
+        self.kernels: set[str] = set()
 
     def ref(self, k: int) -> str:
         """The C expression for tensor k: the API arrays, a constant, or a local buffer."""
@@ -259,41 +159,61 @@ class Emitter:
         bias = self.ref(b.index) if b is not None else "0"
         if (x.type, w.type, y.type) == ("FLOAT32", "FLOAT32", "FLOAT32"):
             lo, hi = float_activation_range(act)
-            self.body.append(f"    fully_connected_f32({self.ref(x.index)}, {depth}, "
-                             f"{self.ref(w.index)}, {bias}, {units}, {lo}, {hi}, "
-                             f"{self.ref(y.index)});")
+            self.call("fully_connected_f32", f"{self.ref(x.index)}, {depth}, {self.ref(w.index)}, "
+                      f"{bias}, {units}, {lo}, {hi}, {self.ref(y.index)}")
             return
-        if (x.type, w.type, y.type) != ("INT8", "INT8", "INT8") or (b is not None and b.type != "INT32"):
+        if (x.type != y.type or x.type not in KERNEL_SUFFIX or w.type != "INT8"
+                or (b is not None and b.type != "INT32")):
             raise InputError(f"FULLY_CONNECTED with {x.type} input, {w.type} weights, "
-                             f"{y.type} output is not supported (float32 or int8 only)")
+                             f"{b.type if b is not None else 'no'} bias, {y.type} output is not "
+                             f"supported (float32; int8 or int16 activations with int8 weights "
+                             f"and int32 bias)")
         if np.any(w.zero_points != 0):
-            raise InputError("int8 FULLY_CONNECTED weights with a non-zero zero point (TFLite "
-                             "Micro requires symmetric weights)")
+            raise InputError("quantized FULLY_CONNECTED weights with a non-zero zero point "
+                             "(TFLite Micro requires symmetric weights)")
         k = w.index
         mult, shift = fc_multipliers(x, w, y)
         self.constants.append(c_array("int32_t", f"m{k}", np.array(mult)))
         self.constants.append(c_array("int8_t", f"s{k}", np.array(shift)))
-        lo, hi = quantized_activation_range(act, y.scale, y.zero_point)
-        self.body.append(
-            f"    fully_connected_s8({self.ref(x.index)}, {depth}, {-x.zero_point}, "
-            f"{self.ref(w.index)}, 0, {bias}, {units}, m{k}, s{k}, {len(mult)}, "
-            f"{y.zero_point}, {lo}, {hi}, {self.ref(y.index)});")
+        lo, hi = quantized_activation_range(act, y.scale, y.zero_point, y.type)
+        self.call(f"fully_connected_{KERNEL_SUFFIX[x.type]}",
+                  f"{self.ref(x.index)}, {depth}, {-x.zero_point}, {self.ref(w.index)}, 0, "
+                  f"{bias}, {units}, m{k}, s{k}, {len(mult)}, {y.zero_point}, {lo}, {hi}, "
+                  f"{self.ref(y.index)}")
 
     def _op_quantize(self, op) -> None:
         (x,), y = self._io(op)
-        if (x.type, y.type) != ("FLOAT32", "INT8") or len(y.scales) != 1:
+        if x.type != "FLOAT32" or y.type not in KERNEL_SUFFIX or len(y.scales) != 1:
             raise InputError(f"QUANTIZE from {x.type} to {y.type} is not supported (float32 -> "
-                             f"per-tensor int8 only)")
-        self.body.append(f"    quantize_f32_s8({self.ref(x.index)}, {x.size}, {c_float(y.scale)}, "
-                         f"{y.zero_point}, {self.ref(y.index)});")
+                             f"per-tensor int8 or int16 only)")
+        self.call(f"quantize_f32_{KERNEL_SUFFIX[y.type]}", f"{self.ref(x.index)}, {x.size}, "
+                  f"{c_float(y.scale)}, {y.zero_point}, {self.ref(y.index)}")
 
     def _op_dequantize(self, op) -> None:
         (x,), y = self._io(op)
-        if (x.type, y.type) != ("INT8", "FLOAT32") or len(x.scales) != 1:
+        if x.type not in KERNEL_SUFFIX or y.type != "FLOAT32" or len(x.scales) != 1:
             raise InputError(f"DEQUANTIZE from {x.type} to {y.type} is not supported (per-tensor "
-                             f"int8 -> float32 only)")
-        self.body.append(f"    dequantize_s8_f32({self.ref(x.index)}, {x.size}, "
-                         f"{c_double(float(x.scale))}, {x.zero_point}, {self.ref(y.index)});")
+                             f"int8 or int16 -> float32 only)")
+        self.call(f"dequantize_{KERNEL_SUFFIX[x.type]}_f32", f"{self.ref(x.index)}, {x.size}, "
+                  f"{c_double(float(x.scale))}, {x.zero_point}, {self.ref(y.index)}")
+
+    def call(self, kernel: str, args: str) -> None:
+        """One kernel call in sdss_classify(); the kernel's C section is then written."""
+        self.kernels.add(kernel)
+        self.body.append(f"    {kernel}({args});")
+
+
+def kernel_sections(used: set[str]) -> str:
+    """The C of the `used` kernels and their helpers, in kernels.c's order (an unused static
+    function would break -Wall -Werror builds)."""
+    parts = re.split(r"^/\* @@ (\w+):([\w ]*)\*/\n", _template("kernels.c"), flags=re.M)
+    sections = {name: (deps.split(), code) for name, deps, code in
+                zip(parts[1::3], parts[2::3], parts[3::3])}
+    missing = used - set(sections)
+    if missing:
+        raise InputError(f"no C kernel for {', '.join(sorted(missing))}")
+    needed = set(used) | {d for k in used for d in sections[k][0]}
+    return "".join(code for name, (_, code) in sections.items() if name in needed).rstrip() + "\n"
 
 
 def _c_string(s: str) -> str:
@@ -321,7 +241,7 @@ def generate(content: bytes, *, labels: tuple[str, ...] = LABELS, run_id: str | 
         "activation_bytes": em.local_bytes, "class_names": ", ".join(_c_string(s) for s in labels),
         "op_list": " -> ".join(name for name, _ in em.ops),
         "constants": "\n".join(em.constants), "locals": "\n".join(em.locals),
-        "body": "\n".join(em.body),
+        "body": "\n".join(em.body), "kernels": kernel_sections(em.kernels),
     }
     files = {name: Template(_template(name + ".in")).substitute(fields).encode()
              for name in ("sdss_student.h", "sdss_student.c")}

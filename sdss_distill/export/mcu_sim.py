@@ -1,5 +1,6 @@
 """The C classifier's arithmetic in numpy: what sdss_student.c computes (TFLite Micro's double
-rounding) or what LiteRT computes (single rounding), for tests, diagnosis and export.json."""
+rounding) or a single-rounding requantization (LiteRT's), for int8 or int16 (16x8)
+activations; for tests, diagnosis and export.json."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ import numpy as np
 
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import SIGNATURE, STUDENT_VIEW
-from sdss_distill.export.mcu import (
+from sdss_distill.export.mcu import MCU_DIR, Emitter
+from sdss_distill.export.mcu_graph import (
     ACTIVATIONS,
-    INT8_MAX,
-    INT8_MIN,
-    MCU_DIR,
-    Emitter,
+    INT_RANGES,
     fc_multipliers,
     quantized_activation_range,
 )
+
+NP_INT = {"INT8": np.int8, "INT16": np.int16}
 
 
 def _requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, rounding: str) -> np.ndarray:
@@ -33,21 +34,22 @@ def _requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, rounding: 
     return (high >> right) + ((high & mask) > threshold)
 
 
-def simulate(content: bytes, x: np.ndarray, *, rounding: str = "double") -> np.ndarray:
+def simulate(content: bytes, x: np.ndarray, *, rounding: str = "double",
+             trace: dict | None = None) -> np.ndarray:
     """The graph's outputs for rows `x`, in numpy with the C kernels' arithmetic: float32
     products and sums in the same order, the same multipliers; `rounding` "double" (TFLite
-    Micro, the C code) or "single" (LiteRT's requantization). For tests and diagnosis."""
+    Micro, the C code) or "single" (LiteRT's int8 requantization). `trace`, a dict, receives
+    every tensor's value by tensor index. For tests and diagnosis."""
     em = Emitter(content)
     values = {em.input.index: np.asarray(x, np.float32)}
     for name, op in em.ops:
         ins, y = em._io(op)
         a = values[ins[0].index] if ins[0].data is None else ins[0].data
         if name == "QUANTIZE":
-            v = a / y.scale
-            q = np.trunc(np.clip(v, -1024, 1024))
-            frac = np.clip(v, -1024, 1024) - q
-            q = q + (frac >= 0.5) - (frac <= -0.5) + y.zero_point
-            out = np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+            v = np.clip(a / y.scale, -131072, 131072)
+            q = np.trunc(v)
+            q = q + ((v - q) >= 0.5) - ((v - q) <= -0.5) + y.zero_point
+            out = np.clip(q, *INT_RANGES[y.type]).astype(NP_INT[y.type])
         elif name == "DEQUANTIZE":
             out = (float(ins[0].scale) * (a.astype(np.float64) - ins[0].zero_point)).astype(np.float32)
         elif name == "FULLY_CONNECTED" and y.type == "FLOAT32":
@@ -66,12 +68,14 @@ def simulate(content: bytes, x: np.ndarray, *, rounding: str = "double") -> np.n
             acc = acc + (b.data.astype(np.int64) if b is not None else 0)
             mult, shift = (np.array(v, np.int64) for v in fc_multipliers(ins[0], w, y))
             lo, hi = quantized_activation_range(op.builtinOptions.fusedActivationFunction, y.scale,
-                                                y.zero_point)
+                                                y.zero_point, y.type)
             q = _requantize(acc, mult, shift, rounding) + y.zero_point
-            out = np.clip(q, lo, hi).astype(np.int8)
+            out = np.clip(q, lo, hi).astype(NP_INT[y.type])
         else:
             raise InputError(f"simulate: operator {name} is not supported")
         values[y.index] = out
+    if trace is not None:  # every tensor's value, by tensor index (for diagnosis)
+        trace.update(values)
     return values[em.output.index]
 
 

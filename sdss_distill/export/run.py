@@ -5,7 +5,8 @@ and every card name the run id and the SHA-256 of the Keras model converted.
 
 Ensemble student (`--method student-ensemble`): one file per variant holds every member and
 the mean-probability combination; each member's front is folded into its own first layer,
-which stays float32 in student_int8. No QAT/pruning files, and no student_dynamic when the
+which stays float32 in student_int8 (int8 after it, as for a subclass student: the 16x8
+quantizer fails on their heads). No QAT/pruning files, and no student_dynamic when the
 converter would leave it unquantized.
 """
 
@@ -31,7 +32,13 @@ from sdss_distill.core.machine import machine
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, TEACHER
 from sdss_distill.edge import classifier as edge
 from sdss_distill.edge.bench import benchmark
-from sdss_distill.export.convert import calibration, convert, int8_student_bytes, saved_model
+from sdss_distill.export.convert import (
+    calibration,
+    convert,
+    int8_student_bytes,
+    saved_model,
+    student_activations,
+)
 from sdss_distill.export.fold import fold_student
 from sdss_distill.export.report import markdown, targets
 from sdss_distill.export.source import RunData, model_card
@@ -49,10 +56,12 @@ FINETUNED = {"student_qat_int8": "QAT int8 (tfmot), front float32",
              "student_pruned_int8": "magnitude-pruned (tfmot) + int8, front float32"}
 DESCRIPTIONS = {"float32": "float32", "float16": "float16 weights",
                 "dynamic": "dynamic-range int8 weights",
-                "int8": "int8 PTQ (student-train calibration, 0.1 % outlier rows left out); "
+                "int8": "int8 weights, int16 activations (TFLite 16x8), PTQ on the student-train "
+                "rows; colours+normalisation folded into a float32 first layer",
+                "int8_ensemble": "int8 PTQ (weights and activations) on the student-train rows; "
+                "each member's colours+normalisation folded into its float32 first layer",
+                "int8_subclass": "int8 PTQ (weights and activations) on the student-train rows; "
                 "colours+normalisation folded into a float32 first layer",
-                "int8_ensemble": "int8 PTQ (student-train calibration, 0.1 % outlier rows left "
-                "out); each member's colours+normalisation folded into its float32 first layer",
                 "int8_full": "int8 PTQ, everything incl. the input quantized"}
 
 
@@ -258,11 +267,20 @@ def _convert_variants(run: RunData, tmp: Path, say, ensemble, skipped: dict) -> 
             skipped[stem] = DYNAMIC_NO_OP
             say(f"skipped {stem}: {DYNAMIC_NO_OP}")
             continue
-        files[stem] = (content, DESCRIPTIONS[f"{kind}_ensemble" if ensemble and kind == "int8"
-                                             else kind])
+        files[stem] = (content, DESCRIPTIONS[_description_key(run.student, kind, ensemble)])
         say(f"converted {stem}")
     files["teacher_float32"] = (convert(sm[TEACHER], "float32"), "float32")
     return files
+
+
+def _description_key(student, kind: str, ensemble) -> str:
+    """DESCRIPTIONS' key for a PTQ kind: student_int8 is 16x8 for a plain MLP (int8 for an
+    ensemble or a subclass student, convert.student_activations)."""
+    if kind != "int8":
+        return kind
+    if ensemble:
+        return "int8_ensemble"
+    return "int8" if student_activations(student) == "int16" else "int8_subclass"
 
 
 def _int8_full(run: RunData, tmp: Path, card, reference: np.ndarray) -> dict:
