@@ -84,7 +84,7 @@ def test_console_script(wheel):
     (name,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
     text = wheel.read(name).decode()
     assert "[console_scripts]" in text
-    assert re.search(r"^sdss-distill = sdss_distill\.cli:main$", text, re.M), text
+    assert re.search(r"^sdss-distill = sdss_distill\.cli:run$", text, re.M), text
 
 
 def test_base_install_is_the_edge_runtime_and_extras_cover_requirements(wheel):
