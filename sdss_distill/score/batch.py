@@ -16,6 +16,7 @@ import numpy as np
 from sdss_distill.core.domain import in_domain
 from sdss_distill.core.quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values
 from sdss_distill.core.schema import ID_COLUMNS, SENTINEL, SIGNATURE
+from sdss_distill.score.priors import reweight_columns
 
 QUALITY = ("ok", *REASONS)
 CHUNK = 8192
@@ -127,16 +128,6 @@ def best_class(p: np.ndarray) -> np.ndarray:
     return idx
 
 
-def reweighted(p: np.ndarray, weights) -> np.ndarray:
-    """p_k * w_k renormalised over k (a new (labels, n) array; p is the model's, kept)."""
-    q = p * np.asarray(weights, np.float32)[:, None]
-    total = q[0].copy()
-    for row in q[1:]:
-        total += row
-    q /= total
-    return q
-
-
 def _dictionary(indices: np.ndarray, values, null: int | None = None):
     import pyarrow as pa
     mask = indices == null if null is not None else None
@@ -152,13 +143,12 @@ def score_batch(model: Model, batch, part, first_row: int, weights=None):
     xt, reason, column = features(batch, [part.columns[c] for c in model.columns], model.columns)
     bad = np.flatnonzero(reason)
     pm = probabilities(model, xt)
-    p = pm if weights is None else reweighted(pm, weights)
-    cls = best_class(p)
+    p, cls = (pm, best_class(pm)) if weights is None else reweight_columns(pm, weights)
     dom = in_domain(xt.T, model.columns, model.domain)  # column views: contiguous
     mask = None
     if len(bad):
-        for a in (p, pm):
-            a[:, bad] = np.nan
+        for row in (*p, *pm):
+            row[bad] = np.nan
         cls[bad], dom[bad] = -1, False
         mask = reason != 0
     cols = {c: batch.column(src) for c, src in part.columns.items() if c in ID_COLUMNS}

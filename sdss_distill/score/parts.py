@@ -143,7 +143,7 @@ def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dic
     try:
         writer, first_row = None, part.first_row
         for batch in source.iter_batches(batch_size=batch_rows, row_groups=list(part.row_groups),
-                                         columns=list(dict.fromkeys(read))):
+                                         columns=list(dict.fromkeys(read)), use_threads=False):
             table, stats = score_batch(clf, batch, part, first_row, bundle.weights)
             first_row += batch.num_rows
             for k, v in stats.items():
@@ -168,16 +168,23 @@ def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dic
             "cpu_s": time.process_time() - cpu}
 
 
-def part_probabilities(part: Part, bundle: Bundle, batch_rows: int,
-                       row_groups=None) -> np.ndarray:
-    """The model's (n, K) float32 probabilities of a part's good rows (for --priors em)."""
+def part_probabilities(part: Part, bundle: Bundle, batch_rows: int, row_groups=None,
+                       head: int | None = None) -> np.ndarray:
+    """The model's (n, K) float32 probabilities of the good rows among `row_groups` of a part
+    (default: all of them), or among the first `head` rows of each (--priors em's sample)."""
     import pyarrow.parquet as pq
     model, out = classifier(bundle), []
-    for batch in pq.ParquetFile(part.source).iter_batches(
-            batch_size=batch_rows, row_groups=list(row_groups or part.row_groups),
-            columns=[part.columns[c] for c in model.columns], use_threads=False):
-        xt, reason, _ = features(batch, [part.columns[c] for c in model.columns], model.columns)
-        out.append(probabilities(model, xt)[:, reason == 0].T)
+    source, names = pq.ParquetFile(part.source), [part.columns[c] for c in model.columns]
+    for group in row_groups or part.row_groups:
+        left = head or source.metadata.row_group(group).num_rows
+        for batch in source.iter_batches(batch_size=min(batch_rows, left), row_groups=[group],
+                                         columns=names, use_threads=False):
+            batch = batch.slice(0, left)
+            xt, reason, _ = features(batch, names, model.columns)
+            out.append(probabilities(model, xt)[:, reason == 0].T)
+            left -= batch.num_rows
+            if left <= 0:
+                break
     return np.concatenate(out) if out else np.empty((0, len(model.labels)), np.float32)
 
 

@@ -61,7 +61,7 @@ def reweight(p: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def reweight_columns(cols: list[np.ndarray], w) -> tuple[list[np.ndarray], np.ndarray]:
     """Per-class probability columns re-weighted by w, and the new class index (first maximum
-    wins, as score.classify); column-wise, as the scorer holds them."""
+    wins, as score.batch.best_class); row by row of the scorer's (K, n) array."""
     q = [c * np.float32(wk) for c, wk in zip(cols, w)]
     total = q[0].copy()
     for c in q[1:]:
