@@ -175,7 +175,8 @@ def priors_set(model: Path, paths: list[Path], pattern: str, data: Path, repeats
     print(f"  cluster start: {doc['cluster_start_s']}", file=sys.stderr)
     for mode in modes:
         one = marginal(model, paths, pattern, scratch, 1, repeats, mode)
-        floor = io_floor(model, paths, scratch)  # the 1-worker full run's output, kept
+        floor = min((io_floor(model, paths, scratch) for _ in range(repeats)),  # best of, as score
+                    key=lambda f: f["seconds"])  # the 1-worker full run's output, kept
         shutil.rmtree(scratch, ignore_errors=True)
         two = marginal(model, paths, pattern, scratch, 2, repeats, mode)
         per_core = two["marginal_rows_per_s_per_core"]
@@ -183,12 +184,17 @@ def priors_set(model: Path, paths: list[Path], pattern: str, data: Path, repeats
                      "floor_ratio": one["marginal_rows_per_s"] / floor["rows_per_s"],
                      "floor_ratio_cpu": one["marginal_rows_per_cpu_s"] / floor["rows_per_cpu_s"],
                      "efficiency": two["marginal_rows_per_s"] / (2 * one["marginal_rows_per_s"]),
+                     # what a worker does per CPU-second with a second one beside it: the
+                     # efficiency two free cores would give (loaded machine: wall is CPU share)
+                     "efficiency_cpu": two["marginal_rows_per_cpu_s"] / one["marginal_rows_per_cpu_s"],
                      "sources_470m_16_cores_min": (SOURCES / (per_core * 16)
                                                    + doc["cluster_start_s"][2]) / 60}
         print(f"  --priors {mode}: marginal {one['marginal_rows_per_s'] / 1e6:.2f} M rows/s (1 "
               f"worker), {two['marginal_rows_per_s'] / 1e6:.2f} M (2); floor "
-              f"{floor['rows_per_s'] / 1e6:.2f} M, ratio {doc[mode]['floor_ratio']:.2f}; "
-              f"efficiency {doc[mode]['efficiency']:.0%}", file=sys.stderr)
+              f"{floor['rows_per_s'] / 1e6:.2f} M, ratio {doc[mode]['floor_ratio']:.2f} "
+              f"({doc[mode]['floor_ratio_cpu']:.2f} by CPU); efficiency "
+              f"{doc[mode]['efficiency']:.0%} ({doc[mode]['efficiency_cpu']:.0%} by CPU)",
+              file=sys.stderr)
     return doc
 
 
@@ -218,13 +224,15 @@ def priors_markdown(doc: dict) -> list[str]:
                    else "") + " |")
     lines += ["", "| --priors | I/O floor (1 process) | read / write s | marginal / floor "
               "(target) | the same by CPU-seconds | 2-worker efficiency (target 85 %) "
-              "| 470 M sources, 16 cores |", "|---|---:|---:|---:|---:|---:|---:|"]
+              "| the same by CPU-seconds | 470 M sources, 16 cores |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for mode in doc["modes"]:
         m, f = p[mode], p[mode]["floor"]
         lines.append(f"| {mode} | {f['rows_per_s'] / 1e6:.2f} M rows/s | {f['read_s']:.2f} / "
                      f"{f['write_s']:.2f} | {m['floor_ratio']:.2f} (>= {TARGETS[mode.split(':')[0]]}) | "
                      f"{m['floor_ratio_cpu']:.2f} | "
-                     f"{m['efficiency']:.0%} | {m['sources_470m_16_cores_min']:.1f} min |")
+                     f"{m['efficiency']:.0%} | {m['efficiency_cpu']:.0%} | "
+                     f"{m['sources_470m_16_cores_min']:.1f} min |")
     return lines
 
 
@@ -362,7 +370,9 @@ def verdicts(doc: dict) -> list[str]:
     for mode in doc["modes"]:
         m, target = p[mode], TARGETS[mode.split(":")[0]]
         for what, value, goal in (("marginal / floor", m["floor_ratio"], target),
-                                  ("2-worker efficiency", m["efficiency"], 0.85)):
+                                  ("the same by CPU-seconds", m["floor_ratio_cpu"], target),
+                                  ("2-worker efficiency", m["efficiency"], 0.85),
+                                  ("the same by CPU-seconds", m["efficiency_cpu"], 0.85)):
             lines.append(f"- --priors {mode}, {what}: {value:.2f} against >= {goal} "
                          + ("(met)" if value >= goal else f"(missed by {goal - value:.2f})"))
     return lines
