@@ -119,12 +119,16 @@ def probabilities(model: Model, xt: np.ndarray) -> np.ndarray:
 
 def best_class(p: np.ndarray) -> np.ndarray:
     """int8 index of each column's largest value, the first of equal ones (as numpy argmax)."""
-    best, idx = p[0].copy(), np.zeros(p.shape[1], np.int8)
+    if len(p) == 1:
+        return np.zeros(p.shape[1], np.int8)
+    idx = np.greater(p[1], p[0]).view(np.int8)  # 0 or 1
+    best = np.maximum(p[0], p[1])
     more = np.empty(p.shape[1], bool)
-    for k, row in enumerate(p[1:], 1):
-        np.greater(row, best, out=more)
+    for k in range(2, len(p)):
+        np.greater(p[k], best, out=more)
         np.copyto(idx, np.int8(k), where=more)
-        np.maximum(best, row, out=best)
+        if k < len(p) - 1:
+            np.maximum(best, p[k], out=best)
     return idx
 
 
@@ -162,7 +166,7 @@ def score_batch(model: Model, batch, part, first_row: int, weights=None):
     cols["quality"] = _dictionary(reason, QUALITY)
     cols["quality_column"] = _dictionary(column, model.columns, null=-1)
     cols.update({out: batch.column(src) for out, src in part.keep.items()})
-    counts = np.bincount(reason, minlength=len(QUALITY))
+    counts = np.bincount(reason[bad], minlength=len(QUALITY))  # the bad rows' reasons
     stats = {"rows": n, "out_of_domain": int(n - len(bad) - np.count_nonzero(dom)),
              **{code: int(counts[k]) for k, code in enumerate(QUALITY) if k}}
     return pa.RecordBatch.from_arrays(list(cols.values()), names=list(cols)), stats
