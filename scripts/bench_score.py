@@ -7,26 +7,32 @@ Usage:
         --report reports/bench_score_priors                   # the marginal-rate set only
 
 Makes (or reuses) `--files` simulated files of rows/files rows each with
-sdss_distill.data.synth.write_catalogue, then measures on the same rows, for every `--priors`
-mode (training, em):
+sdss_distill.data.synth.write_catalogue, then measures on the same rows (about 4 minutes for
+the default set on the 2-core machine, 20 M rows):
+  * where one 1M-row part's CPU time goes, in this process without Dask: Parquet read,
+    features (value checks, float32 cast), LiteRT invoke, softmax and class, domain test,
+    the whole score_batch, Parquet write; and the share of the floor that leaves;
   * the LocalCluster's start time (1 and 2 workers);
-  * the marginal rate of `score` with 1 and 2 workers: (rows of all files - rows of the
-    first file) / (scoring seconds on all - on the first), so fixed costs (cluster start,
-    planning, shipping the model, EM's last reduction rounds) cancel; 2-worker efficiency is
-    marginal(2) / (2 marginal(1));
-  * the I/O floor: the same parts read (the columns score reads) and their scored output
-    written (the same columns and writer options) by bare pyarrow in one process, one Arrow
-    thread, nothing computed; marginal(1 worker) / floor is the share of a core's I/O rate
-    that scoring keeps;
-  * each worker's peak RSS, and the time 470 million sources would take on 16 cores.
-With --extras (the older, longer set), also:
-  * `score` on a LocalCluster with 1 and 2 workers (rows/s per core, each worker's peak RSS,
-    2-worker scaling efficiency), and with 1 worker on a quarter of the rows (memory must not
-    grow with the catalogue);
-  * the same part function in this process, without Dask (single-process LiteRT);
-  * where one part's time goes (Parquet decode, value checks, LiteRT invoke, the rest of
-    the Python, Parquet encode + write);
-  * the Keras student's `predict` on a subset (`--keras-rows`), as TensorFlow runs it.
+  * for every `--priors` mode (training, em; em:F adds --em-sample F): the marginal rate of
+    `score` with 1 and 2 workers, (rows of all files - rows of the first file) / (scoring
+    seconds on all - on the first), so fixed costs (cluster start, planning, shipping the
+    model, EM's fixed-size sample) cancel; 2-worker efficiency is marginal(2) /
+    (2 marginal(1)), by wall clock and by rows per worker CPU-second (on a loaded machine the
+    wall figure measures the CPU share the second worker got, the CPU one what two free
+    cores would give);
+  * the I/O floor (best of --repeats): the same parts read (the columns score reads, as it
+    reads them) and their scored output written (the same columns and writer options) by
+    bare pyarrow in one process, one Arrow thread, nothing computed; marginal(1 worker) /
+    floor is the share of a core's I/O rate that scoring keeps, also by CPU-seconds;
+  * each worker's peak RSS, the time 470 million sources would take on 16 cores, and a
+    verdict (met / missed by how much) for every target.
+With --extras (the older, longer set), also `score` on all rows with 1 and 2 workers and on a
+quarter of them (memory must not grow with the catalogue), the part function in this
+process without Dask, and the Keras student's `predict` on a subset (`--keras-rows`).
+
+Last measured (2-core `Intel(R) Xeon(R) Processor`, KVM, shared with two other jobs; see
+docs/results/speed.md#scoring-a-catalogue for the full tables and the load):
+LAST_MEASURED
 Writes REPORT.json and REPORT.md, which name the CPU and say "simulated". Not a test.
 """
 

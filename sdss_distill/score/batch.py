@@ -16,7 +16,7 @@ import numpy as np
 from sdss_distill.core.domain import in_domain
 from sdss_distill.core.quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values
 from sdss_distill.core.schema import ID_COLUMNS, SENTINEL, SIGNATURE
-from sdss_distill.score.priors import reweight_columns
+from sdss_distill.score.priors import best_class, reweight_columns
 
 QUALITY = ("ok", *REASONS)
 CHUNK = 8192
@@ -115,21 +115,6 @@ def probabilities(model: Model, xt: np.ndarray) -> np.ndarray:
         total += row
     p /= total
     return p
-
-
-def best_class(p: np.ndarray) -> np.ndarray:
-    """int8 index of each column's largest value, the first of equal ones (as numpy argmax)."""
-    if len(p) == 1:
-        return np.zeros(p.shape[1], np.int8)
-    idx = np.greater(p[1], p[0]).view(np.int8)  # 0 or 1
-    best = np.maximum(p[0], p[1])
-    more = np.empty(p.shape[1], bool)
-    for k in range(2, len(p)):
-        np.greater(p[k], best, out=more)
-        np.copyto(idx, np.int8(k), where=more)
-        if k < len(p) - 1:
-            np.maximum(best, p[k], out=best)
-    return idx
 
 
 def _dictionary(indices: np.ndarray, values, null: int | None = None):
