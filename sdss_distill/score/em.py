@@ -135,7 +135,8 @@ def estimate_on_cluster(client, parts, bundle, probabilities, st: Setting, batch
     it took (workers' and the client's EM)."""
     groups, head = sample_plan(parts, st)
     n = len(parts)
-    futures = client.map(sampled, [probabilities] * n, parts, [bundle] * n, [batch_rows] * n,
+    shipped = client.scatter(bundle, broadcast=True)  # once to every worker, not once a part
+    futures = client.map(sampled, [probabilities] * n, parts, [shipped] * n, [batch_rows] * n,
                          groups, [head] * n, pure=False)
     shares = client.gather(futures)  # a part's error is raised here, with its message
     cpu = time.process_time()
