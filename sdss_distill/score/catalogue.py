@@ -125,7 +125,8 @@ def part_result(future) -> dict:
 def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = None,
           workers: int = 2, threads: int = 1, batch_rows: int = 262_144,
           part_rows: int = 1_000_000, keep=(), quiet: bool = False, priors: str = "training",
-          em_sample: float = 1.0, output_format: str | None = None) -> dict:
+          em_sample: float = 1.0, em_rows: int = score_priors.EM_ROWS,
+          output_format: str | None = None) -> dict:
     """Score every part not yet complete; returns the run's totals (rows, per reason, time).
     `priors`: training, em or a JSON file (score_priors); `output_format`: parquet or hats
     (default: hats for a HATS input, hats_io)."""
@@ -140,7 +141,8 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
     if fmt == "hats":  # one part a partition, which keeps its sky position columns
         keep, part_rows = [*keep, *(c for c in hats_in.spatial if c not in keep)], 2**62
     parts = plan(files, bundle.columns, bundle.labels, list(keep), part_rows)
-    st = score_priors.setting(priors, json.loads(bundle.card), bundle.labels, parts, em_sample)
+    st = score_priors.setting(priors, json.loads(bundle.card), bundle.labels, parts, em_sample,
+                              em_rows)
     bundle = replace(bundle, weights=st.weights, priors_key=st.key)
     final, output = output, (output / "parts" if fmt == "hats" else output)
     with output_lock(output):  # one writer; dead writers' temp files removed

@@ -41,8 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--priors", default="training", help="training: the model's posteriors; em: "
                    "estimate the catalogue's class priors (EM) and re-weight; FILE.json: apply "
                    "these priors; see docs/scoring-priors.md (default: training)")
+    p.add_argument("--em-rows", type=int, default=1_000_000, help="with --priors em: rows EM "
+                   "reads, the head of every row group (default: 1000000; a smaller catalogue "
+                   "is read whole)")
     p.add_argument("--em-sample", type=float, default=1.0, help="with --priors em: fraction of "
-                   "each part's row groups EM reads (default: 1, the whole catalogue)")
+                   "each part's row groups the EM sample comes from (default: 1, all of them)")
     p.add_argument("--output-format", choices=("parquet", "hats"), help="parquet parts, or a "
                    "HATS catalogue with the input's partitioning (default: hats for a HATS "
                    "input, else parquet)")
@@ -55,7 +58,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        for name in ("workers", "threads_per_worker", "batch", "part_rows"):
+        for name in ("workers", "threads_per_worker", "batch", "part_rows", "em_rows"):
             if getattr(args, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 1, got "
                                  f"{getattr(args, name)}")
@@ -63,7 +66,7 @@ def main(argv=None) -> int:
         total = score(Path(args.model), args.input, Path(args.output), scheduler=args.scheduler,
                       workers=args.workers, threads=args.threads_per_worker, batch_rows=args.batch,
                       part_rows=args.part_rows, keep=keep, quiet=args.quiet,
-                      priors=args.priors, em_sample=args.em_sample,
+                      priors=args.priors, em_sample=args.em_sample, em_rows=args.em_rows,
                       output_format=args.output_format)
         print(summary(total, Path(args.output)), file=sys.stderr)
         return EXIT_FLAGGED if sum(total["bad"].values()) else 0

@@ -19,10 +19,12 @@ import numpy as np
 
 from sdss_distill import __version__
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values, header_positions
-from sdss_distill.core.schema import ID_COLUMNS, SENTINEL, SIMULATED_KEY
+from sdss_distill.core.quality import header_positions
+from sdss_distill.core.schema import ID_COLUMNS, SIMULATED_KEY
 from sdss_distill.score import hats as hats_io
-from sdss_distill.score import priors as class_priors
+from sdss_distill.score.batch import QUALITY, Model, check_rows, features, probabilities, score_batch
+
+__all__ = ["QUALITY", "check_rows", "score_batch"]  # the batch arithmetic, re-exported
 
 PROG = "python -m sdss_distill.score"
 EXIT_FLAGGED = 1
@@ -30,8 +32,6 @@ META_KEY = b"sdss_distill.score"
 OUTPUT_COLUMNS = ("file", "row", "class", "in_domain", "quality", "quality_column")
 """Output columns besides the ids and p_<label>; a kept input column of the same name is
 written as `input_<name>`."""
-QUALITY = ("ok", *REASONS)
-
 
 @dataclass(frozen=True)
 class Part:
@@ -77,8 +77,9 @@ _CLASSIFIERS: dict = {}
 _LOCK = threading.Lock()
 
 
-def classifier(bundle: Bundle):
-    """This worker's EdgeClassifier for the bundle's model, built once per process and thread."""
+def classifier(bundle: Bundle) -> Model:
+    """This worker's model (validated as an EdgeClassifier, run by its own resized LiteRT
+    interpreter), built once per process and thread."""
     from sdss_distill.edge.classifier import LABELS_FILE, EdgeClassifier
     key = (bundle.sha256, threading.get_ident())
     with _LOCK:
@@ -89,115 +90,8 @@ def classifier(bundle: Bundle):
                 path.with_suffix(".json").write_text(bundle.card)
                 if bundle.labels_text is not None:
                     (Path(tmp) / LABELS_FILE).write_text(bundle.labels_text)
-                _CLASSIFIERS[key] = EdgeClassifier(path, num_threads=1)
+                _CLASSIFIERS[key] = Model(EdgeClassifier(path, num_threads=1), bundle.content)
         return _CLASSIFIERS[key]
-
-
-def check_rows(columns: list[np.ndarray], names) -> tuple[np.ndarray, np.ndarray]:
-    """(reason, column) indices per row (into QUALITY and names) from quality.check_values.
-
-    Only rows that could fail are checked: a row inside every column's VALUE_RANGES (which
-    exclude NaN, the sentinel and float32 overflow) passes every check. Column by column,
-    as numpy reduces along contiguous memory far faster than across a row.
-    """
-    n = len(columns[0]) if columns else 0
-    reason, column = np.zeros(n, np.int8), np.full(n, -1, np.int8)
-    ranges = [VALUE_RANGES.get(c) for c in names]
-    if all(r and r[0] > SENTINEL and r[1] <= FLOAT32_MAX for r in ranges):
-        inside = np.ones(n, bool)
-        with np.errstate(invalid="ignore"):
-            for values, (lo, hi) in zip(columns, ranges):
-                inside &= (values >= lo) & (values <= hi)
-        suspect = np.flatnonzero(~inside)
-    else:
-        suspect = np.arange(n)
-    if len(suspect):
-        checked = check_values(np.column_stack([c[suspect] for c in columns]), names)
-        bad = ~checked.ok
-        codes = {c: k for k, c in enumerate(QUALITY)}
-        pos = {c: k for k, c in enumerate(names)}
-        reason[suspect[bad]] = [codes[c] for c in checked.reason[bad]]
-        column[suspect[bad]] = [pos[c] for c in checked.column[bad]]
-    return reason, column
-
-
-def _dictionary(indices: np.ndarray, values, null: int | None = None):
-    import pyarrow as pa
-    mask = indices == null if null is not None else None
-    return pa.DictionaryArray.from_arrays(pa.array(indices, mask=mask), pa.array(values, pa.string()))
-
-
-def classify(clf, x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per-class probability columns and the class index, as EdgeClassifier.predict computes
-    them (softmax of the logits, first maximum wins), but column-wise for speed."""
-    logits = clf.logits(x)
-    cols = [logits[:, k] for k in range(logits.shape[1])]
-    top = cols[0].copy()
-    for c in cols[1:]:
-        np.maximum(top, c, out=top)
-    e = [np.exp(c - top) for c in cols]
-    total = e[0].copy()
-    for c in e[1:]:
-        total += c
-    p = [c / total for c in e]
-    best, idx = p[0].copy(), np.zeros(len(x), np.int8)
-    for k, c in enumerate(p[1:], 1):
-        idx[c > best] = k
-        np.maximum(best, c, out=best)
-    return p, idx
-
-
-def _expand(cols: list[np.ndarray], good: np.ndarray) -> list[np.ndarray]:
-    """Good rows' values at their places in full-length columns, NaN for bad rows."""
-    full = [np.full(len(good), np.nan, np.float32) for _ in cols]
-    for f, c in zip(full, cols):
-        f[good] = c
-    return full
-
-
-def score_batch(clf, batch, part: Part, first_row: int, weights=None):
-    """One Arrow record batch in, the output table's batch out (bad rows flagged, not dropped).
-    With `weights` (--priors), p_<label> and class are the re-weighted ones and p_<label>_model
-    the model's own."""
-    import pyarrow as pa
-    n = batch.num_rows
-    raw = [batch.column(part.columns[c]).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-           for c in clf.columns]
-    reason, column = check_rows(raw, clf.columns)
-    good = reason == 0
-    n_good = int(good.sum())
-    x = np.empty((n, len(raw)), np.float32)
-    for k, values in enumerate(raw):
-        with np.errstate(over="ignore", invalid="ignore"):  # bad rows only; never classified
-            x[:, k] = values
-    if n_good < n:
-        x = x[good]
-    pg, cg = classify(clf, x)
-    model = pg
-    if weights is not None:
-        pg, cg = class_priors.reweight_columns(pg, weights)
-    dg = clf.in_domain(x)
-    if n_good == n:
-        p, pm, cls, dom = pg, model, cg, dg
-    else:
-        p, pm = _expand(pg, good), (_expand(model, good) if weights is not None else None)
-        cls, dom = np.full(n, -1, np.int8), np.zeros(n, bool)
-        cls[good], dom[good] = cg, dg
-    cols = {c: batch.column(src) for c, src in part.columns.items() if c in ID_COLUMNS}
-    cols["file"] = _dictionary(np.zeros(n, np.int32), [part.source])
-    cols["row"] = pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64))
-    cols["class"] = _dictionary(cls, clf.labels, null=-1)
-    cols.update({f"p_{label}": pa.array(p[k]) for k, label in enumerate(clf.labels)})
-    if weights is not None:
-        cols.update({f"p_{label}_model": pa.array(pm[k]) for k, label in enumerate(clf.labels)})
-    cols["in_domain"] = pa.array(dom, mask=None if n_good == n else ~good)
-    cols["quality"] = _dictionary(reason, QUALITY)
-    cols["quality_column"] = _dictionary(column, clf.columns, null=-1)
-    cols.update({out: batch.column(src) for out, src in part.keep.items()})
-    counts = np.bincount(reason, minlength=len(QUALITY))
-    stats = {"rows": n, "out_of_domain": int(len(dg) - dg.sum()),
-             **{code: int(counts[k]) for k, code in enumerate(QUALITY) if k}}
-    return pa.RecordBatch.from_arrays(list(cols.values()), names=list(cols)), stats
 
 
 def part_identity(part: Part, bundle: Bundle) -> dict:
@@ -249,7 +143,7 @@ def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dic
     try:
         writer, first_row = None, part.first_row
         for batch in source.iter_batches(batch_size=batch_rows, row_groups=list(part.row_groups),
-                                         columns=list(dict.fromkeys(read))):
+                                         columns=list(dict.fromkeys(read)), use_threads=False):
             table, stats = score_batch(clf, batch, part, first_row, bundle.weights)
             first_row += batch.num_rows
             for k, v in stats.items():
@@ -274,20 +168,24 @@ def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dic
             "cpu_s": time.process_time() - cpu}
 
 
-def part_probabilities(part: Part, bundle: Bundle, batch_rows: int,
-                       row_groups=None) -> np.ndarray:
-    """The model's (n, K) float32 probabilities of a part's good rows (for --priors em)."""
+def part_probabilities(part: Part, bundle: Bundle, batch_rows: int, row_groups=None,
+                       head: int | None = None) -> np.ndarray:
+    """The model's (n, K) float32 probabilities of the good rows among `row_groups` of a part
+    (default: all of them), or among the first `head` rows of each (--priors em's sample)."""
     import pyarrow.parquet as pq
-    clf, out = classifier(bundle), []
-    for batch in pq.ParquetFile(part.source).iter_batches(
-            batch_size=batch_rows, row_groups=list(row_groups or part.row_groups),
-            columns=[part.columns[c] for c in clf.columns]):
-        raw = [batch.column(part.columns[c]).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-               for c in clf.columns]
-        good = check_rows(raw, clf.columns)[0] == 0
-        x = np.column_stack([v[good] for v in raw]).astype(np.float32)
-        out.append(np.column_stack(classify(clf, x)[0]))
-    return np.concatenate(out) if out else np.empty((0, len(clf.labels)), np.float32)
+    model, out = classifier(bundle), []
+    source, names = pq.ParquetFile(part.source), [part.columns[c] for c in model.columns]
+    for group in row_groups or part.row_groups:
+        left = head or source.metadata.row_group(group).num_rows
+        for batch in source.iter_batches(batch_size=min(batch_rows, left), row_groups=[group],
+                                         columns=names, use_threads=False):
+            batch = batch.slice(0, left)
+            xt, reason, _ = features(batch, names, model.columns)
+            out.append(probabilities(model, xt)[:, reason == 0].T)
+            left -= batch.num_rows
+            if left <= 0:
+                break
+    return np.concatenate(out) if out else np.empty((0, len(model.labels)), np.float32)
 
 
 def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) -> list[Part]:

@@ -59,18 +59,33 @@ def reweight(p: np.ndarray, w: np.ndarray) -> np.ndarray:
     return q / q.sum(axis=1, keepdims=True)
 
 
-def reweight_columns(cols: list[np.ndarray], w) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per-class probability columns re-weighted by w, and the new class index (first maximum
-    wins, as score.classify); column-wise, as the scorer holds them."""
+def best_class(p) -> np.ndarray:
+    """int8 index of the largest of the K rows of p (a (K, n) array or K columns) at every
+    position, the first of equal ones (as numpy argmax), without (n, K) temporaries."""
+    if len(p) == 1:
+        return np.zeros(len(p[0]), np.int8)
+    idx = np.greater(p[1], p[0]).view(np.int8)  # 0 or 1
+    best = np.maximum(p[0], p[1])
+    more = np.empty(len(idx), bool)
+    for k in range(2, len(p)):
+        np.greater(p[k], best, out=more)
+        np.copyto(idx, np.int8(k), where=more)
+        if k < len(p) - 1:
+            np.maximum(best, p[k], out=best)
+    return idx
+
+
+def reweight_columns(cols, w) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per-class probability columns (a list, or the scorer's (K, n) array) re-weighted by w
+    and renormalised, and the new class index (best_class)."""
     q = [c * np.float32(wk) for c, wk in zip(cols, w)]
+    idx = best_class(q)
     total = q[0].copy()
     for c in q[1:]:
         total += c
-    best, idx = q[0].copy(), np.zeros(len(total), np.int8)
-    for k, c in enumerate(q[1:], 1):
-        idx[c > best] = k
-        np.maximum(best, c, out=best)
-    return [c / total for c in q], idx
+    for c in q:
+        c /= total
+    return q, idx
 
 
 CHUNK = 16_384
