@@ -1,7 +1,7 @@
 """How long does the default `train` take, and what does each speed lever buy?
 
 Usage:
-    python scripts/bench_train.py                          # 3 repeats on bright and both, all levers
+    python scripts/bench_train.py                          # 3 repeats on bright and sdss, all levers
     python scripts/bench_train.py --repeats 1 --levers engine batch
     python scripts/bench_train.py --tables bright --levers none --json out.json
 
@@ -10,15 +10,16 @@ seconds, and CPU seconds (user + sys of the child), which the other jobs sharing
 machine disturb far less than wall time. A lever is a pair of settings run alternately
 (A B A B ...) in this one script run, so the reported ratio B / A compares runs made under
 the same load; the levers of `fold_teachers` and `latency` are measured in this process.
-`both` is the two shared tables' canonical columns concatenated (37,000 rows).
+The tables are the packaged datasets: `bright` (10,000 rows) and `sdss` (both, 36,999).
 
-Measured 2026-11-30 on an Intel(R) Xeon(R) Processor (lscpu; 2 cores, shared with other
-jobs, load average 3-11), compiled epochs cached: default train on bright 10.9 / 11.3 /
-11.8 s wall (CPU 10.7-11.7 s), on both 25.2 / 30.1 / 38.1 s wall (CPU 24.9-26.6 s).
-Levers (B / A, CPU): engine jax / keras 0.40 (wall 0.33); cached / cold compile 0.82;
-fold teachers vmapped / five fits 0.54 (cold compile) and 0.89 (cached); latency budget
-0.15 s / 0.4 s 0.68 of the latency time; on both, batch 512 / 128 1.14 (students need more
-epochs); teacher patience 10 / 20 0.87 (wall 0.81).
+Measured 2026-11-30 05:04 UTC on an Intel(R) Xeon(R) Processor (lscpu; 2 cores, idle, load
+average 0.7), compiled epochs cached, `--tables bright sdss --repeats 3 --levers folds
+latency --lever-repeats 2`: default train on bright 6.49 / 6.41 / 6.41 s wall (CPU 6.8-6.9
+s), on sdss 11.72 / 11.53 / 11.45 s (CPU 13.7-14.0 s). Levers (B / A): 3 fold teachers / 5
+0.80 CPU, 0.81 wall on sdss; Keras latency budget 0.05 s / 0.15 s 0.35 of the latency
+time. Earlier levers (previous session, loaded machine): engine jax / keras 0.40 CPU;
+cached / cold compile 0.82; fold teachers vmapped / five fits 0.54 cold, 0.89 cached; batch
+512 / 128 1.14; teacher patience 10 / 20 0.87 (docs/results/speed.md).
 """
 
 from __future__ import annotations
