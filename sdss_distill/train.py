@@ -23,7 +23,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from sdss_distill.core.cli import Parser
+from sdss_distill.core.cli import Parser, program
 from sdss_distill.core.errors import run_cli
 from sdss_distill.core.io import read_toml
 from sdss_distill.core.schema import TEACHER_VIEWS
@@ -31,7 +31,7 @@ from sdss_distill.distill import registry
 from sdss_distill.distill.formula import SOFT_LOSSES
 from sdss_distill.runs.config import Config, make_config, parse_method_options
 
-PROG = "python -m sdss_distill.train"
+PROG = program("train")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -313,4 +313,15 @@ def test_train_as_a_program_keeps_its_exit_code_through_the_quick_exit(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "sdss_distill", "train", "--seed", "x"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.startswith("python -m sdss_distill.train: error: argument --seed")
+    assert proc.stderr.startswith("python -m sdss_distill train: error: argument --seed")
+
+
+@pytest.mark.parametrize("argv0, name", [
+    ("/home/me/.venv/bin/sdss-distill", "sdss-distill score"),
+    (str(ROOT / "sdss_distill" / "__main__.py"), "python -m sdss_distill score"),
+    (str(ROOT / "sdss_distill" / "score" / "__main__.py"), "python -m sdss_distill.score"),
+    ("", "python -m sdss_distill.score")])
+def test_a_command_names_itself_as_the_user_started_it(monkeypatch, argv0, name):
+    from sdss_distill.core.cli import program
+    monkeypatch.setattr(sys, "argv", [argv0, "score"])
+    assert program("score") == name

@@ -8,8 +8,22 @@ import argparse
 import atexit
 import os
 import sys
+from pathlib import Path
 
 from sdss_distill.core.errors import EXIT_USAGE
+
+
+def program(command: str) -> str:
+    """How a command names itself in messages and --help, as the user started it:
+    `sdss-distill COMMAND`, `python -m sdss_distill COMMAND`, else `python -m
+    sdss_distill.COMMAND` (each command module is imported after argv is set)."""
+    started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    if started.name == "sdss-distill":
+        return f"sdss-distill {command}"
+    if started.name == "__main__.py" and started.parent.name == "sdss_distill":
+        return f"python -m sdss_distill {command}"
+    return f"python -m sdss_distill.{command}"
+
 
 LOG_INTERVAL_S = 15.0
 """Seconds between progress lines when stderr is not a terminal (a log file or a CI job)."""

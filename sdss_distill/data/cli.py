@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from sdss_distill.core.cli import Parser
+from sdss_distill.core.cli import Parser, program
 from sdss_distill.core.errors import run_cli
 
 
@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     import argparse
     import importlib
 
-    prog = "python -m sdss_distill.data"
+    prog = program("data")
     commands = {"datasets": ("datasets", "list the packaged real SDSS tables (bright, faint, sdss)"),
                 "fetch": ("fetch", "download labelled objects from SDSS SkyServer's SQL search"),
                 "synth": ("synth", "write a SIMULATED SDSS-like catalogue (Parquet)")}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sdss_distill.core.cli import program
 from sdss_distill.core.domain import in_domain
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import quiet_native_stderr
@@ -26,7 +27,7 @@ from sdss_distill.core.quality import check_values, header_positions
 from sdss_distill.core.schema import LABELS, SIGNATURE
 from sdss_distill.edge import verify
 
-PROG = "python -m sdss_distill.edge"
+PROG = program("edge")
 
 LABELS_FILE = "labels.txt"
 _CHUNK = 4096

@@ -26,6 +26,7 @@ import numpy as np
 
 from sdss_distill import __version__
 from sdss_distill.core import tflite_file
+from sdss_distill.core.cli import program
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import quiet_import, read_json, write_atomic
 from sdss_distill.core.machine import machine
@@ -44,7 +45,7 @@ from sdss_distill.export.report import markdown, targets
 from sdss_distill.export.source import RunData, model_card
 from sdss_distill.runs.rundir import Layout, RunDir
 
-PROG = "python -m sdss_distill.export"
+PROG = program("export")
 ENSEMBLE_NO_FINETUNE = ("QAT/pruning is not done for ensemble students: the tf_keras "
                         "fine-tuning handles one MLP")
 DYNAMIC_NO_OP = "no-op here, the converter only quantizes tensors of >= 1024 weights"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill import __version__
+from sdss_distill.core.cli import program
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.quality import header_positions
 from sdss_distill.core.schema import ID_COLUMNS, SIMULATED_KEY
@@ -26,7 +27,7 @@ from sdss_distill.score.batch import QUALITY, Model, check_rows, features, proba
 
 __all__ = ["QUALITY", "check_rows", "score_batch"]  # the batch arithmetic, re-exported
 
-PROG = "python -m sdss_distill.score"
+PROG = program("score")
 EXIT_FLAGGED = 1
 META_KEY = b"sdss_distill.score"
 OUTPUT_COLUMNS = ("file", "row", "class", "in_domain", "quality", "quality_column")

@@ -25,14 +25,14 @@ import sys
 import time
 from pathlib import Path
 
-from sdss_distill.core.cli import Parser
+from sdss_distill.core.cli import Parser, program
 from sdss_distill.core.errors import InputError, run_cli
 from sdss_distill.core.io import write_atomic
 from sdss_distill.distill import registry
 from sdss_distill.distill.formula import SOFT_LOSSES
 from sdss_distill.runs.config import Config, make_config, parse_method_options
 
-PROG = "python -m sdss_distill.experiment"
+PROG = program("experiment")
 PRESETS: dict[str, dict] = {
     "quick": {"methods": ["offline", "crossfit"], "seeds": [0, 1],
               "overrides": {"epochs": 25, "patience": 5},
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
         base, cells, seeds = plan(args)
         out = Path(args.out or f"runs/sweep-{args.preset or 'custom'}")
         out.mkdir(parents=True, exist_ok=True)
-        command = " ".join(["python -m sdss_distill.experiment", *(argv or sys.argv[1:])])
+        command = " ".join([PROG, *(argv or sys.argv[1:])])
         write_atomic(out / "sweep.json", json.dumps(
             {"command": command, "seeds": seeds, "cells": [c.id for c in cells],
              "base_config": base.to_dict(), "dev": args.dev}, indent=2, default=str))
