@@ -43,6 +43,17 @@ def test_transfer_table_markdown_and_figure(tmp_path):
         transfer.table([{"seed": 0, "cell": {"method": "x"}}])
 
 
+def test_transfer_figure_draws_dots_not_bars_on_its_truncated_axis():
+    from matplotlib.patches import Rectangle
+    acc = {"student": 0.95, "baseline": 0.94, "teacher": 0.99, "hgb": 0.96}
+    cells = [transfer_cell(seed, on, acc) for seed in (0, 1) for on in ("faint", None, "bright")]
+    fig = transfer.figure(transfer.table(cells))
+    for ax in fig.axes:
+        assert ax.get_ylim()[0] > 0  # the axis does not start at 0 ...
+        assert not [p for p in ax.patches if isinstance(p, Rectangle)]  # ... so no bars
+        assert len(ax.lines) >= 4  # a dot per model
+
+
 def learning_cell(seed, method, n, student, baseline):
     return {"seed": seed, "cell": {"method": method, "n_rows": n},
             "train_rows": n or 8000,

@@ -94,7 +94,9 @@ def _pm(r: pd.DataFrame) -> str:
 
 
 def figure(df: pd.DataFrame):
-    """Grouped bars: one panel per test sample, training sets on x, one bar per model."""
+    """One panel per test sample, training sets on x, one dot per model with its 95 % CI:
+    dots, not bars, because the axis starts near the lowest accuracy, not at 0, and a
+    truncated bar would exaggerate the differences."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -106,15 +108,15 @@ def figure(df: pd.DataFrame):
     fig, axes = plt.subplots(1, len(tests), figsize=(4.2 * len(tests), 4), sharey=True,
                              squeeze=False)
     width = 0.8 / len(models)
-    low = max(0.0, df.accuracy_pct_mean.min() - 3)
+    low = max(0.0, (df.accuracy_pct_mean - df.accuracy_pct_ci95.fillna(0)).min() - 2)  # whole whiskers
     for ax, test_on in zip(axes[0], tests):
         for k, model in enumerate(models):
             sub = df[(df.test_on == test_on) & (df.model == model)].set_index("train_on")
             means = [sub.accuracy_pct_mean.get(t, float("nan")) for t in trains]
             cis = [sub.accuracy_pct_ci95.get(t, float("nan")) for t in trains]
-            ax.bar([j + (k - (len(models) - 1) / 2) * width for j in range(len(trains))], means,
-                   width, yerr=[c if c == c else 0 for c in cis], capsize=2,
-                   label=MODEL_NAMES[model])
+            ax.errorbar([j + (k - (len(models) - 1) / 2) * width for j in range(len(trains))],
+                        means, yerr=[c if c == c else 0 for c in cis], fmt="o", capsize=3,
+                        label=MODEL_NAMES[model])
         ax.set_xticks(range(len(trains)), [f"on {t}" for t in trains])
         ax.set_title(f"test rows: {test_on}")
         ax.set_ylim(low, 100)
@@ -124,7 +126,7 @@ def figure(df: pd.DataFrame):
     fig.legend(handles, names, loc="lower center", ncol=len(models), frameon=False,
                bbox_to_anchor=(0.5, -0.06))
     fig.suptitle(f"Transfer between SDSS samples ({method}): trained on one sample or both, "
-                 f"tested on each (bars: mean, whiskers: 95 % CI over seeds)", fontsize=10)
+                 f"tested on each (dots: mean, whiskers: 95 % CI over seeds)", fontsize=10)
     fig.tight_layout()
     return fig
 
