@@ -317,12 +317,16 @@ def test_tflite_micro_against_litert(model, x_test, tflm_scores, capsys):
       score differences are not bounded by one step; LiteRT's reference kernels
       (BUILTIN_REF) do not compute this file's int16 layers as TFLite Micro does (reported,
       not asserted: the app never uses them).
-    Asserted: class agreement >= 99.9 % on the default path (AUTO) and without delegates,
-    and the first int16 layer equal wherever its input is."""
-    figures = {}
+    Asserted: class agreement >= 99.9 % on the default path (AUTO) and without delegates;
+    the first int16 layer equal wherever its input is; and without delegates, no score more
+    than one output step from TFLite Micro's on every row whose int16 input is the same
+    (the issue's bound, on the rows the float first layer's summation order leaves alone;
+    with XNNPACK, the default, that layer sums in a third order inside the delegate, whose
+    tensors cannot be read, so its rows cannot be told apart)."""
+    figures, steps_of = {}, {}
     for resolver in ("AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "BUILTIN_REF"):
         scores = litert_scores(model, x_test, resolver)
-        steps = output_steps(model, scores, tflm_scores)
+        steps = steps_of[resolver] = output_steps(model, scores, tflm_scores)
         figures[resolver] = {
             "class_agreement": float((scores.argmax(1) == tflm_scores.argmax(1)).mean()),
             "rows_differing": int((steps > 0).any(axis=1).sum()),
@@ -336,6 +340,9 @@ def test_tflite_micro_against_litert(model, x_test, tflm_scores, capsys):
     same = (lite_q == trace[quantized]).all(axis=1)
     figures["rows_with_the_same_int16_input"] = int(same.sum())
     assert same.mean() >= 0.9 and (lite_h[same] == trace[hidden][same]).all(), figures
+    within = int(steps_of["BUILTIN_WITHOUT_DEFAULT_DELEGATES"][same].max())
+    figures["max_output_steps_given_the_same_int16_input_no_delegate"] = within
+    assert within <= 1, figures
     with capsys.disabled():
         print(f"\nTFLite Micro vs LiteRT on {len(x_test)} test rows: {json.dumps(figures)}")
 
