@@ -194,8 +194,8 @@ def test_export_writes_the_mcu_folder_into_the_run(layout, model):
     kernels = set(re.findall(r"^static \w+ (\w+)\(", source, flags=re.M))
     assert kernels == {"magnitudes_ok", "round_away", "doubling_high_mul",
                        "rounding_divide_by_pot", "multiply_by_quantized_multiplier",
-                       "fully_connected_f32", "quantize_f32_s16", "fully_connected_s16",
-                       "dequantize_s16_f32"}
+                       "requantize", "quantize", "fully_connected_f32", "quantize_f32_s16",
+                       "fully_connected_s16", "dequantize_s16_f32"}
     array = (layout.root / mcu.MCU_DIR / "sdss_student_model.c").read_text()
     assert "__attribute__((aligned(16)))" in array and f"[{len(model)}]" in array
     report = json.loads(layout.export_json.read_text())

@@ -212,7 +212,12 @@ def kernel_sections(used: set[str]) -> str:
     missing = used - set(sections)
     if missing:
         raise InputError(f"no C kernel for {', '.join(sorted(missing))}")
-    needed = set(used) | {d for k in used for d in sections[k][0]}
+    needed, todo = set(), list(used)
+    while todo:  # a kernel's helpers, their helpers, ...
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo += sections[name][0]
     return "".join(code for name, (_, code) in sections.items() if name in needed).rstrip() + "\n"
 
 

@@ -66,7 +66,18 @@ static void fully_connected_f32(const float *in, int depth, const float *weights
     }
 }
 
-/* @@ fully_connected_s8: multiply_by_quantized_multiplier */
+/* @@ requantize: multiply_by_quantized_multiplier */
+/* An int32 accumulator (bias added) to the output grid: TFLite's requantization, then the
+   output zero point and the activation's clamp. Shared by the int8 and int16 kernels. */
+static int32_t requantize(int32_t acc, int32_t multiplier, int shift, int32_t output_offset,
+                          int32_t act_min, int32_t act_max)
+{
+    acc = multiply_by_quantized_multiplier(acc, multiplier, shift) + output_offset;
+    acc = acc < act_min ? act_min : acc;
+    return acc > act_max ? act_max : acc;
+}
+
+/* @@ fully_connected_s8: requantize */
 /* int8 in and out. Per-channel when n_multipliers == units, per-tensor (one multiplier)
    when it is 1. */
 static void fully_connected_s8(const int8_t *in, int depth, int32_t input_offset,
@@ -83,18 +94,13 @@ static void fully_connected_s8(const int8_t *in, int depth, int32_t input_offset
             acc += ((int32_t)weights[o * depth + d] + weights_offset)
                    * ((int32_t)in[d] + input_offset);
         }
-        if (bias) {
-            acc += bias[o];
-        }
-        acc = multiply_by_quantized_multiplier(acc, multiplier[k], shift[k]);
-        acc += output_offset;
-        acc = acc < act_min ? act_min : acc;
-        acc = acc > act_max ? act_max : acc;
-        out[o] = (int8_t)acc;
+        acc += bias ? bias[o] : 0;
+        out[o] = (int8_t)requantize(acc, multiplier[k], shift[k], output_offset, act_min,
+                                    act_max);
     }
 }
 
-/* @@ fully_connected_s16: multiply_by_quantized_multiplier */
+/* @@ fully_connected_s16: requantize */
 /* TFLite 16x8: int16 in and out, int8 weights, int32 bias. TFLite Micro then keeps an int32
    accumulator and requantizes it like the int8 kernel (its int64 path is for int64 biases).
    Per-channel when n_multipliers == units, per-tensor when it is 1. */
@@ -112,50 +118,43 @@ static void fully_connected_s16(const int16_t *in, int depth, int32_t input_offs
             acc += ((int32_t)weights[o * depth + d] + weights_offset)
                    * ((int32_t)in[d] + input_offset);
         }
-        if (bias) {
-            acc += bias[o];
-        }
-        acc = multiply_by_quantized_multiplier(acc, multiplier[k], shift[k]);
-        acc += output_offset;
-        acc = acc < act_min ? act_min : acc;
-        acc = acc > act_max ? act_max : acc;
-        out[o] = (int16_t)acc;
+        acc += bias ? bias[o] : 0;
+        out[o] = (int16_t)requantize(acc, multiplier[k], shift[k], output_offset, act_min,
+                                     act_max);
     }
 }
 
-/* @@ quantize_f32_s8: round_away */
+/* @@ quantize: round_away */
+/* x / scale on the integer grid [qmin, qmax] with `zero_point`, as TFLite Micro's QUANTIZE:
+   it rounds then clamps; clamping first to +-bound (within round_away's range, beyond any
+   zero point's reach) gives the same integer. */
+static int32_t quantize(float x, float scale, int32_t zero_point, float bound, int32_t qmin,
+                        int32_t qmax)
+{
+    float v = x / scale;
+    int32_t q;
+    v = v < -bound ? -bound : v;
+    v = v > bound ? bound : v;
+    q = round_away(v) + zero_point;
+    q = q < qmin ? qmin : q;
+    return q > qmax ? qmax : q;
+}
+
+/* @@ quantize_f32_s8: quantize */
 static void quantize_f32_s8(const float *in, int n, float scale, int32_t zero_point, int8_t *out)
 {
     int k;
     for (k = 0; k < n; ++k) {
-        float v = in[k] / scale;
-        int32_t q;
-        /* TFLite Micro rounds then clamps to [-128, 127]; clamping first to +-1024 (within
-           round_away's range, beyond any zero point's reach) gives the same int8. */
-        v = v < -1024.0f ? -1024.0f : v;
-        v = v > 1024.0f ? 1024.0f : v;
-        q = round_away(v) + zero_point;
-        q = q < -128 ? -128 : q;
-        q = q > 127 ? 127 : q;
-        out[k] = (int8_t)q;
+        out[k] = (int8_t)quantize(in[k], scale, zero_point, 1024.0f, -128, 127);
     }
 }
 
-/* @@ quantize_f32_s16: round_away */
+/* @@ quantize_f32_s16: quantize */
 static void quantize_f32_s16(const float *in, int n, float scale, int32_t zero_point, int16_t *out)
 {
     int k;
     for (k = 0; k < n; ++k) {
-        float v = in[k] / scale;
-        int32_t q;
-        /* As for int8: clamping to +-131072 first (beyond any int16 zero point's reach) gives
-           the same int16 as TFLite Micro's round-then-clamp to [-32768, 32767]. */
-        v = v < -131072.0f ? -131072.0f : v;
-        v = v > 131072.0f ? 131072.0f : v;
-        q = round_away(v) + zero_point;
-        q = q < -32768 ? -32768 : q;
-        q = q > 32767 ? 32767 : q;
-        out[k] = (int16_t)q;
+        out[k] = (int16_t)quantize(in[k], scale, zero_point, 131072.0f, -32768, 32767);
     }
 }
 
