@@ -81,3 +81,15 @@ def test_filter_can_be_switched_off_and_on():
         assert logger.filter(logger.makeRecord(LOGGER, logging.ERROR, "f", 1, "e", (), None))
     finally:
         quiet_tensorflow_logs()
+
+
+def test_matplotlib_font_fallback_warnings_are_dropped_errors_kept():
+    import logging
+
+    from sdss_distill.core.logs import quiet_tensorflow_logs
+    logger = logging.getLogger("matplotlib.font_manager")
+    quiet_tensorflow_logs()
+    warn = logger.makeRecord(logger.name, logging.WARNING, "f", 1,
+                             "findfont: Font family ['cmr10'] not found.", (), None)
+    assert not logger.filter(warn)
+    assert logger.filter(logger.makeRecord(logger.name, logging.ERROR, "f", 1, "e", (), None))
