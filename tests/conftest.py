@@ -84,7 +84,7 @@ def small_sweep(real_table, tmp_path_factory) -> tuple[Path, list[str]]:
 
 
 HEAVY_FIXTURES = {"exported_run", "small_sweep", "quick_run", "slice_ws", "scheduler",
-                  "streamed_run", "run_dir"}
+                  "streamed_run", "run_dir", "hats_catalogue"}
 """Fixtures that train a full model, convert to TFLite or start a Dask cluster."""
 
 

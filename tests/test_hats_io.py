@@ -3,6 +3,8 @@ catalogue with the input's partitioning that lsdb.read_hats opens."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sdss_distill.core.io import OWNER_FILE
 from sdss_distill.data.synth import write_catalogue
 from sdss_distill.score import cli as score_cli
 from sdss_distill.score import hats as hats_io
@@ -90,6 +93,42 @@ def test_rerun_skips_finished_partitions(hats_catalogue, scored_hats, model, cap
     err = capsys.readouterr().err
     assert code == 1 and "already complete" in err and "scored 0 rows" in err
     assert len(lsdb.read_hats(out).compute()) == len(df)
+    assert not list(out.rglob(".*.tmp"))  # issue 23 case 12: no `.Npix=*.tmp` left behind
+
+
+def _digests(path: Path) -> dict:
+    return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+@pytest.mark.parametrize("where", [".", "sim"])
+def test_score_onto_its_own_hats_input_is_refused(hats_catalogue, model, capsys, where):
+    """Issue 23 case 1: `--input CAT --output CAT` (or the collection's catalogue inside it)
+    is refused before any work; not one input partition changes."""
+    path, _ = hats_catalogue
+    before = _digests(path)
+    code = score_cli.main(["--model", str(model), "--input", str(path), "--output",
+                           str(path / where), "--workers", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "overlaps this command's input" in err
+    assert _digests(path) == before
+
+
+def test_earlier_output_keeps_a_users_file(hats_catalogue, scored_hats, model):
+    """Issue 23 case 1: re-scoring into our own HATS output replaces only the partitions its
+    mark lists; a file the user put there stays."""
+    path, _ = hats_catalogue
+    _, out = scored_hats
+    theirs = out / "dataset" / "notes.txt"
+    theirs.write_bytes(b"the user's")
+    try:
+        code = score_cli.main(["--model", str(model), "--input", str(path), "--output",
+                               str(out), "--workers", "1", "--keep", "objid", "--quiet"])
+        assert code == 1 and theirs.read_bytes() == b"the user's"
+        assert json.loads((out / OWNER_FILE).read_text())["partitions"]
+    finally:
+        theirs.unlink()
 
 
 def test_em_priors_on_hats(hats_catalogue, model, tmp_path):

@@ -1,5 +1,6 @@
-"""File and process helpers every stage shares, stdlib only: atomic writes, SHA-256, JSON and
-TOML read with one-line errors, quiet native stderr.
+"""File and process helpers every stage shares, stdlib only: the one rule for every path the app
+writes (`check_file_target`, `check_dir_target`, `mark_dir`), atomic writes, SHA-256, finding
+Parquet files, JSON and TOML read with one-line errors, quiet native stderr.
 
 TensorFlow's C++ runtime prints CUDA probes and oneDNN notices before its logging is set
 up, so TF_CPP_MIN_LOG_LEVEL cannot hide them, and LiteRT announces its XNNPACK delegate;
@@ -21,8 +22,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sdss_distill.core.errors import InputError, listing
+from sdss_distill.core.safety import kind_of, temp_name
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+OWNER_FILE = ".sdss_distill.json"
+"""The mark left in every output directory the app creates (a score output, a HATS output):
+only a directory holding it (or a legacy mark) is the app's to write into and clean."""
+OWNER_FORMAT = "sdss_distill.output"
+HATS_PROPERTIES = ("hats.properties", "properties", "collection.properties")
 
 
 @contextlib.contextmanager
@@ -65,7 +72,9 @@ def atomic_path(path):
     step with the mode any tool would give it (0666 minus the umask, not mkstemp's 0600); on
     any error it is removed and `path` is untouched."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    check_file_target(path, "output")  # never a device, FIFO or directory renamed over
+    tmp = temp_name(path)  # hidden, with this pid: stale_temps finds a killed writer's
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.fchmod(fd, 0o666 & ~umask())
         os.close(fd)
@@ -80,6 +89,88 @@ def write_atomic(path, content: str | bytes) -> None:
     """Write a file so that readers see the old file or the whole new one, never a part."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+# -- the one rule for every path the app writes (issue 23) ----------------------------------
+
+def _real(path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _same_file(a, b) -> bool:
+    """True if a and b name one file (same inode, or the same real path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return _real(a) == _real(b)
+
+
+def _inside(child, parent) -> bool:
+    """True if child is parent or lies under it (real paths: symlinks followed)."""
+    child, parent = _real(child), _real(parent)
+    return child == parent or parent in child.parents
+
+
+def check_file_target(path, option: str, inputs: Iterable = ()) -> None:
+    """Refuse, before any work, an output file the app may not replace: anything but a regular
+    file or a new name (a device, FIFO, socket or directory), or one of this command's own
+    inputs (same inode or same real path)."""
+    path = Path(path)
+    kind = kind_of(path)
+    if kind == "a directory":
+        raise InputError(f"{option} {path}: is a directory; name a file inside it")
+    if kind not in ("missing", "a regular file"):
+        raise InputError(f"{option} {path}: {kind}, not a regular file; the app replaces only "
+                         f"regular files, name a new file")
+    for source in inputs:
+        if kind == "a regular file" and _same_file(path, source):
+            raise InputError(f"{option} {path}: is this command's input {source}; write the "
+                             f"output to another file")
+
+
+def owner_mark(path) -> dict | None:
+    """The app's mark in directory `path` (OWNER_FILE's JSON), or None if it is not there."""
+    mark = Path(path) / OWNER_FILE
+    if mark.is_symlink() or not mark.is_file():
+        return None
+    try:
+        doc = json.loads(mark.read_bytes()[:1 << 20])
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == OWNER_FORMAT else None
+
+
+def mark_dir(path, kind: str, **extra) -> None:
+    """Mark directory `path` as the app's own `kind` of output (atomically; extra keys kept)."""
+    doc = {"format": OWNER_FORMAT, "kind": kind, **extra}
+    write_atomic(Path(path) / OWNER_FILE, json.dumps(doc, indent=1) + "\n")
+
+
+def check_dir_target(path, option: str, inputs: Iterable = (), *, kind: str,
+                     legacy: Iterable[str] = ()) -> None:
+    """Refuse, before any work, an output directory the app may not write into: it must be new,
+    empty, or marked as the app's own output of this `kind` (OWNER_FILE, or one of the `legacy`
+    marks left by earlier versions); it must not be, hold or lie inside one of this command's
+    inputs; another program's HATS catalogue and other things than directories are refused."""
+    path = Path(path)
+    what = kind_of(path)
+    if what == "missing" and path.is_symlink():
+        raise InputError(f"{option} {path}: a dangling symlink; remove it or pick another path")
+    if what not in ("missing", "a directory"):
+        raise InputError(f"{option} {path}: {what}, not a directory; name a new directory")
+    for source in inputs:
+        if _inside(path, source) or (what == "a directory" and _inside(source, path)):
+            raise InputError(f"{option} {path}: overlaps this command's input {source}; write "
+                             f"the output to a directory outside the input")
+    if what == "missing" or not any(Path(path).iterdir()):
+        return
+    mark = owner_mark(path)
+    if (mark and mark.get("kind") == kind) or any((path / m).exists() for m in legacy):
+        return
+    hats = [m for m in HATS_PROPERTIES if (path / m).exists()]
+    whose = (f"a HATS catalogue the app did not write (it has {hats[0]} but no {OWNER_FILE})"
+             if hats else f"an existing directory the app did not create (no {OWNER_FILE})")
+    raise InputError(f"{option} {path}: {whose}; name a new or empty directory")
 
 
 def quiet_import(module: str = "keras"):

@@ -10,13 +10,15 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.safety import shorten
+from sdss_distill.core.io import check_file_target
+from sdss_distill.core.safety import kind_of, shorten
 from sdss_distill.core.schema import LABELS
 from sdss_distill.data.skyserver import (
     BASE_URL_ENV,
     EXIT_SERVER,
     MAX_ROWS_PER_QUERY,
     RELEASES,
+    STATE_FILE,
     Settings,
     SkyServerError,
     build_sql,
@@ -74,6 +76,25 @@ def settings_from(args) -> Settings:
     return Settings(base, args.release, args.timeout, args.retries, args.backoff)
 
 
+def check_targets(out: Path) -> None:
+    """Before anything is sent: `--out` and its provenance file are regular files or new names
+    (core.io.check_file_target), and `<out>.partial/` is new, empty or the app's own (it holds
+    the `state.json` a fetch writes): a user's folder of that name is never used or deleted."""
+    for path, what in ((out, "--out"), (provenance_path(out), "its provenance file")):
+        if path.is_dir():
+            raise InputError(f"--out {out}: {what} {path} is a directory; name a new .parquet "
+                             f"file (nothing was downloaded)")
+        check_file_target(path, "--out" if path == out else f"--out {out}: {what}")
+    part = partial_dir(out)
+    if (part.exists() or part.is_symlink()) and (part.is_symlink() or not part.is_dir()):
+        raise InputError(f"--out {out}: {part} (where chunks are kept) is {kind_of(part)}, not "
+                         f"a directory the app made; remove it or choose another --out")
+    if part.is_dir() and any(part.iterdir()) and not (part / STATE_FILE).is_file():
+        raise InputError(f"--out {out}: {part} exists without the {STATE_FILE} a fetch writes, "
+                         f"so it is not the app's; move it away or choose another --out "
+                         f"(nothing was downloaded)")
+
+
 def run(args) -> int:
     """Body of `python -m sdss_distill.data fetch`."""
     settings = settings_from(args)
@@ -81,13 +102,7 @@ def run(args) -> int:
     if not 1 <= args.chunk <= MAX_ROWS_PER_QUERY:
         raise InputError(f"--chunk must be from 1 to {MAX_ROWS_PER_QUERY}, got {args.chunk}")
     out = args.out or Path("data") / f"skyserver_dr{settings.data_release}.parquet"
-    for path, what in ((out, "--out"), (provenance_path(out), "its provenance file")):
-        if path.is_dir():
-            raise InputError(f"--out {out}: {what} {path} is a directory; name a new .parquet "
-                             f"file (nothing was downloaded)")
-    if partial_dir(out).exists() and not partial_dir(out).is_dir():
-        raise InputError(f"--out {out}: {partial_dir(out)} (where chunks are kept) is a file; "
-                         f"remove it or choose another --out")
+    check_targets(out)
     if args.dry_run:
         print(build_sql(query, top=min(args.chunk, query.rows)))
         print(f"-- then TOP min({args.chunk}, rows left) with s.specobjid > the previous chunk's last "

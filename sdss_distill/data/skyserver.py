@@ -15,11 +15,11 @@ resumes where it stopped. The result is `<out>` plus `<out>.provenance.json`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from pathlib import Path
 
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import atomic_path, write_atomic
+from sdss_distill.core.safety import remove_file_within
 from sdss_distill.core.schema import BANDS, CANONICAL_COLUMNS, LABELS, MAGNITUDE_RANGE
 
 BASE_URL_ENV = "SDSS_DISTILL_SKYSERVER"
@@ -293,6 +294,9 @@ def _snippet(content: bytes) -> str:
     return re.sub(r"<[^>]+>|\s+", " ", content.decode("utf-8", "replace")).strip()[:120] or "empty reply"
 
 
+STATE_FILE = "state.json"  # the resume state in <out>.partial/, and the mark that it is ours
+
+
 def partial_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
@@ -337,7 +341,7 @@ def fetch(out, query: Query, settings: Settings, *, chunk: int = 50_000, quiet: 
             write_atomic(part / name, buf.getvalue())
             after, done = ids[-1], done + table.num_rows
             state["chunks"].append({"file": name, "rows": table.num_rows, "last_specobjid": after})
-            write_atomic(part / "state.json", json.dumps(state, indent=1))
+            write_atomic(part / STATE_FILE, json.dumps(state, indent=1))
             bar.update(table.num_rows)
     if done == 0:
         raise InputError(f"SkyServer DR{settings.data_release} has no objects matching {query.params()}; "
@@ -346,7 +350,7 @@ def fetch(out, query: Query, settings: Settings, *, chunk: int = 50_000, quiet: 
 
 
 def _load_state(part: Path, wanted: dict) -> dict:
-    path = part / "state.json"
+    path = part / STATE_FILE
     if not path.is_file():
         return {**wanted, "chunks": []}
     try:
@@ -389,5 +393,8 @@ def _assemble(out: Path, part: Path, state: dict, query: Query, settings: Settin
         "sdss_distill": __version__, "path": str(out), "sha256": sha256_file(out),
     }
     write_atomic(provenance_path(out), json.dumps(provenance, indent=2) + "\n")
-    shutil.rmtree(part, ignore_errors=True)
+    for name in [c["file"] for c in state["chunks"]] + [STATE_FILE]:  # only what fetch wrote
+        remove_file_within(part / name, part)
+    with contextlib.suppress(OSError):
+        part.rmdir()  # kept if anything else was put there meanwhile
     return provenance

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill.core.errors import EXIT_REJECTED, InputError, listing
-from sdss_distill.core.io import umask
+from sdss_distill.core.io import atomic_path, check_file_target
 from sdss_distill.core.quality import header_positions
-from sdss_distill.core.safety import remove_file_within, shorten, stale_temps, temp_name
+from sdss_distill.core.safety import remove_file_within, shorten, stale_temps
 from sdss_distill.core.schema import ID_COLUMNS
 from sdss_distill.edge.classifier import PROG, EdgeClassifier
-from sdss_distill.edge.reader import LineReader, parse_record
+from sdss_distill.edge.reader import STDIN, LineReader, parse_record
 
 CSV_CHUNK_ROWS = 65_536
 MAX_REPORTED = 20
@@ -150,11 +150,13 @@ class CsvInput:
         return Chunk(rows, np.array([line for line, _, _ in records]), x, text, errors)
 
 
-def _output_check(output: Path) -> None:
-    """Refuse an --output that cannot be written, before any work."""
+def _output_check(output: Path, input_csv) -> None:
+    """Refuse an --output that cannot be written or must not be replaced, before any work."""
     if output.is_dir():
         raise InputError(f"--output {output}: is a directory; name a file, e.g. "
                          f"{output / 'predictions.csv'}")
+    source = "/dev/stdin" if str(input_csv) == STDIN else input_csv  # `< output.csv` too
+    check_file_target(output, "--output", [source])
     parent = output.parent
     if not parent.is_dir():
         raise InputError(f"--output {output}: directory {parent} does not exist; create it "
@@ -168,7 +170,7 @@ def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int 
     """The `predict` command, streamed; exit code 1 if any row was rejected, else 0."""
     if output:
         output = Path(output)
-        _output_check(output)
+        _output_check(output, input_csv)
     clf = EdgeClassifier(model, num_threads=threads)
     source = CsvInput(input_csv, clf.columns, tuple(keep))
     clash = set(keep) & {"row", "class", "in_domain", *(f"p_{c}" for c in clf.labels)}
@@ -182,16 +184,8 @@ def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int 
     else:
         for stale in stale_temps(output):  # left by a SIGKILLed predict (its pid is gone)
             remove_file_within(stale, output.parent)
-        tmp = temp_name(output)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, 0o666 & ~umask())
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-                _write_predictions(f, header, clf, source, source.path, chunk_rows, counts)
-            os.replace(tmp, output)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            _write_predictions(f, header, clf, source, source.path, chunk_rows, counts)
     read = counts["classified"] + counts["rejected"]
     print(f"{PROG}: read {read} rows: classified {counts['classified']} rows, {counts['outside']} "
           f"outside the training domain; rejected {counts['rejected']} rows"

@@ -25,12 +25,12 @@ from pathlib import Path
 
 from sdss_distill.core.cli import progress
 from sdss_distill.core.errors import InputError, check_signals, deferred_signals
-from sdss_distill.core.io import write_atomic
+from sdss_distill.core.io import check_dir_target, mark_dir, owner_mark, write_atomic
 from sdss_distill.core.quality import REASONS
 from sdss_distill.score import em as score_priors
 from sdss_distill.score import hats as hats_io
 from sdss_distill.score import priors as class_priors
-from sdss_distill.score.guard import is_our_part, output_lock, raise_worker_errors, worker_call
+from sdss_distill.score.guard import LOCK_NAME, is_our_part, output_lock, raise_worker_errors, worker_call
 from sdss_distill.score.parts import (
     META_KEY,
     PROG,
@@ -44,6 +44,10 @@ from sdss_distill.score.parts import (
     plan,
     score_part,
 )
+
+OUTPUT_KIND = "score"
+LEGACY_MARKS = (LOCK_NAME, f"parts/{LOCK_NAME}")
+"""A directory scored into by a version before the OWNER_FILE mark holds its lock file."""
 
 
 def start_client(scheduler: str | None, workers: int, threads: int):
@@ -136,7 +140,7 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
         raise InputError(f"--model {model}: no such model file")
     score_priors.check_mode(priors)
     hats_in, fmt = _formats(pattern, output_format)
-    files = hats_in.files if hats_in else input_files(pattern)
+    files = check_output(Path(output), pattern, hats_in)
     bundle = model_bundle(Path(model))
     if fmt == "hats":  # one part a partition, which keeps its sky position columns
         keep, part_rows = [*keep, *(c for c in hats_in.spatial if c not in keep)], 2**62
@@ -145,6 +149,7 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
                               em_rows)
     bundle = replace(bundle, weights=st.weights, priors_key=st.key)
     final, output = output, (output / "parts" if fmt == "hats" else output)
+    _claim(final)
     with output_lock(output):  # one writer; dead writers' temp files removed
         previous = _resume(output, parts, bundle, say, len(files))
         todo = [p for p in parts if previous[p.name] is None]
@@ -181,6 +186,24 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
             hats_io.write_output(final, output, parts, hats_in, sum(p.rows for p in parts))
             total["hats"] = str(final)
     return total
+
+
+def check_output(output: Path, pattern: str, hats_in) -> list[Path]:
+    """The input files, once the write rule (core.io.check_dir_target) passed for --output,
+    before any work: new, empty or an earlier score output; never the input, inside it,
+    holding it, or another program's HATS catalogue."""
+    files = hats_in.files if hats_in else input_files(pattern)
+    inputs = [*files, *([Path(pattern)] if Path(pattern).is_dir() else []),
+              *((hats_in.path, hats_in.base) if hats_in else ())]
+    check_dir_target(output, "--output", inputs, kind=OUTPUT_KIND, legacy=LEGACY_MARKS)
+    return files
+
+
+def _claim(output: Path) -> None:
+    """Create --output and mark it as a score output (core.io.mark_dir), once."""
+    output.mkdir(parents=True, exist_ok=True)
+    if owner_mark(output) is None:
+        mark_dir(output, OUTPUT_KIND)
 
 
 def _formats(pattern: str, output_format: str | None):

@@ -16,13 +16,17 @@ input's RA, Dec and HEALPix-index columns are kept in the output.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from sdss_distill.core.errors import InputError, listing
+from sdss_distill.core.io import HATS_PROPERTIES, mark_dir, owner_mark
+from sdss_distill.core.safety import remove_file_within
 
-PROPERTY_FILES = ("hats.properties", "properties", "collection.properties")
+PROPERTY_FILES = HATS_PROPERTIES
+PIXEL = re.compile(r"Npix=\d+\.parquet")
 INSTALL = "pip install lsdb hats (the extra 'sdss-distill[hats]')"
 
 
@@ -88,8 +92,12 @@ def open_input(path) -> HatsInput:
 
 
 def _place(src: Path, dst: Path) -> None:
-    """dst as a hard link to src (a copy where links are impossible), replaced atomically."""
+    """dst as a hard link to src (a copy where links are impossible), replaced atomically.
+    Already a link to src: nothing to do (rename(2) of one inode onto itself is a no-op that
+    would leave the temporary link behind)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and os.path.samefile(src, dst):
+        return
     tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -97,6 +105,17 @@ def _place(src: Path, dst: Path) -> None:
     except OSError:
         shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
+
+
+def _ours(output: Path, parts_dir: Path) -> set[Path]:
+    """The partition files an earlier score wrote in OUTPUT: listed in its mark, or (written
+    before the mark listed them) hard links of one of its own parts. Nothing else is removed."""
+    listed = (owner_mark(output) or {}).get("partitions")
+    if isinstance(listed, list):
+        return {output / p for p in listed if isinstance(p, str) and PIXEL.fullmatch(Path(p).name)}
+    inodes = {(f.stat().st_dev, f.stat().st_ino) for f in parts_dir.glob("*.parquet")}
+    return {f for f in (output / "dataset").rglob("Npix=*.parquet")
+            if (f.stat().st_dev, f.stat().st_ino) in inodes}
 
 
 def write_output(output: Path, parts_dir: Path, parts, source: HatsInput, rows: int) -> Path:
@@ -109,15 +128,16 @@ def write_output(output: Path, parts_dir: Path, parts, source: HatsInput, rows: 
     for part in parts:
         order, pixel = source.pixels[part.source]
         by_pixel[(order, pixel)] = parts_dir / part.name
-    dataset = output / "dataset"
     wanted = set()
     for (order, pixel), scored in sorted(by_pixel.items()):
         dst = Path(str(hats.io.pixel_catalog_file(output, hats.pixel_math.HealpixPixel(order, pixel))))
         _place(scored, dst)
         wanted.add(dst.resolve())
-    for old in dataset.rglob("Npix=*.parquet"):  # partitions of an earlier, different input
+    for old in _ours(output, parts_dir):  # an earlier, different input's partitions we wrote
         if old.resolve() not in wanted:
-            old.unlink()
+            remove_file_within(old, old.parent)
+    mark_dir(output, "score", partitions=sorted(str(p.relative_to(output.resolve()))
+                                                for p in wanted))
     pixels = [hats.pixel_math.HealpixPixel(o, p) for o, p in sorted(by_pixel)]
     PartitionInfo.from_healpix(pixels).write_to_file(output / "partition_info.csv")
     hats.io.write_parquet_metadata(output)

@@ -1,0 +1,201 @@
+"""Issue 23 cases 1-5, 7 and 8 ("Writes and rows" in docs/design/error-contract.md), one row
+each: the command, its exit code, the one line it prints, and what must stay untouched.
+
+Every row runs the command's own `main(argv)` in this process on tiny files made here; the
+refusals come before any model is loaded or any request sent, so the rows are fast. (The
+same cases with a real model, a real HATS catalogue and real predictions are in
+tests/test_safety_edge.py, test_safety_score.py, test_safety_fetch.py and test_hats_io.py.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sdss_distill.core.io import OWNER_FILE
+from sdss_distill.core.schema import BANDS
+from sdss_distill.data import cli as data_cli
+from sdss_distill.edge import cli as edge_cli
+from sdss_distill.score import cli as score_cli
+from sdss_distill.train import main as train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+NOWHERE = "http://127.0.0.1:9"  # nothing listens there: a row that sent a request would fail
+CSV = "objid,u,g,r,i,z\n1,19.4,17.0,15.9,15.5,15.2\n"
+
+
+def _parquet(path: Path, n: int = 20) -> Path:
+    rng = np.random.default_rng(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({b: rng.uniform(15, 20, n) for b in BANDS}), path)
+    return path
+
+
+def _fingerprint(path: Path) -> dict:
+    """What a refused command must leave as it was: every entry's kind and bytes."""
+    if not path.is_dir():
+        mode = os.lstat(path).st_mode
+        return {".": (stat.S_IFMT(mode), path.read_bytes() if stat.S_ISREG(mode) else b"")}
+    return {str(p.relative_to(path)): (stat.S_IFMT(os.lstat(p).st_mode),
+            hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "")
+            for p in sorted(path.rglob("*"))}
+
+
+def _device(path: Path) -> Path:
+    """A character device made here (a copy of /dev/null's numbers): only as root."""
+    if os.geteuid() != 0:
+        pytest.skip("mknod of a character device needs root; the FIFO rows cover non-root")
+    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    return path
+
+
+@dataclass
+class Row:
+    case: str
+    main: object
+    exit: int
+    line: str  # a substring of the one line printed on stderr
+
+
+def edge_output_fifo(d):
+    os.mkfifo(d / "out.csv")
+    (d / "in.csv").write_text(CSV)
+    return ["predict", "--model", str(d / "m.tflite"), "--input", str(d / "in.csv"),
+            "--output", str(d / "out.csv")], d / "out.csv"
+
+
+def edge_output_device(d):
+    _device(d / "full")
+    (d / "in.csv").write_text(CSV)
+    return ["predict", "--model", str(d / "m.tflite"), "--input", str(d / "in.csv"),
+            "--output", str(d / "full")], d / "full"
+
+
+def edge_output_is_input(d):
+    (d / "in.csv").write_text(CSV)
+    return ["predict", "--model", str(d / "m.tflite"), "--input", str(d / "in.csv"),
+            "--output", str(d / "in.csv")], d / "in.csv"
+
+
+def edge_output_links_to_input(d):
+    (d / "in.csv").write_text(CSV)
+    (d / "link.csv").symlink_to(d / "in.csv")
+    return ["predict", "--model", str(d / "m.tflite"), "--input", str(d / "in.csv"),
+            "--output", str(d / "link.csv")], d / "in.csv"
+
+
+def _fetch(out: Path) -> list[str]:
+    return ["fetch", "--rows", "10", "--base-url", NOWHERE, "--retries", "0", "--quiet",
+            "--out", str(out)]
+
+
+def fetch_out_fifo(d):
+    os.mkfifo(d / "f.parquet")
+    return _fetch(d / "f.parquet"), d / "f.parquet"
+
+
+def fetch_out_device(d):
+    return _fetch(_device(d / "full")), d / "full"
+
+
+def fetch_users_partial(d):
+    (d / "f.parquet.partial").mkdir()
+    (d / "f.parquet.partial" / "notes.txt").write_text("mine\n")
+    return _fetch(d / "f.parquet"), d / "f.parquet.partial"
+
+
+def _score(d, src, out) -> list[str]:
+    (d / "m.tflite").write_bytes(b"not read: the output is refused first")
+    return ["--model", str(d / "m.tflite"), "--input", str(src), "--output", str(out),
+            "--workers", "1", "--quiet"]
+
+
+def score_onto_other_hats(d):
+    other = d / "other_hats"
+    (other / "dataset" / "Norder=0" / "Dir=0").mkdir(parents=True)
+    (other / "hats.properties").write_text("dataset_type=object\n")
+    _parquet(other / "dataset" / "Norder=0" / "Dir=0" / "Npix=4.parquet")
+    return _score(d, _parquet(d / "in.parquet"), other), other
+
+
+def score_output_is_input_dir(d):
+    _parquet(d / "cat" / "a.parquet")
+    return _score(d, d / "cat", d / "cat"), d / "cat"
+
+
+def score_output_inside_input_dir(d):
+    _parquet(d / "cat" / "a.parquet")
+    return _score(d, d / "cat", d / "cat" / "scored"), d / "cat"
+
+
+def score_output_holds_input(d):
+    _parquet(d / "out" / "a.parquet")
+    return _score(d, d / "out" / "a.parquet", d / "out"), d / "out"
+
+
+def score_output_users_dir(d):
+    (d / "mine").mkdir()
+    (d / "mine" / "notes.txt").write_text("mine\n")
+    return _score(d, _parquet(d / "in.parquet"), d / "mine"), d / "mine"
+
+
+def train_out_fifo(d):
+    os.mkfifo(d / "run")
+    return ["--data", "bright", "--out", str(d / "run"), "--quiet"], d / "run"
+
+
+ROWS = {
+    "1 score --output another HATS catalogue": (
+        Row("1", score_cli.main, 2, "a HATS catalogue the app did not write"),
+        score_onto_other_hats),
+    "2 edge predict --output FIFO": (
+        Row("2", edge_cli.main, 2, "a FIFO (named pipe), not a regular file"), edge_output_fifo),
+    "2 edge predict --output char device": (
+        Row("2", edge_cli.main, 2, "a character device, not a regular file"), edge_output_device),
+    "2 data fetch --out FIFO": (
+        Row("2", data_cli.main, 2, "a FIFO (named pipe), not a regular file"), fetch_out_fifo),
+    "2 data fetch --out char device": (
+        Row("2", data_cli.main, 2, "a character device, not a regular file"), fetch_out_device),
+    "3 data fetch --out with a user's .partial/": (
+        Row("3", data_cli.main, 2, "exists without the state.json a fetch writes"),
+        fetch_users_partial),
+    "5 edge predict --output = --input": (
+        Row("5", edge_cli.main, 2, "is this command's input"), edge_output_is_input),
+    "5 edge predict --output links to --input": (
+        Row("5", edge_cli.main, 2, "is this command's input"), edge_output_links_to_input),
+    "5 score --output = Parquet input dir": (
+        Row("5", score_cli.main, 2, "overlaps this command's input"), score_output_is_input_dir),
+    "5 score --output inside the input dir": (
+        Row("5", score_cli.main, 2, "overlaps this command's input"),
+        score_output_inside_input_dir),
+    "5 score --output holds the input": (
+        Row("5", score_cli.main, 2, "overlaps this command's input"), score_output_holds_input),
+    "1 score --output a user's directory": (
+        Row("1", score_cli.main, 2, f"the app did not create (no {OWNER_FILE})"),
+        score_output_users_dir),
+    "2 train --out FIFO": (Row("2", train_main, 2, "exists and is not a directory"),
+                           train_out_fifo),
+}
+
+
+@pytest.mark.parametrize("name", list(ROWS))
+def test_case(name, tmp_path, capsys, monkeypatch):
+    row, make = ROWS[name]
+    monkeypatch.chdir(tmp_path)  # relative paths: lines short enough to hold every word
+    argv, target = make(Path("."))
+    before = _fingerprint(target)
+    code = row.main(argv)
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == row.exit, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert row.line in lines[0], lines[0]
+    assert _fingerprint(target) == before  # the target is untouched
