@@ -27,6 +27,7 @@ from sdss_distill.core.cli import Parser, program
 from sdss_distill.core.errors import run_cli
 from sdss_distill.core.io import read_toml
 from sdss_distill.core.schema import TEACHER_VIEWS
+from sdss_distill.data.datasets import NAMES_WIN
 from sdss_distill.distill import registry
 from sdss_distill.distill.formula import SOFT_LOSSES
 from sdss_distill.runs.config import Config, make_config, parse_method_options
@@ -48,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=None)
     p.add_argument("--data", help="a packaged dataset (bright: DR14 10k; faint: DR17 27k; sdss: "
                    "both), an SDSS table (CSV or Parquet), or a directory or quoted glob of Parquet "
-                   "files, streamed (default: $SDSS_DISTILL_DATA, else sdss)")
+                   f"files, streamed; {NAMES_WIN} (default: $SDSS_DISTILL_DATA, else sdss)")
     p.add_argument("--columns", metavar="MAP.toml",
                    help="TOML table {your column name = canonical name} for other tables "
                         "(default: none)")

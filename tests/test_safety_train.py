@@ -4,6 +4,7 @@ large Parquet file streamed."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pandas as pd
@@ -82,3 +83,33 @@ def test_single_large_parquet_streams(tmp_path, real_table, monkeypatch):
     csv_copy = tmp_path / "big.csv"
     df.to_csv(csv_copy, index=False)
     assert not stream.is_stream_source(str(csv_copy))  # a large CSV is not Parquet
+
+
+def _folder_named(tmp_path, name: str, rows: int = 300):
+    """./NAME/ holding one Parquet table of SIMULATED rows, as a user's folder might."""
+    from sdss_distill.data.synth import write_catalogue
+    (tmp_path / name).mkdir()
+    write_catalogue(tmp_path / name / "part.parquet", rows, seed=1)
+
+
+def test_dataset_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    """Issue 23 case 4: with a folder ./faint/ of Parquet files in the working directory,
+    `faint` still names the packaged dataset (never streamed), and `./faint` the folder."""
+    monkeypatch.chdir(tmp_path)
+    _folder_named(tmp_path, "faint")
+    assert not stream.is_stream_source("faint") and resolve("faint").kind == "dataset"
+    assert stream.is_stream_source("./faint") and resolve("./faint").kind == "stream"
+
+
+@pytest.mark.slow
+def test_train_on_a_dataset_name_beside_a_folder_of_that_name(tmp_path, monkeypatch, capsys):
+    """Issue 23 case 4, end to end: `train --data bright` with ./bright/ present trains on the
+    packaged table (its digest recorded), not on the folder's 300 rows."""
+    from sdss_distill.data.datasets import dataset_digest
+    monkeypatch.chdir(tmp_path)
+    _folder_named(tmp_path, "bright")
+    assert train_main(["--data", "bright", "--rows", "1000", "--epochs", "1", "--out", "run",
+                       "--quiet"]) == 0
+    report = json.loads((tmp_path / "run" / "reports" / "report.json").read_text())
+    assert report["data"]["sha256"] == dataset_digest("bright")
+    assert "streamed" not in capsys.readouterr().err

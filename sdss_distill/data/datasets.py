@@ -132,6 +132,16 @@ def members(name: str) -> tuple[str, ...]:
     return COMBINED.get(name, (name,))
 
 
+NAMES_WIN = "a dataset name wins over a file or folder of that name: write ./faint for the folder"
+"""Said in every --help whose option takes dataset names (issue 23 case 4)."""
+
+
+def is_name(spec: str | None) -> bool:
+    """True if `spec` is a dataset name: then it means the packaged table, even where a local
+    file or folder has the same name (`./faint` names the folder)."""
+    return bool(spec) and _NAME.fullmatch(str(spec)) is not None and str(spec).lower() in names()
+
+
 def _check_name(name: str) -> str:
     key = str(name).strip().lower()
     valid = names()
@@ -197,7 +207,7 @@ def resolve(arg: str | None = None) -> Source:
     spec, origin = (arg, "--data") if arg else (env, f"${DATA_ENV}") if env else (DEFAULT, "default")
     bare = _NAME.fullmatch(spec) is not None
     valid = names()
-    if bare and spec.lower() in valid:
+    if is_name(spec):
         key = _check_name(spec)
         files = tuple(table_file(t) for t in members(key))
         return Source("dataset", spec, origin, files, key, dataset_digest(key))

@@ -32,6 +32,7 @@ from sdss_distill.core.io import PARQUET_SUFFIXES, find_parquet  # noqa: F401  (
 from sdss_distill.core.quality import REASONS, check_values, header_positions
 from sdss_distill.core.safety import is_parquet
 from sdss_distill.core.schema import ID_COLUMNS, LABELS, TARGET
+from sdss_distill.data.datasets import is_name
 from sdss_distill.data.synth import is_simulated
 
 CHUNK_ROWS = 65_536  # rows per record batch read; with one row group, what is held per file
@@ -52,8 +53,9 @@ STREAM_FILE_BYTES = 256 << 20
 
 def is_stream_source(data: str | None) -> bool:
     """True for a directory, a glob pattern or one Parquet file (known by its magic bytes,
-    whatever its name) larger than STREAM_FILE_BYTES: train streams it. False for other files."""
-    if not data:
+    whatever its name) larger than STREAM_FILE_BYTES: train streams it. False for other files
+    and for a dataset name, even where a folder of that name exists (datasets.NAMES_WIN)."""
+    if not data or is_name(data):
         return False
     if Path(data).is_file():
         return Path(data).stat().st_size > STREAM_FILE_BYTES and is_parquet(Path(data))

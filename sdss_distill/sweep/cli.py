@@ -28,6 +28,7 @@ from pathlib import Path
 from sdss_distill.core.cli import Parser, program
 from sdss_distill.core.errors import InputError, run_cli
 from sdss_distill.core.io import write_atomic
+from sdss_distill.data.datasets import NAMES_WIN
 from sdss_distill.distill import registry
 from sdss_distill.distill.formula import SOFT_LOSSES
 from sdss_distill.runs.config import Config, make_config, parse_method_options
@@ -60,8 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog="Presets (--preset):\n" + "\n".join(f"  {k:12s} {v['about']}"
                                                    for k, v in PRESETS.items())
         + "\n\nMethods:\n" + registry.describe())
-    p.add_argument("--data", help="a packaged dataset (bright, faint, sdss) or an SDSS table "
-                   "(default: $SDSS_DISTILL_DATA, else sdss)")
+    p.add_argument("--data", help="a packaged dataset (bright, faint, sdss) or an SDSS table; "
+                   f"{NAMES_WIN} (default: $SDSS_DISTILL_DATA, else sdss)")
     p.add_argument("--preset", choices=PRESETS, help="a ready-made grid (default: none; without "
                    "it the grid is --methods x --temperatures x --alphas)")
     p.add_argument("--methods", nargs="+", metavar="NAME",
