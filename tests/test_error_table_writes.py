@@ -199,3 +199,101 @@ def test_case(name, tmp_path, capsys, monkeypatch):
     assert len(lines) == 1 and "Traceback" not in err, err
     assert row.line in lines[0], lines[0]
     assert _fingerprint(target) == before  # the target is untouched
+
+
+# -- case 7: every input line accounted for, numbered as the CSV dialect reads it -------------
+
+ROWS_7 = [
+    "objid,u,g,r,i,z",                      # line 1
+    "1,19.4,17.0,15.9,15.5,15.2",           # 2: a row
+    ",,,,,",                                # 3: an empty record: a row of missing values
+    ",,,",                                  # 4: wrong field count: rejected
+    "",                                     # 5: blank: counted and named
+    '5,"19.4",17.0,15.9,15.5,15.2\r',       # 6: CRLF ending
+    "6,19.4,17.0\r15.9,15.5,15.2",          # 7: a lone CR is data: one malformed record
+    '7,"19.4\n",17.0,15.9,15.5,15.2',       # 8-9: a quoted newline: one record
+    "8,19.4,17.0,15.9,15.5,15.2",           # 10
+]
+
+
+def test_case_7_edge_accounts_for_every_line(tmp_path):
+    from sdss_distill.edge.csvio import CsvInput
+    src = tmp_path / "in.csv"
+    src.write_bytes("\n".join(ROWS_7).encode() + b"\n")
+    source = CsvInput(src, tuple(BANDS))
+    records = [(int(line), err) for c in source.chunks() for line, err in zip(c.lines, c.errors)]
+    assert [line for line, _ in records] == [2, 3, 4, 6, 7, 8, 10]
+    why = dict(records)
+    assert why[2] == why[6] == why[8] == why[10] == ""
+    assert why[3] == ""  # the header's 6 fields, all empty: predict rejects it as missing values
+    assert why[4] == "malformed CSV record (4 fields where the header has 6)"
+    assert why[7] == "malformed CSV record (5 fields where the header has 6)"
+    assert source.blank_lines == [5]
+
+
+def test_case_7_edge_empty_record_is_a_rejected_row(tmp_path):
+    from sdss_distill.edge.csvio import CsvInput
+    src = tmp_path / "in.csv"
+    src.write_text("u,g,r,i,z\n,,,,\n19.4,17.0,15.9,15.5,15.2\n")
+    (chunk,) = CsvInput(src, tuple(BANDS)).chunks()
+    assert list(chunk.lines) == [2, 3] and np.isnan(chunk.x[0]).all()
+
+
+def test_case_7_unclosed_quote_still_rejects_only_its_line(tmp_path):
+    from sdss_distill.edge.csvio import CsvInput
+    src = tmp_path / "in.csv"
+    src.write_text("u,g,r,i,z\n" + '"19.4,17.0,15.9,15.5,15.2\n' + "19.4,17.0,15.9,15.5,15.2\n" * 3)
+    records = [(int(line), err) for c in CsvInput(src, tuple(BANDS)).chunks()
+               for line, err in zip(c.lines, c.errors)]
+    assert records[0] == (2, "malformed CSV record (a quoted field that never closes)")
+    assert [line for line, err in records[1:] if not err] == [3, 4, 5]
+
+
+def test_case_7_train_accounts_for_every_line(tmp_path):
+    from sdss_distill.core.schema import get_view
+    from sdss_distill.data.table import clean, load_table, where
+    from tests.conftest import HEADER, row
+    rows = [row(), ",,,", "", row("GALAXY", redshift=0.1), f'{row()[:-3]}"4\n91"',
+            row("QSO", u="x" + "\r" + "19")]
+    src = tmp_path / "t.csv"
+    src.write_text("#Table1\n\n" + HEADER + "\n" + "\n".join(rows) + "\n")
+    df = load_table(src)
+    assert len(df) == 6  # six records below the header on lines 4-10
+    assert [where(df, k).rsplit(" ", 1)[1] for k in range(6)] == ["4", "5", "6", "7", "8", "10"]
+    with pytest.raises(Exception, match=r"line 10: column 'u' has non-numeric value"):
+        clean(df, get_view("photometric"))
+    _, report = clean(df.iloc[:5], get_view("photometric"))
+    assert report.rows_read == 5 and report.rows_kept == 3
+    assert report.dropped["blank line or empty record"] == 2
+    assert report.examples["blank line or empty record"].endswith("t.csv line 5")
+
+
+# -- case 12 (edge): a `#` line then a blank line is not "an empty file" -----------------------
+
+def test_case_12_makefile_names_the_real_problem(tmp_path):
+    from sdss_distill.core.errors import InputError
+    from sdss_distill.edge.csvio import CsvInput
+    src = tmp_path / "Makefile"
+    src.write_text("# build\n\nall:\n\tpython -m build\n")
+    with pytest.raises(InputError, match=r"Makefile: missing column\(s\) u, g, r, i, z needed "
+                                         r"by the model; found all:"):
+        CsvInput(src, tuple(BANDS))
+    src.write_text("# only a comment\n\n")
+    with pytest.raises(InputError, match=r"no header line: its 2 line\(s\) are all blank or "
+                                         r"comments"):
+        CsvInput(src, tuple(BANDS))
+
+
+# -- case 8: a loose card must name a view, so its column order can be checked ----------------
+
+@pytest.mark.parametrize("name, message", [
+    (None, "'input.name' is missing"),
+    ("mine", "'input.name' is 'mine', not a view of this package"),
+    ("photometric", "are not view 'photometric''s columns in its order"),
+])
+def test_case_8_card_column_order_checked_for_every_view(name, message):
+    from sdss_distill.core.errors import InputError
+    from sdss_distill.edge.verify import check_card
+    card = {"input": {"columns": list("zirgu"), **({"name": name} if name else {})}}
+    with pytest.raises(InputError, match=message):
+        check_card(card, Path("m.json"), 5)

@@ -120,7 +120,7 @@ def test_earlier_output_keeps_a_users_file(hats_catalogue, scored_hats, model):
     mark lists; a file the user put there stays."""
     path, _ = hats_catalogue
     _, out = scored_hats
-    theirs = out / "dataset" / "notes.txt"
+    theirs = out / "notes.txt"  # (hats reads every file under dataset/ as Parquet)
     theirs.write_bytes(b"the user's")
     try:
         code = score_cli.main(["--model", str(model), "--input", str(path), "--output",

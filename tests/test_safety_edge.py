@@ -148,6 +148,11 @@ def _edit_card(m: Path, change) -> None:
     (lambda c: c.pop("sha256"), "the card has no 'sha256'"),
     (lambda c: c["input"].update(columns=["g", "u", "r", "i", "z"]), "not view 'photometric'"),
     (lambda c: c.update(source={"run_id": None}), "names no run"),
+    # issue 23 case 8: no view, or an unknown one, and the columns reordered z i r g u
+    (lambda c: (c["input"].pop("name"), c["input"].update(columns=[*"zirgu"])),
+     "'input.name' is missing"),
+    (lambda c: c["input"].update(name="mine", columns=[*"zirgu"]),
+     "'input.name' is 'mine', not a view of this package"),
 ])
 def test_malformed_or_unverifiable_card_is_one_line(loose, tmp_path, capsys, change, message):
     """Cases 7 and 9 with a loose model: malformed domain, sixth column, no hash, reordered
@@ -190,3 +195,29 @@ def test_model_inside_a_run_is_checked_against_the_manifest(version_copy, loose,
     shutil.copy(edge.card_path(loose), edge.card_path(stray))
     _one_line(capsys, ["predict", "--model", str(stray), "--input", str(src)],
               "not in the run's manifest.json")
+
+
+def test_every_line_accounted_for(model, tmp_path, capsys):
+    """Issue 23 case 7: `,,,` lines are rejected rows with their line number, never skipped
+    silently; a blank line is counted and named; a lone CR and a quoted newline are one record
+    each (numbered by their first line), so later line numbers stay right."""
+    from tests.test_error_table_writes import ROWS_7
+    src, out = tmp_path / "in.csv", tmp_path / "p.csv"
+    src.write_bytes("\n".join(ROWS_7).encode() + b"\n")
+    code = edge_cli.main(["predict", "--model", str(model), "--input", str(src), "--output",
+                          str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "line 3: missing value in column 'u'" in err
+    assert "line 4: malformed CSV record (4 fields where the header has 6)" in err
+    assert "line 7: malformed CSV record (5 fields where the header has 6)" in err
+    assert "read 7 rows: classified 4 rows" in err
+    assert "rejected 3 rows; skipped 1 blank line(s) (5)" in err
+    assert [r[1] for r in list(csv.reader(out.open()))[1:]] == ["1", "5", "7", "8"]
+
+
+def test_makefile_is_not_an_empty_file(model, capsys):
+    """Issue 23 case 12: a `#` line then a blank line, then text: the missing columns are
+    named, not "empty file"."""
+    _one_line(capsys, ["predict", "--model", str(model), "--input", str(ROOT / "Makefile")],
+              "missing column(s) u, g, r, i, z needed by the model")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sdss_distill.core.errors import InputError
+from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.schema import BANDS, MAGNITUDE_RANGE, SENTINEL, canonical_name
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -96,6 +96,27 @@ def check_values(values, columns: Sequence[str]) -> Checked:
         column[rows] = np.asarray(columns, dtype=object)[first]
         value[rows] = x[rows, first]
     return Checked(reason, column, value)
+
+
+COMMENT = "#"
+
+
+def is_preamble(line: str) -> bool:
+    """A line above the header that is no part of the table: blank, or a comment starting with
+    `#` (SkyServer's `#Table1`). The one rule for train's and edge's CSV readers."""
+    text = line.strip()
+    return not text or text.startswith(COMMENT)
+
+
+def check_columns(found, needed: Sequence[str], *, source: str, header: Sequence[str],
+                  needed_by: str = "the model", fix: str = "") -> None:
+    """The one "missing column" error: `source` lacks some of `needed` (canonical names, looked
+    up in `found`); names them, what needs them, the header found and the fix."""
+    missing = [c for c in needed if c not in found]
+    if missing:
+        raise InputError(f"{source}: missing column(s) {listing(missing)} needed by "
+                         f"{needed_by}; found {listing([str(h) for h in header], 20)}"
+                         + (f". {fix}" if fix else ""))
 
 
 def header_positions(header: Sequence[str], column_map: dict[str, str] | None = None, *,

@@ -29,7 +29,7 @@ import numpy as np
 
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import PARQUET_SUFFIXES, find_parquet  # noqa: F401  (re-exported)
-from sdss_distill.core.quality import REASONS, check_values, header_positions
+from sdss_distill.core.quality import REASONS, check_columns, check_values, header_positions
 from sdss_distill.core.safety import is_parquet
 from sdss_distill.core.schema import ID_COLUMNS, LABELS, TARGET
 from sdss_distill.data.datasets import is_name
@@ -177,10 +177,8 @@ class ParquetSource:
         import pyarrow as pa
         found = header_positions(schema.names, column_map, source=str(path))
         names = {c: schema.names[k] for c, k in found.items()}
-        missing = [c for c in (*self.columns, TARGET) if c not in names]
-        if missing:
-            raise InputError(f"{path}: missing column(s) {listing(missing)}; found "
-                             f"{listing(schema.names, 20)}. Rename them or pass --columns map.toml")
+        check_columns(names, (*self.columns, TARGET), source=str(path), header=schema.names,
+                      needed_by="training", fix="Rename them or pass --columns map.toml")
         for c in self.columns:
             t = schema.field(names[c]).type
             if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,13 @@ import pandas as pd
 
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import read_json, read_toml
-from sdss_distill.core.quality import REASONS, check_values, header_positions
+from sdss_distill.core.quality import (
+    REASONS,
+    check_columns,
+    check_values,
+    header_positions,
+    is_preamble,
+)
 from sdss_distill.core.safety import PARQUET_MAGIC, kind_of
 from sdss_distill.core.schema import (
     CANONICAL_COLUMNS,
@@ -34,6 +41,8 @@ from sdss_distill.core.schema import (
 )
 
 SUBSETS = ("teacher_train", "student_train", "test")
+LONE_CR = re.compile(rb"\r(?!\n)")
+BLANK = "blank line or empty record"
 MIN_CLASS_ROWS = 10
 """Fewest rows of a class that the stratified splits (test, student, teacher, validation)
 can share out: each needs two or more of every class."""
@@ -126,28 +135,56 @@ def _parquet_simulated(raw: bytes) -> bool:
 
 
 def _read_csv(path: Path, raw: bytes, column_map) -> tuple[pd.DataFrame, list[str], int]:
-    """Parse CSV bytes; the header is read with the csv module, unmangled (pandas renames a
-    repeated `z` to `z.1`, which would hide a SkyServer redshift column called `z`)."""
-    text_start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
-    skip = 1 if raw[text_start:text_start + 1] == b"#" else 0
-    lines = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", newline="")
-    for _ in range(skip):
-        lines.readline()
-    header = next(csv.reader(lines), None)
+    """Parse CSV bytes as edge reads them: lines above the header that are blank or comments
+    are skipped (quality.is_preamble), records end at LF or CRLF (a lone CR is data), and every
+    data line is a row (a blank one too: cleaning counts it), so row k is at file line
+    `first_line + k` unless a quoted field spans lines (then `attrs["lines"]` lists each
+    row's line). The header is read with the csv module, unmangled (pandas renames a repeated
+    `z` to `z.1`, which would hide a SkyServer redshift column called `z`)."""
+    raw.decode("utf-8")  # a UnicodeDecodeError here names the byte's offset in the file
+    if b"\r" in raw and LONE_CR.search(raw):
+        raw = LONE_CR.sub(b" ", raw)  # one record, as edge.reader reads it
+    offset, line, header = 3 if raw.startswith(b"\xef\xbb\xbf") else 0, 0, None
+    while offset < len(raw) and header is None:
+        end = raw.find(b"\n", offset)
+        end = len(raw) if end < 0 else end + 1
+        text, offset, line = raw[offset:end].decode("utf-8"), end, line + 1
+        if not is_preamble(text):
+            header = [h.strip() for h in next(csv.reader([text.rstrip("\r\n")]))]
     if not header:
         raise pd.errors.EmptyDataError("no header")
-    header = [h.strip() for h in header]
     as_text = {k: "string" for k, c in enumerate(header)
                if canonical_name(c, column_map) in ID_COLUMNS}
-    df = pd.read_csv(io.BytesIO(raw), skiprows=skip + 1, header=None, names=range(len(header)),
-                     dtype=as_text, encoding="utf-8-sig")
-    return df, header, skip + 2  # file line number of data row 0
+    body = raw[offset:]
+    if not body.strip():
+        return pd.DataFrame(columns=range(len(header))), header, line + 1
+    try:
+        df = pd.read_csv(io.BytesIO(body), header=None, names=range(len(header)), dtype=as_text,
+                         encoding="utf-8", skip_blank_lines=False)
+    except pd.errors.ParserError as e:  # its line numbers count from the first data line
+        msg = re.sub(r"line (\d+)", lambda m: f"line {int(m.group(1)) + line}", str(e))
+        raise pd.errors.ParserError(msg) from None
+    if b'"' in body:
+        starts = _record_lines(body)
+        if starts[-1:] != [len(starts)] and len(starts) == len(df):
+            df.attrs["lines"] = [line + k for k in starts]
+    return df, header, line + 1  # file line number of data row 0
+
+
+def _record_lines(body: bytes) -> list[int]:
+    """The line (1-based, within `body`) where each CSV record starts."""
+    reader, starts, done = csv.reader(io.StringIO(body.decode("utf-8"), newline="")), [], 0
+    for _ in reader:
+        starts.append(done + 1)
+        done = reader.line_num
+    return starts
 
 
 def where(df: pd.DataFrame, row: int) -> str:
     """'file.csv line 12' for a row, to point a user at a bad value."""
-    first = df.attrs.get("first_line")
-    at = f"line {first + row}" if first is not None else f"row {row}"
+    lines, first = df.attrs.get("lines"), df.attrs.get("first_line")
+    at = (f"line {lines[row]}" if lines else f"line {first + row}" if first is not None
+          else f"row {row}")
     return f"{df.attrs.get('source', 'table')} {at}"
 
 
@@ -157,12 +194,9 @@ def check_frame(df: pd.DataFrame, view: View, *, with_labels: bool) -> pd.DataFr
     Missing columns and non-numeric values are InputErrors that name them.
     """
     needed = [*view.columns, *([TARGET] if with_labels else [])]
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"{df.attrs.get('source', 'table')}: missing column(s) {listing(missing)} needed by "
-            f"the {view.name} view; found {listing(df.columns, 20)}. Rename them or pass "
-            f"--columns map.toml")
+    check_columns(set(df.columns), needed, source=df.attrs.get("source", "table"),
+                  header=list(df.columns), needed_by=f"the {view.name} view",
+                  fix="Rename them or pass --columns map.toml")
     out = df.copy()
     for c in view.columns:
         col = out[c]
@@ -204,9 +238,12 @@ def clean(df: pd.DataFrame, view: View) -> tuple[pd.DataFrame, CleaningReport]:
     df = check_frame(df, get_view(STUDENT_VIEW), with_labels=True)
     df = check_frame(df, view, with_labels=False)
     checked = check_values(df[cols].to_numpy("float64"), cols)
+    blank = df.drop(columns=[SAMPLE], errors="ignore").isna().all(axis=1).to_numpy()
     no_class = df[TARGET].isna().to_numpy() | (df[TARGET] == "").fillna(True).to_numpy()
-    dropped = {"missing class": int(no_class.sum())}
-    examples = {}
+    dropped, examples = {"missing class": int((no_class & ~blank).sum())}, {}
+    if blank.any():  # every line of the file is accounted for, a blank one too
+        dropped = {BLANK: int(blank.sum()), **dropped}
+        examples[BLANK] = where(df, int(np.flatnonzero(blank)[0]))
     for code, why in REASONS.items():
         hit = (checked.reason == code) & ~no_class
         dropped[why] = int(hit.sum())

@@ -23,7 +23,7 @@ from sdss_distill.core.domain import in_domain
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.prob import softmax
-from sdss_distill.core.quality import check_values, header_positions
+from sdss_distill.core.quality import check_columns, check_values, header_positions
 from sdss_distill.core.schema import LABELS, SIGNATURE
 from sdss_distill.edge import verify
 
@@ -119,10 +119,7 @@ class EdgeClassifier:
         (two names for one column are an InputError naming both)."""
         if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):
             found = header_positions([str(c) for c in rows.columns], source="DataFrame")
-            missing = [c for c in self.columns if c not in found]
-            if missing:
-                raise InputError(f"missing column(s) {listing(missing)} needed by the model; "
-                                 f"found {listing(rows.columns, 20)}")
+            check_columns(found, self.columns, source="DataFrame", header=list(rows.columns))
             rows = rows.iloc[:, [found[c] for c in self.columns]].to_numpy(dtype="float64")
         x = np.asarray(rows, dtype=np.float64)
         if x.ndim == 1:

@@ -18,11 +18,11 @@ import numpy as np
 
 from sdss_distill.core.errors import EXIT_REJECTED, InputError, listing
 from sdss_distill.core.io import atomic_path, check_file_target
-from sdss_distill.core.quality import header_positions
+from sdss_distill.core.quality import check_columns, header_positions, is_preamble
 from sdss_distill.core.safety import remove_file_within, shorten, stale_temps
 from sdss_distill.core.schema import ID_COLUMNS
 from sdss_distill.edge.classifier import PROG, EdgeClassifier
-from sdss_distill.edge.reader import STDIN, LineReader, parse_record
+from sdss_distill.edge.reader import MAX_RECORD_LINES, STDIN, UNCLOSED, LineReader, parse_record
 
 CSV_CHUNK_ROWS = 65_536
 MAX_REPORTED = 20
@@ -60,10 +60,12 @@ class CsvInput:
 
     def _start(self, keep) -> None:
         first = self._lines.readline()
-        while first is not None and first.startswith("#"):  # SkyServer's '#Table1'
+        while first is not None and is_preamble(first):  # SkyServer's '#Table1', blank lines
             first = self._lines.readline()
-        if first is None or not first.strip():
-            raise InputError(f"{self.path}: empty file; expected a header line with "
+        if first is None:
+            raise InputError(f"{self.path}: " + ("empty file" if self._lines.line_num == 0 else
+                             f"no header line: its {self._lines.line_num} line(s) are all blank "
+                             f"or comments (#)") + f"; expected a header line with "
                              f"{' '.join(self.columns)}")
         header, why = parse_record(first)
         if why:
@@ -73,10 +75,7 @@ class CsvInput:
         header = [h.strip() for h in header]
         self._width = len(header)
         pos = header_positions(header, source=str(self.path))
-        missing = [c for c in self.columns if c not in pos]
-        if missing:
-            raise InputError(f"{self.path}: missing column(s) {listing(missing)}; found "
-                             f"{listing(header, 20)}")
+        check_columns(pos, self.columns, source=str(self.path), header=header)
         unknown = [k for k in keep if k not in header]
         if unknown:
             raise InputError(f"--keep {','.join(keep)}: no column(s) {listing(unknown)} in "
@@ -86,6 +85,7 @@ class CsvInput:
         self._x_pos = [pos[c] for c in self.columns]
         self._text_pos = [pos[c] for c in self.id_columns] + [header.index(k) for k in keep]
         self._row = 0
+        self.blank_lines: list[int] = []  # counted and named in the summary, never a row
 
     def chunks(self, size: int = CSV_CHUNK_ROWS) -> Iterator[Chunk]:
         """The data rows, `size` at a time."""
@@ -108,21 +108,41 @@ class CsvInput:
             line = self._lines.readline()
             if line is None:
                 break
+            start = self._lines.line_num
             if not line.strip():
+                self.blank_lines.append(start)
                 continue
             fields, why = parse_record(line)
+            if why == UNCLOSED:
+                fields, why = self._quoted_newlines(line, fields, why)
             if why == "field-limit":
-                raise InputError(f"{self.path} line {self._lines.line_num}: a field longer than "
+                raise InputError(f"{self.path} line {start}: a field longer than "
                                  f"the csv limit of 128 KiB; this is not a table of magnitudes "
                                  f"there, check the file")
             if not why and len(fields) != self._width:
-                if not any(v.strip() for v in fields):
-                    continue
                 why = f"{len(fields)} fields where the header has {self._width}"
             if why:
                 why = f"malformed CSV record ({why})"
-            out.append((self._lines.line_num, fields, why))
+            out.append((start, fields, why))
         return out
+
+    def _quoted_newlines(self, line: str, fields, why):
+        """A record whose quoted field holds line breaks: joined with the lines that close it
+        (at most MAX_RECORD_LINES, and only if the record then has the header's field count);
+        else the look-ahead is given back and this line alone is the malformed record."""
+        ahead = []
+        while len(ahead) < MAX_RECORD_LINES:
+            more = self._lines.readline()
+            if more is None:
+                break
+            ahead.append(more)
+            joined, joined_why = parse_record("\n".join([line, *ahead]))
+            if joined_why != UNCLOSED:
+                if not joined_why and len(joined) == self._width:
+                    return joined, ""
+                break
+        self._lines.unread(ahead)
+        return fields, why
 
     def _parse(self, records) -> Chunk:
         n, k = len(records), len(self.columns)
@@ -186,9 +206,10 @@ def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int 
             remove_file_within(stale, output.parent)
         with atomic_path(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             _write_predictions(f, header, clf, source, source.path, chunk_rows, counts)
-    read = counts["classified"] + counts["rejected"]
+    read, blank = counts["classified"] + counts["rejected"], source.blank_lines
     print(f"{PROG}: read {read} rows: classified {counts['classified']} rows, {counts['outside']} "
           f"outside the training domain; rejected {counts['rejected']} rows"
+          + (f"; skipped {len(blank)} blank line(s) ({listing(blank)})" if blank else "")
           + (f"; wrote {output}" if output else ""), file=sys.stderr)
     return EXIT_REJECTED if counts["rejected"] else 0
 

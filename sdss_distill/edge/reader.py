@@ -2,10 +2,13 @@
 
 Why not `csv.reader` over the file: a quote that never closes makes it swallow every later
 line into one field (silently, up to its 128 KiB field limit), and a file with no newline
-(`/dev/zero`) is read whole into memory. Here a record is exactly one line: a line longer
-than MAX_LINE_BYTES is an error naming it, a line whose quotes do not close is a malformed
-record (rejected with its line number, never merged with the next), and nothing is ever
-seeked, so `-`, `/dev/stdin` and named pipes stream like files. Stdlib only.
+(`/dev/zero`) is read whole into memory. Here lines are read one at a time: a line longer
+than MAX_LINE_BYTES is an error naming it; a quoted field may span lines (CSV's quoted
+newline: one record, numbered by its first line) only if its quote closes within
+MAX_RECORD_LINES lines and the record then has the header's field count, else the line is a
+malformed record (rejected with its line number, never merged with the next); nothing is ever
+seeked, so `-`, `/dev/stdin` and named pipes stream like files. Lines end at LF (or CRLF);
+a lone CR is part of its line, as in RFC 4180. Stdlib only.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from sdss_distill.core.safety import kind_of
 MAX_LINE_BYTES = 1 << 20
 """Longest line accepted (1 MiB): a table of magnitudes has lines of ~100 bytes."""
 MAX_FIELD_CHARS = 128 * 1024
+UNCLOSED = "a quoted field that never closes"
+MAX_RECORD_LINES = 64
+"""A quoted field may hold line breaks, up to this many lines for one record: a quote that
+never closes costs a bounded look-ahead, then only its own line is rejected."""
 BLOCK_BYTES = 1 << 20
 STDIN = "-"
 
@@ -65,12 +72,12 @@ class LineReader:
                                  f"file, a pipe or - for standard input") from None
             if not block:
                 self._eof = True
-                lines = [self._rest.rstrip(b"\r")] if self._rest else []
+                lines = _split(self._rest + b"\n") if self._rest else []
                 self._rest = b""
             else:
                 data = self._rest + block
                 cut = data.rfind(b"\n") + 1
-                lines, self._rest = data[:cut].splitlines(), data[cut:]
+                lines, self._rest = _split(data[:cut]), data[cut:]
                 if not cut and len(self._rest) <= MAX_LINE_BYTES:
                     continue
             self._check_length(lines)
@@ -103,9 +110,23 @@ class LineReader:
                                      f"(byte {e.object[e.start]:#04x}); save the file as UTF-8") from None
             raise
 
+    def unread(self, lines: list[str]) -> None:
+        """Give back `lines` (read last, in reading order): the next readline returns them."""
+        self._pending.extend(reversed(lines))
+        self.line_num -= len(lines)
+
     def close(self) -> None:
         if self._owned:
             self._f.close()
+
+
+def _split(data: bytes) -> list[bytes]:
+    """The lines of `data` (which ends with LF), without their LF or CRLF: records end at a
+    line feed only, so a lone CR stays inside its line (one record, one line number)."""
+    lines = data[:-1].split(b"\n")
+    if b"\r" in data:
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+    return lines
 
 
 def parse_record(line: str) -> tuple[list[str], str]:
@@ -116,7 +137,7 @@ def parse_record(line: str) -> tuple[list[str], str]:
         try:
             fields = next(csv.reader([line], strict=True))
         except csv.Error as e:
-            why = ("a quoted field that never closes" if "unexpected end of data" in str(e)
+            why = (UNCLOSED if "unexpected end of data" in str(e)
                    else f"malformed quoting ({e})")
             return [], why
     if len(line) > MAX_FIELD_CHARS and max(map(len, fields)) > MAX_FIELD_CHARS:

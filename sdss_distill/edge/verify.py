@@ -3,8 +3,9 @@
 A .tflite inside a run version (`<version>/tflite/<name>.tflite`, next to the version's
 manifest.json): the file, its card and labels.txt must be listed in the manifest with the
 same SHA-256, and the card must name that run. A loose .tflite (copied elsewhere): its card
-must carry the file's SHA-256 and a run id, list the input columns in the order of the view
-it names, and hold a well-formed training domain. Stdlib only.
+must carry the file's SHA-256 and a run id, name a view of this package and list its input
+columns in that view's order (a card naming no view, or another, is refused: nothing could
+check the order), and hold a well-formed training domain. Stdlib only.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def check_card(card: dict, path: Path, n_inputs: int | None = None) -> None:
         raise InputError(f"{path}: the card lists {len(columns)} input columns but the model "
                          f"takes {n_inputs}; {FIX}")
     view = card["input"].get("name")
-    if view in VIEWS and list(VIEWS[view].columns) != list(columns):
+    if not isinstance(view, str) or view not in VIEWS:  # no view: no order to check against
+        said = "missing" if view is None else f"{view!r}, not a view of this package"
+        raise InputError(f"{path}: 'input.name' is {said} ({', '.join(VIEWS)}), so the order of "
+                         f"'input.columns' cannot be checked; {FIX}")
+    if list(VIEWS[view].columns) != list(columns):
         raise InputError(f"{path}: 'input.columns' {', '.join(columns)} are not view {view!r}'s "
                          f"columns in its order ({', '.join(VIEWS[view].columns)}); {FIX}")
     domain = card.get("domain", {})

@@ -20,7 +20,7 @@ import numpy as np
 from sdss_distill import __version__
 from sdss_distill.core.cli import program
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.quality import header_positions
+from sdss_distill.core.quality import check_columns, header_positions
 from sdss_distill.core.schema import ID_COLUMNS, SIMULATED_KEY
 from sdss_distill.score import hats as hats_io
 from sdss_distill.score.batch import QUALITY, Model, check_rows, features, probabilities, score_batch
@@ -210,10 +210,7 @@ def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) ->
             print(f"{PROG}: {path}: 0 rows, nothing to score; skipped", file=sys.stderr)
             continue
         found = {canon: names[k] for canon, k in header_positions(names, source=str(path)).items()}
-        missing = [c for c in columns if c not in found]
-        if missing:
-            raise InputError(f"{path}: missing column(s) {listing(missing)} needed by the model; "
-                             f"found {listing(names, 20)}")
+        check_columns(found, columns, source=str(path), header=names)
         absent = [c for c in keep if c not in names]
         if absent:
             raise InputError(f"{path}: --keep column(s) {listing(absent)} not found; found "
