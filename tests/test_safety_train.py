@@ -113,3 +113,19 @@ def test_train_on_a_dataset_name_beside_a_folder_of_that_name(tmp_path, monkeypa
     report = json.loads((tmp_path / "run" / "reports" / "report.json").read_text())
     assert report["data"]["sha256"] == dataset_digest("bright")
     assert "streamed" not in capsys.readouterr().err
+
+
+def test_train_and_score_read_the_same_parquet_files(tmp_path):
+    """Issue 21 item 4: one discovery rule for `train --data DIR/` and `score --input DIR/`:
+    recursive, .parquet and .pq, hidden entries (temp files, `_metadata`) skipped."""
+    from sdss_distill.data.synth import write_catalogue
+    from sdss_distill.score.parts import input_files
+    d = tmp_path / "cat"
+    for rel in ("a.parquet", "b.pq", "year=2020/c.parquet", ".tmp/d.parquet", "_meta/e.parquet",
+                ".f.parquet.123.deadbeef.tmp"):
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_catalogue(d / rel, 20, seed=0)
+    (d / "notes.txt").write_text("not a table")
+    want = [d / "a.parquet", d / "b.pq", d / "year=2020" / "c.parquet"]
+    assert stream.find_parquet(str(d)) == want == input_files(str(d))
+    assert resolve(str(d)).files == tuple(want)

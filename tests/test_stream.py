@@ -211,7 +211,7 @@ def test_other_methods_and_export_are_refused_in_one_line(sim_table, tmp_path, c
 
 @pytest.mark.parametrize("make, message", [
     (lambda d, t: d, "a directory with no .parquet files"),
-    (lambda d, t: d / "*.parquet", "no file matches the pattern"),
+    (lambda d, t: d / "*.parquet", "no Parquet files match"),
     (lambda d, t: _write_parts(t.set_column(0, "objid", t.column(0).cast(pa.string())), d, [0, 10]),
      "column 'objid' has Parquet type string; the hash split needs 64-bit integer ids"),
     (lambda d, t: _write_parts(t.drop_columns(["redshift"]), d, [0, 10]),

@@ -181,6 +181,11 @@ def quiet_import(module: str = "keras"):
         return importlib.import_module(module)
 
 
+def sha256_bytes(data: bytes | str) -> str:
+    """SHA-256 (hex) of bytes, or of a str's UTF-8: the one hash of the package's records."""
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
 def sha256_file(path) -> str:
     """SHA-256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
@@ -223,24 +228,33 @@ def read_toml(path: str) -> dict:
         raise InputError(f"{path}: not valid TOML ({e})") from None
 
 
-def find_parquet(data: str) -> list[Path]:
-    """The Parquet files of a directory (its *.parquet / *.pq), a glob, or one large Parquet
-    file (any name: streamed by size), sorted by path."""
+def _visible(path: Path, root: Path) -> bool:
+    """No part of `path` below `root` is hidden (`.name`: temp files, `_name`: metadata)."""
+    return not any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+
+
+def find_parquet(data: str, option: str = "--data") -> list[Path]:
+    """The Parquet files `train --data` and `score --input` read, sorted by path: one file
+    (any name), or every *.parquet / *.pq file under a directory, recursively (Hive-style
+    `key=value/` folders included), skipping hidden entries (`.x`, `_x`), or the files a glob
+    matches (`**` recursive), which must all be Parquet by suffix."""
     if Path(data).is_file():
         return [Path(data)]
     if Path(data).is_dir():
-        files = sorted(p for p in Path(data).iterdir()
-                       if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
+        root = Path(data)
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in PARQUET_SUFFIXES
+                       and _visible(p, root) and p.is_file())
         if not files:
-            raise InputError(f"--data {data}: a directory with no .parquet files; streaming "
-                             f"training reads Parquet (convert the table, or pass one CSV file)")
+            raise InputError(f"{option} {data}: a directory with no .parquet files (searched "
+                             f"recursively); convert the table to Parquet, or pass one file")
         return files
-    files = sorted(Path(p) for p in glob.glob(data) if Path(p).is_file())
+    files = sorted(Path(p) for p in glob.glob(data, recursive=True) if Path(p).is_file())
     if not files:
-        raise InputError(f"--data {data}: no file matches the pattern; check the path (quote "
-                         f"the pattern so the shell does not expand it)")
+        raise InputError(f"{option} {data}: no Parquet files match; give a file, a directory or "
+                         f"a quoted glob such as 'catalogue/*.parquet' (quoted, so the shell "
+                         f"does not expand it)")
     other = [str(p) for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
     if other:
-        raise InputError(f"--data {data}: matches {listing(other)}, not Parquet; streaming "
-                         f"training reads only .parquet files (narrow the pattern)")
+        raise InputError(f"{option} {data}: matches {listing(other)}, not Parquet; only .parquet "
+                         f"and .pq files are read (narrow the pattern)")
     return files

@@ -22,7 +22,6 @@ per process. pandas and pyarrow are imported only when a table is read.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import find_parquet, sha256_file
+from sdss_distill.core.io import find_parquet, sha256_bytes, sha256_file
 from sdss_distill.core.quality import header_positions
 from sdss_distill.core.safety import kind_of
 from sdss_distill.core.schema import ID_COLUMNS, SAMPLE
@@ -192,7 +191,7 @@ def dataset_digest(name: str) -> str:
     if len(parts) == 1:
         return tables[key]["sha256"]
     lines = "".join(f"{t} {tables[t]['sha256']}\n" for t in parts)
-    return hashlib.sha256(lines.encode()).hexdigest()
+    return sha256_bytes(lines)
 
 
 # -- resolving --data -----------------------------------------------------------------------
@@ -259,7 +258,7 @@ def load_dataset(name: str):
     for table in members(key):
         path = table_file(table, verify=False)
         raw = path.read_bytes()
-        got, want = hashlib.sha256(raw).hexdigest(), tables[table]["sha256"]
+        got, want = sha256_bytes(raw), tables[table]["sha256"]
         if got != want:
             raise _mismatch(path, got, want)
         _verified[_stat_key(path)] = got

@@ -20,7 +20,6 @@ numpy and pyarrow only; pyarrow is imported where a file is read.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import PARQUET_SUFFIXES, find_parquet  # noqa: F401  (re-exported)
+from sdss_distill.core.io import PARQUET_SUFFIXES, find_parquet, sha256_bytes  # noqa: F401  (re-exported)
 from sdss_distill.core.quality import REASONS, check_columns, check_values, header_positions
 from sdss_distill.core.safety import is_parquet
 from sdss_distill.core.schema import ID_COLUMNS, LABELS, TARGET
@@ -158,7 +157,7 @@ class ParquetSource:
         self.stamps = [self._stamp(p) for p in self.files]
         self.sha256s = [sha256_file(p) for p in self.files]
         lines = "".join(f"{s}  {p.name}\n" for s, p in zip(self.sha256s, self.files))
-        self.sha256 = hashlib.sha256(lines.encode()).hexdigest()
+        self.sha256 = sha256_bytes(lines)
         """SHA-256 of the `sha256sum`-style listing "<sha>  <file name>" of the sorted files."""
 
     @staticmethod

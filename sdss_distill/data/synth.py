@@ -187,13 +187,13 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
 
     from sdss_distill import __version__
     from sdss_distill.core.cli import progress
-    from sdss_distill.core.io import atomic_path, sha256_file, write_atomic
+    from sdss_distill.core.io import atomic_path, sha256_bytes, sha256_file, write_atomic
 
     _check(rows, seed, bad_fraction, row_group)
     models, doc = load_model()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    params_sha = _sha256_text(PARAMS_FILE.read_bytes())
+    params_sha = sha256_bytes(PARAMS_FILE.read_bytes())
     settings = {"generator": "sdss_distill.synth", "version": __version__, "rows": rows, "seed": seed,
                 "bad_fraction": bad_fraction, "params_sha256": params_sha}
     schema = _schema({SIMULATED_KEY: "true", "sdss_distill.synth": json.dumps(settings)})
@@ -222,12 +222,6 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
     }
     write_atomic(provenance_path(out), json.dumps(provenance, indent=2) + "\n")
     return provenance
-
-
-def _sha256_text(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
 
 
 def _check(rows, seed, bad_fraction, row_group) -> None:

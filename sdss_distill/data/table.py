@@ -8,7 +8,6 @@ find exactly the same rows again.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import re
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import read_json, read_toml
+from sdss_distill.core.io import read_json, read_toml, sha256_bytes
 from sdss_distill.core.quality import (
     REASONS,
     check_columns,
@@ -90,13 +89,13 @@ def read_bytes_hashed(path: Path) -> tuple[bytes, str]:
         raw = path.read_bytes()
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror}); check its permissions") from None
-    return raw, hashlib.sha256(raw).hexdigest()
+    return raw, sha256_bytes(raw)
 
 
 def parse_table(path: Path, raw: bytes, column_map: dict[str, str] | None = None,
                 sha256: str | None = None) -> pd.DataFrame:
     """The table in `raw` (the bytes of `path`), with canonical column names."""
-    sha = sha256 or hashlib.sha256(raw).hexdigest()
+    sha = sha256 or sha256_bytes(raw)
     try:
         if path.suffix.lower() in (".parquet", ".pq") or raw[:4] == PARQUET_MAGIC:  # any name
             df = pd.read_parquet(io.BytesIO(raw))

@@ -10,11 +10,11 @@ check the order), and hold a well-formed training domain. Stdlib only.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
 from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import sha256_bytes
 from sdss_distill.core.layout import Layout
 from sdss_distill.core.schema import VIEWS
 
@@ -64,7 +64,7 @@ def check_provenance(card: dict, card_path: Path, content: bytes) -> None:
     if not isinstance(expected, str):
         raise InputError(f"{card_path}: the card has no 'sha256' of its model, so the model "
                          f"cannot be verified; {FIX}")
-    if hashlib.sha256(content).hexdigest() != expected:
+    if sha256_bytes(content) != expected:
         raise InputError(f"{card_path.with_suffix('.tflite')}: its SHA-256 differs from the one "
                          f"in its card {card_path.name}; the two come from different exports, "
                          f"copy both files from the same export")
@@ -99,7 +99,7 @@ def check_in_run(model: Path, content: bytes, card_bytes: bytes, card: dict,
         entry = files.get(rel)
         if entry is None:
             raise InputError(f"{version / rel}: not in the run's manifest.json; {fix}")
-        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        if sha256_bytes(data) != entry["sha256"]:
             raise InputError(f"{version / rel}: SHA-256 differs from the run's manifest.json; {fix}")
     run_id = (card.get("source") or {}).get("run_id") if isinstance(card.get("source"), dict) else None
     if run_id != manifest["run_id"]:

@@ -23,7 +23,6 @@ Cortex-M3 builds), startup_mps2.c and mps2_an385.ld (the QEMU board) and README.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from importlib import resources
@@ -33,6 +32,7 @@ from string import Template
 import numpy as np
 
 from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import sha256_bytes
 from sdss_distill.core.quality import VALUE_RANGES
 from sdss_distill.core.schema import BANDS, LABELS, SENTINEL
 from sdss_distill.export.mcu_graph import (  # noqa: F401 - re-exported for mcu_sim and tests
@@ -240,7 +240,7 @@ def generate(content: bytes, *, labels: tuple[str, ...] = LABELS, run_id: str | 
                          f"check assumes one")
     (lo, hi), = ranges
     fields = {
-        "model_file": model_file, "model_sha256": hashlib.sha256(content).hexdigest(),
+        "model_file": model_file, "model_sha256": sha256_bytes(content),
         "run_id": run_id or "unknown", "n_inputs": n_in, "n_classes": n_out,
         "mag_min": c_float(lo), "mag_max": c_float(hi), "sentinel": c_float(SENTINEL),
         "activation_bytes": em.local_bytes, "class_names": ", ".join(_c_string(s) for s in labels),

@@ -3,13 +3,12 @@ the model card written next to every .tflite file."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from sdss_distill import __version__
 from sdss_distill.core.domain import domain
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.io import quiet_native_stderr, sha256_file
+from sdss_distill.core.io import quiet_native_stderr, sha256_bytes, sha256_file
 from sdss_distill.core.prob import fractions
 from sdss_distill.core.schema import LABELS, SIGNATURE, STUDENT, STUDENT_VIEW, TEACHER, get_view
 from sdss_distill.runs.rundir import Layout
@@ -69,7 +68,7 @@ def model_card(run: RunData, stem: str, view, description: str, extra: dict | No
     (run id, SHA-256 of the Keras model converted and of the .tflite file itself)."""
     source = TEACHER if stem.startswith(TEACHER) else STUDENT
     return {"model": f"{stem}.tflite", "variant": description, "signature": SIGNATURE,
-            **({"sha256": hashlib.sha256(content).hexdigest()} if content is not None else {}),
+            **({"sha256": sha256_bytes(content)} if content is not None else {}),
             "input": {"name": view.name, "columns": list(view.columns), "dtype": "float32",
                       "units": "SDSS model magnitudes (raw, not normalised)"},
             "output": {"name": "logits", "labels": list(LABELS),

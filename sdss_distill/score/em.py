@@ -22,7 +22,6 @@ say) would bias the heads of its row groups: give `--em-rows` at least its size 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill.core.errors import InputError, listing
+from sdss_distill.core.io import sha256_bytes
 from sdss_distill.score import priors as core
 
 MODES = ("training", "em")
@@ -102,7 +102,7 @@ def setting(spec: str, card: dict, labels, parts, em_sample: float = 1.0,
     if spec == "em":  # the estimate depends on every input row: any changed input re-scores all
         what.update(sample=em_sample, em_rows=em_rows, tol=core.TOL, inputs=sorted(
             (p.source, p.size, p.mtime_ns, list(p.row_groups)) for p in parts))
-    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+    key = sha256_bytes(json.dumps(what, sort_keys=True))
     return Setting(what["mode"], labels, tuple(training.tolist()), target, source,
                    None if spec == "em" else str(Path(spec).resolve()), em_sample, em_rows, key)
 

@@ -4,7 +4,6 @@ when complete (a re-run skips parts complete for the same model and input)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ import numpy as np
 from sdss_distill import __version__
 from sdss_distill.core.cli import program
 from sdss_distill.core.errors import InputError, listing
+from sdss_distill.core.io import find_parquet, sha256_bytes
 from sdss_distill.core.quality import check_columns, header_positions
 from sdss_distill.core.schema import ID_COLUMNS, SIMULATED_KEY
 from sdss_distill.score import hats as hats_io
@@ -70,7 +70,7 @@ def model_bundle(model: Path) -> Bundle:
     clf = EdgeClassifier(model)  # validates the file, its signature, card and labels here
     content = Path(model).read_bytes()
     labels = Path(model).parent / LABELS_FILE
-    return Bundle(hashlib.sha256(content).hexdigest(), content, card_path(model).read_text(),
+    return Bundle(sha256_bytes(content), content, card_path(model).read_text(),
                   clf.columns, clf.labels, labels.read_text() if labels.is_file() else None)
 
 
@@ -242,16 +242,8 @@ def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) ->
 
 
 def input_files(pattern: str) -> list[Path]:
-    """The Parquet files a glob, a file or a directory names (a HATS catalogue needs lsdb)."""
-    import glob
-    path = Path(pattern)
-    if hats_io.is_hats(path):
-        return hats_io.open_input(path).files
-    if path.is_dir():
-        files = sorted(path.rglob("*.parquet"))
-    else:
-        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
-    if not files:
-        raise InputError(f"--input {pattern}: no Parquet files match; give a file, a directory or "
-                         f"a quoted glob such as 'catalogue/*.parquet'")
-    return files
+    """The Parquet files a glob, a file or a directory names (core.io.find_parquet, as train
+    reads them); a HATS catalogue's partitions (it needs lsdb)."""
+    if hats_io.is_hats(pattern):
+        return hats_io.open_input(pattern).files
+    return find_parquet(pattern, "--input")

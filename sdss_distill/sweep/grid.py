@@ -10,14 +10,13 @@ models are too small for intra-op threads to help, while two processes use both 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdss_distill.core.io import write_atomic
+from sdss_distill.core.io import sha256_bytes, write_atomic
 from sdss_distill.runs.config import Config
 
 CELLS_DIR = "cells"
@@ -69,7 +68,7 @@ def fingerprint(base: Config, dev: bool, options: dict | None = None) -> str:
     doc = {k: v for k, v in base.to_dict().items() if k not in skip
            and not (k in UNSET_OMITTED and v is None)}
     doc = {**doc, "dev": dev, **({"options": options} if options else {})}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return sha256_bytes(json.dumps(doc, sort_keys=True, default=str))[:16]
 
 
 def cell_path(out: Path, seed: int, cell: Cell) -> Path:
