@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.schema import BANDS, LABELS, SIMULATED_KEY
+from sdss_distill.core.schema import BANDS, LABELS, SIMULATED_KEY, colour_pairs
 
 PARAMS_FILE = Path(__file__).with_name("synth_params.json")
 FEATURES = ("r", "u-g", "g-r", "r-i", "i-z", "asinh(1e4*redshift)")
@@ -60,8 +60,9 @@ class ClassModel:
 
 def features_of(mags: np.ndarray, redshift: np.ndarray) -> np.ndarray:
     """(n, 5) u g r i z and (n,) redshift -> the (n, 6) FEATURES the mixtures model."""
-    u, g, r, i, z = mags.T
-    return np.column_stack([r, u - g, g - r, r - i, i - z, np.arcsinh(REDSHIFT_SCALE * redshift)])
+    a, b = np.asarray(colour_pairs(BANDS)).T  # u-g, g-r, r-i, i-z as core.schema defines them
+    return np.column_stack([mags[:, BANDS.index("r")], mags[:, a] - mags[:, b],
+                            np.arcsinh(REDSHIFT_SCALE * redshift)])
 
 
 def _from_features(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sdss_distill.core.prob import softmax
 from sdss_distill.core.schema import LABELS
 from sdss_distill.distill.metrics import expected_calibration_error
 
@@ -31,8 +32,7 @@ def r_bins(r: np.ndarray, edges=R_EDGES) -> np.ndarray:
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
-    from scipy.special import softmax
-    return softmax(np.asarray(logits, float), axis=1)
+    return softmax(np.asarray(logits, float), axis=1)  # core.prob: the one softmax
 
 
 def group(y: np.ndarray, logits: np.ndarray) -> dict:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sdss_distill.core.schema import BANDS, SAMPLE, STUDENT
+from sdss_distill.core.schema import BANDS, SAMPLE, STUDENT, colour_pairs
 from sdss_distill.data.table import labels
 
 OPTIONS = ("by_sample", "reference")
@@ -24,7 +24,8 @@ KEPT = ("test_accuracy", "test_log_loss", "test_ece", "macro_f1")
 def photometric_features(df: pd.DataFrame) -> np.ndarray:
     """u g r i z and the colours u-g, g-r, r-i, i-z."""
     mags = df[list(BANDS)].to_numpy("float64")
-    return np.concatenate([mags, mags[:, :-1] - mags[:, 1:]], axis=1)
+    a, b = np.asarray(colour_pairs(BANDS)).T  # core.schema: the one definition of the colours
+    return np.concatenate([mags, mags[:, a] - mags[:, b]], axis=1)
 
 
 def fit_reference(df: pd.DataFrame, rows: np.ndarray, seed: int):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdss_distill.core.prob import softmax
 from sdss_distill.core.schema import STUDENT
 from sdss_distill.distill.method import register
 
@@ -54,7 +55,6 @@ def _sum_fits(members):
 def _vote_logits(member_logits: np.ndarray) -> np.ndarray:
     """Majority vote as logits: log of the vote shares (ties go to the mean probability's pick,
     added as a fraction of a vote), smoothed so that log loss stays finite."""
-    from scipy.special import softmax
     k, n, classes = member_logits.shape
     votes = np.zeros((n, classes))
     np.add.at(votes, (np.arange(n)[:, None], member_logits.argmax(-1).T), 1.0)
