@@ -39,9 +39,11 @@ def model(exported_run) -> Path:
 @pytest.fixture(scope="module")
 def scheduler():
     """One LocalCluster (2 worker processes, 1 thread each) shared by a module's runs."""
+    import dask
     from dask.distributed import LocalCluster
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=40)
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):  # no fork
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=40)
     yield cluster.scheduler_address
     cluster.close()
 

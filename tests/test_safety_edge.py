@@ -142,7 +142,7 @@ def _edit_card(m: Path, change) -> None:
     (lambda c: c["domain"]["colours"].update({"u-q": [0, 1]}), "'domain.colours' names 'u-q'"),
     (lambda c: c.update(domain={"columns": "x"}), "'domain.columns' must be a mapping"),
     (lambda c: c["input"]["columns"].append("redshift"), "u, g, r, i, z, redshift are not view"),
-    (lambda c: c["input"].update(name="x", columns=[*"ugriz", "redshift"]),
+    (lambda c: c["input"].update(name="physical", columns=[*"ugriz", "redshift"]),
      "lists 6 input columns but the model takes 5"),
     (lambda c: c.update(input="ugriz"), "lacks 'input.columns'"),
     (lambda c: c.pop("sha256"), "the card has no 'sha256'"),

@@ -123,6 +123,8 @@ class LineReader:
 def _split(data: bytes) -> list[bytes]:
     """The lines of `data` (which ends with LF), without their LF or CRLF: records end at a
     line feed only, so a lone CR stays inside its line (one record, one line number)."""
+    if not data:
+        return []
     lines = data[:-1].split(b"\n")
     if b"\r" in data:
         lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sdss_distill.core.io import die_with_parent
 from sdss_distill.core.schema import STUDENT_VIEW
 from sdss_distill.export.convert import calibration as convert_calibration
 from sdss_distill.export.convert import convert, quantize_selective
@@ -155,6 +156,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    die_with_parent()  # started by export with PARENT_ENV set: never outlives it
     run(Path(args.npz), Path(args.out), qat_epochs=args.qat_epochs,
         prune_epochs=args.prune_epochs, sparsity=args.sparsity)
     return 0

@@ -12,11 +12,9 @@ converter would leave it unquantized.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +26,7 @@ from sdss_distill import __version__
 from sdss_distill.core import tflite_file
 from sdss_distill.core.cli import program
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.io import quiet_import, read_json, write_atomic
+from sdss_distill.core.io import PARENT_ENV, quiet_import, read_json, write_atomic
 from sdss_distill.core.machine import machine
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, TEACHER
 from sdss_distill.edge import classifier as edge
@@ -89,27 +87,13 @@ def _finetune(run: RunData, tmp: Path, quiet: bool) -> dict:
              **{f"bias_{k}": b for k, b in enumerate(biases)})
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
+    env[PARENT_ENV] = str(os.getpid())  # the child dies with us (no preexec_fn: no fork hooks)
     proc = subprocess.run([sys.executable, "-m", "sdss_distill.export.finetune", "--npz", str(npz),
-                           "--out", str(tmp)], env=env, capture_output=True, text=True,
-                          preexec_fn=functools.partial(die_with_parent, os.getpid()))
+                           "--out", str(tmp)], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"QAT/pruning subprocess failed (exit {proc.returncode}):\n{tail}")
     return json.loads((tmp / "finetune.json").read_text())
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent: int) -> None:
-    """preexec_fn: the kernel SIGKILLs the child when its parent dies, even by SIGKILL (Linux
-    prctl; elsewhere a no-op). On SIGINT/SIGTERM the parent unwinds and subprocess.run kills
-    the child itself."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
 
 
 def evaluate_file(path: Path, x: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict:

@@ -63,8 +63,11 @@ def start_client(scheduler: str | None, workers: int, threads: int):
     # Dask's MALLOC_TRIM_THRESHOLD_ pins glibc's mmap threshold, so every batch-sized array is
     # a fresh mmap with page faults (13 % more worker CPU here); its sampling profiler costs
     # another few %. Both serve long-lived mixed workloads, not this bounded streaming.
+    # Workers are spawned, never forked: a fork after JAX (or LiteRT) started threads may
+    # deadlock (issue 21 item 6). "spawn" is distributed's default; said here so it stays.
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                          "distributed.worker.profile.enabled": False}):
+                          "distributed.worker.profile.enabled": False,
+                          "distributed.worker.multiprocessing-method": "spawn"}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
                                dashboard_address=":0", silence_logs=40)
     return Client(cluster), cluster
