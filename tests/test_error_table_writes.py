@@ -25,6 +25,7 @@ from sdss_distill.core.schema import BANDS
 from sdss_distill.data import cli as data_cli
 from sdss_distill.edge import cli as edge_cli
 from sdss_distill.score import cli as score_cli
+from sdss_distill.sweep.cli import main as experiment_main
 from sdss_distill.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +153,17 @@ def train_out_fifo(d):
     return ["--data", "bright", "--out", str(d / "run"), "--quiet"], d / "run"
 
 
+def experiment_out_fifo(d):
+    os.mkfifo(d / "sweep")
+    return ["--preset", "hinton", "--out", str(d / "sweep"), "--quiet"], d / "sweep"
+
+
+def experiment_out_users_dir(d):
+    (d / "mine").mkdir()
+    (d / "mine" / "summary.md").write_text("my notes\n")
+    return ["--preset", "hinton", "--out", str(d / "mine"), "--quiet"], d / "mine"
+
+
 ROWS = {
     "1 score --output another HATS catalogue": (
         Row("1", score_cli.main, 2, "a HATS catalogue the app did not write"),
@@ -183,6 +195,11 @@ ROWS = {
         score_output_users_dir),
     "2 train --out FIFO": (Row("2", train_main, 2, "exists and is not a directory"),
                            train_out_fifo),
+    "2 experiment --out FIFO": (Row("2", experiment_main, 2, "a FIFO (named pipe), not a "
+                                    "directory"), experiment_out_fifo),
+    "1 experiment --out a user's directory": (
+        Row("1", experiment_main, 2, f"the app did not create (no {OWNER_FILE})"),
+        experiment_out_users_dir),
 }
 
 

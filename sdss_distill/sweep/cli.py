@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sdss_distill.core.cli import Parser, program
 from sdss_distill.core.errors import InputError, run_cli
-from sdss_distill.core.io import write_atomic
+from sdss_distill.core.io import check_dir_target, mark_dir, write_atomic
 from sdss_distill.data.datasets import NAMES_WIN
 from sdss_distill.distill import registry
 from sdss_distill.distill.formula import SOFT_LOSSES
@@ -175,7 +175,9 @@ def main(argv=None) -> int:
     def body() -> int:
         base, cells, seeds = plan(args)
         out = Path(args.out or f"runs/sweep-{args.preset or 'custom'}")
+        check_dir_target(out, "--out", kind="experiment", legacy=("sweep.json",))  # issue 23
         out.mkdir(parents=True, exist_ok=True)
+        mark_dir(out, "experiment")
         command = " ".join([PROG, *(argv or sys.argv[1:])])
         write_atomic(out / "sweep.json", json.dumps(
             {"command": command, "seeds": seeds, "cells": [c.id for c in cells],
