@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import sys
 from pathlib import Path
 
 from sdss_distill.core.cli import Parser, program
 from sdss_distill.core.errors import run_cli
-from sdss_distill.core.io import read_toml
+from sdss_distill.core.io import check_apart, read_toml
 from sdss_distill.core.schema import TEACHER_VIEWS
-from sdss_distill.data.datasets import NAMES_WIN
+from sdss_distill.data.datasets import NAMES_WIN, is_name
 from sdss_distill.distill import registry
 from sdss_distill.distill.formula import SOFT_LOSSES
 from sdss_distill.runs.config import Config, make_config, parse_method_options
@@ -111,6 +112,8 @@ def main(argv=None) -> int:
 
     def body() -> int:
         cfg = config_from_args(args)
+        if cfg.data and not is_name(cfg.data) and not glob.has_magic(cfg.data):
+            check_apart(cfg.out, "--out", [cfg.data])  # a run never inside its own input
         from sdss_distill.data.stream import is_stream_source
         if is_stream_source(cfg.data):
             from sdss_distill.runs.stream import check_supported

@@ -153,6 +153,11 @@ def train_out_fifo(d):
     return ["--data", "bright", "--out", str(d / "run"), "--quiet"], d / "run"
 
 
+def train_out_inside_data(d):
+    _parquet(d / "cat" / "a.parquet")
+    return ["--data", str(d / "cat"), "--out", str(d / "cat" / "run"), "--quiet"], d / "cat"
+
+
 def experiment_out_fifo(d):
     os.mkfifo(d / "sweep")
     return ["--preset", "hinton", "--out", str(d / "sweep"), "--quiet"], d / "sweep"
@@ -195,6 +200,8 @@ ROWS = {
         score_output_users_dir),
     "2 train --out FIFO": (Row("2", train_main, 2, "exists and is not a directory"),
                            train_out_fifo),
+    "5 train --out inside its --data directory": (
+        Row("5", train_main, 2, "overlaps this command's input"), train_out_inside_data),
     "2 experiment --out FIFO": (Row("2", experiment_main, 2, "a FIFO (named pipe), not a "
                                     "directory"), experiment_out_fifo),
     "1 experiment --out a user's directory": (

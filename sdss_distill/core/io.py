@@ -167,6 +167,15 @@ def mark_dir(path, kind: str, **extra) -> None:
     write_atomic(Path(path) / OWNER_FILE, json.dumps(doc, indent=1) + "\n")
 
 
+def check_apart(path, option: str, inputs: Iterable = ()) -> None:
+    """Refuse an output directory that is one of the command's inputs, lies inside one, or
+    holds one (real paths: a symlink does not hide it)."""
+    for source in inputs:
+        if _inside(path, source) or (Path(path).is_dir() and _inside(source, path)):
+            raise InputError(f"{option} {path}: overlaps this command's input {source}; write "
+                             f"the output to a directory outside the input")
+
+
 def check_dir_target(path, option: str, inputs: Iterable = (), *, kind: str,
                      legacy: Iterable[str] = ()) -> None:
     """Refuse, before any work, an output directory the app may not write into: it must be new,
@@ -179,10 +188,7 @@ def check_dir_target(path, option: str, inputs: Iterable = (), *, kind: str,
         raise InputError(f"{option} {path}: a dangling symlink; remove it or pick another path")
     if what not in ("missing", "a directory"):
         raise InputError(f"{option} {path}: {what}, not a directory; name a new directory")
-    for source in inputs:
-        if _inside(path, source) or (what == "a directory" and _inside(source, path)):
-            raise InputError(f"{option} {path}: overlaps this command's input {source}; write "
-                             f"the output to a directory outside the input")
+    check_apart(path, option, inputs)
     if what == "missing" or not any(Path(path).iterdir()):
         return
     mark = owner_mark(path)
