@@ -292,6 +292,18 @@ def test_case_7_train_accounts_for_every_line(tmp_path):
     assert report.examples["blank line or empty record"].endswith("t.csv line 5")
 
 
+def test_case_7_train_names_the_file_line_of_a_long_record(tmp_path):
+    """A record with more fields than the header stops train (exit 2) naming its file line,
+    counted from the top of the file (comment and header lines included)."""
+    from sdss_distill.core.errors import InputError
+    from sdss_distill.data.table import load_table
+    from tests.conftest import HEADER, row
+    src = tmp_path / "t.csv"
+    src.write_text("#Table1\n\n" + HEADER + "\n" + row() + "\n" + row() + ",1,2\n")
+    with pytest.raises(InputError, match=r"Expected 18 fields in line 5, saw 20"):
+        load_table(src)
+
+
 # -- case 12 (edge): a `#` line then a blank line is not "an empty file" -----------------------
 
 def test_case_12_makefile_names_the_real_problem(tmp_path):
