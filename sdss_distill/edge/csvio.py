@@ -130,14 +130,15 @@ class CsvInput:
         """A record whose quoted field holds line breaks: joined with the lines that close it
         (at most MAX_RECORD_LINES, and only if the record then has the header's field count);
         else the look-ahead is given back and this line alone is the malformed record."""
-        ahead = []
+        ahead, quotes = [], line.count('"')
         while len(ahead) < MAX_RECORD_LINES:
             more = self._lines.readline()
             if more is None:
                 break
             ahead.append(more)
-            joined, joined_why = parse_record("\n".join([line, *ahead]))
-            if joined_why != UNCLOSED:
+            quotes += more.count('"')
+            if quotes % 2 == 0:  # the quote may close here: parse once (linear in the lines)
+                joined, joined_why = parse_record("\n".join([line, *ahead]))
                 if not joined_why and len(joined) == self._width:
                     return joined, ""
                 break

@@ -125,10 +125,9 @@ def _split(data: bytes) -> list[bytes]:
     line feed only, so a lone CR stays inside its line (one record, one line number)."""
     if not data:
         return []
-    lines = data[:-1].split(b"\n")
     if b"\r" in data:
-        lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
-    return lines
+        data = data.replace(b"\r\n", b"\n")  # a lone CR is left in its line
+    return data[:-1].split(b"\n")
 
 
 def parse_record(line: str) -> tuple[list[str], str]:
