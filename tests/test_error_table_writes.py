@@ -93,6 +93,14 @@ def edge_output_links_to_input(d):
             "--output", str(d / "link.csv")], d / "in.csv"
 
 
+def edge_output_symlink(d):
+    (d / "in.csv").write_text(CSV)
+    (d / "mine.csv").write_text("keep me\n")
+    (d / "out.csv").symlink_to("mine.csv")
+    return ["predict", "--model", str(d / "m.tflite"), "--input", str(d / "in.csv"),
+            "--output", str(d / "out.csv")], d / "out.csv"
+
+
 def _fetch(out: Path) -> list[str]:
     return ["fetch", "--rows", "10", "--base-url", NOWHERE, "--retries", "0", "--quiet",
             "--out", str(out)]
@@ -177,6 +185,8 @@ ROWS = {
         Row("2", edge_cli.main, 2, "a FIFO (named pipe), not a regular file"), edge_output_fifo),
     "2 edge predict --output char device": (
         Row("2", edge_cli.main, 2, "a character device, not a regular file"), edge_output_device),
+    "2 edge predict --output a symlink (as /dev/stdout is)": (
+        Row("2", edge_cli.main, 2, "a symbolic link (to mine.csv)"), edge_output_symlink),
     "2 data fetch --out FIFO": (
         Row("2", data_cli.main, 2, "a FIFO (named pipe), not a regular file"), fetch_out_fifo),
     "2 data fetch --out char device": (

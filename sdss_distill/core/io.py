@@ -93,7 +93,7 @@ def atomic_path(path):
     step with the mode any tool would give it (0666 minus the umask, not mkstemp's 0600); on
     any error it is removed and `path` is untouched."""
     path = Path(path)
-    check_file_target(path, "output")  # never a device, FIFO or directory renamed over
+    check_file_target(path, "output", links=True)  # never a device, FIFO or directory
     tmp = temp_name(path)  # hidden, with this pid: stale_temps finds a killed writer's
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -132,21 +132,26 @@ def _inside(child, parent) -> bool:
     return child == parent or parent in child.parents
 
 
-def check_file_target(path, option: str, inputs: Iterable = ()) -> None:
-    """Refuse, before any work, an output file the app may not replace: anything but a regular
-    file or a new name (a device, FIFO, socket or directory), or one of this command's own
-    inputs (same inode or same real path)."""
+def check_file_target(path, option: str, inputs: Iterable = (), *,
+                      fix: str = "name a new file", links: bool = False) -> None:
+    """Refuse, before any work, an output file the app may not replace: one of this command's
+    inputs (same inode or same real path), anything but a regular file or a new name (a
+    device, FIFO, socket or directory), and, unless `links`, a symbolic link (the rename would
+    replace the link itself: `/dev/stdout` is one)."""
     path = Path(path)
     kind = kind_of(path)
-    if kind == "a directory":
-        raise InputError(f"{option} {path}: is a directory; name a file inside it")
-    if kind not in ("missing", "a regular file"):
-        raise InputError(f"{option} {path}: {kind}, not a regular file; the app replaces only "
-                         f"regular files, name a new file")
     for source in inputs:
         if kind == "a regular file" and _same_file(path, source):
             raise InputError(f"{option} {path}: is this command's input {source}; write the "
                              f"output to another file")
+    if kind == "a directory":
+        raise InputError(f"{option} {path}: is a directory; name a file inside it")
+    if kind not in ("missing", "a regular file"):
+        raise InputError(f"{option} {path}: {kind}, not a regular file; the app replaces only "
+                         f"regular files, {fix}")
+    if path.is_symlink() and not links:
+        raise InputError(f"{option} {path}: a symbolic link (to {os.readlink(path)}); the app "
+                         f"replaces only regular files, {fix}")
 
 
 def owner_mark(path) -> dict | None:

@@ -177,7 +177,8 @@ def _output_check(output: Path, input_csv) -> None:
         raise InputError(f"--output {output}: is a directory; name a file, e.g. "
                          f"{output / 'predictions.csv'}")
     source = "/dev/stdin" if str(input_csv) == STDIN else input_csv  # `< output.csv` too
-    check_file_target(output, "--output", [source])
+    check_file_target(output, "--output", [source],
+                      fix="name a new file (or leave --output out to stream to standard output)")
     parent = output.parent
     if not parent.is_dir():
         raise InputError(f"--output {output}: directory {parent} does not exist; create it "
