@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import mark_dir
 from sdss_distill.core.quality import REASONS, check_values
 from sdss_distill.core.schema import BANDS
 from sdss_distill.data.synth import write_catalogue
@@ -179,6 +180,7 @@ def test_killed_part_leaves_no_partial_file(catalogue, model, scheduler, tmp_pat
     """The process dies (os._exit) mid-write or just before the rename: no part appears."""
     out = tmp_path / "out"
     out.mkdir()
+    mark_dir(out, "score")  # as the score run whose worker died had marked it
     script = textwrap.dedent(f"""
         import os
         from pathlib import Path
