@@ -117,7 +117,9 @@ def test_train_on_a_dataset_name_beside_a_folder_of_that_name(tmp_path, monkeypa
 
 def test_train_and_score_read_the_same_parquet_files(tmp_path):
     """Issue 21 item 4: one discovery rule for `train --data DIR/` and `score --input DIR/`:
-    recursive, .parquet and .pq, hidden entries (temp files, `_metadata`) skipped."""
+    recursive, .parquet and .pq, hidden entries (temp files, `_metadata`) and the app's own
+    score outputs skipped."""
+    from sdss_distill.core.io import mark_dir
     from sdss_distill.data.synth import write_catalogue
     from sdss_distill.score.parts import input_files
     d = tmp_path / "cat"
@@ -126,6 +128,8 @@ def test_train_and_score_read_the_same_parquet_files(tmp_path):
         (d / rel).parent.mkdir(parents=True, exist_ok=True)
         write_catalogue(d / rel, 20, seed=0)
     (d / "notes.txt").write_text("not a table")
+    write_catalogue(d / "scored" / "a.part00000.parquet", 20, seed=0)  # a score output in it
+    mark_dir(d / "scored", "score")
     want = [d / "a.parquet", d / "b.pq", d / "year=2020" / "c.parquet"]
     assert stream.find_parquet(str(d)) == want == input_files(str(d))
     assert resolve(str(d)).files == tuple(want)

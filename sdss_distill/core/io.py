@@ -268,14 +268,17 @@ def _visible(path: Path, root: Path) -> bool:
 def find_parquet(data: str, option: str = "--data") -> list[Path]:
     """The Parquet files `train --data` and `score --input` read, sorted by path: one file
     (any name), or every *.parquet / *.pq file under a directory, recursively (Hive-style
-    `key=value/` folders included), skipping hidden entries (`.x`, `_x`), or the files a glob
+    `key=value/` folders included), skipping hidden entries (`.x`, `_x`) and the app's own
+    outputs inside it (a score output: a folder holding OWNER_FILE), or the files a glob
     matches (`**` recursive), which must all be Parquet by suffix."""
     if Path(data).is_file():
         return [Path(data)]
     if Path(data).is_dir():
         root = Path(data)
+        outputs = {m.parent for m in root.rglob(OWNER_FILE) if m.parent != root}
         files = sorted(p for p in root.rglob("*") if p.suffix.lower() in PARQUET_SUFFIXES
-                       and _visible(p, root) and p.is_file())
+                       and _visible(p, root) and p.is_file()
+                       and not any(d in p.parents for d in outputs))
         if not files:
             raise InputError(f"{option} {data}: a directory with no .parquet files (searched "
                              f"recursively); convert the table to Parquet, or pass one file")
