@@ -12,7 +12,6 @@ Never imports TensorFlow, Keras, pandas or scikit-learn.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 from sdss_distill.core.cli import program
 from sdss_distill.core.domain import in_domain
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import quiet_native_stderr
+from sdss_distill.core.io import load_json, quiet_native_stderr
 from sdss_distill.core.prob import softmax
 from sdss_distill.core.quality import check_values, header_positions
 from sdss_distill.core.schema import LABELS, SIGNATURE
@@ -162,12 +161,10 @@ def read_card(model: Path) -> dict:
     path = card_path(model)
     fix = "re-export the model (python -m sdss_distill.export) and copy both files"
     try:
-        card = json.loads(path.read_bytes())
+        card = load_json(path, fix=fix)
     except FileNotFoundError:
         raise InputError(f"{path}: model card not found; copy it along with {model.name} "
                          f"(sdss_distill.export writes both)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not a valid model card ({type(e).__name__}); {fix}") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
     ok = isinstance(card, dict) and isinstance(card.get("input"), dict)
