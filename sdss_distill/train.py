@@ -108,8 +108,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def main(argv=None) -> int:
     args = parse_args(argv)
 
+    out = {"dir": args.out}
+
     def body() -> int:
         cfg = config_from_args(args)
+        out["dir"] = cfg.out
         from sdss_distill.data.stream import is_stream_source
         if is_stream_source(cfg.data):
             from sdss_distill.runs.stream import check_supported
@@ -128,7 +131,7 @@ def main(argv=None) -> int:
         export_run(Path(cfg.out), quiet=cfg.quiet, trained=trained)
         return 0
 
-    return run_cli(body, PROG, debug=args.debug)
+    return run_cli(body, PROG, debug=args.debug, output=lambda: out["dir"])
 
 
 if __name__ == "__main__":

@@ -98,6 +98,9 @@ class EdgeClassifier:
         self.columns = tuple(self.card["input"]["columns"])
         shape = self._runner.get_input_details()[self.input_name]["shape"]
         verify.check_card(self.card, card_path(self.path), int(shape[-1]) if len(shape) else None)
+        out_shape = self._runner.get_output_details()[self.output_name]["shape"]
+        verify.check_outputs(self.card.get("labels", LABELS), card_path(self.path),
+                             int(out_shape[-1]) if len(out_shape) else None)
         verify.check_provenance(self.card, card_path(self.path), content)
         labels_file = self.path.parent / LABELS_FILE
         verify.check_in_run(self.path, content, card_path(self.path).read_bytes(), self.card,

@@ -80,7 +80,8 @@ def main(argv=None) -> int:
                   f"{args.threads} thread(s) on {result['machine']['cpu']}")
         return 0
 
-    return run_cli(body, PROG, debug=args.debug)
+    return run_cli(body, PROG, debug=args.debug,
+                   output=getattr(args, "output", None) or "standard output")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
                    mcu=args.mcu)
         return 0
 
-    return run_cli(body, PROG, debug=args.debug)
+    return run_cli(body, PROG, debug=args.debug, output=args.run)
 
 
 if __name__ == "__main__":

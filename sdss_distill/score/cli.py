@@ -74,4 +74,4 @@ def main(argv=None) -> int:
         print(summary(total, Path(args.output)), file=sys.stderr)
         return EXIT_FLAGGED if sum(total["bad"].values()) else 0
 
-    return run_cli(body, PROG, debug=args.debug)
+    return run_cli(body, PROG, debug=args.debug, output=args.output)
