@@ -233,3 +233,35 @@ def load_json(path, *, fix: str, cap: int = MAX_DOC_BYTES):
         raise _too_deep(path, fix) from None
     check_depth(doc, path, fix)
     return doc
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path, busy: str):
+    """Hold an flock on file `lock` for the block; a second holder gets InputError(`busy`) at
+    once, never a wait. The file is removed when the block ends, while still held; a waiter
+    that had opened the removed file sees that its path now names another file (or none)
+    and tries again, so two holders never overlap. Issue 23 case 11: two fetches, one --out."""
+    import fcntl
+
+    for _ in range(5):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666 & ~umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(busy) from None
+        mine = os.fstat(fd)
+        try:
+            now = os.stat(lock)
+        except FileNotFoundError:
+            now = None
+        if now is not None and (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+            break
+        os.close(fd)  # the holder before us removed this file: lock the new one
+    else:
+        raise InputError(busy)
+    try:
+        yield
+    finally:
+        Path(lock).unlink(missing_ok=True)
+        os.close(fd)
