@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from sdss_distill.core.errors import InputError
+from sdss_distill.core.errors import InputError, disk_full_line, is_disk_full
 from sdss_distill.core.safety import remove_file_within
 
 LOCK_NAME = ".score.lock"
@@ -78,11 +78,20 @@ def worker_call(func, part, *args, **kwargs) -> dict:
         return func(part, *args, **kwargs)
     except InputError as e:
         return {"error": str(e)}
+    except OSError as e:
+        if not is_disk_full(e):  # a full output disk is the output's fault, not the input's
+            return read_error(part, e)
+        return {"error": disk_full_line(f"--output {kwargs.get('out_dir', '?')}", e)}
     except READ_ERRORS as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        return {"error": f"{part.source}: cannot read row groups "
-                         f"{', '.join(map(str, part.row_groups[:5]))} ({first}); the file is "
-                         f"corrupt or changed while scoring, re-create it or leave it out"}
+        return read_error(part, e)
+
+
+def read_error(part, e: BaseException) -> dict:
+    """A part that cannot be read, as data: its file, row groups and the first line of why."""
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+    return {"error": f"{part.source}: cannot read row groups "
+                     f"{', '.join(map(str, part.row_groups[:5]))} ({first}); the file is "
+                     f"corrupt or changed while scoring, re-create it or leave it out"}
 
 
 def raise_worker_errors(results: list[dict]) -> None:
