@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import atomic_path, exclusive, load_json, write_atomic
+from sdss_distill.core.io import atomic_path, load_json, write_atomic
 from sdss_distill.core.schema import BANDS, CANONICAL_COLUMNS, LABELS, MAGNITUDE_RANGE
 
 BASE_URL_ENV = "SDSS_DISTILL_SKYSERVER"
@@ -301,23 +301,9 @@ def provenance_path(out: Path) -> Path:
     return out.with_name(out.name + ".provenance.json")
 
 
-def lock_path(out: Path) -> Path:
-    """`.<out>.lock` beside `out`: held by the one fetch writing `out`."""
-    return out.with_name(f".{out.name}.lock")
-
-
-def fetch(out, query: Query, settings: Settings, **kwargs) -> dict:
-    """Fetch `query` in chunks into Parquet `out`, resuming from `<out>.partial/`; return
-    provenance. One fetch per `out`: a second is refused at once (it would interleave chunks)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(lock_path(out), f"--out {out}: another fetch is writing there (it holds "
-                   f"{lock_path(out).name}); wait for it to finish or choose another --out"):
-        return _fetch(out, query, settings, **kwargs)
-
-
-def _fetch(out: Path, query: Query, settings: Settings, *, chunk: int = 50_000,
-           quiet: bool = False, sleep=time.sleep) -> dict:
+def fetch(out, query: Query, settings: Settings, *, chunk: int = 50_000, quiet: bool = False,
+          sleep=time.sleep) -> dict:
+    """Fetch `query` in chunks into Parquet `out`, resuming from `<out>.partial/`; return provenance."""
     import pyarrow.parquet as pq
     import requests
     from tqdm import tqdm
