@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import resource
 import subprocess
 import sys
 from collections.abc import Callable
@@ -212,28 +211,28 @@ def snapshot(path: Path):
     return ("special", path.lstat().st_mode)
 
 
-def limit(fsize: int | None):
-    def preexec():
-        os.setpgrp()
-        if fsize is not None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    return preexec
+LAUNCH = ("import resource, runpy, sys; n = int(sys.argv.pop(1)); "
+          "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+          "runpy.run_module('sdss_distill', run_name='__main__', alter_sys=True)")
+"""`python -m sdss_distill` with RLIMIT_FSIZE set first (no preexec_fn: the test process may
+run JAX's threads, and a fork between them can deadlock)."""
 
 
 def run_row(row: Row, tmp: Path, model: Path | None):
     argv = [a.format(tmp=tmp, model=model) for a in row.argv]
-    cmd = [sys.executable, "-m", "sdss_distill", *argv]
+    cmd = ([sys.executable, "-m", "sdss_distill"] if row.fsize is None
+           else [sys.executable, "-c", LAUNCH, str(row.fsize)]) + argv
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if row.stdout == "head":
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                cwd=tmp, preexec_fn=limit(row.fsize))
+                                cwd=tmp)
         proc.stdout.readline()
         proc.stdout.close()
         err = proc.stderr.read().decode()
         return proc.wait(timeout=300), err
     with open("/dev/full", "wb") if row.stdout == "full" else open(os.devnull, "wb") as out:
         done = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, env=env, cwd=tmp,
-                              preexec_fn=limit(row.fsize), timeout=600)
+                              timeout=600)
     return done.returncode, done.stderr.decode()
 
 
