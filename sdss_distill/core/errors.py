@@ -3,7 +3,7 @@
 The contract (docs/guide/errors.md): 0 success; 1 success with rejected rows
 (edge/score only); 2 an input, artifact or environment error, shown as one line naming the
 file and the fix, no traceback (`--debug` shows it); 130 interrupted (SIGINT), 143
-terminated (SIGTERM), both after the same cleanup.
+terminated (SIGTERM), both after the same cleanup; 141 quietly when stdout's reader has gone.
 """
 
 from __future__ import annotations
