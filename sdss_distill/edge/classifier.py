@@ -20,7 +20,7 @@ import numpy as np
 from sdss_distill.core.cli import program
 from sdss_distill.core.domain import in_domain
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import load_json, quiet_native_stderr
+from sdss_distill.core.io import load_json, quiet_native_stderr, read_bounded
 from sdss_distill.core.prob import softmax
 from sdss_distill.core.quality import check_values, header_positions
 from sdss_distill.core.schema import LABELS, SIGNATURE
@@ -191,7 +191,7 @@ def _read_labels(model: Path, default: tuple[str, ...]) -> tuple[str, ...]:
     if not path.is_file():
         return default
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = read_bounded(path, fix="re-export the model").decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
                          f"{e.start}); re-export the model or save the file as UTF-8") from None
