@@ -48,6 +48,7 @@ def calibration(x: np.ndarray, name: str):
 
 def convert(sm_dir: Path, kind: str, calibration=None, front: list[str] | None = None) -> bytes:
     """SavedModel -> TFLite flatbuffer for one variant kind (builtin ops only)."""
+    check_signals()
     tf = quiet_import("tensorflow")
     with warnings.catch_warnings(), quiet_native_stderr():  # quantizer prints its options
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
