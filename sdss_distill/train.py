@@ -110,10 +110,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def main(argv=None) -> int:
     args = parse_args(argv)
 
+    out = {"dir": args.out}
+
     def body() -> int:
         cfg = config_from_args(args)
         if cfg.data and not is_name(cfg.data) and not glob.has_magic(cfg.data):
             check_apart(cfg.out, "--out", [cfg.data])  # a run never inside its own input
+        out["dir"] = cfg.out
         from sdss_distill.data.stream import is_stream_source
         if is_stream_source(cfg.data):
             from sdss_distill.runs.stream import check_supported
@@ -132,7 +135,7 @@ def main(argv=None) -> int:
         export_run(Path(cfg.out), quiet=cfg.quiet, trained=trained)
         return 0
 
-    return run_cli(body, PROG, debug=args.debug)
+    return run_cli(body, PROG, debug=args.debug, output=lambda: out["dir"])
 
 
 if __name__ == "__main__":

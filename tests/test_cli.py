@@ -325,3 +325,22 @@ def test_a_command_names_itself_as_the_user_started_it(monkeypatch, argv0, name)
     from sdss_distill.core.cli import program
     monkeypatch.setattr(sys, "argv", [argv0, "score"])
     assert program("score") == name
+
+
+def test_threads_and_rows_are_checked_against_the_machine(monkeypatch):
+    """Issue 23 case 9: LiteRT segfaulted at --threads 100000; numpy raised MemoryError."""
+    from sdss_distill.core import cli as core_cli
+    from sdss_distill.core.errors import InputError
+    monkeypatch.setattr(core_cli.os, "cpu_count", lambda: 4)
+    core_cli.check_threads("--threads", 4)
+    for bad in (0, 5, 100_000):
+        with pytest.raises(InputError, match=rf"--threads must be between 1 and this machine's "
+                                             rf"4 CPU core\(s\), got {bad}"):
+            core_cli.check_threads("--threads", bad)
+    monkeypatch.setattr(core_cli, "available_memory", lambda: 2**30)
+    core_cli.check_rows("--batch", 2**19)  # 512 MiB of a 1 GiB machine's half
+    with pytest.raises(InputError, match=r"--batch 524,289 rows need about 0\.5 GiB, more than "
+                                         r"half the 1\.0 GiB available; give at most 524,288"):
+        core_cli.check_rows("--batch", 2**19 + 1)
+    with pytest.raises(InputError, match="--batch must be >= 1, got 0"):
+        core_cli.check_rows("--batch", 0)

@@ -130,7 +130,7 @@ def test_missing_or_broken_priors_file(tmp_path):
         priors.read_priors(tmp_path / "none.json", LABELS)
     bad = tmp_path / "bad.json"
     bad.write_text("{GALAXY: 1")
-    with pytest.raises(InputError, match="not a readable JSON file"):
+    with pytest.raises(InputError, match="--priors .*bad.json: corrupt JSON"):
         priors.read_priors(bad, LABELS)
 
 

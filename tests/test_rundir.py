@@ -302,3 +302,19 @@ def test_manifest_lists_every_file_with_hash(tmp_path):
     assert MANIFEST not in files and "tflite/student_int8.tflite" in files
     import hashlib
     assert files["run.json"]["sha256"] == hashlib.sha256(b"old").hexdigest()
+
+
+def test_a_converted_pre_manifest_run_is_kept_as_the_previous_version(tmp_path):
+    """Issue 23 case 12: the docs keep the version before a switch; a legacy run is one too."""
+    root = tmp_path / "run"
+    (root / "models").mkdir(parents=True)
+    for f in ("run.json", "split.json", "teacher.keras", "student.keras"):
+        (root / "models" / f).write_text("old")
+    write_inline(root, "new")
+    layout = RunDir(root).current()
+    parent = layout.manifest()["parent"]
+    kept = tmp_path / ".run.runs" / parent
+    assert tags(root) == {"new"} and parent == f"legacy-{layout.run_id}"
+    assert (kept / "models" / "student.keras").read_text() == "old"
+    write_inline(root, "newer")  # one switch later it is the grandparent: removed
+    assert not kept.exists() and len(list((tmp_path / ".run.runs").iterdir())) == 2

@@ -327,4 +327,4 @@ def test_unreadable_resume_state_is_one_line(server, tmp_path, capsys):
     skyserver.partial_dir(out).mkdir()
     (skyserver.partial_dir(out) / "state.json").write_text("{not json")
     assert fetch(server, out, "--rows", "10") == 2
-    assert "unreadable resume state; delete" in capsys.readouterr().err and server.sql == []
+    assert re.search(r"state\.json: corrupt JSON .*; delete", capsys.readouterr().err) and server.sql == []

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from sdss_distill.core.errors import EXIT_USAGE
+from sdss_distill.core.errors import EXIT_USAGE, InputError
 
 
 def program(command: str) -> str:
@@ -73,3 +73,44 @@ def exit_quickly(code: int):
         except (OSError, ValueError):  # a closed pipe or stream: nothing more to write
             pass
     os._exit(code)
+
+
+# --- Option range checks against the machine (issue 23 case 9) ------------------------------
+# LiteRT segfaults (exit 139, nothing on stderr) with --threads 100000, and numpy raises a
+# MemoryError traceback for a batch that cannot fit: both are refused before any work.
+
+ROW_BYTES = 1024
+"""Generous memory per row of a batch (inputs, every layer's activations, outputs, copies)."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new work (Linux MemAvailable), None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_threads(option: str, value: int) -> None:
+    """InputError unless 1 <= value <= os.cpu_count() (more threads than cores only thrash)."""
+    cores = os.cpu_count() or 1
+    if not 1 <= value <= cores:
+        raise InputError(f"{option} must be between 1 and this machine's {cores} CPU core(s), "
+                         f"got {value}")
+
+
+def check_rows(option: str, value: int, row_bytes: int = ROW_BYTES) -> None:
+    """InputError unless 1 <= value and `value` rows of `row_bytes` fit in half the memory
+    available now (the rest is the interpreter's, the OS's and other programs')."""
+    if value < 1:
+        raise InputError(f"{option} must be >= 1, got {value}")
+    free = available_memory()
+    if free is not None and value * row_bytes > free // 2:
+        most = max(1, free // 2 // row_bytes)
+        raise InputError(f"{option} {value:,} rows need about {value * row_bytes / 2**30:,.1f} "
+                         f"GiB, more than half the {free / 2**30:,.1f} GiB available; give at "
+                         f"most {most:,}")

@@ -3,12 +3,14 @@
 The contract (docs/guide/errors.md): 0 success; 1 success with rejected rows
 (edge/score only); 2 an input, artifact or environment error, shown as one line naming the
 file and the fix, no traceback (`--debug` shows it); 130 interrupted (SIGINT), 143
-terminated (SIGTERM), both after the same cleanup.
+terminated (SIGTERM), both after the same cleanup; 141 quietly when stdout's reader has gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import signal
 import sys
 import threading
@@ -121,26 +123,72 @@ def os_error_line(e: OSError) -> str | None:
     return f"{e.filename}: {what}; check the path, its permissions and free space"
 
 
-def run_cli(main: Callable[[], int], prog: str, debug: bool = False) -> int:
+EXIT_BROKEN_PIPE = 141
+"""A reader that stopped reading (`| head -1`): 128 + SIGPIPE, as a Unix tool killed by it."""
+_FULL = {getattr(errno, n) for n in ("ENOSPC", "EFBIG", "EDQUOT") if hasattr(errno, n)}
+_FULL_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """True for a write that failed for space: a full disk, RLIMIT_FSIZE or a quota (also from
+    pyarrow, whose IOError carries the text rather than the errno)."""
+    if isinstance(e, OSError) and e.errno in _FULL:
+        return True
+    return isinstance(e, OSError) and any(t in str(e).lower() for t in _FULL_TEXT)
+
+
+def disk_full_line(path, e: OSError) -> str:
+    """The one line for a write that failed for space: the output's fault, never the input's."""
+    why = e.strerror or (str(e).strip().splitlines() or [type(e).__name__])[-1]
+    return (f"disk full / file size limit writing {path} ({why}); free space there or "
+            f"choose another output")
+
+
+def _quiet_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _body(main: Callable[[], int]) -> int:
+    with sigterm_raises():
+        code = main()
+        check_signals()  # a signal whose exception was dropped still stops the command
+        sys.stdout.flush()  # a full or closed stdout fails here, under the contract
+        return code
+
+
+def run_cli(main: Callable[[], int], prog: str, debug: bool = False, output=None) -> int:
     """Run a command's body under the error contract; returns the exit code.
 
-    InputError, and any OSError that still names its file, become one line and exit 2;
-    SIGINT and SIGTERM unwind (temp files are removed by their owners) and exit 130 / 143.
+    InputError, and any OSError that still names its file, become one line and exit 2; a
+    write that fails for space names `output` (the command's output, or a function giving
+    it; else the file, else standard output); a closed stdout ends quietly (141); SIGINT
+    and SIGTERM unwind (temp files are removed by their owners) and exit 130 / 143.
     """
     try:
-        with sigterm_raises():
-            code = main()
-            check_signals()  # a signal whose exception was dropped still stops the command
-            return code
+        return _body(main)
     except InputError as e:
         if debug:
             raise
         print(shorten(f"{prog}: error: {e}"), file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as e:
-        line = os_error_line(e)
+        full = is_disk_full(e)
+        target = output() if callable(output) else output
+        line = (disk_full_line(target or e.filename or "standard output", e) if full
+                else os_error_line(e))
         if debug or line is None:
             raise
+        if full and not (target or e.filename):
+            _quiet_stdout()
         print(shorten(f"{prog}: error: {line}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as e:

@@ -36,7 +36,8 @@ def main(argv=None) -> int:
             name, help=summary, description=modules[name].__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter))
     args = p.parse_args(argv)
-    return run_cli(lambda: modules[args.command].run(args), f"{prog} {args.command}", debug=args.debug)
+    return run_cli(lambda: modules[args.command].run(args), f"{prog} {args.command}",
+                   debug=args.debug, output=getattr(args, "out", None))
 
 
 if __name__ == "__main__":

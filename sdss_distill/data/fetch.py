@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.io import check_file_target
+from sdss_distill.core.io import check_file_target, exclusive
 from sdss_distill.core.safety import kind_of, shorten
 from sdss_distill.core.schema import LABELS
 from sdss_distill.data.skyserver import (
@@ -108,8 +108,12 @@ def run(args) -> int:
         print(f"-- then TOP min({args.chunk}, rows left) with s.specobjid > the previous chunk's last "
               f"specobjid, until {query.rows} rows; to {settings.url} (nothing sent: --dry-run)")
         return 0
+    lock = out.with_name(f".{out.name}.lock")  # one fetch per --out: chunks would interleave
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        prov = fetch(out, query, settings, chunk=args.chunk, quiet=args.quiet)
+        with exclusive(lock, f"--out {out}: another fetch is writing there (it holds {lock.name}); "
+                       f"wait for it to finish or choose another --out"):
+            prov = fetch(out, query, settings, chunk=args.chunk, quiet=args.quiet)
     except SkyServerError as e:
         print(shorten(f"python -m sdss_distill.data fetch: error: {e}"), file=sys.stderr)
         return EXIT_SERVER

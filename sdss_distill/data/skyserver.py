@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import atomic_path, write_atomic
+from sdss_distill.core.io import atomic_path, load_json, write_atomic
 from sdss_distill.core.safety import remove_file_within
 from sdss_distill.core.schema import BANDS, CANONICAL_COLUMNS, LABELS, MAGNITUDE_RANGE
 
@@ -353,10 +353,11 @@ def _load_state(part: Path, wanted: dict) -> dict:
     path = part / STATE_FILE
     if not path.is_file():
         return {**wanted, "chunks": []}
-    try:
-        state = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(f"{path}: unreadable resume state; delete {part} to start over") from None
+    fix = f"delete {part} to start over"
+    state = load_json(path, fix=fix)
+    if not isinstance(state, dict) or not isinstance(state.get("query", {}), dict):
+        raise InputError(f"{path}: not a fetch's resume state (a JSON "
+                         f"{type(state).__name__}); {fix}")
     if {k: state.get(k) for k in wanted} != wanted:
         differ = [k for k in ("release",) if state.get(k) != wanted[k]] + [
             k for k in wanted["query"] if state.get("query", {}).get(k) != wanted["query"][k]]

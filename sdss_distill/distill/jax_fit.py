@@ -36,17 +36,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sdss_distill.core.errors import check_signals
-from sdss_distill.distill import formula  # noqa: E402
+from sdss_distill.distill import compile_cache, formula  # noqa: E402
 
-# Compiling an epoch costs about a second of CPU per model shape, more than the training
-# of a student; compiled epochs are kept on disk and reused by later runs (the same
-# compiler and program give the same executable, so the same models). An empty
-# SDSS_DISTILL_JAX_CACHE turns it off.
-JAX_CACHE = os.environ.get("SDSS_DISTILL_JAX_CACHE",
-                           os.path.join(os.path.expanduser("~"), ".cache", "sdss_distill", "jax"))
-if JAX_CACHE:
-    jax.config.update("jax_compilation_cache_dir", JAX_CACHE)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+compile_cache.enable()  # compiled epochs reused across runs, each entry verified
 
 ADAM = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-7)  # keras.optimizers.Adam's defaults
 LR_FACTOR, MIN_LR, LR_MIN_DELTA = 0.5, 1e-4, 1e-4  # as fit.early_stopping_callbacks

@@ -12,7 +12,6 @@ Never imports TensorFlow, Keras, pandas or scikit-learn.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 from sdss_distill.core.cli import program
 from sdss_distill.core.domain import in_domain
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import quiet_native_stderr
+from sdss_distill.core.io import load_json, quiet_native_stderr, read_bounded
 from sdss_distill.core.prob import softmax
 from sdss_distill.core.quality import check_columns, check_values, header_positions
 from sdss_distill.core.schema import LABELS, SIGNATURE
@@ -99,6 +98,9 @@ class EdgeClassifier:
         self.columns = tuple(self.card["input"]["columns"])
         shape = self._runner.get_input_details()[self.input_name]["shape"]
         verify.check_card(self.card, card_path(self.path), int(shape[-1]) if len(shape) else None)
+        out_shape = self._runner.get_output_details()[self.output_name]["shape"]
+        verify.check_outputs(self.card.get("labels", LABELS), card_path(self.path),
+                             int(out_shape[-1]) if len(out_shape) else None)
         verify.check_provenance(self.card, card_path(self.path), content)
         labels_file = self.path.parent / LABELS_FILE
         verify.check_in_run(self.path, content, card_path(self.path).read_bytes(), self.card,
@@ -159,12 +161,10 @@ def read_card(model: Path) -> dict:
     path = card_path(model)
     fix = "re-export the model (python -m sdss_distill.export) and copy both files"
     try:
-        card = json.loads(path.read_bytes())
+        card = load_json(path, fix=fix)
     except FileNotFoundError:
         raise InputError(f"{path}: model card not found; copy it along with {model.name} "
                          f"(sdss_distill.export writes both)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not a valid model card ({type(e).__name__}); {fix}") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
     ok = isinstance(card, dict) and isinstance(card.get("input"), dict)
@@ -188,7 +188,7 @@ def _read_labels(model: Path, default: tuple[str, ...]) -> tuple[str, ...]:
     if not path.is_file():
         return default
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = read_bounded(path, fix="re-export the model").decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
                          f"{e.start}); re-export the model or save the file as UTF-8") from None

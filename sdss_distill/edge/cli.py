@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from sdss_distill.core.cli import Parser
+from sdss_distill.core.cli import Parser, check_rows, check_threads
 from sdss_distill.core.errors import InputError, run_cli
 from sdss_distill.core.machine import machine
 from sdss_distill.edge.bench import benchmark
@@ -60,15 +60,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        if args.threads < 1:
-            raise InputError(f"--threads must be >= 1, got {args.threads}")
+        check_threads("--threads", args.threads)
         if args.command == "predict":
             keep = tuple(c.strip() for c in args.keep.split(",") if c.strip())
             return predict_csv(Path(args.model), Path(args.input), args.output, args.threads,
                                keep)
-        if args.invokes < 1 or args.batch < 1:
-            raise InputError(f"--invokes and --batch must be >= 1, got {args.invokes}, "
-                             f"{args.batch}")
+        if args.invokes < 1:
+            raise InputError(f"--invokes must be >= 1, got {args.invokes}")
+        check_rows("--batch", args.batch)
         result = {"model": str(args.model), **benchmark(
             args.model, threads=args.threads, invokes=args.invokes, batch=args.batch),
             "machine": machine()}
@@ -81,7 +80,8 @@ def main(argv=None) -> int:
                   f"{args.threads} thread(s) on {result['machine']['cpu']}")
         return 0
 
-    return run_cli(body, PROG, debug=args.debug)
+    return run_cli(body, PROG, debug=args.debug,
+                   output=getattr(args, "output", None) or "standard output")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,10 @@ def check_card(card: dict, path: Path, n_inputs: int | None = None) -> None:
         raise InputError(f"{path}: the card lists {len(columns)} input columns but the model "
                          f"takes {n_inputs}; {FIX}")
     view = card["input"].get("name")
-    if not isinstance(view, str) or view not in VIEWS:  # no view: no order to check against
+    if view is not None and not isinstance(view, str):
+        raise InputError(f"{path}: 'input.name' must be a view name (a string), got a "
+                         f"{type(view).__name__}; {FIX}")
+    if view not in VIEWS:  # no view: no order to check against
         said = "missing" if view is None else f"{view!r}, not a view of this package"
         raise InputError(f"{path}: 'input.name' is {said} ({', '.join(VIEWS)}), so the order of "
                          f"'input.columns' cannot be checked; {FIX}")
@@ -56,6 +59,14 @@ def check_card(card: dict, path: Path, n_inputs: int | None = None) -> None:
             if not _pair(bounds):
                 raise InputError(f"{path}: 'domain.{key}.{name}' must be [min, max] finite numbers; "
                                  f"{FIX}")
+
+
+def check_outputs(labels, path: Path, n_outputs: int | None) -> None:
+    """The card's class labels are as many as the model's outputs (else every probability
+    column would be misnamed, or an index would fail on the first row)."""
+    if n_outputs is not None and len(labels) != n_outputs:
+        raise InputError(f"{path}: the card lists {len(labels)} class labels but the model has "
+                         f"{n_outputs} outputs; {FIX}")
 
 
 def check_provenance(card: dict, card_path: Path, content: bytes) -> None:

@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sdss_distill.core.cli import Parser
+from sdss_distill.core.cli import Parser, check_threads
 from sdss_distill.core.errors import InputError, run_cli
 from sdss_distill.export.run import PROG, export_run
 
@@ -47,15 +47,15 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        if args.invokes < 1 or args.threads < 1:
-            raise InputError(f"--invokes and --threads must be >= 1, got {args.invokes}, "
-                             f"{args.threads}")
+        if args.invokes < 1:
+            raise InputError(f"--invokes must be >= 1, got {args.invokes}")
+        check_threads("--threads", args.threads)
         export_run(Path(args.run), quiet=args.quiet, data=args.data,
                    finetune=not args.no_finetune, invokes=args.invokes, threads=args.threads,
                    mcu=args.mcu)
         return 0
 
-    return run_cli(body, PROG, debug=args.debug)
+    return run_cli(body, PROG, debug=args.debug, output=args.run)
 
 
 if __name__ == "__main__":

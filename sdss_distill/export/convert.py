@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill.core import tflite_file
+from sdss_distill.core.errors import check_signals
 from sdss_distill.core.io import quiet_import, quiet_native_stderr
 from sdss_distill.core.schema import SIGNATURE, STUDENT_VIEW, get_view
 from sdss_distill.export.fold import FRONT_LAYER, fold_student
@@ -47,10 +48,13 @@ def calibration(x: np.ndarray, name: str):
 
 def convert(sm_dir: Path, kind: str, calibration=None, front: list[str] | None = None) -> bytes:
     """SavedModel -> TFLite flatbuffer for one variant kind (builtin ops only)."""
+    check_signals()
     tf = quiet_import("tensorflow")
     with warnings.catch_warnings(), quiet_native_stderr():  # quantizer prints its options
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-        return _convert(tf, sm_dir, kind, calibration, front)
+        content = _convert(tf, sm_dir, kind, calibration, front)
+    check_signals()  # a SIGTERM dropped in a converter __del__ stops export here, not 65 s on
+    return content
 
 
 def _convert(tf, sm_dir, kind, calibration, front):

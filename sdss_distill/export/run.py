@@ -25,7 +25,7 @@ import numpy as np
 from sdss_distill import __version__
 from sdss_distill.core import tflite_file
 from sdss_distill.core.cli import program
-from sdss_distill.core.errors import InputError
+from sdss_distill.core.errors import InputError, check_signals
 from sdss_distill.core.io import PARENT_ENV, quiet_import, read_json, write_atomic
 from sdss_distill.core.machine import machine
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, TEACHER
@@ -219,6 +219,7 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
         diagnostics = {"student_int8_full": _int8_full(run, tmp, card, ref[STUDENT])}
         tuned = {}
         if finetune:
+            check_signals()  # a signal dropped in a __del__: stop before QAT's minute
             say("QAT and pruning in a tf_keras subprocess ...")
             tuned = _finetune(run, tmp, False)
             for stem, description in FINETUNED.items():
@@ -285,6 +286,7 @@ def _write_variant(run: RunData, layout: Layout, stem: str, content: bytes, desc
                    card, ref: dict, tuned: dict, ensemble, invokes: int, threads: int,
                    say) -> dict:
     """Write one .tflite file and its card; return its measurements for export.json."""
+    check_signals()  # each variant's evaluation and benchmark is a safe point
     bad = tflite_file.non_builtin(content)
     if bad:
         raise RuntimeError(f"{stem}: non-builtin operators {bad}; export needs builtins only")

@@ -277,7 +277,7 @@ class RunDir:
             link.unlink()
         os.symlink(os.path.join(self.versions.name, version.name), link)
         if self.root.is_dir() and not self.root.is_symlink():
-            if _is_legacy_run(self.root):  # keep the pre-manifest run as a version
+            if _is_legacy_run(self.root):  # kept as a version: the new one's parent (write)
                 os.rename(self.root, self.versions / f"legacy-{version.name}")
             else:
                 self.root.rmdir()  # empty: check_writable refused anything else
@@ -343,7 +343,7 @@ class RunDir:
                     if old is not None:
                         _carry(old, rel, staging)
                 yield layout
-                parent = old.run_id if old is not None else None
+                parent = None if old is None else f"legacy-{layout.run_id}" if old.legacy else old.run_id
                 manifest = build_manifest(staging, parent)
                 _write_synced(layout.manifest_json, json.dumps(manifest, indent=2) + "\n")
                 for rel in manifest["files"]:

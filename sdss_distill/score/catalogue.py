@@ -30,7 +30,15 @@ from sdss_distill.core.quality import REASONS
 from sdss_distill.score import em as score_priors
 from sdss_distill.score import hats as hats_io
 from sdss_distill.score import priors as class_priors
-from sdss_distill.score.guard import LOCK_NAME, is_our_part, output_lock, raise_worker_errors, worker_call
+from sdss_distill.score.guard import (
+    DASK_LOGS,
+    LOCK_NAME,
+    is_our_part,
+    output_lock,
+    quiet_after_signal,
+    raise_worker_errors,
+    worker_call,
+)
 from sdss_distill.score.parts import (
     META_KEY,
     PROG,
@@ -69,7 +77,7 @@ def start_client(scheduler: str | None, workers: int, threads: int):
                           "distributed.worker.profile.enabled": False,
                           "distributed.worker.multiprocessing-method": "spawn"}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                               dashboard_address=":0", silence_logs=40)
+                               dashboard_address=":0", silence_logs=DASK_LOGS)
     return Client(cluster), cluster
 
 
@@ -101,6 +109,7 @@ def score_parts(parts: list[Part], bundle: Bundle, output: Path, *, scheduler, w
         return results, time.perf_counter() - t0
     finally:
         with deferred_signals(check=False):  # checked by run_cli: exit 130/143
+            quiet_after_signal()
             _close(client, cluster)
 
 

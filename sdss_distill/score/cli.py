@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sdss_distill.core.cli import check_rows, check_threads
 from sdss_distill.core.errors import InputError, run_cli
 from sdss_distill.score.catalogue import score, summary
 from sdss_distill.score.parts import EXIT_FLAGGED, PROG
@@ -58,10 +59,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        for name in ("workers", "threads_per_worker", "batch", "part_rows", "em_rows"):
+        for name in ("workers", "part_rows", "em_rows"):
             if getattr(args, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 1, got "
                                  f"{getattr(args, name)}")
+        check_threads("--threads-per-worker", args.threads_per_worker)
+        check_rows("--batch", args.batch)
         keep = [c.strip() for c in args.keep.split(",") if c.strip()]
         total = score(Path(args.model), args.input, Path(args.output), scheduler=args.scheduler,
                       workers=args.workers, threads=args.threads_per_worker, batch_rows=args.batch,
@@ -71,4 +74,4 @@ def main(argv=None) -> int:
         print(summary(total, Path(args.output)), file=sys.stderr)
         return EXIT_FLAGGED if sum(total["bad"].values()) else 0
 
-    return run_cli(body, PROG, debug=args.debug)
+    return run_cli(body, PROG, debug=args.debug, output=args.output)

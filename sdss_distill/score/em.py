@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import sha256_bytes
+from sdss_distill.core.io import load_json, sha256_bytes
 from sdss_distill.score import priors as core
 
 MODES = ("training", "em")
@@ -172,8 +172,8 @@ def previous_record(output: Path, st: Setting) -> dict | None:
     """An earlier run's _priors.json for the same setting (same key), so a resumed run applies
     the very priors its finished parts were scored with instead of estimating them again."""
     try:
-        doc = json.loads((Path(output) / RECORD).read_text())
-    except (OSError, ValueError):
+        doc = load_json(Path(output) / RECORD, fix="")
+    except (OSError, ValueError):  # InputError too: a bad record is ignored, priors re-estimated
         return None
     if not isinstance(doc, dict) or doc.get("key") != st.key or not isinstance(doc.get("applied"), dict):
         return None

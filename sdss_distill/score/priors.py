@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill.core.errors import InputError, listing
+from sdss_distill.core.io import load_json
 from sdss_distill.core.prob import fractions  # noqa: F401  (re-exported)
 
 TOL = 1e-6
@@ -177,11 +178,13 @@ def read_priors(path: Path, labels: Sequence[str]) -> dict[str, float]:
     _priors.json (its "applied" priors are used)."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
+        doc = load_json(path, fix="give training, em or a small JSON file of class priors")
     except FileNotFoundError:
         raise InputError(f"--priors {path}: no such file; give training, em or a JSON file of "
                          f"class priors") from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except InputError as e:
+        raise InputError(f"--priors {e}") from None
+    except OSError as e:
         raise InputError(f"--priors {path}: not a readable JSON file ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
     if isinstance(doc, dict) and isinstance(doc.get("applied"), dict):
