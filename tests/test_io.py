@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sdss_distill.core import io
+from sdss_distill.core import bounded, io
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import LABELS
 
@@ -16,30 +16,30 @@ from sdss_distill.core.schema import LABELS
 def test_a_fifo_or_device_is_refused_without_reading_it(tmp_path):
     os.mkfifo(tmp_path / "p.json")  # no writer: a blocking open would hang here
     with pytest.raises(InputError, match=r"p\.json: a FIFO \(named pipe\), not a regular file; fix"):
-        io.read_bounded(tmp_path / "p.json", fix="fix")
+        bounded.read_bounded(tmp_path / "p.json", fix="fix")
     (tmp_path / "z.json").symlink_to("/dev/zero")
     with pytest.raises(InputError, match=r"z\.json: a character device, not a regular file"):
-        io.load_json(tmp_path / "z.json", fix="fix")
+        bounded.load_json(tmp_path / "z.json", fix="fix")
 
 
 def test_files_past_the_cap_are_refused(tmp_path):
     path = tmp_path / "big.json"
     path.write_text("[" + "0," * 50 + "0]")
-    assert len(io.load_json(path, fix="fix")) == 51
+    assert len(bounded.load_json(path, fix="fix")) == 51
     with pytest.raises(InputError, match=r"big\.json: 103 bytes, more than the 100-byte cap"):
-        io.read_bounded(path, fix="fix", cap=100)
+        bounded.read_bounded(path, fix="fix", cap=100)
 
 
-@pytest.mark.parametrize("depth, ok", [(io.MAX_DEPTH, True), (io.MAX_DEPTH + 1, False),
+@pytest.mark.parametrize("depth, ok", [(bounded.MAX_DEPTH, True), (bounded.MAX_DEPTH + 1, False),
                                        (100_000, False)])
 def test_json_nesting_is_capped(tmp_path, depth, ok):
     path = tmp_path / "deep.json"
     path.write_text("[" * depth + "]" * depth)
     if ok:
-        io.load_json(path, fix="fix")
+        bounded.load_json(path, fix="fix")
     else:
-        with pytest.raises(InputError, match=rf"deep\.json: nested deeper than {io.MAX_DEPTH} levels"):
-            io.load_json(path, fix="fix")
+        with pytest.raises(InputError, match=rf"deep\.json: nested deeper than {bounded.MAX_DEPTH} levels"):
+            bounded.load_json(path, fix="fix")
 
 
 @pytest.mark.parametrize("content, message", [

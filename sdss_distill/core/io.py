@@ -17,13 +17,13 @@ import importlib
 import json
 import os
 import signal
-import stat
 import sys
 import tempfile
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
+from sdss_distill.core.bounded import check_depth, decode_utf8, load_json, read_bounded, too_deep
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.safety import kind_of, temp_name
 
@@ -261,7 +261,7 @@ def read_toml(path: str) -> dict:
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: not valid TOML ({e})") from None
     except RecursionError:
-        raise _too_deep(path, fix) from None
+        raise too_deep(path, fix) from None
     check_depth(doc, path, fix)
     return doc
 
@@ -299,79 +299,6 @@ def find_parquet(data: str, option: str = "--data") -> list[Path]:
         raise InputError(f"{option} {data}: matches {listing(other)}, not Parquet; only .parquet "
                          f"and .pq files are read (narrow the pattern)")
     return files
-
-
-# --- Bounded reads (issue 23 cases 9 and 11) ------------------------------------------------
-# Every file the app reads whole (model cards, manifests, priors, configs, fetch state) goes
-# through read_bounded: a link to /dev/zero would otherwise grow to gigabytes and a FIFO
-# would hang, and a deeply nested document would end in a RecursionError traceback.
-
-MAX_DOC_BYTES = 16 << 20
-"""Largest file read whole (bytes): the app's own JSON and TOML files are kilobytes."""
-MAX_DEPTH = 64
-"""Deepest nesting of lists and objects accepted in a JSON or TOML document."""
-
-
-def read_bounded(path, *, fix: str, cap: int = MAX_DOC_BYTES) -> bytes:
-    """The bytes of a regular file of at most `cap` bytes. A FIFO, device or directory, or a
-    larger file, is an InputError naming it (opened non-blocking, so a FIFO never hangs);
-    FileNotFoundError and other OSErrors pass to the caller, which knows what to suggest."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"{path}: {kind_of(path)}, not a regular file; {fix}")
-        if st.st_size > cap:
-            raise InputError(f"{path}: {st.st_size:,} bytes, more than the {cap:,}-byte cap for "
-                             f"a file read whole; {fix}")
-        os.set_blocking(fd, True)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(cap + 1)
-    finally:
-        os.close(fd)
-    if len(data) > cap:
-        raise InputError(f"{path}: grew past the {cap:,}-byte cap while read; {fix}")
-    return data
-
-
-def decode_utf8(data: bytes, path, fix: str) -> str:
-    """`data` as UTF-8 text (a leading BOM dropped); else an InputError naming the first bad byte."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
-                         f"{e.start}); {fix}") from None
-
-
-def _too_deep(path, fix: str) -> InputError:
-    return InputError(f"{path}: nested deeper than {MAX_DEPTH} levels; {fix}")
-
-
-def check_depth(doc, path, fix: str) -> None:
-    """InputError if lists/objects in `doc` nest deeper than MAX_DEPTH (walked without recursion)."""
-    stack = [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth + 1 > MAX_DEPTH:
-                    raise _too_deep(path, fix)
-                stack.append((child, depth + 1))
-
-
-def load_json(path, *, fix: str, cap: int = MAX_DOC_BYTES):
-    """Any JSON document from a bounded regular file, UTF-8, nesting capped; every fault but a
-    missing or unreadable file (OSError, for the caller's own words) is one InputError."""
-    text = decode_utf8(read_bounded(path, fix=fix, cap=cap), path, fix)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: corrupt JSON (line {e.lineno}: {e.msg}); {fix}") from None
-    except RecursionError:
-        raise _too_deep(path, fix) from None
-    check_depth(doc, path, fix)
-    return doc
 
 
 @contextlib.contextmanager

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sdss_distill.core.bounded import load_json
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import atomic_path, load_json, write_atomic
+from sdss_distill.core.io import atomic_path, sha256_file, write_atomic
 from sdss_distill.core.safety import remove_file_within
 from sdss_distill.core.schema import BANDS, CANONICAL_COLUMNS, LABELS, MAGNITUDE_RANGE
 
@@ -356,8 +357,7 @@ def _load_state(part: Path, wanted: dict) -> dict:
     fix = f"delete {part} to start over"
     state = load_json(path, fix=fix)
     if not isinstance(state, dict) or not isinstance(state.get("query", {}), dict):
-        raise InputError(f"{path}: not a fetch's resume state (a JSON "
-                         f"{type(state).__name__}); {fix}")
+        raise InputError(f"{path}: not a fetch's resume state (a JSON {type(state).__name__}); {fix}")
     if {k: state.get(k) for k in wanted} != wanted:
         differ = [k for k in ("release",) if state.get(k) != wanted[k]] + [
             k for k in wanted["query"] if state.get("query", {}).get(k) != wanted["query"][k]]
@@ -372,7 +372,6 @@ def _assemble(out: Path, part: Path, state: dict, query: Query, settings: Settin
     import pyarrow.parquet as pq
 
     from sdss_distill import __version__
-    from sdss_distill.core.io import sha256_file
 
     schema = _schema().with_metadata({"sdss_distill.simulated": "false", "sdss_distill.source":
                                       json.dumps({"release": settings.data_release, **query.params()})})

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sdss_distill.core.bounded import load_json, read_bounded
 from sdss_distill.core.cli import program
 from sdss_distill.core.domain import in_domain
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import load_json, quiet_native_stderr, read_bounded
+from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.prob import softmax
 from sdss_distill.core.quality import check_columns, check_values, header_positions
 from sdss_distill.core.schema import LABELS, SIGNATURE

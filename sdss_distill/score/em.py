@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sdss_distill.core.bounded import load_json
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import load_json, sha256_bytes
+from sdss_distill.core.io import sha256_bytes
 from sdss_distill.score import priors as core
 
 MODES = ("training", "em")

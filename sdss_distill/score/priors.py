@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sdss_distill.core.bounded import load_json
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import load_json
 from sdss_distill.core.prob import fractions  # noqa: F401  (re-exported)
 
 TOL = 1e-6
