@@ -268,7 +268,7 @@ def test_killed_export_leaves_old_run_whole_and_takes_qat_child_down(run_dir, tm
     before = RunDir(run).current().run_id
     root = str(ROOT)
     proc = subprocess.Popen([sys.executable, "-m", "sdss_distill.export", "--run", str(run),
-                             "--invokes", "10", "--quiet"], cwd=root,
+                             "--all", "--invokes", "10", "--quiet"], cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     child, deadline = None, time.monotonic() + 300
     while child is None and time.monotonic() < deadline and proc.poll() is None:
@@ -286,3 +286,37 @@ def test_killed_export_leaves_old_run_whole_and_takes_qat_child_down(run_dir, tm
     with RunDir(run).write(keep=["models", "run.json", "split.json", "reports"]):
         pass
     assert not [p for p in (tmp_path / ".run.runs").iterdir() if p.name.endswith(".staging")]
+
+
+# --- what ships by default, and which int8 file ---------------------------------------------
+
+def test_default_export_converts_only_what_ships_and_says_which_int8(run_dir, tmp_path, capsys):
+    from sdss_distill.runs.rundir import RunDir
+    run = clone(run_dir, tmp_path / "run", exported=False)
+    assert export_cli.main(["--run", str(run), "--invokes", "20"]) == 0
+    err = capsys.readouterr().err
+    out = run / "tflite"
+    assert sorted(p.stem for p in out.glob("*.tflite")) == ["student_float32", "student_int8",
+                                                            "teacher_float32"]
+    report = json.loads((run / "reports" / "export.json").read_text())
+    choice = report["student_int8_choice"]
+    assert set(choice["candidates"]) == {"ptq_16x8", "ptq_int8"}
+    right = {k: v["dev_rows_right"] for k, v in choice["candidates"].items()}
+    assert right[choice["chosen"]] == max(right.values())
+    chosen = choice["candidates"][choice["chosen"]]
+    assert chosen["size_bytes"] == report["variants"]["student_int8"]["size_bytes"] <= 8192
+    split = json.loads(RunDir(run).current().split_json.read_text())
+    assert choice["dev_rows"] == len(split["teacher_train"]) + len(split["student_train"])
+    assert not set(split["test"]) & set(split["teacher_train"] + split["student_train"])
+    assert f"student_int8 = {choice['reason']}" in err
+    card = json.loads((out / "student_int8.json").read_text())
+    assert card["chosen"] == {"candidate": choice["chosen"], "reason": choice["reason"]}
+    assert f"`student_int8` is `{choice['chosen']}`" in (run / "reports" / "export.md").read_text()
+    edge.EdgeClassifier(out / "student_int8.tflite")  # card, manifest and run id agree
+
+
+def test_all_offers_the_qat_file_as_a_candidate(report):
+    choice = report["student_int8_choice"]
+    assert set(choice["candidates"]) == {"ptq_16x8", "ptq_int8", "student_qat_int8"}
+    assert choice["candidates"]["student_qat_int8"]["size_bytes"] == report["variants"][
+        "student_qat_int8"]["size_bytes"]

@@ -206,6 +206,23 @@ def test_export_writes_the_mcu_folder_into_the_run(layout, model):
 
 
 @pytest.mark.slow
+def test_mcu_on_an_exported_run_writes_only_mcu(exported_run, layout):
+    """`export --mcu` on a run exported from the same student: every .tflite file and every
+    measurement carried over byte for byte; the cards name the new version; mcu/ added."""
+    from sdss_distill.edge.classifier import EdgeClassifier
+    from sdss_distill.runs.rundir import RunDir
+    src = RunDir(exported_run).current()
+    files = sorted(p.name for p in src.tflite.glob("*.tflite"))
+    assert files == sorted(p.name for p in layout.tflite.glob("*.tflite"))
+    for name in files:
+        assert (layout.tflite / name).read_bytes() == (src.tflite / name).read_bytes()
+        EdgeClassifier(layout.tflite / name)  # its card names this version: verified
+    old, new = (json.loads(p.read_text()) for p in (src.export_json, layout.export_json))
+    assert new["variants"] == old["variants"] and "mcu" not in old and "mcu" in new
+    assert new["run_id"] == layout.run_id and new["parent_run_id"] == layout.manifest()["parent"]
+
+
+@pytest.mark.slow
 def test_host_build_is_bit_identical_to_tflite_micro(host, x_test, tflm_scores):
     classes, scores, _ = parse_scores(run_host(host, rows_text(x_test)))
     assert len(classes) == len(x_test) == 2000
