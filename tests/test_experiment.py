@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sdss_distill.core.errors import InputError
 from sdss_distill.runs.config import make_config
 from sdss_distill.sweep import cli as experiment
 from sdss_distill.sweep import grid as sweep
@@ -81,9 +82,10 @@ def test_a_killed_sweep_resumes_without_recomputing(fake_training, tmp_path):
     assert len(fake_training) == 2 + 1 + 3  # seed 0's last cell, then all of seed 1
     sweep.run_sweep(base, cells, [0, 1], tmp_path, dev=False, workers=1, progress=False)
     assert len(fake_training) == 6  # nothing left to do
-    changed = make_config(data="x.csv", epochs=7)  # other settings: other numbers, recomputed
-    sweep.run_sweep(changed, cells, [0], tmp_path, dev=False, workers=1, progress=False)
-    assert len(fake_training) == 9
+    changed = make_config(data="x.csv", epochs=7)  # other settings: refused, nothing mixed
+    with pytest.raises(InputError, match="epochs: 300 there, 7 now"):
+        sweep.run_sweep(changed, cells, [0], tmp_path, dev=False, workers=1, progress=False)
+    assert len(fake_training) == 6
     assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(".*.json.*"))
 
 
