@@ -150,12 +150,15 @@ def test_a_small_real_sweep_end_to_end(small_sweep):
 @pytest.mark.slow
 def test_int8_size_of_an_architecture_matches_the_shipped_file(exported_run, tmp_path):
     """The sweep's int8 bytes come from an untrained model of the same architecture: equal to
-    the size of the file export ships for a trained one."""
+    the size of export's 16x8 candidate for a trained one (student_int8 is that candidate or
+    another one chosen on dev rows)."""
     from sdss_distill.runs.rundir import RunDir
     from sdss_distill.sweep import int8
     base = make_config(data="x.csv")
     assert int8.architectures(base, {"offline", "student-ensemble"})[:2] == [(24, 24), (12, 12)]
     sizes = int8.sizes(tmp_path, base, {"offline"})
-    shipped = RunDir(exported_run).current().tflite_file("student_int8").stat().st_size
+    layout = RunDir(exported_run).current()
+    shipped = json.loads(layout.export_json.read_text())["student_int8_choice"]["candidates"][
+        "ptq_16x8"]["size_bytes"]
     assert sizes == {934: shipped}
     assert json.loads((tmp_path / int8.CACHE).read_text()) == {"934": shipped}

@@ -86,8 +86,8 @@ def test_a_sweep_on_dask_equals_the_local_sweep(cluster, real_table, tmp_path, c
 
 
 def test_a_worker_killed_mid_task_is_replaced_and_its_seed_re_run(cluster, real_table, tmp_path):
-    psutil = pytest.importorskip("psutil")
-    address, workers = cluster
+    from dask.distributed import Client
+    address, _ = cluster
     out = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "sdss_distill.experiment",
@@ -95,19 +95,17 @@ def test_a_worker_killed_mid_task_is_replaced_and_its_seed_re_run(cluster, real_
                              "--scheduler", address], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        busy, deadline = None, time.monotonic() + 300
-        while busy is None and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-            for nanny in workers:  # the worker process under each nanny, once it computes
-                for child in psutil.Process(nanny.pid).children(recursive=True):
-                    if child.cpu_percent(interval=0.2) > 50:
-                        busy = child
-                        break
-                if busy:
-                    break
-        assert busy is not None, "no worker ever got busy"
-        assert not list(out.glob("cells/seed*/*.json")), "the sweep ended before the kill"
-        busy.kill()
+        with Client(address, timeout="30s") as client:
+            busy, deadline = None, time.monotonic() + 300
+            while busy is None and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.5)
+                busy = next((w for w, keys in client.processing().items()
+                             if any("sweep-seed" in str(k) for k in keys)), None)
+            assert busy is not None, "no seed ever started on a worker"
+            time.sleep(3)  # well into the seed's training
+            assert not list(out.glob("cells/seed*/*.json")), "the sweep ended before the kill"
+            pid = client.run(os.getpid, workers=[busy])[busy]
+            os.kill(pid, signal.SIGKILL)
         err = proc.communicate(timeout=900)[1]
     finally:
         if proc.poll() is None:

@@ -72,21 +72,24 @@ def test_serving_default_signature_has_named_input(run_dir, stem):
     assert sig == {"serving_default": {"inputs": [view], "outputs": ["logits"]}}
 
 
-def test_int8_student_keeps_raw_magnitudes_float(run_dir):
+def test_int8_student_keeps_raw_magnitudes_float(run_dir, report):
     """student_int8 takes float32 magnitudes into a float32 first layer; after it, int8
-    weights and int16 activations (TFLite 16x8) with zero points 0, float32 logits out."""
+    weights and the chosen candidate's activations (int16 for TFLite 16x8, with zero points
+    0; int8 for the int8 PTQ or QAT file), float32 logits out."""
     from sdss_distill.export.mcu_graph import read_graph
     content = (run_dir / "tflite" / "student_int8.tflite").read_bytes()
+    act = "INT16" if report["student_int8_choice"]["chosen"] == "ptq_16x8" else "INT8"
     ops, tensors, (inp,), (out,) = read_graph(content)
     assert [name for name, _ in ops] == ["FULLY_CONNECTED", "QUANTIZE", "FULLY_CONNECTED",
                                          "FULLY_CONNECTED", "DEQUANTIZE"]
     types = [[tensors[int(k)].type for k in (*op.inputs, *op.outputs) if k >= 0] for _, op in ops]
-    assert types[0] == ["FLOAT32"] * 4 and types[1] == ["FLOAT32", "INT16"]
-    assert types[2] == types[3] == ["INT16", "INT8", "INT32", "INT16"]
-    assert types[4] == ["INT16", "FLOAT32"]
+    assert types[0] == ["FLOAT32"] * 4 and types[1] == ["FLOAT32", act]
+    assert types[2] == types[3] == [act, "INT8", "INT32", act]
+    assert types[4] == [act, "FLOAT32"]
     assert tensors[inp].type == tensors[out].type == "FLOAT32"
     int16 = [t for t in tensors.values() if t.type == "INT16"]
-    assert len(int16) == 3 and all((t.zero_points == 0).all() for t in int16)
+    assert len(int16) == (3 if act == "INT16" else 0)
+    assert all((t.zero_points == 0).all() for t in int16)
     assert tflite_file.weight_types(content).get("INT8", 0) == 2
 
 

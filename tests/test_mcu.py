@@ -147,6 +147,13 @@ def build_dir(layout, tmp_path_factory) -> Path:
     return dst
 
 
+def activation_bits(model: bytes) -> int:
+    """16 for a 16x8 student_int8, 8 for int8 activations (the QAT or int8 PTQ candidate)."""
+    from sdss_distill.export.mcu_graph import read_graph
+    _, tensors, _, _ = read_graph(model)
+    return 16 if any(t.type == "INT16" for t in tensors.values()) else 8
+
+
 def rows_text(x: np.ndarray) -> str:
     """Rows as exact float bit patterns (x + 8 hex digits), one per line."""
     bits = np.ascontiguousarray(x, np.float32).view(np.uint32)
@@ -192,10 +199,11 @@ def test_export_writes_the_mcu_folder_into_the_run(layout, model):
     source = (layout.root / mcu.MCU_DIR / "sdss_student.c").read_text()
     assert '{"GALAXY", "QSO", "STAR"}' in source
     kernels = set(re.findall(r"^static \w+ (\w+)\(", source, flags=re.M))
+    bits = activation_bits(model)  # student_int8 is the candidate export chose: 16x8 or int8
     assert kernels == {"magnitudes_ok", "round_away", "doubling_high_mul",
                        "rounding_divide_by_pot", "multiply_by_quantized_multiplier",
-                       "requantize", "quantize", "fully_connected_f32", "quantize_f32_s16",
-                       "fully_connected_s16", "dequantize_s16_f32"}
+                       "requantize", "quantize", "fully_connected_f32", f"quantize_f32_s{bits}",
+                       f"fully_connected_s{bits}", f"dequantize_s{bits}_f32"}
     array = (layout.root / mcu.MCU_DIR / "sdss_student_model.c").read_text()
     assert "__attribute__((aligned(16)))" in array and f"[{len(model)}]" in array
     report = json.loads(layout.export_json.read_text())
@@ -268,8 +276,9 @@ def test_int64_biases_are_refused_in_one_line(model):
     bias.type = schema.TensorType.INT64
     builder = flatbuffers.Builder(len(model))
     builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
-    with pytest.raises(InputError, match=r"^FULLY_CONNECTED with INT16 input, INT8 weights, "
-                                         r"INT64 bias, INT16 output is not supported \(float32; "
+    bits = activation_bits(model)
+    with pytest.raises(InputError, match=rf"^FULLY_CONNECTED with INT{bits} input, INT8 weights, "
+                                         rf"INT64 bias, INT{bits} output is not supported \(float32; "
                                          r"int8 or int16 activations with int8 weights and "
                                          r"int32 bias\)$"):
         mcu.generate(bytes(builder.Output()))

@@ -241,8 +241,8 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
             if old.get("finetune"):
                 tuned[stem] = old["finetune"]
     if var.QAT_CANDIDATE in finetuned:
-        candidates[var.QAT_CANDIDATE] = (finetuned[var.QAT_CANDIDATE][0],
-                                         DESCRIPTIONS[var.QAT_CANDIDATE])
+        candidates[var.QAT_CANDIDATE] = (tflite_file.shrink(finetuned[var.QAT_CANDIDATE][0]),
+                                         DESCRIPTIONS[var.QAT_CANDIDATE])  # as it ships
     int8, choice = var.pick_int8(run, candidates, say)
     files = {**{k: v for k, v in files.items() if k.startswith(STUDENT)}, "student_int8": int8,
              "teacher_float32": files["teacher_float32"], **finetuned}
