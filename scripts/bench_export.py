@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,17 +44,22 @@ def fresh_copy(run: Path, dst: Path) -> Path:
     return dst
 
 
-def timed(code: Path, argv: list[str]) -> float:
-    """Seconds of `python -m sdss_distill ARGV` with PYTHONPATH=code; raises on failure."""
+def timed(code: Path, argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system of it and its children) of `python -m
+    sdss_distill ARGV` with PYTHONPATH=code; raises on failure. On a loaded machine the CPU
+    seconds are the steadier figure: wall time waits for other processes' turns."""
     env = {**os.environ, "PYTHONPATH": str(code)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "sdss_distill", *argv], env=env, cwd=code,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{code}: {' '.join(argv)} failed ({proc.returncode}):\n"
                          f"{proc.stderr[-2000:]}")
-    return seconds
+    return seconds, cpu
 
 
 def main(argv=None) -> int:
@@ -70,19 +76,22 @@ def main(argv=None) -> int:
     codes = [c.resolve() for c in (args.code or [ROOT])]
     extra = args.args.split()
     times = {(c, step): [] for c in codes for step in ("export", "export --mcu")}
+    cpus = {key: [] for key in times}
     print(f"cpu: {machine()['cpu']} ({machine()['cores']} cores); load before: "
           f"{os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         for k in range(args.repeats):
             for code in codes:
                 run = fresh_copy(args.run, Path(tmp) / f"run{k}-{codes.index(code)}")
-                s = timed(code, ["export", "--run", str(run), "--quiet", *extra])
-                times[code, "export"].append(s)
-                line = f"repeat {k}: {code}: export {s:.1f} s"
+                s, c = timed(code, ["export", "--run", str(run), "--quiet", *extra])
+                times[code, "export"].append(round(s, 1))
+                cpus[code, "export"].append(round(c, 1))
+                line = f"repeat {k}: {code}: export {s:.1f} s (CPU {c:.1f} s)"
                 if args.mcu:
-                    m = timed(code, ["export", "--run", str(run), "--mcu", "--quiet", *extra])
-                    times[code, "export --mcu"].append(m)
-                    line += f", then export --mcu {m:.1f} s"
+                    m, c = timed(code, ["export", "--run", str(run), "--mcu", "--quiet", *extra])
+                    times[code, "export --mcu"].append(round(m, 1))
+                    cpus[code, "export --mcu"].append(round(c, 1))
+                    line += f", then export --mcu {m:.1f} s (CPU {c:.1f} s)"
                 print(line, f"(load {os.getloadavg()[0]:.2f})", flush=True)
     print(f"load after: {os.getloadavg()}")
     first = codes[0]
@@ -90,8 +99,11 @@ def main(argv=None) -> int:
         for code in codes:
             med = statistics.median(times[code, step])
             ratio = med / statistics.median(times[first, step])
-            print(f"{step:13s} {code}: median {med:.1f} s of {times[code, step]} "
-                  f"({ratio:.2f}x of {first.name})")
+            cpu = statistics.median(cpus[code, step])
+            cpu_ratio = cpu / statistics.median(cpus[first, step])
+            print(f"{step:13s} {code}: wall median {med:.1f} s of {times[code, step]} "
+                  f"({ratio:.2f}x of {first}); CPU median {cpu:.1f} s of {cpus[code, step]} "
+                  f"({cpu_ratio:.2f}x)")
     return 0
 
 
