@@ -112,3 +112,18 @@ def test_sigkill_of_the_sweep_takes_its_worker_processes_down(real_table, tmp_pa
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.slow
+def test_an_unreachable_scheduler_is_one_line(real_table, tmp_path, capsys):
+    import socket
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = experiment.main(["--data", str(real_table), "--methods", "offline", "--seeds", "0",
+                            "--epochs", "1", "--out", str(tmp_path / "sweep"), "--quiet",
+                            "--no-plots", "--scheduler", f"tcp://127.0.0.1:{port}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert f"--scheduler tcp://127.0.0.1:{port}: cannot connect" in err[0]
+    assert "dask scheduler" in err[0] and not list((tmp_path / "sweep").glob("cells/*/*.json"))
