@@ -51,7 +51,7 @@ def find_run(root: Path, *, export: bool = False, epochs: int = 40) -> Path:
     if export and not (run / "reports" / "export.json").is_file():
         from sdss_distill.export.run import export_run
         print(f"exporting TFLite variants into {run / 'tflite'} ...")
-        export_run(run, quiet=True)
+        export_run(run, quiet=True, everything=True)  # the notebooks compare every variant
     return run.resolve()
 
 

@@ -19,14 +19,15 @@ def real_table() -> Path:
 
 @pytest.fixture(scope="session")
 def exported_run(real_table, tmp_path_factory) -> Path:
-    """One small run on the real table (5 epochs), trained and exported once per session."""
+    """One small run on the real table (5 epochs), trained and exported (`--all`: every
+    variant, QAT and pruning included) once per session."""
     from sdss_distill.export.run import export_run
     from sdss_distill.runs.config import make_config
     from sdss_distill.train import run
 
     out = tmp_path_factory.mktemp("exported_run")
     run(make_config(data=str(real_table), out=str(out), epochs=5, quiet=True))
-    export_run(out, quiet=True, invokes=200)
+    export_run(out, quiet=True, invokes=200, everything=True)
     return out
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sdss_distill.core.errors import InputError
 from sdss_distill.runs.config import make_config
 from sdss_distill.sweep import cli as experiment
 from sdss_distill.sweep import grid as sweep
@@ -81,9 +82,10 @@ def test_a_killed_sweep_resumes_without_recomputing(fake_training, tmp_path):
     assert len(fake_training) == 2 + 1 + 3  # seed 0's last cell, then all of seed 1
     sweep.run_sweep(base, cells, [0, 1], tmp_path, dev=False, workers=1, progress=False)
     assert len(fake_training) == 6  # nothing left to do
-    changed = make_config(data="x.csv", epochs=7)  # other settings: other numbers, recomputed
-    sweep.run_sweep(changed, cells, [0], tmp_path, dev=False, workers=1, progress=False)
-    assert len(fake_training) == 9
+    changed = make_config(data="x.csv", epochs=7)  # other settings: refused, nothing mixed
+    with pytest.raises(InputError, match="epochs: 300 there, 7 now"):
+        sweep.run_sweep(changed, cells, [0], tmp_path, dev=False, workers=1, progress=False)
+    assert len(fake_training) == 6
     assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob(".*.json.*"))
 
 
@@ -148,12 +150,15 @@ def test_a_small_real_sweep_end_to_end(small_sweep):
 @pytest.mark.slow
 def test_int8_size_of_an_architecture_matches_the_shipped_file(exported_run, tmp_path):
     """The sweep's int8 bytes come from an untrained model of the same architecture: equal to
-    the size of the file export ships for a trained one."""
+    the size of export's 16x8 candidate for a trained one (student_int8 is that candidate or
+    another one chosen on dev rows)."""
     from sdss_distill.runs.rundir import RunDir
     from sdss_distill.sweep import int8
     base = make_config(data="x.csv")
     assert int8.architectures(base, {"offline", "student-ensemble"})[:2] == [(24, 24), (12, 12)]
     sizes = int8.sizes(tmp_path, base, {"offline"})
-    shipped = RunDir(exported_run).current().tflite_file("student_int8").stat().st_size
+    layout = RunDir(exported_run).current()
+    shipped = json.loads(layout.export_json.read_text())["student_int8_choice"]["candidates"][
+        "ptq_16x8"]["size_bytes"]
     assert sizes == {934: shipped}
     assert json.loads((tmp_path / int8.CACHE).read_text()) == {"934": shipped}

@@ -72,21 +72,24 @@ def test_serving_default_signature_has_named_input(run_dir, stem):
     assert sig == {"serving_default": {"inputs": [view], "outputs": ["logits"]}}
 
 
-def test_int8_student_keeps_raw_magnitudes_float(run_dir):
+def test_int8_student_keeps_raw_magnitudes_float(run_dir, report):
     """student_int8 takes float32 magnitudes into a float32 first layer; after it, int8
-    weights and int16 activations (TFLite 16x8) with zero points 0, float32 logits out."""
+    weights and the chosen candidate's activations (int16 for TFLite 16x8, with zero points
+    0; int8 for the int8 PTQ or QAT file), float32 logits out."""
     from sdss_distill.export.mcu_graph import read_graph
     content = (run_dir / "tflite" / "student_int8.tflite").read_bytes()
+    act = "INT16" if report["student_int8_choice"]["chosen"] == "ptq_16x8" else "INT8"
     ops, tensors, (inp,), (out,) = read_graph(content)
     assert [name for name, _ in ops] == ["FULLY_CONNECTED", "QUANTIZE", "FULLY_CONNECTED",
                                          "FULLY_CONNECTED", "DEQUANTIZE"]
     types = [[tensors[int(k)].type for k in (*op.inputs, *op.outputs) if k >= 0] for _, op in ops]
-    assert types[0] == ["FLOAT32"] * 4 and types[1] == ["FLOAT32", "INT16"]
-    assert types[2] == types[3] == ["INT16", "INT8", "INT32", "INT16"]
-    assert types[4] == ["INT16", "FLOAT32"]
+    assert types[0] == ["FLOAT32"] * 4 and types[1] == ["FLOAT32", act]
+    assert types[2] == types[3] == [act, "INT8", "INT32", act]
+    assert types[4] == [act, "FLOAT32"]
     assert tensors[inp].type == tensors[out].type == "FLOAT32"
     int16 = [t for t in tensors.values() if t.type == "INT16"]
-    assert len(int16) == 3 and all((t.zero_points == 0).all() for t in int16)
+    assert len(int16) == (3 if act == "INT16" else 0)
+    assert all((t.zero_points == 0).all() for t in int16)
     assert tflite_file.weight_types(content).get("INT8", 0) == 2
 
 
@@ -268,7 +271,7 @@ def test_killed_export_leaves_old_run_whole_and_takes_qat_child_down(run_dir, tm
     before = RunDir(run).current().run_id
     root = str(ROOT)
     proc = subprocess.Popen([sys.executable, "-m", "sdss_distill.export", "--run", str(run),
-                             "--invokes", "10", "--quiet"], cwd=root,
+                             "--all", "--invokes", "10", "--quiet"], cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     child, deadline = None, time.monotonic() + 300
     while child is None and time.monotonic() < deadline and proc.poll() is None:
@@ -286,3 +289,37 @@ def test_killed_export_leaves_old_run_whole_and_takes_qat_child_down(run_dir, tm
     with RunDir(run).write(keep=["models", "run.json", "split.json", "reports"]):
         pass
     assert not [p for p in (tmp_path / ".run.runs").iterdir() if p.name.endswith(".staging")]
+
+
+# --- what ships by default, and which int8 file ---------------------------------------------
+
+def test_default_export_converts_only_what_ships_and_says_which_int8(run_dir, tmp_path, capsys):
+    from sdss_distill.runs.rundir import RunDir
+    run = clone(run_dir, tmp_path / "run", exported=False)
+    assert export_cli.main(["--run", str(run), "--invokes", "20"]) == 0
+    err = capsys.readouterr().err
+    out = run / "tflite"
+    assert sorted(p.stem for p in out.glob("*.tflite")) == ["student_float32", "student_int8",
+                                                            "teacher_float32"]
+    report = json.loads((run / "reports" / "export.json").read_text())
+    choice = report["student_int8_choice"]
+    assert set(choice["candidates"]) == {"ptq_16x8", "ptq_int8"}
+    right = {k: v["dev_rows_right"] for k, v in choice["candidates"].items()}
+    assert right[choice["chosen"]] == max(right.values())
+    chosen = choice["candidates"][choice["chosen"]]
+    assert chosen["size_bytes"] == report["variants"]["student_int8"]["size_bytes"] <= 8192
+    split = json.loads(RunDir(run).current().split_json.read_text())
+    assert choice["dev_rows"] == len(split["teacher_train"]) + len(split["student_train"])
+    assert not set(split["test"]) & set(split["teacher_train"] + split["student_train"])
+    assert f"student_int8 = {choice['reason']}" in err
+    card = json.loads((out / "student_int8.json").read_text())
+    assert card["chosen"] == {"candidate": choice["chosen"], "reason": choice["reason"]}
+    assert f"`student_int8` is `{choice['chosen']}`" in (run / "reports" / "export.md").read_text()
+    edge.EdgeClassifier(out / "student_int8.tflite")  # card, manifest and run id agree
+
+
+def test_all_offers_the_qat_file_as_a_candidate(report):
+    choice = report["student_int8_choice"]
+    assert set(choice["candidates"]) == {"ptq_16x8", "ptq_int8", "student_qat_int8"}
+    assert choice["candidates"]["student_qat_int8"]["size_bytes"] == report["variants"][
+        "student_qat_int8"]["size_bytes"]

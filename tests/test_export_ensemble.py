@@ -26,7 +26,7 @@ def run_dir(real_table, tmp_path_factory):
     assert train.main(["--data", str(real_table), "--out", str(out), "--method", "student-ensemble",
                        "--epochs", "8", "--teacher-hidden", "16", "--set",
                        f"student-ensemble.widths={json.dumps(WIDTHS)}", "--quiet"]) == 0
-    assert export_cli.main(["--run", str(out), "--no-finetune", "--invokes", "200"]) == 0
+    assert export_cli.main(["--run", str(out), "--all", "--no-finetune", "--invokes", "200"]) == 0
     return out
 
 

@@ -147,6 +147,13 @@ def build_dir(layout, tmp_path_factory) -> Path:
     return dst
 
 
+def activation_bits(model: bytes) -> int:
+    """16 for a 16x8 student_int8, 8 for int8 activations (the QAT or int8 PTQ candidate)."""
+    from sdss_distill.export.mcu_graph import read_graph
+    _, tensors, _, _ = read_graph(model)
+    return 16 if any(t.type == "INT16" for t in tensors.values()) else 8
+
+
 def rows_text(x: np.ndarray) -> str:
     """Rows as exact float bit patterns (x + 8 hex digits), one per line."""
     bits = np.ascontiguousarray(x, np.float32).view(np.uint32)
@@ -192,10 +199,11 @@ def test_export_writes_the_mcu_folder_into_the_run(layout, model):
     source = (layout.root / mcu.MCU_DIR / "sdss_student.c").read_text()
     assert '{"GALAXY", "QSO", "STAR"}' in source
     kernels = set(re.findall(r"^static \w+ (\w+)\(", source, flags=re.M))
+    bits = activation_bits(model)  # student_int8 is the candidate export chose: 16x8 or int8
     assert kernels == {"magnitudes_ok", "round_away", "doubling_high_mul",
                        "rounding_divide_by_pot", "multiply_by_quantized_multiplier",
-                       "requantize", "quantize", "fully_connected_f32", "quantize_f32_s16",
-                       "fully_connected_s16", "dequantize_s16_f32"}
+                       "requantize", "quantize", "fully_connected_f32", f"quantize_f32_s{bits}",
+                       f"fully_connected_s{bits}", f"dequantize_s{bits}_f32"}
     array = (layout.root / mcu.MCU_DIR / "sdss_student_model.c").read_text()
     assert "__attribute__((aligned(16)))" in array and f"[{len(model)}]" in array
     report = json.loads(layout.export_json.read_text())
@@ -203,6 +211,23 @@ def test_export_writes_the_mcu_folder_into_the_run(layout, model):
                                   "agreement_with_litert"}
     assert report["mcu"]["agreement_with_litert"] >= 0.999
     assert "`mcu/` (student_int8 as C99" in layout.export_md.read_text()
+
+
+@pytest.mark.slow
+def test_mcu_on_an_exported_run_writes_only_mcu(exported_run, layout):
+    """`export --mcu` on a run exported from the same student: every .tflite file and every
+    measurement carried over byte for byte; the cards name the new version; mcu/ added."""
+    from sdss_distill.edge.classifier import EdgeClassifier
+    from sdss_distill.runs.rundir import RunDir
+    src = RunDir(exported_run).current()
+    files = sorted(p.name for p in src.tflite.glob("*.tflite"))
+    assert files == sorted(p.name for p in layout.tflite.glob("*.tflite"))
+    for name in files:
+        assert (layout.tflite / name).read_bytes() == (src.tflite / name).read_bytes()
+        EdgeClassifier(layout.tflite / name)  # its card names this version: verified
+    old, new = (json.loads(p.read_text()) for p in (src.export_json, layout.export_json))
+    assert new["variants"] == old["variants"] and "mcu" not in old and "mcu" in new
+    assert new["run_id"] == layout.run_id and new["parent_run_id"] == layout.manifest()["parent"]
 
 
 @pytest.mark.slow
@@ -251,8 +276,9 @@ def test_int64_biases_are_refused_in_one_line(model):
     bias.type = schema.TensorType.INT64
     builder = flatbuffers.Builder(len(model))
     builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
-    with pytest.raises(InputError, match=r"^FULLY_CONNECTED with INT16 input, INT8 weights, "
-                                         r"INT64 bias, INT16 output is not supported \(float32; "
+    bits = activation_bits(model)
+    with pytest.raises(InputError, match=rf"^FULLY_CONNECTED with INT{bits} input, INT8 weights, "
+                                         rf"INT64 bias, INT{bits} output is not supported \(float32; "
                                          r"int8 or int16 activations with int8 weights and "
                                          r"int32 bias\)$"):
         mcu.generate(bytes(builder.Output()))

@@ -49,7 +49,7 @@ def test_malformed_manifest_entry_is_one_line_in_export(run_copy, capsys, entry)
 SWALLOWED = """
 import os, signal, sys, time
 from sdss_distill.export import cli as c
-from sdss_distill.export import run as r
+from sdss_distill.export import variants as r  # the default export's conversions
 
 real, calls = r.convert, [0]
 

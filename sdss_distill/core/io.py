@@ -10,13 +10,11 @@ we park file descriptor 2 while they run.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import glob
 import hashlib
 import importlib
 import json
 import os
-import signal
 import sys
 import tempfile
 import tomllib
@@ -53,25 +51,6 @@ def quiet_native_stderr(*, replay_on_error: bool = True):
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-
-
-PARENT_ENV = "SDSS_DISTILL_PARENT_PID"
-"""Set by a command for a child process it starts: the child calls die_with_parent first."""
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """In a child started with PARENT_ENV: the kernel SIGKILLs it when that parent dies, even
-    by SIGKILL (Linux prctl; elsewhere a no-op). Called by the child itself, not as a
-    subprocess preexec_fn: a preexec_fn makes Python fork with its at-fork hooks, and JAX's
-    hook warns that os.fork() was called after JAX started threads (issue 21 item 6)."""
-    parent = os.environ.get(PARENT_ENV)
-    if not parent or not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != int(parent):  # the parent died before prctl took effect
-        os._exit(1)
 
 
 def umask() -> int:

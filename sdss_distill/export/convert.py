@@ -82,22 +82,34 @@ def quantize_selective(converter, calibration, float_nodes: list[str],
 
     The debugger calibrates; the MLIR quantizer is then called directly, because the
     debugger's own quantize step drops the converter's 16x8 ops set and per-tensor flag."""
+    return quantize_calibrated(converter, calibration, float_nodes, (activations,))[activations]
+
+
+def quantize_calibrated(converter, calibration, float_nodes: list[str],
+                        activations=("int16", "int8")) -> dict[str, bytes]:
+    """{activation type: flatbuffer} for each of `activations`, from ONE calibration pass
+    (the debugger's calibrated model holds the ranges; only the quantizer's inference type
+    differs), so a second candidate costs a quantizer call, not a second calibration."""
     tf = quiet_import("tensorflow")
     from tensorflow.compiler.mlir.lite import types_pb2
     from tensorflow.lite.python import convert as tflite_convert
-    if activations not in ("int8", "int16"):
-        raise ValueError(f"activations must be 'int8' or 'int16', got {activations!r}")
+    bad = [a for a in activations if a not in ("int8", "int16")]
+    if bad:
+        raise ValueError(f"activations must be 'int8' or 'int16', got {bad[0]!r}")
     options = tf.lite.experimental.QuantizationDebugOptions(
         denylisted_nodes=float_nodes, fully_quantize=False)
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=calibration, debug_options=options)
-    inference = types_pb2.QUANTIZED_INT16 if activations == "int16" else types_pb2.QUANTIZED_INT8
-    content = tflite_convert.mlir_quantize(
-        debugger.calibrated_model, fully_quantize=False, inference_type=inference,
-        denylisted_nodes=float_nodes,
-        disable_per_channel_for_dense_layers=getattr(
-            converter, "_experimental_disable_per_channel_quantization_for_dense_layers", False))
-    return int16_zero_points(content) if activations == "int16" else content
+    per_tensor = getattr(converter, "_experimental_disable_per_channel_quantization_for_dense_layers",
+                         False)
+    out = {}
+    for kind in activations:
+        inference = types_pb2.QUANTIZED_INT16 if kind == "int16" else types_pb2.QUANTIZED_INT8
+        content = tflite_convert.mlir_quantize(
+            debugger.calibrated_model, fully_quantize=False, inference_type=inference,
+            denylisted_nodes=float_nodes, disable_per_channel_for_dense_layers=per_tensor)
+        out[kind] = int16_zero_points(content) if kind == "int16" else content
+    return out
 
 
 def int16_zero_points(content: bytes) -> bytes:
@@ -195,14 +207,32 @@ def int8_student_bytes(student, x_calibration: np.ndarray, activations: str | No
     "int16" (TFLite 16x8) or "int8" (default: `student_activations`), calibrated on
     `x_calibration` (raw magnitudes, the student-train rows); built in a temp dir, native
     logs silenced."""
+    kind = activations or student_activations(student)
+    return int8_candidates(student, x_calibration, (kind,))[kind]
+
+
+def int8_candidates(student, x_calibration: np.ndarray, activations=None) -> dict[str, bytes]:
+    """{activation type: flatbuffer} of the student's PTQ files with a float32 front, from one
+    folded SavedModel and one calibration pass. Default `activations`: both int16 (16x8) and
+    int8 for a plain MLP; int8 alone for an ensemble or subclass student (HEAD_ACTIVATIONS)."""
     quiet_import("tensorflow")
     view = get_view(STUDENT_VIEW)
     x = np.asarray(x_calibration, "float32")
-    kind = activations or student_activations(student)
-    if kind not in ("int8", "int16"):
+    kinds = tuple(activations or (("int16", "int8") if student_activations(student) == ACTIVATIONS
+                                  else (HEAD_ACTIVATIONS,)))
+    if any(k not in ("int8", "int16") for k in kinds):
         raise ValueError(f"activations must be 'int8' or 'int16', got {activations!r}")
+    tf = quiet_import("tensorflow")
     with tempfile.TemporaryDirectory(prefix="sdss-int8-") as tmp, quiet_native_stderr():
         folded, fronts = folded_student(student, x)
         sm = saved_model(folded, view, Path(tmp) / "folded_sm")
         front = tflite_file.front_nodes(convert(sm, "float32"), fronts)
-        return tflite_file.shrink(convert(sm, kind, calibration(x, view.name), front))
+        c = tf.lite.TFLiteConverter.from_saved_model(str(sm), signature_keys=[SIGNATURE])
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.representative_dataset = calibration(x, view.name)
+        c.inference_input_type = c.inference_output_type = tf.float32
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            files = quantize_calibrated(c, c.representative_dataset, front, kinds)
+        return {k: tflite_file.shrink(v) for k, v in files.items()}

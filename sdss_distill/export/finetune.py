@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdss_distill.core.io import die_with_parent
+from sdss_distill.core.children import die_with_parent
 from sdss_distill.core.schema import STUDENT_VIEW
 from sdss_distill.export.convert import calibration as convert_calibration
 from sdss_distill.export.convert import convert, quantize_selective

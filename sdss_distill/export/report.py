@@ -48,12 +48,27 @@ def markdown(report: dict) -> str:
         "Student / teacher batched throughput ratio: " + ", ".join(
             f"{s} {r:.1f}x" for s, r in report["throughput_ratio_student_over_teacher"].items())
         + ".", "",
+        *choice_lines(report),
         *ensemble_lines(report),
         "Diagnostics:", *diag, "",
         *mcu_lines(report),
         "Int8 targets: " + ", ".join(f"{k} {'met' if ok else 'MISSED'}"
                                      for k, ok in report["targets"].items()), "",
     ])
+
+
+def choice_lines(report: dict) -> list[str]:
+    """export.md's note on which int8 candidate ships as student_int8, and why."""
+    c = report.get("student_int8_choice")
+    if not c:
+        return []
+    rows = [f"| `{name}` | {v['size_bytes']:,} | {v['dev_accuracy']:.2%} | "
+            f"{v['dev_agreement']:.2%} |" for name, v in c["candidates"].items()]
+    return [f"`student_int8` is `{c['chosen']}`, chosen on {c['dev_rows']:,} dev rows (the "
+            f"run's non-test rows; the test rows above had no say). Rule: {c['rule']}. "
+            f"Why: {c['reason']}.", "",
+            "| candidate | size (B) | dev accuracy | dev agreement with the float student |",
+            "|---|---:|---:|---:|", *rows, ""]
 
 
 def ensemble_lines(report: dict) -> list[str]:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,42 +24,28 @@ from sdss_distill import __version__
 from sdss_distill.core import tflite_file
 from sdss_distill.core.cli import program
 from sdss_distill.core.errors import InputError, check_signals
-from sdss_distill.core.io import PARENT_ENV, quiet_import, read_json, write_atomic
+from sdss_distill.core.io import quiet_import, read_json, write_atomic
 from sdss_distill.core.machine import machine
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, TEACHER
 from sdss_distill.edge import classifier as edge
 from sdss_distill.edge.bench import benchmark
-from sdss_distill.export.convert import (
-    calibration,
-    convert,
-    int8_student_bytes,
-    saved_model,
-    student_activations,
-)
-from sdss_distill.export.fold import fold_student
+from sdss_distill.export import variants as var
+from sdss_distill.export.convert import calibration, convert
 from sdss_distill.export.report import markdown, targets
 from sdss_distill.export.source import RunData, model_card
+from sdss_distill.export.variants import DESCRIPTIONS, DYNAMIC_NO_OP, FINETUNED
 from sdss_distill.runs.rundir import Layout, RunDir
 
 PROG = program("export")
 ENSEMBLE_NO_FINETUNE = ("QAT/pruning is not done for ensemble students: the tf_keras "
                         "fine-tuning handles one MLP")
-DYNAMIC_NO_OP = "no-op here, the converter only quantizes tensors of >= 1024 weights"
 SUBCLASS_NO_FINETUNE = ("QAT/pruning is not done for subclass students: the tf_keras "
                         "fine-tuning distils 3 class logits, the student emits subclass logits")
-PTQ = {"student_float32": "float32", "student_float16": "float16",
-       "student_dynamic": "dynamic", "student_int8": "int8"}
-FINETUNED = {"student_qat_int8": "QAT int8 (tfmot), front float32",
-             "student_pruned_int8": "magnitude-pruned (tfmot) + int8, front float32"}
-DESCRIPTIONS = {"float32": "float32", "float16": "float16 weights",
-                "dynamic": "dynamic-range int8 weights",
-                "int8": "int8 weights, int16 activations (TFLite 16x8), PTQ on the student-train "
-                "rows; colours+normalisation folded into a float32 first layer",
-                "int8_ensemble": "int8 PTQ (weights and activations) on the student-train rows; "
-                "each member's colours+normalisation folded into its float32 first layer",
-                "int8_subclass": "int8 PTQ (weights and activations) on the student-train rows; "
-                "colours+normalisation folded into a float32 first layer",
-                "int8_full": "int8 PTQ, everything incl. the input quantized"}
+
+
+KERAS_BUDGET_S = 0.5
+"""Seconds spent timing the Keras student (the reference row of export.md): 5 s before, a
+sixth of a default export; its median is indicative (the LiteRT files are the measured ones)."""
 
 
 def _write_json(path: Path, doc) -> None:
@@ -71,29 +55,6 @@ def _write_json(path: Path, doc) -> None:
 KEEP = ["models", "run.json", "split.json", "reports/report.json", "reports/report.md",
         Layout.FIGURE_DIR]
 """What an export carries over from the version it read: everything but tflite/ and export.*."""
-
-
-def _finetune(run: RunData, tmp: Path, quiet: bool) -> dict:
-    """QAT and pruning in a tf_keras subprocess (tfmot needs Keras 2); returns its report."""
-    from sdss_distill.models.mlp import logits as soft_targets
-    x = run.x_train[STUDENT_VIEW]
-    npz = tmp / "finetune.npz"
-    kernels, biases = fold_student(run.student)
-    np.savez(npz, x=x, y=run.y_train, x_test=run.x_test[STUDENT_VIEW], y_test=run.y_test,
-             teacher_logits=soft_targets(run.teacher, run.x_train[run.teacher_view.name]),
-             temperature=run.config["temperature"], alpha=run.config["alpha"],
-             soft_loss=run.config.get("soft_loss", "kl"),
-             seed=run.config["seed"], **{f"kernel_{k}": w for k, w in enumerate(kernels)},
-             **{f"bias_{k}": b for k, b in enumerate(biases)})
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
-    env[PARENT_ENV] = str(os.getpid())  # the child dies with us (no preexec_fn: no fork hooks)
-    proc = subprocess.run([sys.executable, "-m", "sdss_distill.export.finetune", "--npz", str(npz),
-                           "--out", str(tmp)], env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"QAT/pruning subprocess failed (exit {proc.returncode}):\n{tail}")
-    return json.loads((tmp / "finetune.json").read_text())
 
 
 def evaluate_file(path: Path, x: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict:
@@ -109,13 +70,17 @@ def evaluate_file(path: Path, x: np.ndarray, y: np.ndarray, reference: np.ndarra
 
 
 def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
-               finetune: bool = True, invokes: int = 10_000, threads: int = 1,
-               trained=None, mcu: bool = False) -> dict:
-    """Convert, evaluate and time every variant of a run, written as a new version of the run;
-    returns export.json's content. `trained` (runs.pipeline.Trained) hands over the rows and
-    models of the version just written, when it is still the run's current one. `mcu`: also
-    RUN/mcu/, student_int8 as C99 (export.mcu)."""
+               finetune: bool | None = None, invokes: int = 10_000, threads: int = 1,
+               trained=None, mcu: bool = False, everything: bool = False) -> dict:
+    """Convert, evaluate and time a run's variants, written as a new version of the run;
+    returns export.json's content. Default: student_float32, student_int8 (chosen on dev rows,
+    export.choose) and teacher_float32; `everything` (`--all`) adds float16, dynamic, the
+    fully int8 diagnostic and QAT/pruning (`finetune`, default: `everything`). `trained`
+    (runs.pipeline.Trained) hands over the rows and models of the version just written, when
+    it is still the run's current one. `mcu`: also RUN/mcu/, student_int8 as C99
+    (export.mcu); on a run already exported from this student, only mcu/ is written."""
     say = (lambda *a: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    finetune = everything if finetune is None else finetune
     rundir = RunDir(run_dir)
     base = rundir.current()  # verified against its manifest: no mixed or changed run
     rundir.check_writable()
@@ -131,6 +96,10 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
         raise InputError(f"--mcu: the C generator is made and tested for a single-MLP student; "
                          f"this run's student is an ensemble of {len(ensemble['members'])} "
                          f"members; export without --mcu")
+    if mcu and not everything and not finetune:
+        previous = mcu_only(run, base)
+        if previous is not None:
+            return _add_mcu(run, rundir, base, previous, say)
     no_finetune = no_finetune_reason(run.student)
     if no_finetune:
         say(f"skipped {', '.join(FINETUNED)}: {no_finetune}")
@@ -139,10 +108,44 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
     keep = KEEP + [f"tflite/{stem}{suffix}" for stem in reuse for suffix in (".tflite", ".json")]
     with rundir.write(keep=keep, base=base) as layout:
         report = _export(run, layout, say, finetune=finetune, reuse=reuse, invokes=invokes,
-                         threads=threads, ensemble=ensemble, no_finetune=no_finetune)
+                         threads=threads, ensemble=ensemble, no_finetune=no_finetune,
+                         everything=everything)
         if mcu:
             _write_mcu(run, layout, report, say)
     say(f"wrote {run.dir / 'tflite'} and {run.dir / 'reports' / 'export.json'} "
+        f"(run {layout.run_id})")
+    return report
+
+
+def mcu_only(run: RunData, base: Layout) -> dict | None:
+    """export.json of the current version when it already holds an export of THIS student
+    (same Keras model SHA-256, student_int8 present) and no mcu/ yet; else None."""
+    from sdss_distill.export.mcu import MCU_DIR
+    if not base.export_json.is_file() or not base.tflite_file("student_int8").is_file():
+        return None
+    report = read_json(base.export_json, fix="export the run again")
+    models = report.get("models") if isinstance(report, dict) else None
+    student = models.get(STUDENT) if isinstance(models, dict) else None
+    if not isinstance(student, dict) or student.get("model_sha256") != run.model_sha256[STUDENT]:
+        return None
+    if (base.root / MCU_DIR).exists() and "mcu" in report:
+        return None  # complete already: a full export rewrites it as asked
+    return report
+
+
+def _add_mcu(run: RunData, rundir: RunDir, base: Layout, report: dict, say) -> dict:
+    """`export --mcu` on a run already exported from this student: a new version that keeps
+    every file and adds mcu/ (and the C model's scores in export.json), nothing re-converted."""
+    from sdss_distill.export.mcu import MCU_DIR
+    keep = [*KEEP, "tflite", "reports/export.json", "reports/export.md"]
+    with rundir.write(keep=keep, base=base) as layout:
+        report = {**report, "run_id": layout.run_id, "parent_run_id": base.run_id}
+        for path in sorted(layout.tflite.glob("*.tflite")):  # cards name the version they are in
+            card = read_json(edge.card_path(path), fix="export the run again")
+            card["source"] = {**card.get("source", {}), "run_id": layout.run_id}
+            _write_json(edge.card_path(path), card)
+        _write_mcu(run, layout, report, say)
+    say(f"{run.dir}: already exported from this student; added {MCU_DIR}/ only "
         f"(run {layout.run_id})")
     return report
 
@@ -162,8 +165,9 @@ def _write_mcu(run: RunData, layout: Layout, report: dict, say) -> None:
 
 
 def reusable_finetuned(run: RunData, say) -> list[str]:
-    """With --no-finetune: the QAT/pruned files of the current export that were fine-tuned
-    from THIS student (their card records its SHA-256); they are kept, the others dropped."""
+    """Without fine-tuning (no --all, or --no-finetune): the QAT/pruned files of the current
+    export that were fine-tuned from THIS student (their card records its SHA-256); they are
+    kept, the others dropped."""
     keep = []
     for stem in FINETUNED:
         path = run.layout.tflite_file(stem)
@@ -173,9 +177,9 @@ def reusable_finetuned(run: RunData, say) -> list[str]:
         source = card.get("source")
         if isinstance(source, dict) and source.get("model_sha256") == run.model_sha256[STUDENT]:
             keep.append(stem)
-            say(f"--no-finetune: keeping {stem} (fine-tuned from this run's student)")
+            say(f"keeping {stem} (fine-tuned from this run's student)")
         else:
-            say(f"--no-finetune: dropping {stem} (fine-tuned from another student)")
+            say(f"dropping {stem} (fine-tuned from another student)")
     return keep
 
 
@@ -205,8 +209,10 @@ def ensemble_info(student) -> dict | None:
 
 def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[str],
             invokes: int, threads: int, ensemble: dict | None = None,
-            no_finetune: str | None = None) -> dict:
-    """Convert every variant into the new version's tflite/, measure each, write the reports."""
+            no_finetune: str | None = None, everything: bool = False) -> dict:
+    """Convert the variants into the new version's tflite/ (export.variants: the default set,
+    or every one with `everything`), pick student_int8 on dev rows, measure each file, write
+    the reports. The QAT/pruning child, when asked for, runs alongside the conversions."""
     from sdss_distill.models.mlp import logits
     sv, tv = run.student_view, run.teacher_view
     ref = {STUDENT: logits(run.student, run.x_test[sv.name]),
@@ -214,59 +220,44 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
     card = functools.partial(model_card, run, run_id=layout.run_id)
     skipped = {stem: no_finetune for stem in FINETUNED} if no_finetune else {}
     with tempfile.TemporaryDirectory(prefix=".export-", dir=layout.tflite) as tmp:
-        tmp = Path(tmp)
-        files = _convert_variants(run, tmp, say, ensemble, skipped)
-        diagnostics = {"student_int8_full": _int8_full(run, tmp, card, ref[STUDENT])}
-        tuned = {}
-        if finetune:
-            check_signals()  # a signal dropped in a __del__: stop before QAT's minute
-            say("QAT and pruning in a tf_keras subprocess ...")
-            tuned = _finetune(run, tmp, False)
-            for stem, description in FINETUNED.items():
-                files[stem] = ((tmp / f"{stem}.tflite").read_bytes(), description)
+        tmp, child = Path(tmp), None
+        try:
+            if finetune:
+                check_signals()  # a signal dropped in a __del__: stop before QAT's minute
+                say("QAT and pruning in a tf_keras subprocess, alongside the conversions ...")
+                child = var.start_finetune(run, tmp)
+            files = var.convert_ptq(run, tmp, say, ensemble, skipped, everything)
+            candidates = var.int8_files(run, ensemble)
+            diagnostics = ({"student_int8_full": _int8_full(run, tmp, card, ref[STUDENT])}
+                           if everything else {})
+            tuned = var.finish_finetune(child, tmp) if child is not None else {}
+        finally:
+            var.stop(child)
+        finetuned = {stem: ((tmp / f"{stem}.tflite").read_bytes(), FINETUNED[stem])
+                     for stem in (FINETUNED if finetune else ())}
         for stem in reuse:
             old = read_json(edge.card_path(layout.tflite_file(stem)), fix="export the run again")
-            files[stem] = (layout.tflite_file(stem).read_bytes(), FINETUNED[stem])
+            finetuned[stem] = (layout.tflite_file(stem).read_bytes(), FINETUNED[stem])
             if old.get("finetune"):
                 tuned[stem] = old["finetune"]
+    if var.QAT_CANDIDATE in finetuned:
+        candidates[var.QAT_CANDIDATE] = (tflite_file.shrink(finetuned[var.QAT_CANDIDATE][0]),
+                                         DESCRIPTIONS[var.QAT_CANDIDATE])  # as it ships
+    int8, choice = var.pick_int8(run, candidates, say)
+    files = {**{k: v for k, v in files.items() if k.startswith(STUDENT)}, "student_int8": int8,
+             "teacher_float32": files["teacher_float32"], **finetuned}
     write_atomic(layout.tflite / edge.LABELS_FILE, ("\n".join(LABELS) + "\n").encode())
+    notes = {"student_int8": {"chosen": {"candidate": choice["chosen"],
+                                         "reason": choice["reason"]}}}
     variants = {stem: _write_variant(run, layout, stem, content, description, card, ref,
-                                     tuned, ensemble, invokes, threads, say)
+                                     tuned, ensemble, invokes, threads, say, notes.get(stem))
                 for stem, (content, description) in files.items()}
     report = _report(run, layout, variants, ref, diagnostics, tuned, ensemble, skipped,
                      invokes, threads)
+    report["student_int8_choice"] = choice
     _write_json(layout.export_json, report)
     write_atomic(layout.export_md, markdown(report).encode())
     return report
-
-
-def _convert_variants(run: RunData, tmp: Path, say, ensemble, skipped: dict) -> dict:
-    """{stem: (flatbuffer, description)} of the post-training variants and the teacher."""
-    sv, tv = run.student_view, run.teacher_view
-    sm = {STUDENT: saved_model(run.student, sv, tmp / "student_sm"),
-          TEACHER: saved_model(run.teacher, tv, tmp / "teacher_sm")}
-    files = {}
-    for stem, kind in PTQ.items():
-        content = (int8_student_bytes(run.student, run.x_train[sv.name]) if kind == "int8"
-                   else convert(sm[STUDENT], kind))
-        if ensemble and kind == "dynamic" and "INT8" not in tflite_file.weight_types(content):
-            skipped[stem] = DYNAMIC_NO_OP
-            say(f"skipped {stem}: {DYNAMIC_NO_OP}")
-            continue
-        files[stem] = (content, DESCRIPTIONS[_description_key(run.student, kind, ensemble)])
-        say(f"converted {stem}")
-    files["teacher_float32"] = (convert(sm[TEACHER], "float32"), "float32")
-    return files
-
-
-def _description_key(student, kind: str, ensemble) -> str:
-    """DESCRIPTIONS' key for a PTQ kind: student_int8 is 16x8 for a plain MLP (int8 for an
-    ensemble or a subclass student, convert.student_activations)."""
-    if kind != "int8":
-        return kind
-    if ensemble:
-        return "int8_ensemble"
-    return "int8" if student_activations(student) == "int16" else "int8_subclass"
 
 
 def _int8_full(run: RunData, tmp: Path, card, reference: np.ndarray) -> dict:
@@ -284,7 +275,7 @@ def _int8_full(run: RunData, tmp: Path, card, reference: np.ndarray) -> dict:
 
 def _write_variant(run: RunData, layout: Layout, stem: str, content: bytes, description: str,
                    card, ref: dict, tuned: dict, ensemble, invokes: int, threads: int,
-                   say) -> dict:
+                   say, note: dict | None = None) -> dict:
     """Write one .tflite file and its card; return its measurements for export.json."""
     check_signals()  # each variant's evaluation and benchmark is a safe point
     bad = tflite_file.non_builtin(content)
@@ -295,7 +286,7 @@ def _write_variant(run: RunData, layout: Layout, stem: str, content: bytes, desc
     path = layout.tflite_file(stem)
     content = tflite_file.shrink(content)
     write_atomic(path, content)
-    extra = {"finetune": tuned.get(stem)} if stem in tuned else {}
+    extra = {**({"finetune": tuned.get(stem)} if stem in tuned else {}), **(note or {})}
     if ensemble and source == STUDENT:
         extra["ensemble"] = ensemble
     _write_json(edge.card_path(path), card(stem, view, description, extra, content=content))
@@ -317,7 +308,7 @@ def _report(run: RunData, layout: Layout, variants: dict, ref: dict, diagnostics
     """export.json's content."""
     from sdss_distill.distill.metrics import keras_latency
     x_test, y_test = run.x_test[run.student_view.name], run.y_test
-    keras_ref = keras_latency(run.student, x_test, calls=min(invokes, 2000), budget_s=5.0)
+    keras_ref = keras_latency(run.student, x_test, calls=min(invokes, 2000), budget_s=KERAS_BUDGET_S)
     teacher = variants["teacher_float32"]
     students = {stem: v for stem, v in variants.items() if v["source"] == STUDENT}
     return {

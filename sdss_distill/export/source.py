@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from sdss_distill import __version__
 from sdss_distill.core.domain import domain
 from sdss_distill.core.errors import InputError
@@ -36,6 +38,9 @@ class RunData:
         self.x_train = {v.name: features(train, v) for v in (self.student_view, self.teacher_view)}
         self.x_test = {v.name: features(test, v) for v in (self.student_view, self.teacher_view)}
         self.y_train, self.y_test = labels(train), labels(test)
+        dev = df.loc[np.sort(np.concatenate([split.teacher_train, split.student_train]))]
+        self.x_dev, self.y_dev = features(dev, self.student_view), labels(dev)
+        """The non-test rows in the student's view: what export chooses student_int8 on."""
         self.model_sha256 = {}
         self.student, self.teacher = (self._load(name, (models or {}).get(name))
                                       for name in (STUDENT, TEACHER))

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -84,6 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", help="sweep directory (default: runs/sweep-<preset>)")
     p.add_argument("--workers", type=int, default=2,
                    help="seeds trained at once, in separate processes (default: 2)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the seeds as tasks on this Dask cluster (tcp://HOST:8786; workers "
+                        "started with `dask worker ADDRESS --nthreads 1`) instead of local "
+                        "processes; --workers is then unused (default: local processes)")
     p.add_argument("--config", metavar="RUN.toml",
                    help="TOML file with base settings, as for train (default: none)")
     p.add_argument("--set", dest="set_options", action="append", metavar="METHOD.KEY=VALUE",
@@ -169,6 +175,37 @@ def preset_report(out: Path, name: str, command: str) -> str:
     return (out / f"{name}.md").read_text()
 
 
+def _dask_runner(scheduler: str | None):
+    """run_sweep's runner for `--scheduler` (sweep.cluster), or None: local processes."""
+    if not scheduler:
+        return None
+    import functools
+
+    from sdss_distill.sweep.cluster import run_on_dask
+    return functools.partial(run_on_dask, scheduler)
+
+
+def emit(text: str, out: Path) -> None:
+    """Print to stdout. A reader that went away (`| head -1`) ends the output quietly (the
+    sweep is done and its files written: exit 0); a full device (`> /dev/full`) is one line
+    naming stdout, exit 2."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # later writes and the exit flush go nowhere
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise InputError(f"stdout: no space left on device; the sweep's files are written in "
+                         f"{out} (summary.md), send stdout elsewhere") from None
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
 
@@ -178,22 +215,24 @@ def main(argv=None) -> int:
         check_dir_target(out, "--out", kind="experiment", legacy=("sweep.json",))  # issue 23
         out.mkdir(parents=True, exist_ok=True)
         mark_dir(out, "experiment")
+        preset = PRESETS.get(args.preset, {})
+        from sdss_distill.sweep.grid import check_settings, run_sweep
+        check_settings(out, base, args.dev, preset.get("options"))  # before sweep.json changes
         command = " ".join([PROG, *(argv or sys.argv[1:])])
         write_atomic(out / "sweep.json", json.dumps(
             {"command": command, "seeds": seeds, "cells": [c.id for c in cells],
              "base_config": base.to_dict(), "dev": args.dev}, indent=2, default=str))
-        from sdss_distill.sweep.grid import run_sweep
         started = time.perf_counter()
-        preset = PRESETS.get(args.preset, {})
         run_sweep(base, cells, seeds, out, dev=args.dev, workers=args.workers,
-                  progress=not args.quiet, options=preset.get("options"))
+                  progress=not args.quiet, options=preset.get("options"),
+                  runner=_dask_runner(args.scheduler))
         summarise(out, command)
         if not args.no_plots:
             from sdss_distill.sweep.figures import sweep_figures
             sweep_figures(out)
-        print((out / "summary.md").read_text())
+        emit((out / "summary.md").read_text(), out)
         if preset.get("report"):
-            print(preset_report(out, preset["report"], command))
+            emit(preset_report(out, preset["report"], command), out)
         print(f"{PROG}: {len(cells)} cells x {len(seeds)} seeds in "
               f"{time.perf_counter() - started:.0f} s; wrote {out}", file=sys.stderr)
         return 0

@@ -12,13 +12,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sdss_distill.core.cli import program
 from sdss_distill.core.io import sha256_bytes, write_atomic
 from sdss_distill.runs.config import Config
 
+PROG = program("experiment")
 CELLS_DIR = "cells"
 UNSET_OMITTED = ("rows", "train_sample")
 """Config fields added after sweeps were run: left out of the fingerprint while unset, so a
@@ -84,16 +87,19 @@ def done(out: Path, seed: int, cell: Cell, fp: str) -> bool:
         return False
 
 
-def run_seed(base: Config, seed: int, cells: list[Cell], out: Path, *, dev: bool,
+def run_seed(base: Config, seed: int, cells: list[Cell], out: Path | None, *, dev: bool,
              on_cell: Callable[[Cell, float], None] = lambda cell, seconds: None,
-             options: dict | None = None) -> None:
+             options: dict | None = None,
+             on_doc: Callable[[Cell, dict], None] | None = None) -> None:
     """Every unfinished cell of one seed; cells on the same rows share one workspace (teachers
-    trained once). `options`: extra evaluations (sweep.extras) recorded in each cell."""
+    trained once). `options`: extra evaluations (sweep.extras) recorded in each cell. Each
+    finished cell's document is written to OUT/cells/ (or handed to `on_doc`, and `out` may be
+    None: a Dask worker returns them to the client, sweep.cluster)."""
     from sdss_distill.core.io import quiet_import
     from sdss_distill.runs.pipeline import prepare, timed_run, workspace
     from sdss_distill.sweep.extras import extra_results
     fp = fingerprint(base, dev, options)
-    todo = [c for c in cells if not done(out, seed, c, fp)]
+    todo = [c for c in cells if out is None or not done(out, seed, c, fp)]
     if not todo:
         return
     keras = quiet_import("keras")
@@ -112,12 +118,21 @@ def run_seed(base: Config, seed: int, cells: list[Cell], out: Path, *, dev: bool
                    "train_rows": len(parts.teacher_train) + len(parts.student_train),
                    "simulated": bool(getattr(prepared, "simulated", False)),
                    "arms": results, **extra_results(options or {}, ws, arms, prepared)}
-            path = cell_path(out, seed, cell)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, json.dumps(doc, default=_jsonable))
+            doc = json.loads(json.dumps(doc, default=_jsonable))  # plain JSON types
+            if on_doc is None:
+                write_cell(out, seed, cell, doc)
+            else:
+                on_doc(cell, doc)
             on_cell(cell, seconds)
             del arms
         keras.backend.clear_session()
+
+
+def write_cell(out: Path, seed: int, cell: Cell, doc: dict) -> None:
+    """One finished cell, written atomically: a killed sweep leaves whole cells only."""
+    path = cell_path(out, seed, cell)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(doc))
 
 
 def _jsonable(v):
@@ -126,9 +141,25 @@ def _jsonable(v):
     raise TypeError(f"not JSON serialisable: {type(v).__name__}")
 
 
-def _worker_init() -> None:
+_QUEUE = None
+"""A pool worker's progress queue (set by _worker_init: a Queue passes only at start-up)."""
+
+
+def _worker_init(queue=None, parent: int | None = None) -> None:
+    """A pool worker: dies with the sweep (even a SIGKILLed one, issue 23), leaves Ctrl-C to
+    the parent, and runs TensorFlow on one thread."""
     import signal
+    global _QUEUE
+    if parent is not None:
+        from sdss_distill.core.children import die_with_parent
+        die_with_parent(parent)
+    _QUEUE = queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
+    one_thread()
+
+
+def one_thread() -> None:
+    """TensorFlow on one thread in this process (a sweep runs one seed per core)."""
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     from sdss_distill.core.io import quiet_import
@@ -137,17 +168,21 @@ def _worker_init() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def _worker(base: Config, seed: int, cells: list[Cell], out: str, dev: bool, queue,
+def _worker(base: Config, seed: int, cells: list[Cell], out: str, dev: bool,
             options: dict | None = None) -> int:
     run_seed(base, seed, cells, Path(out), dev=dev, options=options,
-             on_cell=lambda cell, seconds: queue.put((seed, cell.id, seconds)))
+             on_cell=lambda cell, seconds: _QUEUE.put((seed, cell.id, seconds)))
     return seed
 
 
 def run_sweep(base: Config, cells: list[Cell], seeds: list[int], out: Path, *, dev: bool,
-              workers: int, progress: bool = True, options: dict | None = None) -> None:
-    """Run every unfinished (seed, cell), `workers` seeds at a time, with a progress bar."""
+              workers: int, progress: bool = True, options: dict | None = None,
+              runner: Callable | None = None) -> None:
+    """Run every unfinished (seed, cell), `workers` seeds at a time, with a progress bar; or
+    by `runner(base, {seed: unfinished cells}, out, dev, options, tick)` (sweep.cluster's
+    run_on_dask for `--scheduler`)."""
     from sdss_distill.core.cli import progress as progress_bar
+    check_settings(out, base, dev, options)
     fp = fingerprint(base, dev, options)
     total = len(cells) * len(seeds)
     finished = sum(done(out, s, c, fp) for s in seeds for c in cells)
@@ -155,6 +190,10 @@ def run_sweep(base: Config, cells: list[Cell], seeds: list[int], out: Path, *, d
                        desc="sweep")
     todo = [s for s in seeds if any(not done(out, s, c, fp) for c in cells)]
     try:
+        if runner is not None:
+            runner(base, {s: [c for c in cells if not done(out, s, c, fp)] for s in todo},
+                   Path(out), dev, options, lambda seed, cell_id: _tick(bar, seed, cell_id))
+            return
         if workers <= 1 or len(todo) <= 1:
             for seed in todo:
                 run_seed(base, seed, cells, out, dev=dev, options=options,
@@ -171,29 +210,31 @@ def _tick(bar, seed, cell_id) -> None:
 
 
 def _run_parallel(base, cells, seeds, out, dev, workers, bar, options=None) -> None:
+    """Seeds in `workers` spawned processes (never forked after JAX), which die with this one;
+    progress comes back through one Queue (no Manager process to outlive a killed sweep)."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
-        queue = manager.Queue()
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                 initializer=_worker_init) as pool:
-            pending = {pool.submit(_worker, base, s, cells, str(out), dev, queue, options)
-                       for s in seeds}
-            try:
-                while pending:
-                    finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    while not queue.empty():
-                        seed, cell_id, _ = queue.get()
-                        _tick(bar, seed, cell_id)
-                    for f in finished:
-                        f.result()  # re-raise a worker's error here
-            except BaseException:
-                _stop_pool(pool)  # SIGINT/SIGTERM or an error: never wait for the other seeds
-                raise
-            while not queue.empty():
-                seed, cell_id, _ = queue.get()
-                _tick(bar, seed, cell_id)
+    queue = ctx.Queue()
+
+    def drain() -> None:
+        while not queue.empty():
+            seed, cell_id, _ = queue.get()
+            _tick(bar, seed, cell_id)
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(queue, os.getpid())) as pool:
+        pending = {pool.submit(_worker, base, s, cells, str(out), dev, options) for s in seeds}
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                drain()
+                for f in finished:
+                    f.result()  # re-raise a worker's error here
+        except BaseException:
+            _stop_pool(pool)  # SIGINT/SIGTERM or an error: never wait for the other seeds
+            raise
+        drain()
 
 
 def _stop_pool(pool) -> None:
@@ -207,6 +248,89 @@ def _stop_pool(pool) -> None:
         proc.join(10)
 
 
+CELL_KEYS = ("fingerprint", "seed", "cell", "cell_id", "arms")
+_WARNED: set[str] = set()
+
+
 def load_cells(out: Path) -> list[dict]:
-    """Every finished cell document under OUT/cells/."""
-    return [json.loads(p.read_text()) for p in sorted((Path(out) / CELLS_DIR).glob("seed*/*.json"))]
+    """Every finished cell document under OUT/cells/. A file there that is not one (bad JSON,
+    another tool's file) is skipped with one warning line naming it, once per process: the
+    sweep's own cells are written whole (write_atomic), so it is not ours."""
+    cells = []
+    for path in sorted((Path(out) / CELLS_DIR).glob("seed*/*.json")):
+        doc, why = read_cell(path)
+        if doc is not None:
+            cells.append(doc)
+        elif str(path) not in _WARNED:
+            _WARNED.add(str(path))
+            print(f"{PROG}: warning: skipped {path}: {why}; not a cell of this sweep, move it "
+                  f"out of {CELLS_DIR}/", file=sys.stderr)
+    return cells
+
+
+def read_cell(path: Path) -> tuple[dict | None, str]:
+    """(the cell document, "") or (None, why it is not one)."""
+    try:
+        if path.stat().st_size > MAX_CELL_BYTES:
+            return None, f"{path.stat().st_size:,} bytes, a cell has under {MAX_CELL_BYTES:,}"
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as e:
+        return None, f"unreadable ({type(e).__name__})"
+    if not isinstance(doc, dict) or not all(k in doc for k in CELL_KEYS):
+        return None, f"lacks {', '.join(k for k in CELL_KEYS if not isinstance(doc, dict) or k not in doc)}"
+    if not isinstance(doc["arms"], dict) or not isinstance(doc["cell"], dict):
+        return None, "its 'arms' or 'cell' is not an object"
+    return doc, ""
+
+
+MAX_CELL_BYTES = 16 * 2**20
+"""A cell document is tens of kB (histories included); anything past 16 MB is not one."""
+
+
+SETTINGS_FILE = "settings.json"
+"""OUT/settings.json: what every cell of the sweep was computed with (fingerprint's input)."""
+
+
+def settings(base: Config, dev: bool, options: dict | None = None) -> dict:
+    """The settings that make a cell's numbers (fingerprint hashes this), as JSON values."""
+    skip = {"out", "seed", "method", "temperature", "alpha", "soft_loss", "quiet"}
+    doc = {k: v for k, v in base.to_dict().items() if k not in skip
+           and not (k in UNSET_OMITTED and v is None)}
+    return json.loads(json.dumps({**doc, "dev": dev, **({"options": options} if options else {})},
+                                 sort_keys=True, default=str))
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 32 else text[:14] + "..." + text[-14:]
+
+
+def check_settings(out: Path, base: Config, dev: bool, options: dict | None = None) -> None:
+    """Refuse to resume a sweep in OUT with other settings (its summary would mix both): one
+    line naming what differs and the fix; record the settings of a new sweep."""
+    from sdss_distill.core.errors import InputError
+    new, path = settings(base, dev, options), Path(out) / SETTINGS_FILE
+    fp = fingerprint(base, dev, options)
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError, RecursionError):
+            raise InputError(f"{path}: unreadable; it records the sweep's settings, use a new "
+                             f"--out") from None
+        if not isinstance(old, dict):
+            raise InputError(f"{path}: not a settings object; use a new --out") from None
+        diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if diff:
+            shown = "; ".join(f"{k}: {_short(old.get(k, 'unset'))} there, "
+                              f"{_short(new.get(k, 'unset'))} now"
+                              for k in diff[:2]) + ("; ..." if len(diff) > 2 else "")
+            raise InputError(f"{out}: a sweep with other settings ({shown}); its cells would "
+                             f"mix with these in one summary; use a new --out, or the same "
+                             f"settings to resume it")
+        return
+    other = {c.get("fingerprint") for c in load_cells(out)} - {fp}
+    if other:
+        raise InputError(f"{out}: holds cells computed with other settings (fingerprint "
+                         f"{sorted(other)[0]}, now {fp}); use a new --out")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(new, indent=2, sort_keys=True) + "\n")
