@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="runs per code tree (default: 3)")
     p.add_argument("--mcu", action="store_true",
                    help="also time `export --mcu` on each freshly exported run (default: off)")
-    p.add_argument("--args", default="", help="extra export options, e.g. --args=--all")
+    p.add_argument("--args", default="", help="extra export options, e.g. --args=--all (default: none)")
     args = p.parse_args(argv)
     from sdss_distill.core.machine import machine
     codes = [c.resolve() for c in (args.code or [ROOT])]

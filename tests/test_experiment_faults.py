@@ -11,6 +11,7 @@ import time
 import pytest
 
 from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import mark_dir
 from sdss_distill.runs.config import make_config
 from sdss_distill.sweep import cli as experiment
 from sdss_distill.sweep import grid as sweep
@@ -60,6 +61,7 @@ def test_the_command_refuses_before_touching_sweep_json(real_table, tmp_path, ca
     out = tmp_path / "sweep"
     from sdss_distill.data.datasets import resolve
     sweep.check_settings(out, make_config(data=resolve(str(real_table)).record, epochs=5), False)
+    mark_dir(out, "experiment")  # as the earlier sweep's command left it
     code = experiment.main(["--data", str(real_table), "--out", str(out), "--epochs", "9",
                             "--seeds", "0", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
