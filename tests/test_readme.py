@@ -1,0 +1,45 @@
+"""The example objects in the README quick start and the Python API guide are real: each row's
+coordinates and magnitudes belong to one object of the packaged tables."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+BANDS = ["u", "g", "r", "i", "z"]
+
+
+@pytest.fixture(scope="module")
+def packaged():
+    from sdss_distill.data import datasets
+    return datasets.load("sdss")[1]
+
+
+def readme_rows() -> list[list[float]]:
+    """The ra,dec,u,g,r,i,z rows of the README's objects.csv heredoc."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"cat > data/objects.csv <<'EOF'\nra,dec,u,g,r,i,z\n(.*?)\nEOF", text, re.S)
+    assert block, "README: the objects.csv example is gone"
+    return [[float(v) for v in line.split(",")] for line in block.group(1).splitlines()]
+
+
+def guide_rows() -> list[list[float]]:
+    """The ra, dec and modelMag columns of the DataFrame in docs/guide/python-api.md."""
+    text = (ROOT / "docs" / "guide" / "python-api.md").read_text()
+    cols = {name: [float(v) for v in values.split(",")]
+            for name, values in re.findall(r'"(ra|dec|modelMag_[ugriz])": \[([^\]]+)\]', text)}
+    assert len(cols) == 7, cols
+    return np.array([cols[c] for c in ["ra", "dec", *(f"modelMag_{b}" for b in BANDS)]]).T.tolist()
+
+
+@pytest.mark.parametrize("rows", [readme_rows, guide_rows], ids=["README", "python-api"])
+def test_each_example_row_is_one_packaged_object(packaged, rows):
+    for ra, dec, *mags in rows():
+        near = packaged[(abs(packaged["ra"] - ra) < 1e-4) & (abs(packaged["dec"] - dec) < 1e-4)]
+        assert len(near) == 1, f"no single object at {ra} {dec:+}"
+        assert np.allclose(near[BANDS].to_numpy()[0], mags, atol=1e-5, rtol=0), \
+            f"the magnitudes given for {ra} {dec:+} are another object's"
