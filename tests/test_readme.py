@@ -43,3 +43,14 @@ def test_each_example_row_is_one_packaged_object(packaged, rows):
         assert len(near) == 1, f"no single object at {ra} {dec:+}"
         assert np.allclose(near[BANDS].to_numpy()[0], mags, atol=1e-5, rtol=0), \
             f"the magnitudes given for {ra} {dec:+} are another object's"
+
+
+def test_every_docs_page_the_code_cites_exists():
+    """Help texts and messages that point at docs/...md point at a page that is there."""
+    cited = {}
+    for path in sorted((ROOT / "sdss_distill").rglob("*.py")):
+        for page in re.findall(r"docs/[\w/.-]+?\.md", path.read_text()):
+            cited.setdefault(page, path.relative_to(ROOT).as_posix())
+    assert "docs/guide/scoring-priors.md" in cited
+    missing = {page: where for page, where in cited.items() if not (ROOT / page).is_file()}
+    assert not missing, f"pages cited but not there: {missing}"

@@ -31,7 +31,13 @@ LOG_INTERVAL_S = 15.0
 
 class Parser(argparse.ArgumentParser):
     """argparse with the error contract: a bad option is one line on stderr and exit 2 (argparse
-    would print the whole usage first)."""
+    would print the whole usage first). No abbreviations: `--epoch 5` is an unknown option,
+    not `--epochs 5` (a prefix that one day matches two options, or the wrong one, would
+    silently change a run). Subcommand parsers are built by this class too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
