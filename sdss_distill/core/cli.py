@@ -25,6 +25,12 @@ def program(command: str) -> str:
     return f"python -m sdss_distill.{command}"
 
 
+def train_hint() -> str:
+    """How to make a run, in the words the user started this command with: `train one with
+    sdss-distill train --out DIR` (or `python -m sdss_distill train`, ...)."""
+    return f"train one with {program('train')} --out DIR"
+
+
 LOG_INTERVAL_S = 15.0
 """Seconds between progress lines when stderr is not a terminal (a log file or a CI job)."""
 

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sdss_distill.core.cli import program
+from sdss_distill.core.cli import train_hint
 from sdss_distill.core.errors import InputError, check_signals, sigterm_raises
 from sdss_distill.core.io import read_json, sha256_file  # noqa: F401  (re-exported)
 from sdss_distill.core.layout import (  # noqa: F401  (re-exported)
@@ -46,13 +46,6 @@ from sdss_distill.core.layout import (  # noqa: F401  (re-exported)
 from sdss_distill.core.safety import remove_file_within, remove_tree_within
 
 LOCK_TIMEOUT_S = 600.0
-
-
-def train_hint() -> str:
-    """How to make a run, in the words the user started this command with (core.cli.program:
-    `sdss-distill train`, `python -m sdss_distill train` or `python -m sdss_distill.train`)."""
-    return f"train one with {program('train')} --out DIR"
-
 
 def new_run_id() -> str:
     """Sortable and unique: UTC time to the microsecond plus 6 random hex digits."""
