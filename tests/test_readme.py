@@ -54,3 +54,19 @@ def test_every_docs_page_the_code_cites_exists():
     assert "docs/guide/scoring-priors.md" in cited
     missing = {page: where for page, where in cited.items() if not (ROOT / page).is_file()}
     assert not missing, f"pages cited but not there: {missing}"
+
+
+def test_the_home_page_results_table_is_the_readmes():
+    """docs/index.md repeats the README's results table: the same rows, so they cannot drift."""
+    def rows(path):
+        return [line for line in path.read_text().splitlines() if line.startswith("| `")]
+    readme, home = rows(ROOT / "README.md"), rows(ROOT / "docs" / "index.md")
+    assert len(readme) == 3 and home == readme
+
+
+def test_make_run_prints_the_real_path_of_the_run():
+    """`runs/default` is a symlink (find and du see only the link): make run names its target."""
+    import subprocess
+    out = subprocess.run(["make", "-n", "run", "RUN_OUT=runs/x"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert "readlink -f runs/x" in out and "run-directory.md" in out
