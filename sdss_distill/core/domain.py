@@ -49,6 +49,7 @@ class Domain:
             spans.append(span)
         self.pairs = pairs
         """(a, b) column positions of each colour a - b tested, after the columns."""
+        self._adjacent = pairs == [(k, k + 1) for k in range(len(columns) - 1)]
         with np.errstate(over="ignore"):
             # numpy compares a float32 array with a float bound in float32: so do these
             self._bounds = {dt: np.asarray(spans, dt).T[:, :, None] for dt in (np.float32,
@@ -63,8 +64,11 @@ class Domain:
         k = len(xt)
         ok = ((xt >= lo[:k]) & (xt <= hi[:k])).all(axis=0)
         if self.pairs:
-            a, b = (list(ends) for ends in zip(*self.pairs))
-            colour = xt[a] - xt[b]
+            if self._adjacent:  # u-g, g-r, ...: two slices, no gather
+                colour = xt[:-1] - xt[1:]
+            else:
+                a, b = (list(ends) for ends in zip(*self.pairs))
+                colour = xt[a] - xt[b]
             ok &= ((colour >= lo[k:]) & (colour <= hi[k:])).all(axis=0)
         return ok
 
