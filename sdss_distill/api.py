@@ -16,6 +16,7 @@ or the same checks around the Keras student when the run has not been exported. 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -103,18 +104,20 @@ class Run:
         clf = self._classifier()
         result = clf.predict(table)
         index = table.index if isinstance(table, pd.DataFrame) else None
-        frame = pd.DataFrame({"class": result.classes}, index=index)
-        for k, label in enumerate(result.labels):
-            frame[f"p_{label}"] = result.probabilities[:, k]
-        frame["in_domain"] = result.in_domain
-        frame["quality"] = result.quality
-        return frame
+        columns = {"class": result.classes,
+                   **{f"p_{label}": result.probabilities[:, k]
+                      for k, label in enumerate(result.labels)},
+                   "in_domain": result.in_domain, "quality": result.quality}
+        return pd.DataFrame(columns, index=index)
 
     def _classifier(self) -> EdgeClassifier:
-        """The exported student if there is one, else the Keras student; built once per version."""
-        layout = self.layout()
-        if self._predictor is not None and self._predictor_id == layout.run_id:
+        """The exported student if there is one, else the Keras student; built (and the version
+        verified) once per version: a call reads only where the run path points, so a loop of
+        one-row calls does not hash the run's files each time."""
+        key = os.readlink(self.path) if self.path.is_symlink() else None
+        if self._predictor is not None and self._predictor_id == key:
             return self._predictor
+        layout = self.layout()
         shipped = layout.tflite_file(SHIPPED)
         if shipped.is_file():
             self._predictor = EdgeClassifier(shipped)
@@ -122,7 +125,7 @@ class Run:
         else:
             self._predictor = KerasStudent(layout)
             source = f"models/{STUDENT}.keras"
-        self._predictor_id = layout.run_id
+        self._predictor_id = key
         if source != self.predict_source and not self.quiet:
             why = "the exported student" if shipped.is_file() else "not exported yet"
             print(f"sdss_distill: {self.path}: predicting with {source} ({why})", file=sys.stderr)
