@@ -142,6 +142,8 @@ def test_one_row_calls_equal_one_batch_call(model):
     rows = np.concatenate([x, near, x[:5] * np.array([1, 1, 1, 1, 0])])  # z = 0: batch path
     batch = clf.predict(rows)
     assert 0 < batch.in_domain.mean() < 1 and batch.ok.all()
+    assert list(batch.classes) == [LABELS[k] for k in batch.probabilities.argmax(axis=1)]
+    assert (batch.in_domain == clf.in_domain(rows.astype(np.float32))).all()
     for k, row in enumerate(rows):
         one = clf.predict(row)
         assert one.classes[0] == batch.classes[k] and one.in_domain[0] == batch.in_domain[k]

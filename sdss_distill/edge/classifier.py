@@ -219,12 +219,10 @@ class EdgeClassifier:
         numpy along the short axis); the values are those of softmax(z, axis=1).argmax(1)."""
         raw = self.logits(x32)
         pt = softmax(np.ascontiguousarray(raw.T, np.float64), axis=0)  # same sums, same order
-        best = np.zeros(len(x32), np.intp)
-        top = pt[0]
+        best, top = np.zeros(len(x32), np.intp), pt[0]
         for k in range(1, len(pt)):  # argmax: the first of equal maxima, as numpy's
-            better = pt[k] > top
-            best[better] = k
-            top = np.where(better, pt[k], top)
+            best = np.where(pt[k] > top, k, best)
+            top = np.maximum(top, pt[k])  # good rows: no NaN
         return (np.asarray(self.labels, dtype=object).take(best), pt.T, raw,
                 self._domain.rows(x32))
 
