@@ -144,7 +144,11 @@ class KerasStudent(EdgeClassifier):
         from sdss_distill.runs.rows import load_run_rows
         self.path = layout.model(STUDENT)
         self.model = _load_keras(self.path)
-        rows = load_run_rows(layout)  # the run's own table, checked by SHA-256
+        try:  # the run's own table, checked by SHA-256: its student-train rows give the domain
+            rows = load_run_rows(layout)
+        except InputError as e:
+            raise InputError(f"predict with the Keras student (the run is not exported) needs "
+                             f"the run's table for its training domain: {e}") from None
         view = get_view(STUDENT_VIEW)
         train_x = features(rows.df.loc[rows.split.student_train], view)
         self.setup(view.columns, LABELS, domain(train_x, view.columns))
