@@ -106,13 +106,17 @@ def python_blocks(page) -> list[str]:
 @pytest.mark.slow
 def test_the_guide_examples_run_as_written(tmp_path, monkeypatch):
     """Every python block of docs/guide/python-api.md, in order, in one namespace, from a
-    scratch directory; training is cut to 3 epochs, as the page says."""
+    scratch directory; training is cut to 3 epochs and export skips QAT and pruning, as the
+    page says."""
     from sdss_distill import train as command
     blocks = python_blocks(GUIDE)
     assert len(blocks) >= 3 and "sd.train(" in "".join(blocks)
-    assert "runs the examples on this page" in " ".join(GUIDE.read_text().split())
-    real = command.train
+    said = " ".join(GUIDE.read_text().split())
+    assert "runs the examples on this page" in said and "cut to 3 epochs" in said
+    assert "QAT and pruning skipped" in said
+    real, export = command.train, sd.Run.export
     monkeypatch.setattr(command, "train", lambda **s: real(**{**s, "epochs": 3}))
+    monkeypatch.setattr(sd.Run, "export", lambda self, **k: export(self, **{**k, "finetune": False}))
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for block in blocks:
