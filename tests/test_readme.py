@@ -70,3 +70,12 @@ def test_make_run_prints_the_real_path_of_the_run():
     out = subprocess.run(["make", "-n", "run", "RUN_OUT=runs/x"], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
     assert "readlink -f runs/x" in out and "run-directory.md" in out
+
+
+def test_the_site_works_opened_from_disk_and_has_the_api_reference():
+    """site/index.html opened as a file: links must name page.html, not a directory (which a
+    browser shows as a listing); the API reference is generated in the strict build."""
+    config = (ROOT / "mkdocs.yml").read_text()
+    assert re.search(r"^use_directory_urls: false$", config, re.M)
+    assert re.search(r"^  - mkdocstrings:$", config, re.M) and "reference/api.md" in config
+    assert "::: sdss_distill.api" in (ROOT / "docs" / "reference" / "api.md").read_text()
