@@ -141,6 +141,7 @@ def test_one_row_calls_equal_one_batch_call(model):
     near = np.concatenate([x[:40] + (hi - x[:40]) * 1.02, x[:40] - (x[:40] - lo) * 1.02])
     rows = np.concatenate([x, near, x[:5] * np.array([1, 1, 1, 1, 0])])  # z = 0: batch path
     batch = clf.predict(rows)
+    kept = batch.logits.copy()  # later calls must not write into an earlier result
     assert 0 < batch.in_domain.mean() < 1 and batch.ok.all()
     assert list(batch.classes) == [LABELS[k] for k in batch.probabilities.argmax(axis=1)]
     assert (batch.in_domain == clf.in_domain(rows.astype(np.float32))).all()
@@ -151,6 +152,7 @@ def test_one_row_calls_equal_one_batch_call(model):
         assert np.allclose(one.probabilities[0], batch.probabilities[k], rtol=1e-14, atol=0)
         assert one.quality[0] == "" and one.ok[0]
     assert (clf.predict(rows[:7]).logits == batch.logits[:7]).all()  # resized back and forth
+    assert (batch.logits == kept).all()
 
 
 def test_edge_never_imports_tensorflow_keras_pandas_sklearn(model, tmp_path):
