@@ -42,9 +42,9 @@ $(STAMP):
 	@echo "make: pip install -r requirements.txt (pinned; the first time takes minutes, mostly TensorFlow)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	@echo "make: pip install -r docs/requirements.txt (mkdocs, mkdocs-material)"
+	@echo "make: pip install -r docs/requirements.txt (mkdocs, mkdocs-material, mkdocstrings)"
 	$(BIN)/python -m pip install --quiet -r docs/requirements.txt
-	@echo "make: pip install -e . --no-deps (the sdss-distill command)"
+	@echo "make: pip install -e . --no-deps (the sdss-distill command; some pip versions then show a setuptools box 'InformationOnly: Editable installation ... folders ... with the same name as your package': a note about editable installs, not an error)"
 	$(BIN)/python -m pip install --quiet -e . --no-deps
 	@rm -f $(VENV)/.sdss-distill-setup-*
 	@touch $@
@@ -54,6 +54,7 @@ run: $(STAMP)
 	@echo "make: training the default run into $(RUN_OUT) and exporting it to LiteRT"
 	$(BIN)/sdss-distill train --out $(RUN_OUT) --export
 	@echo "make: done; models in $(RUN_OUT)/tflite/, reports in $(RUN_OUT)/reports/"
+	@echo "make: $(RUN_OUT) is a symlink to the run's current version, $$(readlink -f $(RUN_OUT)) (find and du that path; docs/design/run-directory.md says why)"
 
 test: $(STAMP)
 	@echo "make: lint (ruff)"

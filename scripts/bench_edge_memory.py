@@ -58,7 +58,7 @@ def cpu() -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help=".tflite file with its card")
     p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000],
                    help="sizes to measure (default: 100000 1000000)")

@@ -438,7 +438,7 @@ def extras_markdown(doc: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help=".tflite student (card next to it)")
     p.add_argument("--run", help="training run with models/student.keras (default: the "
                    "model card's source run)")

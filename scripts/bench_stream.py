@@ -32,7 +32,8 @@ FILE_ROWS = 1_000_000
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000],
                    help="catalogue sizes, multiples of 1,000,000 (default: 1000000 5000000)")
     p.add_argument("--epochs", type=int, default=3, help="max epochs per model (default: 3)")

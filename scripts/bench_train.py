@@ -182,7 +182,8 @@ def latency_lever(repeats: int, say) -> dict:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3, help="runs per timing (default: 3)")
     p.add_argument("--tables", nargs="+", choices=(BRIGHT, BOTH), default=[BRIGHT, BOTH],
                    help="packaged datasets for the default train time (default: bright sdss)")

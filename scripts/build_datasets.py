@@ -247,7 +247,7 @@ def provenance(entries: dict[str, dict]) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
+    p = argparse.ArgumentParser(allow_abbrev=False, prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source-dir", default=str(SHARED),
                    help=f"directory holding the two CSVs (default: {SHARED})")

@@ -29,7 +29,7 @@ PROG = "scripts/export_seeds.py"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
+    p = argparse.ArgumentParser(allow_abbrev=False, prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="SDSS table (default: $SDSS_DISTILL_DATA, else data/sdss.csv)")
     p.add_argument("--method", default="offline", help="distillation method (default: offline)")

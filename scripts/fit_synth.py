@@ -53,7 +53,8 @@ def fit(data: Path, max_components: int, seed: int) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, type=Path, help="real SDSS table (CSV or Parquet)")
     p.add_argument("--out", type=Path, default=ROOT / "sdss_distill" / "synth_params.json",
                    help="parameters file (default: sdss_distill/synth_params.json)")

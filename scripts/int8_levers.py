@@ -222,7 +222,7 @@ def markdown(results: list[dict]) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
+    p = argparse.ArgumentParser(allow_abbrev=False, prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", nargs="+", required=True, help="trained run directories")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),

@@ -48,7 +48,7 @@ def block() -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--write", action="store_true", help=f"rewrite the tree in {PAGE.name}")
     args = p.parse_args(argv)
     if not args.write:

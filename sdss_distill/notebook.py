@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sdss_distill.core.cli import program
 from sdss_distill.core.errors import InputError
 
 RUN_ENV = "SDSS_DISTILL_RUN"
@@ -42,7 +43,7 @@ def find_run(root: Path, *, export: bool = False, epochs: int = 40) -> Path:
     run = chosen or Path(root) / "runs" / "notebook"
     if chosen and not (run / "reports" / "report.json").is_file():
         raise InputError(f"${RUN_ENV}={chosen}: no reports/report.json there; point it at a "
-                         f"directory written by `python -m sdss_distill.train --out DIR`")
+                         f"directory written by `{program('train')} --out DIR` or sd.train(out=DIR)")
     if not (run / "reports" / "report.json").is_file():
         from sdss_distill.runs.config import make_config
         from sdss_distill.train import run as train_run

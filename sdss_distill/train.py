@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import glob
 import sys
+import types
 from pathlib import Path
 
 from sdss_distill.core.cli import Parser, program
@@ -101,6 +102,57 @@ def run(cfg: Config) -> dict:
     return pipeline.run(cfg)
 
 
+def train(**settings):
+    """Train a run as `sdss-distill train` does and return it (an `sdss_distill.api.Run`);
+    `sd.train(...)` calls this.
+
+    `settings` are exactly the config keys (`sdss_distill.runs.config.Config`: the command
+    line's flags, `_` for `-`), with the same defaults: `data` (a packaged dataset: bright,
+    faint, sdss; a CSV or Parquet table; or a directory or glob of Parquet files, streamed),
+    `out` (default `runs/default`), `method`, `seed`, `epochs`, `quiet`, `methods`
+    (per-method settings, e.g. `{"crossfit": {"folds": 5}}`) and the rest. An unknown key
+    is an InputError listing the valid ones.
+
+    Example:
+        run = sd.train(data="bright", out="runs/bright", seed=1, quiet=True)
+    """
+    from sdss_distill.api import load
+    cfg = for_source(make_config(**settings), method_chosen="method" in settings)
+    run(cfg)
+    return load(cfg.out, quiet=cfg.quiet)
+
+
+class _Callable(types.ModuleType):
+    """This module, callable as its `train`: importing a submodule binds it as the package's
+    attribute, so once anything imports `sdss_distill.train`, `sdss_distill.train` is this
+    module, and `sd.train(data=...)` must still train."""
+
+    def __call__(self, **settings):
+        return train(**settings)
+
+
+sys.modules[__name__].__class__ = _Callable
+
+
+def for_source(cfg: Config, *, method_chosen: bool, export: bool = False) -> Config:
+    """`cfg` as its data source allows: a streamed table (a directory or glob of Parquet
+    files) trains the first streaming method unless one was chosen, and a method or export
+    that cannot stream is an InputError (runs.stream.check_supported). A run is never
+    written inside its own input (issue 23 case 5)."""
+    if cfg.data and not is_name(cfg.data) and not glob.has_magic(cfg.data):
+        check_apart(cfg.out, "--out", [cfg.data])
+    from sdss_distill.data.stream import is_stream_source
+    if not is_stream_source(cfg.data):
+        return cfg
+    from sdss_distill.runs.stream import check_supported
+    if not method_chosen:
+        cfg = dataclasses.replace(cfg, method=registry.streaming()[0])
+        if not cfg.quiet:
+            print(f"{PROG}: streamed tables use --method {cfg.method}", file=sys.stderr)
+    check_supported(cfg, export=export)
+    return cfg
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     skip = ("config", "debug", "export", "set_options")
     flags = {k: v for k, v in vars(args).items() if k not in skip}
@@ -113,19 +165,10 @@ def main(argv=None) -> int:
     out = {"dir": args.out}
 
     def body() -> int:
-        cfg = config_from_args(args)
-        if cfg.data and not is_name(cfg.data) and not glob.has_magic(cfg.data):
-            check_apart(cfg.out, "--out", [cfg.data])  # a run never inside its own input
+        chosen = args.method is not None or "method" in (read_toml(args.config) if args.config
+                                                          else {})
+        cfg = for_source(config_from_args(args), method_chosen=chosen, export=args.export)
         out["dir"] = cfg.out
-        from sdss_distill.data.stream import is_stream_source
-        if is_stream_source(cfg.data):
-            from sdss_distill.runs.stream import check_supported
-            if args.method is None and "method" not in (read_toml(args.config) if args.config
-                                                         else {}):
-                cfg = dataclasses.replace(cfg, method=registry.streaming()[0])
-                if not cfg.quiet:
-                    print(f"{PROG}: streamed tables use --method {cfg.method}", file=sys.stderr)
-            check_supported(cfg, export=args.export)
         if not args.export:
             run(cfg)
             return 0

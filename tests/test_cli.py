@@ -98,6 +98,24 @@ def test_help_shows_every_default(target):
     assert _hidden_defaults(entry) == []
 
 
+@pytest.mark.parametrize("target", _entries())
+def test_no_parser_takes_an_abbreviated_option(target):
+    """`--epoch 5` is not `--epochs 5`: every parser (subcommands too) has allow_abbrev off."""
+    module = _script_module(target) if isinstance(target, Path) else importlib.import_module(target)
+    entry = getattr(module, "parse_args", None) or module.main
+    loose = [p.prog for p in _parsers(entry) if p.allow_abbrev]
+    assert not loose, f"parsers that accept abbreviated options: {loose}"
+
+
+def test_an_abbreviated_option_is_one_line_exit_2(capsys):
+    from sdss_distill import train
+    with pytest.raises(SystemExit) as e:
+        train.parse_args(["--epoch", "5"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "unrecognized arguments: --epoch 5" in err
+    assert err.count("\n") == 1
+
+
 def test_the_walker_finds_hidden_defaults_in_subcommands():
     """Control for the test above: it flags an option whose help omits its default."""
     def parse(argv):
@@ -344,3 +362,13 @@ def test_threads_and_rows_are_checked_against_the_machine(monkeypatch):
         core_cli.check_rows("--batch", 2**19 + 1)
     with pytest.raises(InputError, match="--batch must be >= 1, got 0"):
         core_cli.check_rows("--batch", 0)
+
+
+def test_a_missing_run_names_the_train_command_the_user_typed(monkeypatch, capsys, tmp_path):
+    """`sdss-distill export --run MISSING` suggests `sdss-distill train`, not the module path."""
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/sdss-distill", "export"])
+    from sdss_distill.export import cli as export_cli
+    assert export_cli.main(["--run", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "no such run directory; train one with sdss-distill train --out DIR" in err
+    assert "sdss_distill.train" not in err  # (the prefix is fixed when export.cli is imported)

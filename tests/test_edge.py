@@ -121,6 +121,38 @@ def test_bench_command_runs(model, capsys):
                       "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["invokes"] == 50 and result["threads"] == 1 and result["machine"]["cpu"]
+    c = result["classifier"]  # predict against the raw calls: both measured, as ratios
+    assert c["one_row_ratio"] == c["one_row_us"]["predict"] / c["one_row_us"]["raw"] > 0
+    assert c["batch_rate_ratio"] == (c["batch_rows_per_s"]["predict"]
+                                     / c["batch_rows_per_s"]["raw"]) > 0
+    assert edge_cli.main(["bench", "--model", str(model), "--invokes", "50", "--batch", "64"]) == 0
+    assert "x the raw time" in capsys.readouterr().out
+
+
+def test_one_row_calls_equal_one_batch_call(model):
+    """The one-row scalar path and the batch path give the same classes, logits, in-domain
+    flags and (to rounding) probabilities, on training rows and on rows around the domain's
+    bounds; a row count that changes between calls changes nothing."""
+    from sdss_distill.export.source import RunData
+    run = RunData(model.parent.parent)
+    clf = edge.EdgeClassifier(model)
+    x = run.x_test["photometric"][:300].astype(np.float64)
+    lo, hi = (np.array([clf.domain["columns"][c][k] for c in clf.columns]) for k in (0, 1))
+    near = np.concatenate([x[:40] + (hi - x[:40]) * 1.02, x[:40] - (x[:40] - lo) * 1.02])
+    rows = np.concatenate([x, near, x[:5] * np.array([1, 1, 1, 1, 0])])  # z = 0: batch path
+    batch = clf.predict(rows)
+    kept = batch.logits.copy()  # later calls must not write into an earlier result
+    assert 0 < batch.in_domain.mean() < 1 and batch.ok.all()
+    assert list(batch.classes) == [LABELS[k] for k in batch.probabilities.argmax(axis=1)]
+    assert (batch.in_domain == clf.in_domain(rows.astype(np.float32))).all()
+    for k, row in enumerate(rows):
+        one = clf.predict(row)
+        assert one.classes[0] == batch.classes[k] and one.in_domain[0] == batch.in_domain[k]
+        assert (one.logits[0] == batch.logits[k]).all()
+        assert np.allclose(one.probabilities[0], batch.probabilities[k], rtol=1e-14, atol=0)
+        assert one.quality[0] == "" and one.ok[0]
+    assert (clf.predict(rows[:7]).logits == batch.logits[:7]).all()  # resized back and forth
+    assert (batch.logits == kept).all()
 
 
 def test_edge_never_imports_tensorflow_keras_pandas_sklearn(model, tmp_path):

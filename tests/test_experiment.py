@@ -28,6 +28,17 @@ def test_describe_and_paired_on_known_inputs():
         stats.paired([1, 2], [1])
 
 
+@pytest.mark.parametrize("n, text", [(2, "too few seeds for a test (n=2)"),
+                                     (5, "too few seeds for a test (n=5)"),
+                                     (6, "0.031"), (10, "0.031")])
+def test_a_p_value_is_shown_only_where_the_seeds_allow_a_test(n, text):
+    """With n seeds the smallest two-sided Wilcoxon p is 2 / 2**n: 0.0625 at 5, 0.03125 at 6."""
+    ones = [1.0] * n
+    p = stats.paired(ones, [0.0] * n)["wilcoxon_p"]
+    assert p == pytest.approx(2.0 ** (1 - n))
+    assert stats.p_text(0.03125, n) == text
+
+
 def fake_arm(acc, role):
     per_class = {c: {"precision": acc, "recall": acc, "f1": acc, "support": 1}
                  for c in ("GALAXY", "QSO", "STAR")}
@@ -104,7 +115,9 @@ def test_tidy_table_summary_and_figures(fake_training, tmp_path):
     assert row["vs_baseline_wins"] == 3 and row["vs_baseline_mean_diff"] == pytest.approx(0.011)
     assert row["vs_baseline_wilcoxon_p"] == pytest.approx(0.25)  # 3 of 3 positive, exact
     md = (tmp_path / "summary.md").read_text()
-    assert "| offline_T1_a1_kl | student | student |" in md and "+1.10 pt | 3/0/0 | 0.250" in md
+    assert "| offline_T1_a1_kl | student | student |" in md  # 3 seeds: p >= 0.25, no test
+    assert "+1.10 pt | 3/0/0 | too few seeds for a test (n=3) |" in md
+    assert "Wilcoxon p too few seeds for a test (n=3)." in md and "0.250" not in md
     from sdss_distill.sweep.grid import load_cells
     from sdss_distill.sweep.summary import early_epochs
     early = early_epochs(load_cells(tmp_path), "offline_T1_a1_kl", epochs=(1, 2, 3))

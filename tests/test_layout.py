@@ -14,7 +14,7 @@ PACKAGE = ROOT / "sdss_distill"
 MAX_LINES = 400
 # Lower layers never import higher ones (a module may import its own layer and below).
 LAYERS = ["core", "data", "models", "distill", "runs", "export", "edge", "score", "sweep", "viz"]
-TOP = {"cli", "train", "experiment", "notebook", "__main__"}
+TOP = {"cli", "train", "experiment", "notebook", "api", "__main__"}
 # Sideways imports that are allowed: edge is TensorFlow-free and sits on core only; score reads
 # models through edge; export measures with edge's classifier.
 ALLOWED = {("export", "edge"), ("score", "edge"), ("sweep", "export"), ("sweep", "edge"),

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from sdss_distill.core.errors import InputError
+from sdss_distill.core.schema import LABELS
 from sdss_distill.export import mcu, mcu_sim
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -161,11 +162,19 @@ def rows_text(x: np.ndarray) -> str:
 
 
 def parse_scores(lines: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(classes, scores as float32, extra fields per row) from the harness's output."""
+    """(class indices, scores as float32, extra fields per row) from the harness's output,
+    `<class name> logits <3 decimals> bits <3 x 8 hex digits> [ticks]`; the name and the
+    decimals are checked against the bits."""
     rows = [line.split() for line in lines]
-    classes = np.array([int(r[0]) for r in rows])
-    scores = np.array([[int(v, 16) for v in r[1:4]] for r in rows], np.uint32).view(np.float32)
-    return classes, scores, [r[4:] for r in rows]
+    assert all(r[1] == "logits" and r[5] == "bits" for r in rows), rows[:3]
+    classes = np.array([LABELS.index(r[0]) if r[0] != "none" else -1 for r in rows])
+    scores = np.array([[int(v, 16) for v in r[6:9]] for r in rows], np.uint32).view(np.float32)
+    decimals = np.array([[float(v) for v in r[2:5]] for r in rows])
+    assert np.allclose(decimals, scores, rtol=0, atol=5.1e-7, equal_nan=True), \
+        "decimal logits differ from their bits"
+    named = classes >= 0  # the name printed is the top score's ("none": refused, scores NaN)
+    assert (classes[named] == scores[named].argmax(axis=1)).all()
+    return classes, scores, [r[9:] for r in rows]
 
 
 @pytest.fixture(scope="module")
@@ -369,8 +378,13 @@ def test_tflite_micro_against_litert(model, x_test, tflm_scores, capsys):
     within = int(steps_of["BUILTIN_WITHOUT_DEFAULT_DELEGATES"][same].max())
     figures["max_output_steps_given_the_same_int16_input_no_delegate"] = within
     assert within <= 1, figures
+    reference = figures.pop("BUILTIN_REF")  # reported, not asserted: the app never uses it
     with capsys.disabled():
-        print(f"\nTFLite Micro vs LiteRT on {len(x_test)} test rows: {json.dumps(figures)}")
+        print(f"\nTFLite Micro vs LiteRT on {len(x_test)} test rows (asserted): "
+              f"{json.dumps(figures)}\nNote, expected and not a failure: LiteRT's reference "
+              f"kernels (BUILTIN_REF), which the app never uses, do not compute int16 layers as "
+              f"TFLite Micro does (docs/guide/microcontroller.md): class agreement "
+              f"{reference['class_agreement']:.1%}, {reference['rows_differing']} rows differ")
 
 
 # --- Cortex-M3 under QEMU ----------------------------------------------------------------
@@ -425,7 +439,7 @@ def test_cortex_m_under_qemu_matches_the_host_bit_for_bit(cortex_m, host, x_test
     overhead = next(line.split() for line in lines if line.startswith("overhead"))
     stack = int(next(line.split()[1] for line in lines if line.startswith("stack")))
     classes, scores, extra = parse_scores(
-        [line for line in lines if line.split()[0].lstrip("-").isdigit()])
+        [line for line in lines if "bits" in line.split()])
     h_classes, h_scores, _ = parse_scores(run_host(host, text))
     assert len(classes) == len(rows) >= 2000
     assert (scores.view(np.uint32) == h_scores.view(np.uint32)).all()

@@ -78,6 +78,7 @@ def test_learning_table_pairs_seeds(tmp_path):
     assert (df[df.method == "crossfit"].gain_pt.abs() < 1e-9).all()
     md = learning.markdown(df)
     assert "| offline | 500 | 500 | student_train | 3 |" in md and "+2.00 ± 0.00" in md
+    assert "| 3/0/0 | too few seeds for a test (n=3) |" in md  # 3 seeds: p >= 0.25
     paths = learning.write(tmp_path, cells)
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
 

@@ -25,13 +25,25 @@ def program(command: str) -> str:
     return f"python -m sdss_distill.{command}"
 
 
+def train_hint() -> str:
+    """How to make a run, in the words the user started this command with: `train one with
+    sdss-distill train --out DIR` (or `python -m sdss_distill train`, ...)."""
+    return f"train one with {program('train')} --out DIR"
+
+
 LOG_INTERVAL_S = 15.0
 """Seconds between progress lines when stderr is not a terminal (a log file or a CI job)."""
 
 
 class Parser(argparse.ArgumentParser):
     """argparse with the error contract: a bad option is one line on stderr and exit 2 (argparse
-    would print the whole usage first)."""
+    would print the whole usage first). No abbreviations: `--epoch 5` is an unknown option,
+    not `--epochs 5` (a prefix that one day matches two options, or the wrong one, would
+    silently change a run). Subcommand parsers are built by this class too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")

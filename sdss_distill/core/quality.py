@@ -139,3 +139,13 @@ def header_positions(header: Sequence[str], column_map: dict[str, str] | None = 
                              f"(column {k + 1}) both mean {canon!r}{hint}; rename or drop one")
         seen[canon] = k
     return seen
+
+
+def value_bounds(columns: Sequence[str]) -> tuple[list[float], list[float]]:
+    """Per-column [lo, hi] such that a value passes `check_values` exactly when
+    `lo <= v <= hi and v != SENTINEL` (NaN fails both comparisons, +-inf and float32 overflow
+    fall outside): the edge runtime's cheap test of a call's rows, before it asks
+    `check_values` why a row failed."""
+    lo = [max(VALUE_RANGES.get(c, (-np.inf, np.inf))[0], -FLOAT32_MAX) for c in columns]
+    hi = [min(VALUE_RANGES.get(c, (-np.inf, np.inf))[1], FLOAT32_MAX) for c in columns]
+    return lo, hi

@@ -12,6 +12,7 @@ Never imports TensorFlow, Keras, pandas or scikit-learn.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +20,12 @@ import numpy as np
 
 from sdss_distill.core.bounded import load_json, read_bounded
 from sdss_distill.core.cli import program
-from sdss_distill.core.domain import in_domain
+from sdss_distill.core.domain import Domain
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import quiet_native_stderr
-from sdss_distill.core.prob import softmax
-from sdss_distill.core.quality import check_columns, check_values, header_positions
-from sdss_distill.core.schema import LABELS, SIGNATURE
+from sdss_distill.core.prob import softmax, softmax_row
+from sdss_distill.core.quality import check_columns, check_values, header_positions, value_bounds
+from sdss_distill.core.schema import LABELS, SENTINEL, SIGNATURE
 from sdss_distill.edge import verify
 
 PROG = program("edge")
@@ -77,7 +78,12 @@ class Prediction:
 
 
 class EdgeClassifier:
-    """A LiteRT classifier with its labels, input columns and training domain."""
+    """A LiteRT classifier with its labels, input columns and training domain.
+
+    `predict` on one row costs a few times the LiteRT call itself (`edge bench` measures
+    both): one good row takes a scalar path, and the input tensor is resized only when the
+    number of rows changes. Not thread-safe (one interpreter): one per thread.
+    """
 
     def __init__(self, path, *, num_threads: int | None = 1):
         self.path = Path(path)
@@ -92,30 +98,66 @@ class EdgeClassifier:
         if SIGNATURE not in signatures:
             raise InputError(f"{self.path}: no {SIGNATURE!r} signature (found "
                              f"{listing(signatures) or 'none'}); re-export the model")
-        self._runner = self.interpreter.get_signature_runner(SIGNATURE)
+        runner = self.interpreter.get_signature_runner(SIGNATURE)
         (self.input_name,) = signatures[SIGNATURE]["inputs"]
         (self.output_name,) = signatures[SIGNATURE]["outputs"]
         self.card = read_card(self.path)
         self.columns = tuple(self.card["input"]["columns"])
-        shape = self._runner.get_input_details()[self.input_name]["shape"]
+        shape = runner.get_input_details()[self.input_name]["shape"]
         verify.check_card(self.card, card_path(self.path), int(shape[-1]) if len(shape) else None)
-        out_shape = self._runner.get_output_details()[self.output_name]["shape"]
+        out_shape = runner.get_output_details()[self.output_name]["shape"]
         verify.check_outputs(self.card.get("labels", LABELS), card_path(self.path),
                              int(out_shape[-1]) if len(out_shape) else None)
         verify.check_provenance(self.card, card_path(self.path), content)
         labels_file = self.path.parent / LABELS_FILE
         verify.check_in_run(self.path, content, card_path(self.path).read_bytes(), self.card,
                             labels_file if labels_file.is_file() else None)
-        self.labels = _read_labels(self.path, tuple(self.card.get("labels", LABELS)))
-        self.domain = self.card.get("domain", {})
+        self._tensors(runner)
+        self.setup(self.columns, _read_labels(self.path, tuple(self.card.get("labels", LABELS))),
+                   self.card.get("domain", {}))
+
+    def setup(self, columns: tuple[str, ...], labels: tuple[str, ...], domain: dict) -> None:
+        """What `predict` needs besides the model: input columns, labels, training domain,
+        laid out once for the per-call checks (a subclass with another model calls this)."""
+        self.columns, self.labels, self.domain = tuple(columns), tuple(labels), domain
+        self._domain = Domain(self.columns, self.domain)
+        self._lo, self._hi = value_bounds(self.columns)
+        self._lo_col, self._hi_col = (np.array(v)[:, None] for v in (self._lo, self._hi))
+        # one row takes the scalar path when every value passes check_values and lies where
+        # Domain.row is exact (SENTINEL, far below, is then excluded too)
+        fast = (max(max(self._lo), Domain.ROW_RANGE[0]), min(min(self._hi), Domain.ROW_RANGE[1]))
+        self._fast = fast if fast[0] > SENTINEL else (np.inf, -np.inf)
+
+    def _tensors(self, runner) -> None:
+        """The signature's input and output tensor indices, set and read directly: the
+        signature runner resizes and re-allocates the tensors on every call (most of a
+        one-row call's time), here only when the number of rows changes."""
+        details = self.interpreter.get_input_details()
+        self._in = runner.get_input_details()[self.input_name]["index"]
+        self._out = runner.get_output_details()[self.output_name]["index"]
+        if [d["index"] for d in details] != [self._in]:
+            raise InputError(f"{self.path}: expected one input tensor in one subgraph, found "
+                             f"{len(details)}; re-export the model with sdss_distill.export")
+        self._shape = tuple(int(n) for n in details[0]["shape"])
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        """Logits of float32 rows (at most _CHUNK), resizing the input only for a new shape."""
+        if x.shape != self._shape:
+            self.interpreter.resize_tensor_input(self._in, list(x.shape))
+            self.interpreter.allocate_tensors()
+            self._shape = x.shape
+        self.interpreter.set_tensor(self._in, x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._out)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Raw model outputs for float rows in `self.columns` order."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not len(x):
             return np.zeros((0, len(self.labels)), np.float32)
-        return np.concatenate([self._runner(**{self.input_name: x[k:k + _CHUNK]})[self.output_name]
-                               for k in range(0, len(x), _CHUNK)])
+        if len(x) <= _CHUNK:
+            return self._invoke(x)
+        return np.concatenate([self._invoke(x[k:k + _CHUNK]) for k in range(0, len(x), _CHUNK)])
 
     def as_array(self, rows) -> np.ndarray:
         """Rows as a float64 (n, columns) array; a DataFrame's columns are matched by name
@@ -123,8 +165,12 @@ class EdgeClassifier:
         if hasattr(rows, "columns") and hasattr(rows, "to_numpy"):
             found = header_positions([str(c) for c in rows.columns], source="DataFrame")
             check_columns(found, self.columns, source="DataFrame", header=list(rows.columns))
-            rows = rows.iloc[:, [found[c] for c in self.columns]].to_numpy(dtype="float64")
-        x = np.asarray(rows, dtype=np.float64)
+            rows = _frame_values(rows, [found[c] for c in self.columns])
+        try:
+            x = np.asarray(rows, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise InputError(f"rows must be numbers ({' '.join(self.columns)}); "
+                             f"{str(e).splitlines()[0]}") from None
         if x.ndim == 1:
             x = x[None, :]
         if x.ndim != 2 or x.shape[1] != len(self.columns):
@@ -134,27 +180,80 @@ class EdgeClassifier:
 
     def in_domain(self, x: np.ndarray) -> np.ndarray:
         """True where every column and colour lies inside the training rows' ranges."""
-        return in_domain(x, self.columns, self.domain)
+        return self._domain.rows(x)
+
+    def good_rows(self, x: np.ndarray) -> np.ndarray:
+        """True for the rows `check_values` passes (quality.value_bounds), in a few array
+        operations on contiguous columns: the reasons are asked for only when a row fails."""
+        xt = np.ascontiguousarray(x.T)
+        with np.errstate(invalid="ignore"):
+            return ((xt >= self._lo_col) & (xt <= self._hi_col) & (xt != SENTINEL)).all(axis=0)
 
     def predict(self, rows) -> Prediction:
         """Class, probabilities and in-domain flag for each row (array or DataFrame); rows
         with values no model may see are flagged (`ok`, `quality`), never classified."""
         x = self.as_array(rows)
+        if len(x) == 1:
+            r = x[0].tolist()  # finite sum: no NaN or inf, so min and max are well defined
+            if math.isfinite(sum(r)) and self._fast[0] <= min(r) and max(r) <= self._fast[1]:
+                return self._one(x)
+        ok = self.good_rows(x)
+        if ok.all():
+            return Prediction(*self._classify(x.astype(np.float32)), self.labels,
+                              np.full(len(x), "", dtype=object))
         checked = check_values(x, self.columns)
         ok = checked.ok
-        quality = np.array([checked.message(k) if not ok[k] else "" for k in range(len(x))],
-                           dtype=object)
+        quality = np.full(len(x), "", dtype=object)
+        quality[~ok] = [checked.message(k) for k in np.flatnonzero(~ok)]
         logits = np.full((len(x), len(self.labels)), np.nan, np.float32)
         p = np.full(logits.shape, np.nan)
         classes = np.full(len(x), "", dtype=object)
-        in_domain = np.zeros(len(x), bool)
+        inside = np.zeros(len(x), bool)
         if ok.any():
-            good = x[ok].astype(np.float32)
-            raw = self.logits(good)
-            logits[ok], p[ok] = raw, softmax(raw, axis=1)
-            classes[ok] = np.asarray(self.labels, dtype=object)[p[ok].argmax(axis=1)]
-            in_domain[ok] = self.in_domain(good)
-        return Prediction(classes, p, logits, in_domain, self.labels, quality)
+            classes[ok], p[ok], logits[ok], inside[ok] = self._classify(x[ok].astype(np.float32))
+        return Prediction(classes, p, logits, inside, self.labels, quality)
+
+    def _classify(self, x32: np.ndarray) -> tuple:
+        """(classes, probabilities, logits, in-domain) of good float32 rows. The per-row work
+        runs on one row per class (softmax and argmax over 3 numbers per row are slow in
+        numpy along the short axis); the values are those of softmax(z, axis=1).argmax(1)."""
+        raw = self.logits(x32)
+        pt = softmax(np.ascontiguousarray(raw.T, np.float64), axis=0)  # same sums, same order
+        best, top = np.zeros(len(x32), np.intp), pt[0]
+        for k in range(1, len(pt)):  # argmax: the first of equal maxima, as numpy's
+            best = np.where(pt[k] > top, k, best)
+            top = np.maximum(top, pt[k])  # good rows: no NaN
+        return (np.asarray(self.labels, dtype=object).take(best), pt.T, raw,
+                self._domain.rows(x32))
+
+    def _one(self, x: np.ndarray) -> Prediction:
+        """`predict` for one good row, in Python scalars where numpy calls would cost more
+        than the arithmetic (the same formulas: a test compares the two paths)."""
+        x32 = x.astype(np.float32)
+        raw = self._invoke(x32)  # get_tensor returns a copy
+        p = softmax_row(raw[0].tolist())
+        return Prediction(np.array([self.labels[p.index(max(p))]], dtype=object),
+                          np.array([p]), raw, np.array([self._domain.row(x32[0].tolist())]),
+                          self.labels, np.array([""], dtype=object))
+
+
+def _frame_values(frame, positions: list[int]) -> np.ndarray:
+    """The DataFrame's columns at `positions` as float64; a column that is not numbers is an
+    InputError naming it and its first bad value."""
+    try:
+        return frame.iloc[:, positions].to_numpy(dtype="float64")
+    except (TypeError, ValueError):
+        pass
+    for k in positions:
+        for value in frame.iloc[:, k].tolist():
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                raise InputError(f"DataFrame column {str(frame.columns[k])!r}: value {value!r} "
+                                 f"is not a number; pass magnitudes as numbers (NaN for "
+                                 f"missing)") from None
+    raise InputError(f"DataFrame columns {listing([frame.columns[k] for k in positions])}: "
+                     f"cannot convert to float64; pass magnitudes as numbers")
 
 
 def read_card(model: Path) -> dict:

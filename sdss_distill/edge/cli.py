@@ -28,7 +28,7 @@ from pathlib import Path
 from sdss_distill.core.cli import Parser, check_rows, check_threads
 from sdss_distill.core.errors import InputError, run_cli
 from sdss_distill.core.machine import machine
-from sdss_distill.edge.bench import benchmark
+from sdss_distill.edge.bench import against_raw, benchmark
 from sdss_distill.edge.classifier import PROG
 from sdss_distill.edge.csvio import predict_csv
 
@@ -68,20 +68,31 @@ def main(argv=None) -> int:
         if args.invokes < 1:
             raise InputError(f"--invokes must be >= 1, got {args.invokes}")
         check_rows("--batch", args.batch)
-        result = {"model": str(args.model), **benchmark(
-            args.model, threads=args.threads, invokes=args.invokes, batch=args.batch),
-            "machine": machine()}
+        timing = dict(threads=args.threads, invokes=args.invokes, batch=args.batch)
+        result = {"model": str(args.model), **benchmark(args.model, **timing),
+                  "classifier": against_raw(args.model, **timing), "machine": machine()}
         if args.json:
             print(json.dumps(result, indent=2))
         else:
-            print(f"{args.model}: batch-1 latency median {result['latency_us_median']:.2f} us, "
-                  f"p99 {result['latency_us_p99']:.2f} us ({args.invokes} invokes); batched "
-                  f"{result['throughput_rows_per_s']:,.0f} rows/s (batch {args.batch}); "
-                  f"{args.threads} thread(s) on {result['machine']['cpu']}")
+            print(_bench_text(args.model, result))
         return 0
 
     return run_cli(body, PROG, debug=args.debug,
                    output=getattr(args, "output", None) or "standard output")
+
+
+def _bench_text(model, result: dict) -> str:
+    """`edge bench`'s report: the raw LiteRT calls, then EdgeClassifier.predict against them."""
+    c = result["classifier"]
+    return (f"{model}: batch-1 latency median {result['latency_us_median']:.2f} us, "
+            f"p99 {result['latency_us_p99']:.2f} us ({result['invokes']} invokes); batched "
+            f"{result['throughput_rows_per_s']:,.0f} rows/s (batch {result['batch']}); "
+            f"{result['threads']} thread(s) on {result['machine']['cpu']}\n"
+            f"EdgeClassifier.predict against the raw calls, alternated in one run: one row "
+            f"{c['one_row_us']['predict']:.2f} us vs {c['one_row_us']['raw']:.2f} us "
+            f"({c['one_row_ratio']:.1f}x the raw time); batch of {c['batch']} "
+            f"{c['batch_rows_per_s']['predict']:,.0f} vs {c['batch_rows_per_s']['raw']:,.0f} "
+            f"rows/s ({c['batch_rate_ratio']:.2f} of the raw rate)")
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ def run(npz: Path, out: Path, *, qat_epochs: int = 10, prune_epochs: int = 20,
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m sdss_distill.export.finetune",
+    p = argparse.ArgumentParser(prog="python -m sdss_distill.export.finetune", allow_abbrev=False,
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--npz", required=True, help="inputs written by sdss_distill.export")
     p.add_argument("--out", required=True, help="directory for the .tflite files")

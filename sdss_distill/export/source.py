@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill import __version__
+from sdss_distill.core.cli import program
 from sdss_distill.core.domain import domain
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import quiet_native_stderr, sha256_bytes, sha256_file
@@ -50,7 +51,7 @@ class RunData:
         path = self.layout.model(name)
         if not path.is_file():
             raise InputError(f"{path}: missing; not a complete training run, train it again "
-                             f"with python -m sdss_distill.train --out DIR")
+                             f"with {program('train')} --out DIR")
         self.model_sha256[name] = sha256_file(path)
         if model is not None:
             return model

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sdss_distill.core.cli import train_hint
 from sdss_distill.core.errors import InputError, check_signals, sigterm_raises
 from sdss_distill.core.io import read_json, sha256_file  # noqa: F401  (re-exported)
 from sdss_distill.core.layout import (  # noqa: F401  (re-exported)
@@ -45,8 +46,6 @@ from sdss_distill.core.layout import (  # noqa: F401  (re-exported)
 from sdss_distill.core.safety import remove_file_within, remove_tree_within
 
 LOCK_TIMEOUT_S = 600.0
-TRAIN_HINT = "train one with python -m sdss_distill.train --out DIR"
-
 
 def new_run_id() -> str:
     """Sortable and unique: UTC time to the microsecond plus 6 random hex digits."""
@@ -227,16 +226,16 @@ class RunDir:
             return layout
         if root.is_symlink() and not root.exists():
             raise InputError(f"{self.given}: dangling symlink (to {os.readlink(root)}); the run's "
-                             f"version is gone, {TRAIN_HINT}")
+                             f"version is gone, {train_hint()}")
         if not root.exists():
-            raise InputError(f"{self.given}: no such run directory; {TRAIN_HINT}")
+            raise InputError(f"{self.given}: no such run directory; {train_hint()}")
         strangers = legacy_strangers(root)
         if strangers:
             raise InputError(f"{self.given}: looks like a run written before manifests but holds "
                              f"files a run never has ({', '.join(strangers[:3])}"
                              f"{', ...' if len(strangers) > 3 else ''}); move them out of it")
         raise InputError(f"{self.given}: not a training run (no {MANIFEST} and no models/run.json); "
-                         f"{TRAIN_HINT}")
+                         f"{train_hint()}")
 
     def _current_or_none(self) -> Layout | None:
         try:

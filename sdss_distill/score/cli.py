@@ -15,14 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from sdss_distill.core.cli import check_rows, check_threads
+from sdss_distill.core.cli import Parser, check_rows, check_threads
 from sdss_distill.core.errors import InputError, run_cli
 from sdss_distill.score.catalogue import score, summary
 from sdss_distill.score.parts import EXIT_FLAGGED, PROG
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help=".tflite file (its .json card next to it)")
     p.add_argument("--input", required=True, help="Parquet file, directory or quoted glob")
@@ -41,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "(default: none); one named like an output column gets an input_ prefix")
     p.add_argument("--priors", default="training", help="training: the model's posteriors; em: "
                    "estimate the catalogue's class priors (EM) and re-weight; FILE.json: apply "
-                   "these priors; see docs/scoring-priors.md (default: training)")
+                   "these priors; see docs/guide/scoring-priors.md (default: training)")
     p.add_argument("--em-rows", type=int, default=1_000_000, help="with --priors em: rows EM "
                    "reads, the head of every row group (default: 1000000; a smaller catalogue "
                    "is read whole)")

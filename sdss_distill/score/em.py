@@ -198,7 +198,7 @@ def shift_note(total: dict) -> str:
         return ""
     return (f"; WARNING: {share:.0%} of rows are outside the model's training domain: a "
             f"covariate shift, not a change of class mix, so the EM priors are not to be trusted "
-            f"(docs/scoring-priors.md)")
+            f"(docs/guide/scoring-priors.md)")
 
 
 def check_mode(spec: str) -> None:

@@ -13,7 +13,7 @@ simple procedure", Neural Computation 14(1), eq. 2.9-2.10):
 The E-step's sums are additive over rows, so on a cluster each iteration is one map-reduce
 over the partitions (`em` takes the sum as a function). When the class-conditional
 distributions differ too (covariate shift, e.g. a bright-trained model on faint objects),
-the estimate is biased: see docs/scoring-priors.md.
+the estimate is biased: see docs/guide/scoring-priors.md.
 """
 
 from __future__ import annotations

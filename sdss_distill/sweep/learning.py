@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from sdss_distill.core.schema import BASELINE, STUDENT
-from sdss_distill.sweep.stats import describe, paired
+from sdss_distill.sweep.stats import describe, p_text, paired
 
 
 def table(cells: list[dict]) -> pd.DataFrame:
@@ -71,7 +71,7 @@ def markdown(df: pd.DataFrame, command: str = "") -> str:
                      f"| {r.student_pct:.2f}{_ci(r.student_ci95)} "
                      f"| {r.baseline_pct:.2f}{_ci(r.baseline_ci95)} "
                      f"| {r.gain_pt:+.2f}{_ci(r.gain_ci95)} | {r.wins}/{r.ties}/{r.losses} "
-                     f"| {r.wilcoxon_p:.3f} |")
+                     f"| {p_text(r.wilcoxon_p, r.seeds)} |")
     return "\n".join(lines) + "\n"
 
 

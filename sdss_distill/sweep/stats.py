@@ -30,3 +30,16 @@ def paired(a, b, *, tie: float = 1e-12) -> dict:
     return {"n": summary["n"], "mean_diff": summary["mean"], "std_diff": summary["std"],
             "ci95": summary["ci95"], "wins": int((d > tie).sum()), "ties": int((~nonzero).sum()),
             "losses": int((d < -tie).sum()), "wilcoxon_p": p}
+
+
+ALPHA = 0.05
+"""The level a p-value is read against in the summaries."""
+
+
+def p_text(p: float, n: int) -> str:
+    """A Wilcoxon p for a summary, or why there is none: with n paired seeds the smallest
+    two-sided p the signed-rank test can give is 2 / 2**n (every difference the same sign),
+    0.5 for two seeds, so with n <= 5 no result can reach ALPHA and the p says nothing."""
+    if n != n or n < 1 or 2.0 ** (1 - n) > ALPHA:
+        return f"too few seeds for a test (n={0 if n != n else int(n)})"
+    return f"{p:.3f}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from math import nan
+
 import pandas as pd
 
 from sdss_distill.core.schema import BASELINE, LABELS, STUDENT
-from sdss_distill.sweep.stats import describe, paired
+from sdss_distill.sweep.stats import describe, p_text, paired
 
 KEYS = ["seed", "cell_id", "method", "temperature", "alpha", "soft_loss", "dev", "arm", "role",
         "view", "rows"]
@@ -83,7 +85,7 @@ def markdown(df: pd.DataFrame, comp: pd.DataFrame, *, title: str, machine: dict,
                 and r["role"] in COMPARED_ROLES:
             gain = f"{r['vs_baseline_mean_diff'] * 100:+.2f} pt"
             wtl = f"{r['vs_baseline_wins']:.0f}/{r['vs_baseline_ties']:.0f}/{r['vs_baseline_losses']:.0f}"
-            p = f"{r['vs_baseline_wilcoxon_p']:.3f}"
+            p = p_text(r["vs_baseline_wilcoxon_p"], r["vs_baseline_n"])
         accuracy = _pm(r["accuracy_mean"], r["accuracy_std"], r["accuracy_ci95"])
         lines.append(f"| {r['cell_id']} | {r['arm']} | {r['role']} | {r['rows']} | "
                      f"{r['parameters']:,.0f} | {accuracy} | {r['ece_mean']:.4f} | {gain} | {wtl} "
@@ -95,7 +97,8 @@ def markdown(df: pd.DataFrame, comp: pd.DataFrame, *, title: str, machine: dict,
             f"{r.cell_id} {r.accuracy_mean:.2%}" for r in students.itertuples()) + ".",
             f"Best: `{best.cell_id}`, {_pm(best.accuracy_mean, best.accuracy_std)}, paired gain "
             f"{best.get('vs_baseline_mean_diff', float('nan')) * 100:+.2f} pt, Wilcoxon p "
-            f"{best.get('vs_baseline_wilcoxon_p', float('nan')):.3f}.", ""]
+            f"{p_text(best.get('vs_baseline_wilcoxon_p', nan), best.get('vs_baseline_n', nan))}.",
+            ""]
     return "\n".join(lines)
 
 

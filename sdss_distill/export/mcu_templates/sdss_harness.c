@@ -1,9 +1,11 @@
-/* sdss_harness.c: classify rows read from standard input, print the scores' bits.
+/* sdss_harness.c: classify rows read from standard input, print class, scores and their bits.
  *
  * Input: one row per line, SDSS_N_INPUTS whitespace-separated values, each a decimal number
  * (19.47) or the float's IEEE-754 bits as x + 8 hex digits (x419bc28f), which carries the
- * exact float through any C library. Output, one line per row:
- *     <class index or -1> <score bits as 8 hex digits> ... [<SysTick ticks>]
+ * exact float through any C library. Output, one line per row: the class name (or "none"),
+ * the scores as decimals with 6 places, then, after "bits", each score's IEEE-754 bits as 8
+ * hex digits (the exact value, for bit-for-bit comparisons):
+ *     <class> logits <score> ... bits <score bits> ... [<SysTick ticks>]
  * On the Cortex-M build (SDSS_SYSTICK defined) each line ends with the SysTick ticks that
  * sdss_classify() took, a first line "calibration <instructions> <ticks>" times a loop of
  * known length (so ticks convert to executed instructions under QEMU's -icount) and
@@ -93,6 +95,24 @@ static uint32_t float_bits(float f)
     return u;
 }
 
+/* A score in decimal, 6 places, in integer arithmetic: the Cortex-M C library's printf may
+   lack floating point. The bits printed after it are the exact value. */
+static void print_decimal(float f)
+{
+    double a = f < 0.0f ? -(double)f : (double)f;
+    const char *sign = f < 0.0f ? "-" : "";
+    if (f != f) {
+        printf(" nan");
+    } else if (a < 4000.0) {             /* a * 1e6 fits 32 bits */
+        unsigned long micro = (unsigned long)(a * 1e6 + 0.5);
+        printf(" %s%lu.%06lu", sign, micro / 1000000ul, micro % 1000000ul);
+    } else if (a < 4e9) {
+        printf(" %s%lu", sign, (unsigned long)(a + 0.5));
+    } else {
+        printf(" %sinf", sign);          /* or beyond 4e9: the bits say which */
+    }
+}
+
 static int parse_value(const char *token, float *out)
 {
     char *end;
@@ -145,7 +165,11 @@ int main(void)
 #else
             c = sdss_classify(mags, scores);
 #endif
-            printf("%d", c);
+            printf("%s logits", c >= 0 ? sdss_class_names[c] : "none");
+            for (k = 0; k < SDSS_N_CLASSES; ++k) {
+                print_decimal(scores[k]);
+            }
+            printf(" bits");
             for (k = 0; k < SDSS_N_CLASSES; ++k) {
                 printf(" %08lx", (unsigned long)float_bits(scores[k]));
             }

@@ -1,0 +1,182 @@
+"""The Python API: train, load, predict with and export a run from Python, as the commands do.
+
+    import sdss_distill as sd
+    run = sd.train(data="faint", out="runs/faint", seed=0)   # as `sdss-distill train`
+    run = sd.load("runs/faint")                               # any run directory
+    run.report                                                # reports/report.json, a dict
+    df = run.predict(table)     # DataFrame (columns matched by name) or array of u g r i z
+    run.export(mcu=True)        # as `sdss-distill export --mcu`
+
+Nothing here is a second pipeline: `sd.train` (sdss_distill.train.train) resolves its
+settings with the command line's `make_config` and runs `sdss_distill.train.run`; `export` is
+`export_run`; `predict` is the edge runtime's `EdgeClassifier` (the exported student_int8),
+or the same checks around the Keras student when the run has not been exported. Errors are
+`InputError`s (a `ValueError`) whose message is one line naming the value and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import read_json
+from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, get_view
+from sdss_distill.edge.classifier import EdgeClassifier
+from sdss_distill.runs.rundir import RunDir
+
+SHIPPED = "student_int8"
+"""The exported file `predict` uses when the run has one (tflite/student_int8.tflite)."""
+_CHUNK = 65_536
+
+
+def load(path, *, quiet: bool = False) -> Run:
+    """The run at `path` (a run directory from `train`, the command line or the notebooks),
+    verified against its manifest. `quiet`: no line saying which model `predict` uses."""
+    return Run(path, quiet=quiet)
+
+
+class Run:
+    """A trained run: its report, config and models, a `predict` and an `export`.
+
+    Every property reads the version the run path names at that moment, verified, so a run
+    exported (or trained again) since `load` is seen as it is now.
+    """
+
+    def __init__(self, path, *, quiet: bool = False):
+        self.path = Path(path)
+        self.quiet = quiet
+        self.predict_source: str | None = None
+        """Which model `predict` used: 'tflite/student_int8.tflite' or 'models/student.keras'
+        (None before the first call)."""
+        self._predictor = None
+        self._predictor_id = None
+        self.layout()  # fails now, with one line, if `path` is not a run
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    def layout(self):
+        """The run's current version (runs.rundir.Layout), verified against its manifest."""
+        return RunDir(self.path).current()
+
+    @property
+    def report(self) -> dict:
+        """reports/report.json: every arm's test metrics, the config, the data, timings."""
+        return read_json(self.layout().report_json, keys=("models",))
+
+    @property
+    def config(self) -> dict:
+        """The resolved settings the run was trained with (run.json's `config`)."""
+        return read_json(self.layout().run_json, keys=("config",))["config"]
+
+    @property
+    def export_report(self) -> dict | None:
+        """reports/export.json after an export (every file's size, accuracy, latency), else None."""
+        path = self.layout().export_json
+        return read_json(path) if path.is_file() else None
+
+    def export(self, *, mcu: bool = False, finetune: bool = True, quiet: bool | None = None,
+               **options) -> dict:
+        """Convert the run to LiteRT as `sdss-distill export` does (a new version of the run);
+        `mcu`: also the C99 sources. `options` go to `export.run.export_run` (`invokes`,
+        `threads`, `data`). Returns export.json's content."""
+        from sdss_distill.export.run import export_run
+        quiet = self.quiet if quiet is None else quiet
+        report = export_run(self.path, quiet=quiet, finetune=finetune, mcu=mcu, **options)
+        self._predictor = None  # the next predict picks the exported student
+        return report
+
+    def predict(self, table):
+        """Classify rows of u g r i z: a pandas DataFrame (columns matched by name, as the
+        command lines match them: SDSS aliases such as `psfMag_r` too) or an (n, 5) array.
+
+        Returns a DataFrame with one row per input row (the DataFrame's index kept): `class`,
+        `p_GALAXY`, `p_QSO`, `p_STAR`, `in_domain` (inside the training rows' magnitude and
+        colour ranges) and `quality` ('' for a good row; else why the row was not classified,
+        its class '' and probabilities NaN). Uses tflite/student_int8.tflite when the run was
+        exported, else models/student.keras; `predict_source` says which.
+        """
+        import pandas as pd
+        clf = self._classifier()
+        result = clf.predict(table)
+        index = table.index if isinstance(table, pd.DataFrame) else None
+        columns = {"class": result.classes,
+                   **{f"p_{label}": result.probabilities[:, k]
+                      for k, label in enumerate(result.labels)},
+                   "in_domain": result.in_domain, "quality": result.quality}
+        return pd.DataFrame(columns, index=index)
+
+    def _classifier(self) -> EdgeClassifier:
+        """The exported student if there is one, else the Keras student; built (and the version
+        verified) once per version: a call reads only where the run path points, so a loop of
+        one-row calls does not hash the run's files each time."""
+        key = os.readlink(self.path) if self.path.is_symlink() else None
+        if self._predictor is not None and self._predictor_id == key:
+            return self._predictor
+        layout = self.layout()
+        shipped = layout.tflite_file(SHIPPED)
+        if shipped.is_file():
+            self._predictor = EdgeClassifier(shipped)
+            source = f"tflite/{shipped.name}"
+        else:
+            self._predictor = KerasStudent(layout)
+            source = f"models/{STUDENT}.keras"
+        self._predictor_id = key
+        if source != self.predict_source and not self.quiet:
+            why = "the exported student" if shipped.is_file() else "not exported yet"
+            print(f"sdss_distill: {self.path}: predicting with {source} ({why})", file=sys.stderr)
+        self.predict_source = source
+        return self._predictor
+
+
+class KerasStudent(EdgeClassifier):
+    """A run's Keras student behind the edge classifier's checks: the same column matching,
+    value checks, in-domain flag (the training rows' ranges, as an export's model card
+    records them) and probabilities; only the model call differs."""
+
+    def __init__(self, layout):
+        from sdss_distill.core.domain import domain
+        from sdss_distill.data.table import features
+        from sdss_distill.runs.rows import load_run_rows
+        self.path = layout.model(STUDENT)
+        self.model = _load_keras(self.path)
+        try:  # the run's own table, checked by SHA-256: its student-train rows give the domain
+            rows = load_run_rows(layout)
+        except InputError as e:
+            raise InputError(f"predict with the Keras student (the run is not exported) needs "
+                             f"the run's table for its training domain: {e}") from None
+        view = get_view(STUDENT_VIEW)
+        train_x = features(rows.df.loc[rows.split.student_train], view)
+        self.setup(view.columns, LABELS, domain(train_x, view.columns))
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """The Keras student's logits, `_CHUNK` rows per call."""
+        from sdss_distill.models.mlp import logits
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not len(x):
+            return np.zeros((0, len(self.labels)), np.float32)
+        return np.concatenate([logits(self.model, x[k:k + _CHUNK])
+                               for k in range(0, len(x), _CHUNK)])
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        return self.logits(x)
+
+
+def _load_keras(path: Path):
+    """A saved Keras model, loaded safely (models.mlp.load: safe_mode); errors name the file."""
+    from sdss_distill.core.io import quiet_import, quiet_native_stderr
+    quiet_import("keras")  # its native start-up lines, before models.mlp imports it
+    from sdss_distill.models.mlp import load as load_model
+    if not path.is_file():
+        raise InputError(f"{path}: missing; not a complete training run, train it again")
+    try:
+        with quiet_native_stderr(replay_on_error=False):
+            return load_model(path)
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad archive
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise InputError(f"{path}: cannot load the Keras model ({first}); the file is corrupt "
+                         f"or not from sdss_distill, train the run again") from None
