@@ -63,7 +63,7 @@ def timed(code: Path, argv: list[str]) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--run", required=True, type=Path, help="a trained run (train --out)")
     p.add_argument("--code", action="append", type=Path,
                    help="a code tree to import sdss_distill from; repeatable (default: this one)")
