@@ -87,7 +87,7 @@ def _student(table):
                                 6000, "x")}
 
 
-def test_scikit_learn_peers_give_the_table_columns(table, splits):
+def test_scikit_learn_peers_give_the_table_columns(table, splits, tmp_path):
     from sklearn.ensemble import HistGradientBoostingClassifier
     hgb = next(p for p in PEERS if p.name == "hist_gradient_boosting")
     hgb = replace(hgb, build=lambda seed, **_: HistGradientBoostingClassifier(max_iter=10))
@@ -105,6 +105,8 @@ def test_scikit_learn_peers_give_the_table_columns(table, splits):
     assert summary.set_index("model").loc["student_int8", "size_ratio"] == 1.0
     md = peer_table.markdown(summary, peer_table.population(per_seed, ["student_int8", "knn"]), ["h"])
     assert "| knn |" in md and "| sample faint |" in md and "| r 21-22 |" in md
+    peer_table.figure(summary, "test", tmp_path / "peers.png")
+    assert (tmp_path / "peers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _seed(seed, **acc):
