@@ -164,8 +164,9 @@ def figure(summary: pd.DataFrame, title: str, out: Path) -> None:
             ax.errorbar(r[key], 100 * r.accuracy_mean, yerr=100 * r.accuracy_std, capsize=3,
                         marker="*" if student else "o", markersize=11 if student else 6,
                         color="C3" if student else "C0")
+            below = r.model == STUDENTS[1]  # the two students sit on top of each other
             ax.annotate(r.model, (r[key], 100 * r.accuracy_mean), textcoords="offset points",
-                        xytext=(5, 4), fontsize=8)
+                        xytext=(5, -11 if below else 4), fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.grid(alpha=0.3, which="both")
