@@ -84,11 +84,14 @@ def students(layout) -> dict:
     return out
 
 
-def bench_seed(run: Path, args, peers, say) -> dict:
+def bench_seed(run: Path, data: str, args, peers, say) -> dict:
     """One seed's results, from OUT/seed<S>.peers.json when its run and peers are unchanged."""
     from sdss_distill.runs.rows import load_run_rows
     from sdss_distill.sweep.peers import score_seed
     rows = load_run_rows(run)
+    if str(rows.path) != str(data):
+        raise InputError(f"{run} was trained on {rows.path}, not {data}; pass --data "
+                         f"{rows.path} or another --out")
     report = read_json(rows.layout.report_json)
     key = {"run_id": rows.layout.run_id, "peers": [p.name for p in peers],
            "invokes": args.invokes}
@@ -169,7 +172,7 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             run = out / f"seed{seed}"
             train_run(run, data, seed, say)
-            per_seed.append(bench_seed(run, args, peers, say))
+            per_seed.append(bench_seed(run, data, args, peers, say))
         m, methods = machine(), sorted({str(s.get("method")) for s in per_seed})
         seeds = ", ".join(map(str, args.seeds))
         head = [f"Data `{data}`, seeds {seeds}; runs: method {', '.join(methods)}, student "
