@@ -4,7 +4,7 @@
 #   make test    set up, then lint, build the docs (strict) and run the test suite
 #   make docs    set up, then build the documentation site into site/
 #   make lint    set up, then ruff
-#   make bench   set up, then the student against scikit-learn baselines (runs/bench/bench.md)
+#   make bench   set up (+ the [bench] extra), then the student against its peers (runs/bench/*/peers.md)
 #   make setup   only the set-up: .venv, requirements.txt, docs/requirements.txt, the package
 #   make clean   remove site/ (runs/ and .venv/ are left alone)
 #
@@ -18,7 +18,8 @@ export NO_MKDOCS_2_WARNING := 1
 VENV := .venv
 BIN := $(VENV)/bin
 RUN_OUT ?= runs/default
-BENCH_SEEDS ?= 0 1 2
+BENCH_SEEDS ?= 0 1 2 3 4 5 6 7 8 9
+BENCH_DATA ?= faint sdss
 BENCH_OUT ?= runs/bench
 
 SETUP_FILES := requirements.txt docs/requirements.txt pyproject.toml
@@ -73,9 +74,14 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff check .
 
 bench: $(STAMP)
-	@echo "make: student vs scikit-learn baselines, seeds $(BENCH_SEEDS), into $(BENCH_OUT)"
-	$(BIN)/python scripts/bench_baselines.py --seeds $(BENCH_SEEDS) --out $(BENCH_OUT)
-	@echo "make: table in $(BENCH_OUT)/bench.md"
+	@echo "make: pip install -e '.[bench]' (CatBoost, LightGBM, XGBoost; without them only scikit-learn peers run)"
+	-$(BIN)/python -m pip install --quiet -e '.[bench]'
+	@for d in $(BENCH_DATA); do \
+	  echo "make: student vs peers on $$d, seeds $(BENCH_SEEDS), into $(BENCH_OUT)/$$d"; \
+	  $(BIN)/python scripts/bench_peers.py --data $$d --seeds $(BENCH_SEEDS) --out $(BENCH_OUT)/$$d --quiet \
+	    > /dev/null || exit $$?; \
+	  echo "make: table in $(BENCH_OUT)/$$d/peers.md, figure in $(BENCH_OUT)/$$d/peers.png"; \
+	done
 
 clean:
 	@echo "make: removing site/"
