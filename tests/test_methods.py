@@ -38,6 +38,10 @@ EXPECTED_ARMS = {
     "hints": {"teacher", "student", "baseline"},
     "assistant": {"teacher", "assistant", "student", "baseline"},
     "subclass": {"teacher", "student", "baseline"},
+    "shuffled-z": {"teacher", "student", "baseline"},
+    "smoothing": {"teacher", "student", "baseline"},
+    "photo-teacher": {"teacher", "student", "baseline"},
+    "mix": {"teacher", "student", "baseline"},
 }
 
 
