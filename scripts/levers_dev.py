@@ -38,6 +38,8 @@ LEVERS: dict[str, dict] = {
     "mix-48-a0.7": {"method": "mix", "student_hidden": (48, 48), "alpha": 0.7},
     "mix-48-sharp0.5": {"method": "mix", "student_hidden": (48, 48),
                         "methods": {"mix": {"sharpness": 0.5}}},
+    "mix-48-ph64": {"method": "mix", "student_hidden": (48, 48),
+                    "methods": {"mix": {"hidden": (64, 64)}}},
     "mix-48-sharp2": {"method": "mix", "student_hidden": (48, 48),
                       "methods": {"mix": {"sharpness": 2.0}}},
 }
