@@ -23,7 +23,8 @@ class Config:
     columns: str | None = None  # TOML file mapping the table's column names to ours
     out: str = "runs/default"  # run directory: models/, reports/ (and tflite/) under it
     # distillation method, chosen on dev rows (docs/results/levers.md): the redshift fold
-    # teachers mixed with photometric fold teachers, +0.5 pt over crossfit 24-24 on faint dev
+    # teachers mixed with photometric fold MLPs; with the 48-48 student +0.5 pt over
+    # crossfit 24-24 on faint dev rows (5 of 5 seeds)
     method: str = "mix"
     seed: int = 0  # one seed for the split, weight init and shuffling
     split: tuple[float, float, float] = (0.4, 0.4, 0.2)  # teacher-train, student-train, test
