@@ -19,29 +19,37 @@ import dataclasses
 import sys
 from pathlib import Path
 
+TEACHER_SIZE = (128, 128, 64, 32)
+"""The photometric fold MLPs' widths in the mix levers below (the deep teacher's); the default
+`mix` has 64-64 since the `mix-48-ph64` lever."""
+
+
+def _mix(hidden=(48, 48), **settings) -> dict:
+    """A `mix` lever: the student's widths, then mix settings over the measured ones."""
+    overrides = {k: settings.pop(k) for k in ("temperature", "alpha") if k in settings}
+    return {"method": "mix", "student_hidden": hidden, **overrides,
+            "methods": {"mix": {"hidden": TEACHER_SIZE, **settings}}}
+
+
 LEVERS: dict[str, dict] = {
     # name: Config overrides (method settings under "methods")
-    "default": {"method": "crossfit", "student_hidden": (24, 24)},
+    "default": {"method": "crossfit", "student_hidden": (24, 24)},  # the previous release's
     "crossfit-32": {"method": "crossfit", "student_hidden": (32, 32)},
     "crossfit-48": {"method": "crossfit", "student_hidden": (48, 48)},
     "crossfit-64": {"method": "crossfit", "student_hidden": (64, 64)},  # over 8 KB: reference
     "crossfit-24x3": {"method": "crossfit", "student_hidden": (24, 24, 24)},
-    "mix-24": {"method": "mix", "student_hidden": (24, 24)},
-    "mix-48": {"method": "mix", "student_hidden": (48, 48)},
-    "mix-48-w0.3": {"method": "mix", "student_hidden": (48, 48), "methods": {"mix": {"weight": 0.3}}},
-    "mix-48-w0.7": {"method": "mix", "student_hidden": (48, 48), "methods": {"mix": {"weight": 0.7}}},
-    "photo-48": {"method": "mix", "student_hidden": (48, 48), "methods": {"mix": {"weight": 0.0}}},
-    "mix-48-hgb": {"method": "mix", "student_hidden": (48, 48),
-                   "methods": {"mix": {"photometric": "hgb"}}},
-    "mix-48-T2": {"method": "mix", "student_hidden": (48, 48), "temperature": 2.0},
-    "mix-48-a1": {"method": "mix", "student_hidden": (48, 48), "alpha": 1.0},
-    "mix-48-a0.7": {"method": "mix", "student_hidden": (48, 48), "alpha": 0.7},
-    "mix-48-sharp0.5": {"method": "mix", "student_hidden": (48, 48),
-                        "methods": {"mix": {"sharpness": 0.5}}},
-    "mix-48-ph64": {"method": "mix", "student_hidden": (48, 48),
-                    "methods": {"mix": {"hidden": (64, 64)}}},
-    "mix-48-sharp2": {"method": "mix", "student_hidden": (48, 48),
-                      "methods": {"mix": {"sharpness": 2.0}}},
+    "mix-24": _mix((24, 24)),
+    "mix-48": _mix(),
+    "mix-48-w0.3": _mix(weight=0.3),
+    "mix-48-w0.7": _mix(weight=0.7),
+    "photo-48": _mix(weight=0.0),
+    "mix-48-hgb": _mix(photometric="hgb"),
+    "mix-48-T2": _mix(temperature=2.0),
+    "mix-48-a1": _mix(alpha=1.0),
+    "mix-48-a0.7": _mix(alpha=0.7),
+    "mix-48-sharp0.5": _mix(sharpness=0.5),
+    "mix-48-ph64": {**_mix(), "methods": {"mix": {"hidden": (64, 64)}}},  # the new default
+    "mix-48-sharp2": _mix(sharpness=2.0),
 }
 
 
@@ -85,9 +93,9 @@ def summary(df, data: str) -> str:
     from sdss_distill.sweep.stats import paired
     ref = df[df.lever == "default"].set_index("seed").dev_accuracy
     lines = [f"# Levers on `{data}` dev rows (no test row read)", "",
-             "Paired: the lever's student minus the default student (crossfit 24-24, T 1, "
-             "alpha 0.9) on the same seeds and dev-test rows; W/T/L = wins/ties/losses; "
-             "p = two-sided Wilcoxon.", "",
+             "Paired: the lever's student minus `default`, the previous release's default "
+             "student (crossfit 24-24, T 1, alpha 0.9), on the same seeds and dev-test rows; "
+             "W/T/L = wins/ties/losses; p = two-sided Wilcoxon.", "",
              "| lever | seeds | parameters | dev accuracy | vs default | W/T/L | p | vs own baseline |",
              "|---|---:|---:|---:|---:|---|---:|---:|"]
     for name in dict.fromkeys(df.lever):
