@@ -69,12 +69,16 @@ def hgb_out_of_fold(ws, folds: int) -> tuple[np.ndarray, np.ndarray]:
     from sdss_distill.distill.targets import fold_ids
     rows = ws.rows("non_test")
     x, y = features(ws.df.loc[rows], ws.student_view), labels(ws.df.loc[rows])
+    from threadpoolctl import threadpool_limits
     fold = fold_ids(y, folds, ws.seed)
     out = np.zeros((len(rows), int(y.max()) + 1), "float64")
-    for k in range(folds):
-        model = HistGradientBoostingClassifier(random_state=ws.seed + k)
-        model.fit(x[fold != k], y[fold != k])
-        out[fold == k] = np.log(np.clip(model.predict_proba(x[fold == k]), 1e-12, 1))
+    # one OpenMP thread, as every model of a run: on a busy machine HistGradientBoosting's
+    # threads spin-wait, 11 s instead of 0.2 s for a 600-row fit on the shared 2-core machine
+    with threadpool_limits(limits=1, user_api="openmp"):
+        for k in range(folds):
+            model = HistGradientBoostingClassifier(random_state=ws.seed + k)
+            model.fit(x[fold != k], y[fold != k])
+            out[fold == k] = np.log(np.clip(model.predict_proba(x[fold == k]), 1e-12, 1))
     oof = pd.DataFrame(out.astype("float32"), index=rows)
     return tuple(oof.loc[r].to_numpy("float32") for r in ws.fit_rows("non_test"))
 
