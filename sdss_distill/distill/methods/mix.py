@@ -14,6 +14,7 @@ baseline train on every non-test row, as crossfit's do.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,17 @@ from sdss_distill.distill.method import register
 SOURCES = ("mlp", "hgb")
 """Photometric fold models: an MLP of `hidden` widths on u g r i z (trained by the fit loop),
 or scikit-learn's HistGradientBoostingClassifier at its defaults."""
+
+_PER_SEED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Per workspace (one seed): its photometric workspace and HistGradientBoosting labels, made
+once and shared by every `mix` cell of a sweep, as the workspace shares its teachers."""
+
+
+def _once(ws, key, make):
+    cache = _PER_SEED.setdefault(ws, {})
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
 
 
 @dataclass(frozen=True)
@@ -86,10 +98,10 @@ def hgb_out_of_fold(ws, folds: int) -> tuple[np.ndarray, np.ndarray]:
 def photometric_soft(ws, cfg, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
     """The photometric models' out-of-fold logits (fit part, early-stopping part)."""
     if settings.photometric == "hgb":
-        return ws._once(("mix_hgb", settings.folds), lambda: hgb_out_of_fold(ws, settings.folds))
+        return _once(ws, ("hgb", settings.folds), lambda: hgb_out_of_fold(ws, settings.folds))
     from sdss_distill.core.schema import STUDENT_VIEW
     from sdss_distill.distill.workspace import Workspace
-    photo = ws._once(("mix_photometric_ws",), lambda: Workspace(
+    photo = _once(ws, "photometric", lambda: Workspace(
         ws.df, ws.split, seed=ws.seed, teacher_view=STUDENT_VIEW,
         validation_fraction=ws.validation_fraction, say=ws.say))
     return photo.fold_teachers(dataclasses.replace(cfg, teacher_hidden=settings.hidden),
