@@ -55,10 +55,11 @@ LEVERS: dict[str, dict] = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="faint")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--data", default="faint", help="packaged dataset or table (default: faint)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                   help="seeds, each its own split (default: 0 1 2 3 4)")
     p.add_argument("--only", nargs="+", choices=LEVERS, help="levers to run (default: all)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="directory of levers.csv and levers.md")
     return p.parse_args(argv)
 
 
