@@ -175,10 +175,11 @@ def test_cotrainer_loss_is_teacher_ce_plus_distillation(pair):
 
 def test_registry_lists_choices_for_an_unknown_name():
     assert registry.names()[:2] == ["offline", "crossfit"]
-    assert len(registry.names()) == 9
+    assert len(registry.names()) == 13
     with pytest.raises(InputError, match="unknown method 'cross-fit'; choose one of: offline, "
                                          "crossfit, online, cotrain, teacher-ensemble, "
-                                         "student-ensemble, hints, assistant, subclass"):
+                                         "student-ensemble, hints, assistant, subclass, "
+                                         "shuffled-z, smoothing, photo-teacher, mix"):
         registry.get("cross-fit")
     assert registry.streaming() == ["offline"]
     assert all(registry.get(n).summary for n in registry.names())

@@ -168,10 +168,10 @@ def test_int8_size_of_an_architecture_matches_the_shipped_file(exported_run, tmp
     from sdss_distill.runs.rundir import RunDir
     from sdss_distill.sweep import int8
     base = make_config(data="x.csv")
-    assert int8.architectures(base, {"offline", "student-ensemble"})[:2] == [(24, 24), (12, 12)]
+    assert int8.architectures(base, {"offline", "student-ensemble"})[:2] == [(48, 48), (12, 12)]
     sizes = int8.sizes(tmp_path, base, {"offline"})
     layout = RunDir(exported_run).current()
     shipped = json.loads(layout.export_json.read_text())["student_int8_choice"]["candidates"][
         "ptq_16x8"]["size_bytes"]
-    assert sizes == {934: shipped}
-    assert json.loads((tmp_path / int8.CACHE).read_text()) == {"934": shipped}
+    assert sizes == {2998: shipped}
+    assert json.loads((tmp_path / int8.CACHE).read_text()) == {"2998": shipped}

@@ -101,9 +101,11 @@ def test_parity_with_keras_on_test_rows(run_data, report, stem):
     keras_logits = source.predict(x, verbose=0)
     logits = edge.EdgeClassifier(run_data.dir / "tflite" / f"{stem}.tflite").logits(x)
     agreement = (logits.argmax(1) == keras_logits.argmax(1)).mean()
-    if stem.endswith("float32") or stem == "student_dynamic":
+    if stem.endswith("float32"):
         np.testing.assert_allclose(logits, keras_logits, atol=1e-3)
-    elif stem == "student_float16":
+    elif stem in ("student_float16", "student_dynamic"):
+        # dynamic range: int8 weights for tensors of >= 1,024 elements (the 48-48 student's
+        # middle kernel, 2,304), float activations
         assert agreement >= 0.995
     else:  # int8 variants; QAT and pruning also fine-tune, so they may move a little more
         assert agreement >= (0.98 if stem == "student_int8" else 0.95)
@@ -130,7 +132,8 @@ def test_report_has_timings_machine_and_pruning(report):
 
 
 def test_int8_student_is_small(report):
-    assert report["variants"]["student_int8"]["size_bytes"] <= 4096
+    """The budget of issue 22: the shipped student file in at most 8 KB."""
+    assert report["variants"]["student_int8"]["size_bytes"] <= 8192
 
 
 def test_missing_run_is_one_line_error(tmp_path, capsys):

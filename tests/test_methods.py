@@ -38,6 +38,10 @@ EXPECTED_ARMS = {
     "hints": {"teacher", "student", "baseline"},
     "assistant": {"teacher", "assistant", "student", "baseline"},
     "subclass": {"teacher", "student", "baseline"},
+    "shuffled-z": {"teacher", "student", "baseline"},
+    "smoothing": {"teacher", "student", "baseline"},
+    "photo-teacher": {"teacher", "student", "baseline"},
+    "mix": {"teacher", "student", "baseline"},
 }
 
 
@@ -67,7 +71,9 @@ def test_method_trains_and_reports(slice_ws, method):
     by_name = {a.name: a for a in arms}
     student, baseline = by_name["student"], by_name["baseline"]
     assert student.rows == baseline.rows  # the baseline sees the student's rows
-    assert student.view.name == "photometric" and by_name["teacher"].view.name == "physical"
+    assert student.view.name == "photometric"  # the photo-teacher control's teacher is too
+    assert by_name["teacher"].view.name == ("photometric" if method == "photo-teacher"
+                                            else "physical")
     if method == "student-ensemble":
         members = [a for a in arms if a.role == "member"]
         assert student.parameters == sum(m.parameters for m in members)

@@ -15,7 +15,8 @@ from sdss_distill.core.errors import InputError
 from sdss_distill.distill.method import Method, NoSettings  # noqa: F401  (re-exported)
 
 ORDER: tuple[str, ...] = ("offline", "crossfit", "online", "cotrain", "teacher-ensemble",
-                          "student-ensemble", "hints", "assistant", "subclass")
+                          "student-ensemble", "hints", "assistant", "subclass", "shuffled-z",
+                          "smoothing", "photo-teacher", "mix")
 """Every method, in the order help texts, reports and sweeps list them: the one method list."""
 
 

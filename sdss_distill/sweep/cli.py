@@ -9,6 +9,7 @@ Usage:
     python -m sdss_distill.experiment --preset methods --dev --out runs/dev   # never reads test rows
     python -m sdss_distill.experiment --preset transfer --out runs/transfer   # bright <-> faint
     python -m sdss_distill.experiment --preset learning --data faint --out runs/learning
+    python -m sdss_distill.experiment --preset controls --data faint --out runs/controls-faint
 
 Writes OUT/results.csv (one row per seed x cell x arm), OUT/summary.csv (per cell x arm:
 mean, std and 95 % CI over seeds, and the paired difference to the cell's hard-label
@@ -53,6 +54,10 @@ PRESETS: dict[str, dict] = {
                  "report": "learning",
                  "about": "--rows 500 1000 2000 4000 all: the paired gain of distillation over "
                           "the baseline against N: learning.{csv,md,png}"},
+    "controls": {"methods": ["crossfit", "shuffled-z", "smoothing", "photo-teacher"],
+                 "report": "controls",
+                 "about": "the same student taught by the real teacher, a shuffled-redshift "
+                          "teacher, label smoothing and a photometric teacher: controls.{csv,md,png}"},
 }
 
 
@@ -168,9 +173,9 @@ def summarise(out: Path, command: str) -> dict:
 def preset_report(out: Path, name: str, command: str) -> str:
     """Write a preset's own tables and figure (sweep.transfer or sweep.learning); return its
     Markdown."""
-    from sdss_distill.sweep import learning, transfer
+    from sdss_distill.sweep import controls, learning, transfer
     from sdss_distill.sweep.grid import load_cells
-    module = {"transfer": transfer, "learning": learning}[name]
+    module = {"transfer": transfer, "learning": learning, "controls": controls}[name]
     module.write(out, load_cells(out), command)
     return (out / f"{name}.md").read_text()
 

@@ -1,0 +1,120 @@
+"""A teacher mix: the privileged fold teachers' soft labels averaged with those of cross-fitted
+photometric models, so the student compresses the best photometric models as well as the
+redshift teacher (issue 22).
+
+Both sets of models are cross-fitted on the same stratified folds of the non-test rows: row
+i's soft label comes from the redshift teacher and the photometric model that never trained
+(nor early-stopped) on fold(i), so no row is labelled by a model that saw it. The mixture is
+in probability space at the run's temperature T, p = w p_teacher + (1 - w) p_photometric,
+handed to the loss as logits `sharpness * T * log p` (sharpness < 1 softens the targets,
+> 1 sharpens them: the teacher's sharpness of Yang et al. 2022). The student and its
+baseline train on every non-test row, as crossfit's do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from sdss_distill.distill.method import register
+
+SOURCES = ("mlp", "hgb")
+"""Photometric fold models: an MLP of `hidden` widths on u g r i z (trained by the fit loop),
+or scikit-learn's HistGradientBoostingClassifier at its defaults."""
+
+_PER_SEED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Per workspace (one seed): its photometric workspace and HistGradientBoosting labels, made
+once and shared by every `mix` cell of a sweep, as the workspace shares its teachers."""
+
+
+def _once(ws, key, make):
+    cache = _PER_SEED.setdefault(ws, {})
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+@dataclass(frozen=True)
+class Settings:
+    weight: float = 0.5  # of the redshift teacher's probabilities; 1 - weight photometric
+    photometric: str = "mlp"  # one of SOURCES
+    # widths of the photometric MLPs: 64-64, not the teacher's 128-128-64-32: the student
+    # scored the same on faint dev rows (+0.04 pt, seeds 0-4) and they train in about half
+    # the time (docs/results/levers.md)
+    hidden: tuple[int, ...] = (64, 64)
+    sharpness: float = 1.0  # multiplies the mixed targets' logits
+    folds: int = 3  # as crossfit.folds; both model sets share the folds
+
+    def __post_init__(self):
+        if not 0 <= self.weight <= 1:
+            raise ValueError(f"weight must be in [0, 1], got {self.weight!r}")
+        if self.photometric not in SOURCES:
+            raise ValueError(f"photometric must be one of {', '.join(SOURCES)}, "
+                             f"got {self.photometric!r}")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden must be one or more positive widths, got {self.hidden!r}")
+        if not 0 < self.sharpness <= 10:
+            raise ValueError(f"sharpness must be in (0, 10], got {self.sharpness!r}")
+        if not 2 <= self.folds <= 20:
+            raise ValueError(f"folds must be between 2 and 20, got {self.folds!r}")
+
+
+def mixed_logits(teacher: np.ndarray, photometric: np.ndarray, weight: float,
+                 temperature: float, sharpness: float = 1.0) -> np.ndarray:
+    """sharpness * T * log(w softmax(teacher / T) + (1 - w) softmax(photometric / T))."""
+    from scipy.special import softmax
+    p = (weight * softmax(np.asarray(teacher, "float64") / temperature, axis=-1)
+         + (1 - weight) * softmax(np.asarray(photometric, "float64") / temperature, axis=-1))
+    return (sharpness * temperature * np.log(np.clip(p, 1e-12, 1))).astype("float32")
+
+
+def hgb_out_of_fold(ws, folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold log-probabilities of HistGradientBoosting fold models for the non-test rows'
+    (fit, early-stopping) parts, on the folds the fold teachers use."""
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from sdss_distill.data.table import features, labels
+    from sdss_distill.distill.targets import fold_ids
+    rows = ws.rows("non_test")
+    x, y = features(ws.df.loc[rows], ws.student_view), labels(ws.df.loc[rows])
+    from threadpoolctl import threadpool_limits
+    fold = fold_ids(y, folds, ws.seed)
+    out = np.zeros((len(rows), int(y.max()) + 1), "float64")
+    # one OpenMP thread, as every model of a run: on a busy machine HistGradientBoosting's
+    # threads spin-wait, 11 s instead of 0.2 s for a 600-row fit on the shared 2-core machine
+    with threadpool_limits(limits=1, user_api="openmp"):
+        for k in range(folds):
+            model = HistGradientBoostingClassifier(random_state=ws.seed + k)
+            model.fit(x[fold != k], y[fold != k])
+            out[fold == k] = np.log(np.clip(model.predict_proba(x[fold == k]), 1e-12, 1))
+    oof = pd.DataFrame(out.astype("float32"), index=rows)
+    return tuple(oof.loc[r].to_numpy("float32") for r in ws.fit_rows("non_test"))
+
+
+def photometric_soft(ws, cfg, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """The photometric models' out-of-fold logits (fit part, early-stopping part)."""
+    if settings.photometric == "hgb":
+        return _once(ws, ("hgb", settings.folds), lambda: hgb_out_of_fold(ws, settings.folds))
+    from sdss_distill.core.schema import STUDENT_VIEW
+    from sdss_distill.distill.workspace import Workspace
+    photo = _once(ws, "photometric", lambda: Workspace(
+        ws.df, ws.split, seed=ws.seed, teacher_view=STUDENT_VIEW,
+        validation_fraction=ws.validation_fraction, say=ws.say))
+    return photo.fold_teachers(dataclasses.replace(cfg, teacher_hidden=settings.hidden),
+                               settings.folds)[1]
+
+
+@register("mix", "crossfit with soft labels mixed from the redshift fold teachers and "
+          "cross-fitted photometric models (MLP or HistGradientBoosting)", Settings)
+def run(ws, cfg, settings: Settings):
+    teacher, soft = ws.fold_teachers(cfg, settings.folds)
+    photo = photometric_soft(ws, cfg, settings)
+    mixed = tuple(mixed_logits(t, p, settings.weight, cfg.temperature, settings.sharpness)
+                  for t, p in zip(soft, photo))
+    student = ws.student(cfg, "non_test", mixed)
+    student.notes["mix"] = dataclasses.asdict(settings)
+    return [teacher, student, ws.baseline(cfg, "non_test")]

@@ -1,0 +1,25 @@
+"""Control: crossfit with photometric fold teachers of the teacher's size (no redshift).
+
+The same student, rows, loss, alpha and temperature as `crossfit`; the teachers have the deep
+teacher's widths but see only u g r i z, as the student does. What this student gains over
+its baseline is what a bigger photometric model's soft labels give without any privileged
+information (`experiment --preset controls`).
+"""
+
+from __future__ import annotations
+
+from sdss_distill.core.schema import STUDENT_VIEW
+from sdss_distill.distill.method import register
+from sdss_distill.distill.methods.crossfit import Settings
+
+
+@register("photo-teacher", "control: crossfit with photometric fold teachers of the teacher's "
+          "size (no redshift)", Settings)
+def run(ws, cfg, settings: Settings):
+    from sdss_distill.distill.workspace import Workspace
+    photometric = Workspace(ws.df, ws.split, seed=ws.seed, teacher_view=STUDENT_VIEW,
+                            validation_fraction=ws.validation_fraction, say=ws.say)
+    teacher, soft = photometric.fold_teachers(cfg, settings.folds)
+    teacher.notes["control"] = "photometric teacher (u g r i z only)"
+    student = ws.student(cfg, "non_test", soft)
+    return [teacher, student, ws.baseline(cfg, "non_test")]
