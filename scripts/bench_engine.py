@@ -33,9 +33,9 @@ MODELS = {"teacher": ("physical", (128, 128, 64, 32)), "student": ("photometric"
 
 def rows(data: str):
     """(x by view name, y) of the default split's teacher-train fit rows."""
+    from sdss_distill.core.schema import get_view
     from sdss_distill.data import datasets
     from sdss_distill.data.table import clean, features, labels, split, validation_slice
-    from sdss_distill.core.schema import get_view
     _, table = datasets.load(data)
     df, _ = clean(table, get_view("physical"))
     fit, _ = validation_slice(df, split(df, (0.4, 0.4, 0.2), 0).teacher_train, 0.15, 0)
@@ -46,6 +46,7 @@ def rows(data: str):
 def child(engine: str, data: str, epochs: int, batch: int) -> dict:
     """Time one engine on both models in this process; returns seconds per epoch."""
     import keras
+
     from sdss_distill.core.schema import get_view
     from sdss_distill.models.mlp import build_mlp
     xs, y = rows(data)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from sdss_distill.core.errors import check_signals
 from sdss_distill.distill.distillers import CoTrainer, OfflineDistiller, ParallelTeachers
 from sdss_distill.distill.formula import ENGINES
+from sdss_distill.distill.stopping import early_stopping_callbacks
 
 STEPS_PER_EXECUTION = 64
 VALIDATION_BATCH = 4096
@@ -45,24 +45,6 @@ class Fitted:
     epochs: int
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
-
-
-class StopOnSignal(keras.callbacks.Callback):
-    """Raise a SIGINT/SIGTERM whose exception was dropped (in a __del__ of TensorFlow's during
-    fit): checked after every batch and epoch, so training stops within one step."""
-
-    def on_train_batch_end(self, batch, logs=None):
-        check_signals()
-
-    def on_epoch_end(self, epoch, logs=None):
-        check_signals()
-
-
-def early_stopping_callbacks(patience: int) -> list:
-    return [StopOnSignal(),
-            keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
-            keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 3),
-                                              min_lr=1e-4)]
 
 
 def datasets(x, y, validation, settings: FitSettings):

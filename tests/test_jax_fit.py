@@ -1,0 +1,78 @@
+"""Proof that the configured loss settings reach the loss the JAX engine trains on.
+
+The engine's own code path (`fit.distil_offline` -> `jax_fit.fit_members`, the path of
+`Workspace.student`) is run with a learning rate of 0, so the weights stay at their initial
+values and the validation terms it logs after one epoch are the loss of a known model: they
+are compared with the terms computed here by hand in numpy (temperature not 1, alpha not 0
+or 1, both soft losses). `scripts/mutation_check.py` breaks these on purpose and shows which
+test fails for each mutant.
+"""
+
+import keras
+import numpy as np
+import pytest
+from scipy.special import log_softmax, softmax
+
+from sdss_distill.core.schema import get_view
+from sdss_distill.distill.fit import FitSettings, distil_offline
+from sdss_distill.distill.losses import soft_loss
+from sdss_distill.models import mlp as models
+
+ROWS, VAL = 300, 100
+
+
+def _data():
+    rng = np.random.default_rng(3)
+    x = rng.normal(18, 1, (ROWS + VAL, 5)).astype("float32")
+    y = rng.integers(0, 3, ROWS + VAL).astype("int32")
+    soft = rng.normal(0, 2, (ROWS + VAL, 3)).astype("float32")
+    return x, y, soft
+
+
+def hand_terms(logits, y, soft, temperature, kind):
+    """Row means of CE(y, s) and T^2 {KL, CE}(softmax(t/T), softmax(s/T)), in numpy."""
+    hard = -log_softmax(logits, axis=1)[np.arange(len(y)), y]
+    p_t = softmax(soft / temperature, axis=1)
+    cross = -(p_t * log_softmax(logits / temperature, axis=1)).sum(1)
+    entropy = -(p_t * np.log(p_t)).sum(1)
+    kd = temperature**2 * (cross - entropy if kind == "kl" else cross)
+    return hard.mean(), kd.mean()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["kl", "ce"])
+@pytest.mark.parametrize("alpha, temperature", [(0.3, 2.5), (0.7, 4.0)])
+def test_engine_trains_on_the_configured_loss(kind, alpha, temperature):
+    """The loss the engine computes (logged as val_loss, val_student_loss and
+    val_distillation_loss) is (1 - alpha) CE + alpha T^2 soft, with this T, alpha and kind."""
+    x, y, soft = _data()
+    keras.utils.set_random_seed(0)
+    net = models.build_mlp(get_view("photometric"), (8,), x[:ROWS], name="s")
+    expected = hand_terms(models.logits(net, x[ROWS:]), y[ROWS:], soft[ROWS:], temperature, kind)
+    fitted = distil_offline(net, x[:ROWS], y[:ROWS], soft[:ROWS],
+                            (x[ROWS:], y[ROWS:], soft[ROWS:]), FitSettings(1, 64, 5, 0.0),
+                            alpha=alpha, loss=soft_loss(kind, temperature))
+    h = fitted.history
+    assert h["val_student_loss"][0] == pytest.approx(expected[0], rel=1e-4)
+    assert h["val_distillation_loss"][0] == pytest.approx(expected[1], rel=1e-4)
+    assert h["val_loss"][0] == pytest.approx((1 - alpha) * expected[0] + alpha * expected[1],
+                                             rel=1e-4)
+
+
+def _student(alpha, temperature, kind="kl", epochs=8):
+    x, y, soft = _data()
+    keras.utils.set_random_seed(0)
+    net = models.build_mlp(get_view("photometric"), (8,), x[:ROWS], name="s")
+    distil_offline(net, x[:ROWS], y[:ROWS], soft[:ROWS], (x[ROWS:], y[ROWS:], soft[ROWS:]),
+                   FitSettings(epochs, 64, epochs, 1e-2), alpha=alpha,
+                   loss=soft_loss(kind, temperature))
+    return models.logits(net, x)
+
+
+@pytest.mark.slow
+def test_alpha_zero_is_the_hard_label_fit_and_temperature_changes_the_student():
+    """alpha = 0 ignores the soft labels (any T, kind: the same student); alpha > 0 at T = 4
+    differs from T = 1, and KL from soft cross-entropy only by the constant (same student)."""
+    np.testing.assert_array_equal(_student(0.0, 1.0), _student(0.0, 4.0, "ce"))
+    assert np.abs(_student(0.5, 4.0) - _student(0.5, 1.0)).max() > 1e-3
+    np.testing.assert_allclose(_student(0.5, 2.0, "kl"), _student(0.5, 2.0, "ce"), atol=1e-4)
