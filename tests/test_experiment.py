@@ -149,10 +149,12 @@ def test_a_small_real_sweep_end_to_end(small_sweep):
 def test_int8_size_of_an_architecture_matches_the_shipped_file(exported_run, tmp_path):
     """The sweep's int8 bytes come from an untrained model of the same architecture: equal to
     the size of the file export ships for a trained one."""
+    from sdss_distill.distill.method import Architecture
     from sdss_distill.runs.rundir import RunDir
     from sdss_distill.sweep import int8
     base = make_config(data="x.csv")
-    assert int8.architectures(base, {"offline", "student-ensemble"})[:2] == [(24, 24), (12, 12)]
+    assert int8.architectures(base, {"offline", "student-ensemble"})[:2] == [
+        Architecture((24, 24)), Architecture((12, 12))]
     sizes = int8.sizes(tmp_path, base, {"offline"})
     shipped = RunDir(exported_run).current().tflite_file("student_int8").stat().st_size
     assert sizes == {934: shipped}

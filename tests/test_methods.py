@@ -45,6 +45,33 @@ def test_every_method_is_covered():
     assert set(EXPECTED_ARMS) == set(registry.names())
 
 
+def test_no_method_name_is_tested_outside_the_methods():
+    """Method knowledge lives in its registry entry: no comparison (==, !=, in) with a method's
+    name anywhere in the package outside distill/methods/ (and the registry's list)."""
+    import ast
+
+    from tests.conftest import ROOT
+    names = set(registry.names())
+    found = []
+    for path in sorted((ROOT / "sdss_distill").rglob("*.py")):
+        if "methods" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare) and any(
+                    isinstance(n, ast.Constant) and n.value in names for n in ast.walk(node)):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, found
+
+
+def test_the_check_above_sees_a_method_name_comparison():
+    import ast
+    tree = ast.parse('if "subclass" in methods or arch[0] == "offline": pass')
+    hits = [n for n in ast.walk(tree) if isinstance(n, ast.Compare)
+            and any(isinstance(c, ast.Constant) and c.value in registry.names()
+                    for c in ast.walk(n))]
+    assert len(hits) == 2
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", list(EXPECTED_ARMS))
 def test_method_trains_and_reports(slice_ws, method):
@@ -67,6 +94,8 @@ def test_method_trains_and_reports(slice_ws, method):
     by_name = {a.name: a for a in arms}
     student, baseline = by_name["student"], by_name["baseline"]
     assert student.rows == baseline.rows  # the baseline sees the student's rows
+    # ... the rows the registry declares for the method
+    assert baseline.rows == registry.get(method).baseline_rows(cfg.settings(method))
     assert student.view.name == "photometric" and by_name["teacher"].view.name == "physical"
     if method == "student-ensemble":
         members = [a for a in arms if a.role == "member"]

@@ -5,7 +5,8 @@
 - `distillers`: `Distiller` subclasses (offline, online, hints) and the models that need their
   own class (co-training, K teachers trained at once);
 - `targets`: where soft labels come from (one teacher, an ensemble, out-of-fold teachers);
-- `training`: fitting with early stopping and per-epoch curves;
+- `fit`: fitting with early stopping and per-epoch curves (Keras `fit`, or the JAX engine
+  `jax_fit` for plain MLPs on arrays); `stopping`: the one stopping rule, as Keras callbacks;
 - `registry` and `methods/`: every distillation method by name.
 
 This package imports nothing heavy itself; import its modules.

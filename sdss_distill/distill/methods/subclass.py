@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sdss_distill.core.schema import STUDENT, TEACHER
-from sdss_distill.distill.method import register
+from sdss_distill.distill.method import Architecture, register
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,14 @@ class Settings:
             raise ValueError(f"bins must be between 1 and 16, got {self.bins!r}")
 
 
+def architectures(cfg, settings: Settings) -> list[Architecture]:
+    """One logit per subclass, summed to 3 classes."""
+    return [Architecture(tuple(cfg.student_hidden), subclass_bins=settings.bins)]
+
+
 @register("subclass", "teacher on class x redshift-bin subclasses; the student distils the "
-          "subclass distribution and sums it to 3 classes", Settings)
+          "subclass distribution and sums it to 3 classes", Settings, architectures=architectures,
+          exports_plain=False)
 def run(ws, cfg, settings: Settings):
     teacher, inner, _ = subclass_teacher(ws, cfg, settings.bins)
     student = subclass_student(ws, cfg, inner, settings.bins)
