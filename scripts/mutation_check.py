@@ -23,7 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSS_TESTS = ["tests/test_jax_fit.py"]
-BEST_TESTS = ["tests/test_distill.py::test_jax_engine_is_deterministic_and_keeps_the_best_epoch"]
+BEST_TESTS = ["tests/test_jax_fit.py::test_engine_keeps_the_best_epochs_weights_not_the_last",
+              "tests/test_distill.py::test_jax_engine_is_deterministic_and_keeps_the_best_epoch"]
 
 PATCH_LOSS = """
 from sdss_distill.distill import jax_fit

@@ -76,3 +76,22 @@ def test_alpha_zero_is_the_hard_label_fit_and_temperature_changes_the_student():
     np.testing.assert_array_equal(_student(0.0, 1.0), _student(0.0, 4.0, "ce"))
     assert np.abs(_student(0.5, 4.0) - _student(0.5, 1.0)).max() > 1e-3
     np.testing.assert_allclose(_student(0.5, 2.0, "kl"), _student(0.5, 2.0, "ce"), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_engine_keeps_the_best_epochs_weights_not_the_last():
+    """Noise labels, so the validation loss rises as the net overfits: the best epoch is not the
+    last (checked, so this test can fail), and the weights kept are the best epoch's."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(18, 1, (160, 5)).astype("float32")
+    y = rng.integers(0, 3, 160).astype("int32")
+    keras.utils.set_random_seed(0)
+    net = models.build_mlp(get_view("photometric"), (32,), x[:100], name="s")
+    fitted = distil_offline(net, x[:100], y[:100], np.zeros((100, 3), "float32"),
+                            (x[100:], y[100:], np.zeros((60, 3), "float32")),
+                            FitSettings(25, 20, 25, 5e-2), alpha=0.0, loss=soft_loss("kl", 1.0))
+    val = fitted.history["val_loss"]
+    best = int(np.argmin(val))
+    assert fitted.epochs == 25 and best < 20 and val[-1] > val[best] * 1.05, val
+    kept, _ = hand_terms(models.logits(net, x[100:]), y[100:], np.zeros((60, 3)), 1.0, "kl")
+    assert kept == pytest.approx(val[best], rel=1e-4)

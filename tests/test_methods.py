@@ -120,7 +120,7 @@ def test_baseline_is_shared_and_matches_an_alpha_zero_student(slice_ws):
 @pytest.mark.slow
 def test_configured_temperature_and_alpha_reach_every_methods_loss(slice_ws, monkeypatch):
     """Each method's distilled student is trained with the config's T and alpha, not a default."""
-    from sdss_distill.distill import distillers, subclasses
+    from sdss_distill.distill import distillers, jax_fit, subclasses
 
     seen = []
 
@@ -139,11 +139,59 @@ def test_configured_temperature_and_alpha_reach_every_methods_loss(slice_ws, mon
     for cls in (distillers.OfflineDistiller, distillers.OnlineDistiller,
                 distillers.HintDistiller, distillers.CoTrainer, subclasses.SubclassDistiller):
         spy(cls)
+    real_fit = jax_fit.fit_members
+
+    def engine(*args, loss=None, **kwargs):  # what the JAX engine trains on
+        loss = loss or jax_fit.Loss()
+        seen.append((float(loss.alpha), [loss.temperature]))
+        return real_fit(*args, loss=loss, **kwargs)
+
+    monkeypatch.setattr(jax_fit, "fit_members", engine)
     cfg, prepared, ws = slice_ws
     for method in EXPECTED_ARMS:
         seen.clear()
         run_cfg = dataclasses.replace(cfg, method=method, temperature=3.5, alpha=0.35, epochs=1)
         pipeline.timed_run(run_cfg, prepared, ws=ws)
-        distilled = [(a, ts) for a, ts in seen if a != 0.0]  # alpha 0: the hard-label baseline
+        # alpha 0: the hard-label baseline (and OfflineDistiller, which only validates alpha
+        # for the JAX engine, is not where the loss is computed: the engine's Loss is)
+        distilled = [(a, ts) for a, ts in seen if a != 0.0]
         assert distilled, (method, seen)
         assert all(a == 0.35 and 3.5 in ts for a, ts in distilled), (method, distilled)
+
+
+# The arm of each KD method that is "its student" for the alpha = 0 check: with student-ensemble
+# the member of the baseline's widths; subclass's student emits 3 x bins logits, a different
+# network from its 3-logit baseline, so alpha = 0 cannot make them equal.
+ALPHA0_ARM = {"offline": "student", "crossfit": "student", "online": "student",
+              "teacher-ensemble": "student", "assistant": "student",
+              "student-ensemble": "member_6x6", "hints": "student", "cotrain": "student"}
+KERAS_FIT = pytest.mark.xfail(strict=True, reason="trained by Keras fit on TensorFlow while its "
+                              "baseline trains in the JAX engine (issue 21 item 1 not done)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", [m if m not in ("hints", "cotrain")
+                                    else pytest.param(m, marks=KERAS_FIT) for m in ALPHA0_ARM])
+def test_alpha_zero_student_is_its_baseline(slice_ws, method):
+    """alpha = 0: the student (same rows, initial weights, batch order) predicts exactly what
+    its baseline predicts on every test row."""
+    cfg, prepared, ws = slice_ws
+    cfg = dataclasses.replace(cfg, method=method, alpha=0.0)
+    arms = {a.name: a for a in pipeline.timed_run(cfg, prepared, ws=ws)[0]}
+    test = prepared.df.loc[prepared.split.test]
+    np.testing.assert_array_equal(arms[ALPHA0_ARM[method]].logits(test),
+                                  arms["baseline"].logits(test))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", [*ALPHA0_ARM, "subclass"])
+def test_temperature_changes_the_student(slice_ws, method):
+    """alpha = 0.5: T = 4 and T = 1 train different students."""
+    cfg, prepared, ws = slice_ws
+    test = prepared.df.loc[prepared.split.test]
+    out = []
+    for temperature in (1.0, 4.0):
+        run_cfg = dataclasses.replace(cfg, method=method, alpha=0.5, temperature=temperature)
+        arms = {a.name: a for a in pipeline.timed_run(run_cfg, prepared, ws=ws)[0]}
+        out.append(arms[ALPHA0_ARM.get(method, "student")].logits(test))
+    assert np.abs(out[0] - out[1]).max() > 1e-4

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from sdss_distill.distill.distillers import CoTrainer, OfflineDistiller, ParallelTeachers
-from sdss_distill.distill.formula import ENGINES
+from sdss_distill.distill.formula import ENGINES, check_alpha
 from sdss_distill.distill.stopping import early_stopping_callbacks
 
 STEPS_PER_EXECUTION = 64
@@ -138,17 +138,22 @@ def train_parallel(members: list[keras.Model], x: np.ndarray, labels: np.ndarray
 
 
 def distil_offline(student: keras.Model, x, y, soft, validation, settings: FitSettings, *,
-                   alpha: float, loss) -> Fitted:
+                   alpha: float, loss, per_class: int = 0) -> Fitted:
     """Offline distillation: `soft` are teacher logits for the rows of x; alpha = 0 is the
     hard-label baseline. `validation` = (x_val, y_val, soft_val); `loss` a soft loss of
-    losses.py (its temperature and kind)."""
+    losses.py (its temperature and kind). `per_class` > 0: the student and `soft` are
+    subclass logits, per_class per class (subclass distillation, `jax_fit.Loss`)."""
     x_val, y_val, soft_val = validation
-    distiller = OfflineDistiller(student, alpha=alpha, losses=[loss])  # validates alpha
+    alpha = check_alpha(alpha)
     if _jax_ready(settings, [student]):
         from sdss_distill.distill.jax_fit import Loss
         xs, ys, ss, train, val = _stacked(x, x_val, (y, y_val), (soft, soft_val))
         return _fit_jax([student], xs, ys, train, val, settings, soft=ss,
-                        loss=Loss(alpha, loss.temperature, loss.kind))
+                        loss=Loss(alpha, loss.temperature, loss.kind, per_class))
+    distiller = OfflineDistiller(student, alpha=alpha, losses=[loss])
+    if per_class:
+        from sdss_distill.distill.subclasses import SubclassDistiller
+        distiller = SubclassDistiller(student, per_class, alpha=alpha, soft_loss=loss)
     return fit(distiller, ({"student": x, "soft": soft}, y),
                ({"student": x_val, "soft": soft_val}, y_val), settings)
 

@@ -36,6 +36,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from jax.scipy.special import logsumexp  # noqa: E402
 
 from sdss_distill.distill import formula  # noqa: E402
 from sdss_distill.distill.stopping import early_stopping_callbacks  # noqa: E402
@@ -75,6 +76,10 @@ class Loss:
     alpha: float = 0.0
     temperature: float = 1.0
     kind: str = "kl"
+    per_class: int = 0
+    """> 0: the model emits per_class subclass logits per class (subclass distillation); the
+    hard term and accuracy are on the class logits (models.mlp.SubclassSum), the soft term on
+    the subclasses."""
 
 
 def dense_stack(model):
@@ -126,13 +131,22 @@ def _forward(layers, z, rates, key, training):
     return h
 
 
+def class_logits(s, per_class: int):
+    """Subclass logits -> log of each class's summed subclass probability (as SubclassSum)."""
+    if not per_class:
+        return s
+    log_p = jax.nn.log_softmax(s, axis=-1)
+    return logsumexp(log_p.reshape(*s.shape[:-1], -1, per_class), axis=-1)
+
+
 def _terms(layers, z, y, soft, w, key, alpha, rates, loss: Loss, training):
     """One member's weighted (total, (hard, soft, accuracy)) over the rows of a batch."""
     s = _forward(layers, z, rates, key, training)
+    c = class_logits(s, loss.per_class)
     n = jnp.maximum(w.sum(), 1.0)
-    hard = (formula.hard_term(JNP, y, s) * w).sum() / n
+    hard = (formula.hard_term(JNP, y, c) * w).sum() / n
     kd = (formula.soft_term(JNP, soft, s, loss.temperature, loss.kind) * w).sum() / n
-    accuracy = ((jnp.argmax(s, axis=-1) == y) * w).sum() / n
+    accuracy = ((jnp.argmax(c, axis=-1) == y) * w).sum() / n
     return (1.0 - alpha) * hard + alpha * kd, (hard, kd, accuracy)
 
 
@@ -233,8 +247,8 @@ def _stacked_inputs(models, x, y, soft):
     z = np.stack([np.asarray(front(x, training=False)) for front, _, _ in stacks])
     params = [tuple(np.stack([s[1][i].get_weights()[j] for s in stacks]) for j in (0, 1))
               for i in range(len(stacks[0][1]))]
-    classes = params[-1][1].shape[-1]
-    soft = np.zeros((len(x), classes), "float32") if soft is None else soft
+    outputs = params[-1][1].shape[-1]
+    soft = np.zeros((len(x), outputs), "float32") if soft is None else soft
     z, y_dev, soft_dev = (jnp.asarray(a) for a in (z, np.asarray(y, "int32"),
                                                    np.asarray(soft, "float32")))
     return stacks, params, z, y_dev, soft_dev
@@ -265,7 +279,8 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
     opt_state = jax.vmap(optimizer().init)(params)
     history: dict[str, list[float]] = {}
     epochs, alpha = 0, np.float32(loss.alpha)
-    static = Loss(0.0, loss.temperature, loss.kind)  # alpha is an argument: one compile for all
+    # alpha is an argument: one compile for all
+    static = Loss(0.0, loss.temperature, loss.kind, loss.per_class)
     for epoch in range(settings.epochs):
         idx, w = _padded([rng.permutation(rows) for rows in train_rows], steps * batch)
         idx = idx.reshape(k_members, steps, batch).transpose(1, 0, 2)
