@@ -29,16 +29,16 @@ BEST_TESTS = ["tests/test_jax_fit.py::test_engine_keeps_the_best_epochs_weights_
 PATCH_LOSS = """
 from sdss_distill.distill import jax_fit
 real = jax_fit.Loss
-def mutant(alpha=0.0, temperature=1.0, kind="kl"):
+def mutant(alpha=0.0, temperature=1.0, kind="kl", per_class=0):
     {body}
 jax_fit.Loss = mutant
 """
 MUTANTS = {
     "none": ("", LOSS_TESTS + BEST_TESTS),
-    "temperature_ignored": (PATCH_LOSS.format(body="return real(alpha, 1.0, kind)"), LOSS_TESTS),
-    "alpha_ignored": (PATCH_LOSS.format(body="return real(0.9, temperature, kind)"), LOSS_TESTS),
+    "temperature_ignored": (PATCH_LOSS.format(body="return real(alpha, 1.0, kind, per_class)"), LOSS_TESTS),
+    "alpha_ignored": (PATCH_LOSS.format(body="return real(0.9, temperature, kind, per_class)"), LOSS_TESTS),
     "soft_loss_swapped": (PATCH_LOSS.format(
-        body="return real(alpha, temperature, {'kl': 'ce', 'ce': 'kl'}[kind])"), LOSS_TESTS),
+        body="return real(alpha, temperature, {'kl': 'ce', 'ce': 'kl'}[kind], per_class)"), LOSS_TESTS),
     "last_weights": ("""
 from sdss_distill.distill import jax_fit
 def last(self, host_params):
@@ -58,8 +58,12 @@ def run(name: str) -> tuple[bool, str, float]:
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
     failed = [ln.split(" ")[1] for ln in lines if ln.startswith("FAILED ")]
+    # a kill must be an assertion of the test, not a crash of the mutant (a TypeError, say)
+    asserted = any(ln.startswith("E ") and "assert" in ln.lower() for ln in lines)
     summary = (failed[0] if failed else "") + " | " + (lines[-1] if lines else done.stderr[-200:])
-    return done.returncode == 0, summary, time.perf_counter() - start
+    if failed and not asserted:
+        summary = "CRASHED, not an assertion: " + summary
+    return done.returncode == 0 or (failed and not asserted), summary, time.perf_counter() - start
 
 
 def main() -> int:
@@ -70,7 +74,7 @@ def main() -> int:
             verdict = "tests pass unmutated" if passed else "TESTS FAIL UNMUTATED"
             survivors += not passed
         else:
-            verdict = "SURVIVED" if passed else "killed"
+            verdict = "SURVIVED" if passed else "killed"  # passed: also a crash, not a kill
             survivors += passed
         print(f"{name:20s} {verdict:22s} {seconds:6.1f} s  {summary}", flush=True)
     return 1 if survivors else 0

@@ -14,6 +14,7 @@ import pytest
 from scipy.special import log_softmax, softmax
 
 from sdss_distill.core.schema import get_view
+from sdss_distill.distill import jax_fit
 from sdss_distill.distill.fit import FitSettings, distil_offline
 from sdss_distill.distill.losses import soft_loss
 from sdss_distill.models import mlp as models
@@ -95,3 +96,34 @@ def test_engine_keeps_the_best_epochs_weights_not_the_last():
     assert fitted.epochs == 25 and best < 20 and val[-1] > val[best] * 1.05, val
     kept, _ = hand_terms(models.logits(net, x[100:]), y[100:], np.zeros((60, 3)), 1.0, "kl")
     assert kept == pytest.approx(val[best], rel=1e-4)
+
+
+def _loss_mutant(change):
+    real = jax_fit.Loss
+    return lambda alpha=0.0, temperature=1.0, kind="kl", per_class=0: real(
+        **{**dict(alpha=alpha, temperature=temperature, kind=kind, per_class=per_class),
+           **change(alpha, temperature, kind)})
+
+
+MUTANTS = {  # the same mutants as scripts/mutation_check.py, which prints the report
+    "temperature_ignored": ("Loss", lambda a, t, k: {"temperature": 1.0}),
+    "alpha_ignored": ("Loss", lambda a, t, k: {"alpha": 0.9}),
+    "soft_loss_swapped": ("Loss", lambda a, t, k: {"kind": {"kl": "ce", "ce": "kl"}[k]}),
+    "last_weights": ("final_weights", None),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", list(MUTANTS))
+def test_each_mutant_fails_a_test(mutant, monkeypatch):
+    """Break one setting on purpose: the test written for it must fail."""
+    target, change = MUTANTS[mutant]
+    if target == "Loss":
+        monkeypatch.setattr(jax_fit, "Loss", _loss_mutant(change))
+        with pytest.raises(AssertionError):
+            test_engine_trains_on_the_configured_loss("kl", 0.3, 2.5)
+    else:
+        monkeypatch.setattr(jax_fit._Member, "final_weights",
+                            lambda self, host: [a[self.k] for layer in host for a in layer])
+        with pytest.raises(AssertionError):
+            test_engine_keeps_the_best_epochs_weights_not_the_last()

@@ -19,6 +19,7 @@ Keras to the raw one, a difference of order 1e-7 in the step).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -280,7 +281,7 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
     history: dict[str, list[float]] = {}
     epochs, alpha = 0, np.float32(loss.alpha)
     # alpha is an argument: one compile for all
-    static = Loss(0.0, loss.temperature, loss.kind, loss.per_class)
+    static = dataclasses.replace(loss, alpha=0.0)
     for epoch in range(settings.epochs):
         idx, w = _padded([rng.permutation(rows) for rows in train_rows], steps * batch)
         idx = idx.reshape(k_members, steps, batch).transpose(1, 0, 2)
