@@ -27,18 +27,20 @@ BEST_TESTS = ["tests/test_jax_fit.py::test_engine_keeps_the_best_epochs_weights_
               "tests/test_distill.py::test_jax_engine_is_deterministic_and_keeps_the_best_epoch"]
 
 PATCH_LOSS = """
+import dataclasses
 from sdss_distill.distill import jax_fit
 real = jax_fit.Loss
-def mutant(alpha=0.0, temperature=1.0, kind="kl", per_class=0):
-    {body}
+def mutant(*args, **kwargs):
+    loss = real(*args, **kwargs)
+    return dataclasses.replace(loss, {change})
 jax_fit.Loss = mutant
 """
 MUTANTS = {
     "none": ("", LOSS_TESTS + BEST_TESTS),
-    "temperature_ignored": (PATCH_LOSS.format(body="return real(alpha, 1.0, kind, per_class)"), LOSS_TESTS),
-    "alpha_ignored": (PATCH_LOSS.format(body="return real(0.9, temperature, kind, per_class)"), LOSS_TESTS),
+    "temperature_ignored": (PATCH_LOSS.format(change="temperature=1.0"), LOSS_TESTS),
+    "alpha_ignored": (PATCH_LOSS.format(change="alpha=0.9"), LOSS_TESTS),
     "soft_loss_swapped": (PATCH_LOSS.format(
-        body="return real(alpha, temperature, {'kl': 'ce', 'ce': 'kl'}[kind], per_class)"), LOSS_TESTS),
+        change="kind={'kl': 'ce', 'ce': 'kl'}[loss.kind]"), LOSS_TESTS),
     "last_weights": ("""
 from sdss_distill.distill import jax_fit
 def last(self, host_params):

@@ -8,6 +8,8 @@ or 1, both soft losses). `scripts/mutation_check.py` breaks these on purpose and
 test fails for each mutant.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -60,6 +62,27 @@ def test_engine_trains_on_the_configured_loss(kind, alpha, temperature):
                                              rel=1e-4)
 
 
+@pytest.mark.slow
+def test_engine_adds_the_hint_term_as_configured():
+    """FitNets hints: the engine's soft term is T^2 KL + weight * MSE(teacher features,
+    projection of the student's dense_0 output), by hand."""
+    from sdss_distill.distill.losses import FitNetsHint
+    x, y, soft = _data()
+    feats = np.random.default_rng(7).normal(0, 1, (ROWS + VAL, 4)).astype("float32")
+    keras.utils.set_random_seed(0)
+    net = models.build_mlp(get_view("photometric"), (8,), x[:ROWS], name="s")
+    hint = FitNetsHint("t", "dense_0", teacher_units=4, student_units=8)
+    hidden = models.logits(keras.Model(net.inputs[0], net.get_layer("dense_0").output), x[ROWS:])
+    w, b = hint.projection.get_weights()
+    mse = ((feats[ROWS:] - (hidden @ w + b)) ** 2).mean(axis=1).mean()
+    _, kd = hand_terms(models.logits(net, x[ROWS:]), y[ROWS:], soft[ROWS:], 3.0, "kl")
+    both = np.concatenate([soft, feats], axis=1)
+    fitted = distil_offline(net, x[:ROWS], y[:ROWS], both[:ROWS], (x[ROWS:], y[ROWS:], both[ROWS:]),
+                            FitSettings(1, 64, 5, 0.0), alpha=0.6, loss=soft_loss("kl", 3.0),
+                            hint=(hint.projection, 0, 0.25))
+    assert fitted.history["val_distillation_loss"][0] == pytest.approx(kd + 0.25 * mse, rel=1e-4)
+
+
 def _student(alpha, temperature, kind="kl", epochs=8):
     x, y, soft = _data()
     keras.utils.set_random_seed(0)
@@ -100,15 +123,17 @@ def test_engine_keeps_the_best_epochs_weights_not_the_last():
 
 def _loss_mutant(change):
     real = jax_fit.Loss
-    return lambda alpha=0.0, temperature=1.0, kind="kl", per_class=0: real(
-        **{**dict(alpha=alpha, temperature=temperature, kind=kind, per_class=per_class),
-           **change(alpha, temperature, kind)})
+
+    def mutant(*args, **kwargs):
+        loss = real(*args, **kwargs)
+        return dataclasses.replace(loss, **change(loss))
+    return mutant
 
 
 MUTANTS = {  # the same mutants as scripts/mutation_check.py, which prints the report
-    "temperature_ignored": ("Loss", lambda a, t, k: {"temperature": 1.0}),
-    "alpha_ignored": ("Loss", lambda a, t, k: {"alpha": 0.9}),
-    "soft_loss_swapped": ("Loss", lambda a, t, k: {"kind": {"kl": "ce", "ce": "kl"}[k]}),
+    "temperature_ignored": ("Loss", lambda loss: {"temperature": 1.0}),
+    "alpha_ignored": ("Loss", lambda loss: {"alpha": 0.9}),
+    "soft_loss_swapped": ("Loss", lambda loss: {"kind": {"kl": "ce", "ce": "kl"}[loss.kind]}),
     "last_weights": ("final_weights", None),
 }
 

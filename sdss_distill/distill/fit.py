@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from sdss_distill.core.errors import InputError
 from sdss_distill.distill.distillers import CoTrainer, OfflineDistiller, ParallelTeachers
 from sdss_distill.distill.formula import ENGINES, check_alpha
 from sdss_distill.distill.stopping import early_stopping_callbacks
@@ -138,18 +139,24 @@ def train_parallel(members: list[keras.Model], x: np.ndarray, labels: np.ndarray
 
 
 def distil_offline(student: keras.Model, x, y, soft, validation, settings: FitSettings, *,
-                   alpha: float, loss, per_class: int = 0) -> Fitted:
+                   alpha: float, loss, per_class: int = 0, hint=None) -> Fitted:
     """Offline distillation: `soft` are teacher logits for the rows of x; alpha = 0 is the
     hard-label baseline. `validation` = (x_val, y_val, soft_val); `loss` a soft loss of
     losses.py (its temperature and kind). `per_class` > 0: the student and `soft` are
-    subclass logits, per_class per class (subclass distillation, `jax_fit.Loss`)."""
+    subclass logits, per_class per class (subclass distillation, `jax_fit.Loss`). `hint` =
+    (projection Dense layer, index of the student's Dense layer, weight): FitNets hints, the
+    teacher's hidden features being the columns of `soft` after the logits (JAX engine only)."""
     x_val, y_val, soft_val = validation
     alpha = check_alpha(alpha)
     if _jax_ready(settings, [student]):
         from sdss_distill.distill.jax_fit import Loss
         xs, ys, ss, train, val = _stacked(x, x_val, (y, y_val), (soft, soft_val))
+        layer, weight = (hint[1], hint[2]) if hint else (-1, 0.0)
         return _fit_jax([student], xs, ys, train, val, settings, soft=ss,
-                        loss=Loss(alpha, loss.temperature, loss.kind, per_class))
+                        loss=Loss(alpha, loss.temperature, loss.kind, per_class, layer, weight),
+                        projection=hint[0] if hint else None)
+    if hint:
+        raise InputError('method hints trains in the JAX engine only: set engine = "jax"')
     distiller = OfflineDistiller(student, alpha=alpha, losses=[loss])
     if per_class:
         from sdss_distill.distill.subclasses import SubclassDistiller

@@ -81,6 +81,12 @@ class Loss:
     """> 0: the model emits per_class subclass logits per class (subclass distillation); the
     hard term and accuracy are on the class logits (models.mlp.SubclassSum), the soft term on
     the subclasses."""
+    hint_layer: int = -1
+    """>= 0: FitNets hints on the output of the student's Dense layer of that index: the last
+    entry of the weights is then a trainable projection (w, b), the soft targets' columns after
+    the logits are the teacher's hidden features, and the soft term gains hint_weight * MSE
+    (formula.hint_term), as `HintDistiller` weighs them."""
+    hint_weight: float = 0.0
 
 
 def dense_stack(model):
@@ -119,17 +125,20 @@ def supported(models) -> bool:
     return len(shapes) == 1 and len({s[2] for s in stacks}) == 1
 
 
-def _forward(layers, z, rates, key, training):
-    h = z
+def _forward(layers, z, rates, key, training, keep: int = -1):
+    """(logits, output of Dense layer `keep` (before its dropout), or None)."""
+    h, kept = z, None
     for i, (w, b) in enumerate(layers):
         h = h @ w + b
         if i < len(layers) - 1:
             h = jax.nn.relu(h)
+        if i == keep:
+            kept = h
         if training and rates[i] > 0:
             key, sub = jax.random.split(key)
-            keep = jax.random.bernoulli(sub, 1.0 - rates[i], h.shape)
-            h = jnp.where(keep, h / (1.0 - rates[i]), 0.0)
-    return h
+            mask = jax.random.bernoulli(sub, 1.0 - rates[i], h.shape)
+            h = jnp.where(mask, h / (1.0 - rates[i]), 0.0)
+    return h, kept
 
 
 def class_logits(s, per_class: int):
@@ -142,11 +151,18 @@ def class_logits(s, per_class: int):
 
 def _terms(layers, z, y, soft, w, key, alpha, rates, loss: Loss, training):
     """One member's weighted (total, (hard, soft, accuracy)) over the rows of a batch."""
-    s = _forward(layers, z, rates, key, training)
+    hinted = loss.hint_layer >= 0
+    s, kept = _forward(layers[:-1] if hinted else layers, z, rates, key, training,
+                       loss.hint_layer)
     c = class_logits(s, loss.per_class)
     n = jnp.maximum(w.sum(), 1.0)
     hard = (formula.hard_term(JNP, y, c) * w).sum() / n
-    kd = (formula.soft_term(JNP, soft, s, loss.temperature, loss.kind) * w).sum() / n
+    per_row = formula.soft_term(JNP, soft[:, :s.shape[-1]], s, loss.temperature, loss.kind)
+    if hinted:
+        projection_w, projection_b = layers[-1]
+        per_row = per_row + loss.hint_weight * formula.hint_term(
+            JNP, soft[:, s.shape[-1]:], kept @ projection_w + projection_b)
+    kd = (per_row * w).sum() / n
     accuracy = ((jnp.argmax(c, axis=-1) == y) * w).sum() / n
     return (1.0 - alpha) * hard + alpha * kd, (hard, kd, accuracy)
 
@@ -248,7 +264,7 @@ def _stacked_inputs(models, x, y, soft):
     z = np.stack([np.asarray(front(x, training=False)) for front, _, _ in stacks])
     params = [tuple(np.stack([s[1][i].get_weights()[j] for s in stacks]) for j in (0, 1))
               for i in range(len(stacks[0][1]))]
-    outputs = params[-1][1].shape[-1]
+    outputs = params[-1][1].shape[-1]  # the logits (soft may carry hint features after them)
     soft = np.zeros((len(x), outputs), "float32") if soft is None else soft
     z, y_dev, soft_dev = (jnp.asarray(a) for a in (z, np.asarray(y, "int32"),
                                                    np.asarray(soft, "float32")))
@@ -256,9 +272,13 @@ def _stacked_inputs(models, x, y, soft):
 
 
 def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
-                val_mask: np.ndarray, settings, *, loss: Loss = Loss(), soft=None, say=None):
+                val_mask: np.ndarray, settings, *, loss: Loss = Loss(), soft=None, say=None,
+                projection=None):
     """Train K `build_mlp` models at once, member k on the rows of `train_mask[:, k]`, early
     stopping on `val_mask[:, k]`; their Keras weights are updated in place.
+
+    `projection`: the Keras Dense layer of a FitNets hint (`loss.hint_layer`), one member
+    only; trained with the member and its weights updated in place too.
 
     Returns (epochs run, seconds, history): history has the members' summed `loss`,
     `val_loss` and mean `accuracy`, `val_accuracy` per epoch, as Keras logged them, plus
@@ -267,6 +287,8 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
     start = time.perf_counter()
     k_members = len(models)
     stacks, params, z, y_dev, soft_dev = _stacked_inputs(models, x, y, soft)
+    if projection is not None:
+        params.append(tuple(a[None] for a in projection.get_weights()))
     rates = stacks[0][2]
     train_rows = [np.flatnonzero(train_mask[:, k]) for k in range(k_members)]
     val_idx, val_w = (jnp.asarray(a) for a in _padded(
@@ -303,7 +325,10 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
                 f"val_loss {history['val_loss'][-1]:.4f}")
         if all(m.stop_training for m in members):
             break
-    _set_weights(stacks, [m.final_weights(jax.device_get(params)) for m in members])
+    final = [m.final_weights(jax.device_get(params)) for m in members]
+    _set_weights(stacks, final)
+    if projection is not None:
+        projection.set_weights(final[0][-2:])
     return epochs, time.perf_counter() - start, history
 
 
