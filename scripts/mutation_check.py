@@ -42,9 +42,10 @@ MUTANTS = {
     "soft_loss_swapped": (PATCH_LOSS.format(
         change="kind={'kl': 'ce', 'ce': 'kl'}[loss.kind]"), LOSS_TESTS),
     "last_weights": ("""
+import numpy as np
 from sdss_distill.distill import jax_fit
-def last(self, host_params):
-    return [a[self.k] for layer in host_params for a in layer]
+def last(self, params):
+    return [np.asarray(a[self.k]) for layer in params for a in layer]
 jax_fit._Member.final_weights = last
 """, BEST_TESTS),
 }

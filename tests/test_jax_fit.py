@@ -149,6 +149,6 @@ def test_each_mutant_fails_a_test(mutant, monkeypatch):
             test_engine_trains_on_the_configured_loss("kl", 0.3, 2.5)
     else:
         monkeypatch.setattr(jax_fit._Member, "final_weights",
-                            lambda self, host: [a[self.k] for layer in host for a in layer])
+                            lambda self, params: [np.asarray(a[self.k]) for layer in params for a in layer])
         with pytest.raises(AssertionError):
             test_engine_keeps_the_best_epochs_weights_not_the_last()

@@ -230,7 +230,7 @@ class _Member:
     def __init__(self, k: int, learning_rate: float, patience: int):
         self.k, self.metrics, self.stop_training = k, [], False
         self.optimizer = SimpleNamespace(learning_rate=float(learning_rate))
-        self.weights: list[np.ndarray] = []
+        self.params = None  # the stacked weights (all members) at the epoch's end, on device
         self.restored: list[np.ndarray] | None = None
         self.callbacks = early_stopping_callbacks(patience)
         for callback in self.callbacks:
@@ -238,23 +238,24 @@ class _Member:
             callback.on_train_begin()
 
     def get_weights(self) -> list[np.ndarray]:
-        return [a.copy() for a in self.weights]
+        """This member's weights, copied to the host (only when EarlyStopping keeps them)."""
+        return [np.array(a[self.k]) for layer in jax.device_get(self.params) for a in layer]
 
     def set_weights(self, weights) -> None:
         self.restored = list(weights)
 
-    def epoch_end(self, epoch: int, host_params, val_loss: float) -> None:
-        """Run the callbacks on this epoch (weights `host_params`, numpy, all members)."""
-        self.weights = [a[self.k] for layer in host_params for a in layer]
+    def epoch_end(self, epoch: int, params, val_loss: float) -> None:
+        """Run the callbacks on this epoch (`params`: every member's weights after it)."""
+        self.params = params
         for callback in self.callbacks:
             callback.on_epoch_end(epoch, {"val_loss": val_loss})
 
-    def final_weights(self, host_params) -> list[np.ndarray]:
+    def final_weights(self, params) -> list[np.ndarray]:
         """The weights the callbacks leave at the end of training (the best epoch's)."""
-        self.weights = [a[self.k] for layer in host_params for a in layer]
+        self.params = params
         for callback in self.callbacks:
             callback.on_train_end()
-        return self.restored if self.restored is not None else self.weights
+        return self.restored if self.restored is not None else self.get_weights()
 
 
 def _stacked_inputs(models, x, y, soft):
@@ -316,16 +317,15 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
         epochs = epoch + 1
         _log(history, "", [np.asarray(v, "float64") for v in train_stats], loss)
         _log(history, "val_", val_stats, loss)
-        host = jax.device_get(params)
         for m in members:
             if not m.stop_training:
-                m.epoch_end(epoch, host, float(val_stats[0][m.k]))
+                m.epoch_end(epoch, params, float(val_stats[0][m.k]))
         if say:
             say(f"epoch {epochs}: loss {history['loss'][-1]:.4f}, "
                 f"val_loss {history['val_loss'][-1]:.4f}")
         if all(m.stop_training for m in members):
             break
-    final = [m.final_weights(jax.device_get(params)) for m in members]
+    final = [m.final_weights(params) for m in members]
     _set_weights(stacks, final)
     if projection is not None:
         projection.set_weights(final[0][-2:])
