@@ -15,7 +15,13 @@ import keras
 import numpy as np
 
 from sdss_distill.core.errors import InputError
-from sdss_distill.distill.distillers import CoTrainer, OfflineDistiller, ParallelTeachers
+from sdss_distill.distill.distillers import (
+    STUDENT,
+    TEACHER,
+    CoTrainer,
+    OfflineDistiller,
+    ParallelTeachers,
+)
 from sdss_distill.distill.formula import ENGINES, check_alpha
 from sdss_distill.distill.stopping import early_stopping_callbacks
 
@@ -172,6 +178,16 @@ def fit_distiller(distiller: keras.Model, x: dict, y, validation, settings: FitS
 
 def cotrain(teacher, student, x: dict, y, validation, settings: FitSettings, *, alpha: float,
             loss) -> Fitted:
-    """Teacher and student from scratch, together (see `CoTrainer`)."""
+    """Teacher and student from scratch, together (see `CoTrainer`; in the JAX engine,
+    `jax_cotrain`). `x` = {"student": ..., "teacher": ...}, `validation` the same pair."""
+    alpha = check_alpha(alpha)
+    if _jax_ready(settings, [teacher]) and _jax_ready(settings, [student]):
+        from sdss_distill.distill import jax_cotrain
+        from sdss_distill.distill.jax_fit import Loss
+        x_val, y_val = validation
+        xt, xs, ys, train, val = _stacked(x[TEACHER], x_val[TEACHER], (x[STUDENT], x_val[STUDENT]),
+                                          (y, y_val))
+        return Fitted(*jax_cotrain.fit_pair(teacher, student, xt, xs, ys, train[:, 0], val[:, 0],
+                                            settings, loss=Loss(alpha, loss.temperature, loss.kind)))
     return fit(CoTrainer(teacher, student, alpha=alpha, soft_loss=loss), (x, y), validation,
                settings)

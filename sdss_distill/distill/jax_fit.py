@@ -238,8 +238,10 @@ class _Member:
             callback.on_train_begin()
 
     def get_weights(self) -> list[np.ndarray]:
-        """This member's weights, copied to the host (only when EarlyStopping keeps them)."""
-        return [np.array(a[self.k]) for layer in jax.device_get(self.params) for a in layer]
+        """This member's weights, copied to the host (only when EarlyStopping keeps them);
+        k = None: the weights are one model's, not stacked."""
+        return [np.array(a if self.k is None else a[self.k])
+                for layer in jax.device_get(self.params) for a in layer]
 
     def set_weights(self, weights) -> None:
         self.restored = list(weights)
