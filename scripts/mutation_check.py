@@ -66,7 +66,7 @@ def run(name: str) -> tuple[bool, str, float]:
     summary = (failed[0] if failed else "") + " | " + (lines[-1] if lines else done.stderr[-200:])
     if failed and not asserted:
         summary = "CRASHED, not an assertion: " + summary
-    return done.returncode == 0 or (failed and not asserted), summary, time.perf_counter() - start
+    return done.returncode == 0 or bool(failed and not asserted), summary, time.perf_counter() - start
 
 
 def main() -> int:
