@@ -1,5 +1,6 @@
-"""Fit plain MLPs in JAX: the fast engine behind `fit.train_teacher`, `train_parallel` and
-`distil_offline`.
+"""Fit plain MLPs in JAX: the engine behind `fit.train_teacher`, `train_parallel`,
+`distil_offline` (offline, crossfit, online, ensembles, assistant, subclass, hints) and, through
+`jax_cotrain`, `fit.cotrain`.
 
 The models stay Keras (TensorFlow backend, so export, QAT and LiteRT are unchanged): their
 fixed front end (SkyFeatures, Normalization) is run once by Keras, the Dense stack's weights
