@@ -94,8 +94,12 @@ def test_method_trains_and_reports(slice_ws, method):
     by_name = {a.name: a for a in arms}
     student, baseline = by_name["student"], by_name["baseline"]
     assert student.rows == baseline.rows  # the baseline sees the student's rows
-    # ... the rows the registry declares for the method
-    assert baseline.rows == registry.get(method).baseline_rows(cfg.settings(method))
+    # ... the rows the registry declares for the method; and its export kind is declared too
+    declared = registry.get(method)
+    assert baseline.rows == declared.baseline_rows(cfg.settings(method))
+    from sdss_distill.models.mlp import ensemble_members, subclass_head
+    plain = not ensemble_members(student.model) and subclass_head(student.model) is None
+    assert declared.exports_plain == plain, method
     assert student.view.name == "photometric" and by_name["teacher"].view.name == "physical"
     if method == "student-ensemble":
         members = [a for a in arms if a.role == "member"]
