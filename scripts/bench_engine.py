@@ -21,6 +21,10 @@ keras_tf 116.7 / 93.2 (2.6x / 12x). A whole default `train --data sdss` with eve
 Keras `fit` on the JAX backend (engine = "keras", KERAS_BACKEND=jax, numpy input) took 45.5 s
 user CPU against 14.7 s for the JAX engine (load 11-13, wall times meaningless): so the
 package keeps one JAX engine (jax_fit.py), with optax's Adam and Keras's callbacks.
+Again at 11:22 UTC (load 1.4-2.1), after that change, `--rounds 3 --epochs 10`, medians:
+jax_fit 39.1 / 4.7; keras_jax 46.8 / 13.4 (1.2x / 2.9x); keras_tf 101.7 / 62.7 (2.6x / 13x).
+Per epoch the gap is small for the teacher: most of the whole-run difference is Keras's
+per-fit overhead (compiling each model's train and test steps, validation, callbacks).
 """
 
 from __future__ import annotations
