@@ -165,10 +165,12 @@ def test_int8_size_of_an_architecture_matches_the_shipped_file(exported_run, tmp
     """The sweep's int8 bytes come from an untrained model of the same architecture: equal to
     the size of export's 16x8 candidate for a trained one (student_int8 is that candidate or
     another one chosen on dev rows)."""
+    from sdss_distill.distill.method import Architecture
     from sdss_distill.runs.rundir import RunDir
     from sdss_distill.sweep import int8
     base = make_config(data="x.csv")
-    assert int8.architectures(base, {"offline", "student-ensemble"})[:2] == [(48, 48), (12, 12)]
+    assert int8.architectures(base, {"offline", "student-ensemble"})[:2] == [
+        Architecture((48, 48)), Architecture((12, 12))]
     sizes = int8.sizes(tmp_path, base, {"offline"})
     layout = RunDir(exported_run).current()
     shipped = json.loads(layout.export_json.read_text())["student_int8_choice"]["candidates"][

@@ -50,6 +50,7 @@ def test_detects_hats_directories(hats_catalogue, tmp_path):
     assert not hats_io.is_hats(tmp_path) and not hats_io.is_hats(path / "collection.properties")
 
 
+@pytest.mark.slow  # the hats_catalogue fixture takes about 13 s
 def test_primary_catalogue_only_margins_not_scored(hats_catalogue):
     path, df = hats_catalogue
     source = hats_io.open_input(path)
@@ -59,6 +60,7 @@ def test_primary_catalogue_only_margins_not_scored(hats_catalogue):
     assert sum(pq.read_metadata(f).num_rows for f in source.files) == len(df)
 
 
+@pytest.mark.slow  # the hats_catalogue fixture takes about 13 s
 def test_output_is_a_hats_catalogue_with_the_input_partitioning(hats_catalogue, scored_hats):
     path, df = hats_catalogue
     code, out = scored_hats
@@ -85,6 +87,7 @@ def test_output_is_a_hats_catalogue_with_the_input_partitioning(hats_catalogue, 
     assert 0 < len(cone) < len(frame)
 
 
+@pytest.mark.slow  # the hats_catalogue fixture takes about 13 s
 def test_rerun_skips_finished_partitions(hats_catalogue, scored_hats, model, capsys):
     path, df = hats_catalogue
     _, out = scored_hats
@@ -131,6 +134,7 @@ def test_earlier_output_keeps_a_users_file(hats_catalogue, scored_hats, model):
         theirs.unlink()
 
 
+@pytest.mark.slow  # the hats_catalogue fixture takes about 13 s
 def test_em_priors_on_hats(hats_catalogue, model, tmp_path):
     path, df = hats_catalogue
     out = tmp_path / "em"
@@ -150,6 +154,7 @@ def test_hats_output_needs_hats_input(tmp_path, model, capsys):
     assert code == 2 and "--output-format hats needs a HATS catalogue as --input" in err
 
 
+@pytest.mark.slow  # the hats_catalogue fixture takes about 13 s
 def test_parquet_output_from_hats_input(hats_catalogue, model, tmp_path):
     path, df = hats_catalogue
     out = tmp_path / "flat"

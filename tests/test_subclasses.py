@@ -123,8 +123,10 @@ def test_subclass_run_exports_a_three_class_student(real_table, tmp_path):
 
 
 def test_sweep_int8_sizes_know_the_subclass_student():
+    from sdss_distill.distill.method import Architecture
     from sdss_distill.sweep import int8
     base = make_config()
-    assert ("subclass", 4, (48, 48)) in int8.architectures(base, {"offline", "subclass"})
-    model, _ = int8._build(("subclass", 4, (24, 24)))
+    arch = Architecture((48, 48), subclass_bins=4)
+    assert arch in int8.architectures(base, {"offline", "subclass"})
+    model, _ = int8._build(arch)
     assert model.output.shape[-1] == 3 and models.subclass_head(model).per_class == 4

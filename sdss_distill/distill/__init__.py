@@ -5,7 +5,9 @@
 - `distillers`: `Distiller` subclasses (offline, online, hints) and the models that need their
   own class (co-training, K teachers trained at once);
 - `targets`: where soft labels come from (one teacher, an ensemble, out-of-fold teachers);
-- `training`: fitting with early stopping and per-epoch curves;
+- `fit`: fitting with early stopping and per-epoch curves: the JAX engine (`jax_fit`, and
+  `jax_cotrain` for co-training) for every model on arrays, Keras `fit` for the streamed run
+  and `engine = "keras"`; `stopping`: the one stopping rule, as Keras callbacks;
 - `registry` and `methods/`: every distillation method by name.
 
 This package imports nothing heavy itself; import its modules.

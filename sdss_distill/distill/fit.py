@@ -14,9 +14,16 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from sdss_distill.core.errors import check_signals
-from sdss_distill.distill.distillers import CoTrainer, OfflineDistiller, ParallelTeachers
-from sdss_distill.distill.formula import ENGINES
+from sdss_distill.core.errors import InputError
+from sdss_distill.distill.distillers import (
+    STUDENT,
+    TEACHER,
+    CoTrainer,
+    OfflineDistiller,
+    ParallelTeachers,
+)
+from sdss_distill.distill.formula import ENGINES, check_alpha
+from sdss_distill.distill.stopping import early_stopping_callbacks
 
 STEPS_PER_EXECUTION = 64
 VALIDATION_BATCH = 4096
@@ -45,24 +52,6 @@ class Fitted:
     epochs: int
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
-
-
-class StopOnSignal(keras.callbacks.Callback):
-    """Raise a SIGINT/SIGTERM whose exception was dropped (in a __del__ of TensorFlow's during
-    fit): checked after every batch and epoch, so training stops within one step."""
-
-    def on_train_batch_end(self, batch, logs=None):
-        check_signals()
-
-    def on_epoch_end(self, epoch, logs=None):
-        check_signals()
-
-
-def early_stopping_callbacks(patience: int) -> list:
-    return [StopOnSignal(),
-            keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
-            keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 3),
-                                              min_lr=1e-4)]
 
 
 def datasets(x, y, validation, settings: FitSettings):
@@ -156,17 +145,28 @@ def train_parallel(members: list[keras.Model], x: np.ndarray, labels: np.ndarray
 
 
 def distil_offline(student: keras.Model, x, y, soft, validation, settings: FitSettings, *,
-                   alpha: float, loss) -> Fitted:
+                   alpha: float, loss, per_class: int = 0, hint=None) -> Fitted:
     """Offline distillation: `soft` are teacher logits for the rows of x; alpha = 0 is the
     hard-label baseline. `validation` = (x_val, y_val, soft_val); `loss` a soft loss of
-    losses.py (its temperature and kind)."""
+    losses.py (its temperature and kind). `per_class` > 0: the student and `soft` are
+    subclass logits, per_class per class (subclass distillation, `jax_fit.Loss`). `hint` =
+    (projection Dense layer, index of the student's Dense layer, weight): FitNets hints, the
+    teacher's hidden features being the columns of `soft` after the logits (JAX engine only)."""
     x_val, y_val, soft_val = validation
-    distiller = OfflineDistiller(student, alpha=alpha, losses=[loss])  # validates alpha
+    alpha = check_alpha(alpha)
     if _jax_ready(settings, [student]):
         from sdss_distill.distill.jax_fit import Loss
         xs, ys, ss, train, val = _stacked(x, x_val, (y, y_val), (soft, soft_val))
+        layer, weight = (hint[1], hint[2]) if hint else (-1, 0.0)
         return _fit_jax([student], xs, ys, train, val, settings, soft=ss,
-                        loss=Loss(alpha, loss.temperature, loss.kind))
+                        loss=Loss(alpha, loss.temperature, loss.kind, per_class, layer, weight),
+                        projection=hint[0] if hint else None)
+    if hint:
+        raise InputError('method hints trains in the JAX engine only: set engine = "jax"')
+    distiller = OfflineDistiller(student, alpha=alpha, losses=[loss])
+    if per_class:
+        from sdss_distill.distill.subclasses import SubclassDistiller
+        distiller = SubclassDistiller(student, per_class, alpha=alpha, soft_loss=loss)
     return fit(distiller, ({"student": x, "soft": soft}, y),
                ({"student": x_val, "soft": soft_val}, y_val), settings)
 
@@ -178,6 +178,16 @@ def fit_distiller(distiller: keras.Model, x: dict, y, validation, settings: FitS
 
 def cotrain(teacher, student, x: dict, y, validation, settings: FitSettings, *, alpha: float,
             loss) -> Fitted:
-    """Teacher and student from scratch, together (see `CoTrainer`)."""
+    """Teacher and student from scratch, together (see `CoTrainer`; in the JAX engine,
+    `jax_cotrain`). `x` = {"student": ..., "teacher": ...}, `validation` the same pair."""
+    alpha = check_alpha(alpha)
+    if _jax_ready(settings, [teacher]) and _jax_ready(settings, [student]):
+        from sdss_distill.distill import jax_cotrain
+        from sdss_distill.distill.jax_fit import Loss
+        x_val, y_val = validation
+        xt, xs, ys, train, val = _stacked(x[TEACHER], x_val[TEACHER], (x[STUDENT], x_val[STUDENT]),
+                                          (y, y_val))
+        return Fitted(*jax_cotrain.fit_pair(teacher, student, xt, xs, ys, train[:, 0], val[:, 0],
+                                            settings, loss=Loss(alpha, loss.temperature, loss.kind)))
     return fit(CoTrainer(teacher, student, alpha=alpha, soft_loss=loss), (x, y), validation,
                settings)

@@ -1,23 +1,26 @@
-"""Fit plain MLPs in JAX: the fast engine behind `fit.train_teacher`, `train_parallel` and
-`distil_offline`.
+"""Fit plain MLPs in JAX: the engine behind `fit.train_teacher`, `train_parallel`,
+`distil_offline` (offline, crossfit, online, ensembles, assistant, subclass, hints) and, through
+`jax_cotrain`, `fit.cotrain`.
 
 The models stay Keras (TensorFlow backend, so export, QAT and LiteRT are unchanged): their
 fixed front end (SkyFeatures, Normalization) is run once by Keras, the Dense stack's weights
 are copied out, trained here with Adam, and copied back. Each epoch is one compiled call
 (a `lax.scan` over its batches), and K members (fold teachers, an ensemble) are `vmap`ped
 into the same call, each on its own rows, with its own early stopping and learning-rate
-schedule. Keras spends most of a tiny model's step on overhead; here a whole default
-`train` takes 0.40 of the CPU time it took with Keras fitting every model (scripts/
-bench_train.py, lever `engine`). The 28k-parameter fold teachers are now compute-bound
+schedule: Keras's own callbacks (`stopping.early_stopping_callbacks`, one copy per member,
+through `_Member`), and Adam from optax. Keras spends most of a tiny model's step on
+overhead; here a whole default `train` takes about a third of the CPU time Keras's own fit on its
+JAX backend takes (scripts/bench_engine.py). The 28k-parameter fold teachers are now compute-bound
 (about 58 GFLOP/s on one core), so only fewer epochs or rows make them faster.
 
-The loss terms are `formula.py`'s, given `jax.numpy` in place of `tf`; early stopping and
-the learning-rate schedule follow `keras.callbacks.EarlyStopping(restore_best_weights=True)`
-and `ReduceLROnPlateau` (see `fit.early_stopping_callbacks`).
+The loss terms are `formula.py`'s, given `jax.numpy` in place of `tf`. Adam is optax's
+(`optax.adam` with Keras's defaults; optax adds epsilon to the bias-corrected second moment,
+Keras to the raw one, a difference of order 1e-7 in the step).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -34,14 +37,15 @@ if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from jax.scipy.special import logsumexp  # noqa: E402
 
-from sdss_distill.core.errors import check_signals
 from sdss_distill.distill import compile_cache, formula  # noqa: E402
+from sdss_distill.distill.stopping import early_stopping_callbacks  # noqa: E402
 
 compile_cache.enable()  # compiled epochs reused across runs, each entry verified
 
-ADAM = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-7)  # keras.optimizers.Adam's defaults
-LR_FACTOR, MIN_LR, LR_MIN_DELTA = 0.5, 1e-4, 1e-4  # as fit.early_stopping_callbacks
+ADAM = dict(b1=0.9, b2=0.999, eps=1e-7)  # keras.optimizers.Adam's defaults
 
 
 def _cross_entropy(labels, logits):
@@ -66,6 +70,16 @@ class Loss:
     alpha: float = 0.0
     temperature: float = 1.0
     kind: str = "kl"
+    per_class: int = 0
+    """> 0: the model emits per_class subclass logits per class (subclass distillation); the
+    hard term and accuracy are on the class logits (models.mlp.SubclassSum), the soft term on
+    the subclasses."""
+    hint_layer: int = -1
+    """>= 0: FitNets hints on the output of the student's Dense layer of that index: the last
+    entry of the weights is then a trainable projection (w, b), the soft targets' columns after
+    the logits are the teacher's hidden features, and the soft term gains hint_weight * MSE
+    (formula.hint_term), as `HintDistiller` weighs them."""
+    hint_weight: float = 0.0
 
 
 def dense_stack(model):
@@ -104,43 +118,57 @@ def supported(models) -> bool:
     return len(shapes) == 1 and len({s[2] for s in stacks}) == 1
 
 
-def _forward(layers, z, rates, key, training):
-    h = z
+def _forward(layers, z, rates, key, training, keep: int = -1):
+    """(logits, output of Dense layer `keep` (before its dropout), or None)."""
+    h, kept = z, None
     for i, (w, b) in enumerate(layers):
         h = h @ w + b
         if i < len(layers) - 1:
             h = jax.nn.relu(h)
+        if i == keep:
+            kept = h
         if training and rates[i] > 0:
             key, sub = jax.random.split(key)
-            keep = jax.random.bernoulli(sub, 1.0 - rates[i], h.shape)
-            h = jnp.where(keep, h / (1.0 - rates[i]), 0.0)
-    return h
+            mask = jax.random.bernoulli(sub, 1.0 - rates[i], h.shape)
+            h = jnp.where(mask, h / (1.0 - rates[i]), 0.0)
+    return h, kept
+
+
+def class_logits(s, per_class: int):
+    """Subclass logits -> log of each class's summed subclass probability (as SubclassSum)."""
+    if not per_class:
+        return s
+    log_p = jax.nn.log_softmax(s, axis=-1)
+    return logsumexp(log_p.reshape(*s.shape[:-1], -1, per_class), axis=-1)
 
 
 def _terms(layers, z, y, soft, w, key, alpha, rates, loss: Loss, training):
     """One member's weighted (total, (hard, soft, accuracy)) over the rows of a batch."""
-    s = _forward(layers, z, rates, key, training)
+    hinted = loss.hint_layer >= 0
+    s, kept = _forward(layers[:-1] if hinted else layers, z, rates, key, training,
+                       loss.hint_layer)
+    c = class_logits(s, loss.per_class)
     n = jnp.maximum(w.sum(), 1.0)
-    hard = (formula.hard_term(JNP, y, s) * w).sum() / n
-    kd = (formula.soft_term(JNP, soft, s, loss.temperature, loss.kind) * w).sum() / n
-    accuracy = ((jnp.argmax(s, axis=-1) == y) * w).sum() / n
+    hard = (formula.hard_term(JNP, y, c) * w).sum() / n
+    per_row = formula.soft_term(JNP, soft[:, :s.shape[-1]], s, loss.temperature, loss.kind)
+    if hinted:
+        projection_w, projection_b = layers[-1]
+        per_row = per_row + loss.hint_weight * formula.hint_term(
+            JNP, soft[:, s.shape[-1]:], kept @ projection_w + projection_b)
+    kd = (per_row * w).sum() / n
+    accuracy = ((jnp.argmax(c, axis=-1) == y) * w).sum() / n
     return (1.0 - alpha) * hard + alpha * kd, (hard, kd, accuracy)
 
 
-def _adam(params, grads, m, v, step, lr):
-    """keras.optimizers.Adam's update, with a learning rate per member (lr has shape (K,))."""
-    b1, b2, eps = ADAM["beta_1"], ADAM["beta_2"], ADAM["epsilon"]
-    step = step + 1
-    scale = lr * jnp.sqrt(1 - b2 ** step) / (1 - b1 ** step)
-    m = jax.tree.map(lambda m_, g: b1 * m_ + (1 - b1) * g, m, grads)
-    v = jax.tree.map(lambda v_, g: b2 * v_ + (1 - b2) * g * g, v, grads)
-    params = jax.tree.map(lambda p, m_, v_: p - _per_member(scale, p) * m_ / (jnp.sqrt(v_) + eps),
-                          params, m, v)
-    return params, m, v, step
+def optimizer():
+    """Adam with the learning rate held in its state, so each member's can be set per epoch."""
+    return optax.inject_hyperparams(optax.adam)(learning_rate=0.0, **ADAM)
 
 
-def _per_member(values, like):
-    return values.reshape((-1,) + (1,) * (like.ndim - 1))
+def with_learning_rates(opt_state, lr):
+    """The members' optimizer state with learning rates `lr` (shape (K,)); 0 freezes one."""
+    return opt_state._replace(hyperparams={**opt_state.hyperparams,
+                                           "learning_rate": jnp.asarray(lr, jnp.float32)})
 
 
 def _gather(z, idx):
@@ -148,36 +176,34 @@ def _gather(z, idx):
 
 
 @partial(jax.jit, static_argnames=("rates", "loss"))
-def _epoch(state, best_params, best_val, active, z, y, soft, idx, w, val_idx, val_w, lr, alpha,
-           key, *, rates, loss: Loss):
+def _epoch(params, opt_state, z, y, soft, idx, w, val_idx, val_w, alpha, key, *, rates,
+           loss: Loss):
     """One epoch in one call: a scan over the batches idx (steps, K, B) with row weights w,
-    then the validation loss, and each active member's best weights kept."""
+    each member's Adam step (optax, vmapped), then the members' validation terms."""
     member_grad = jax.vmap(jax.value_and_grad(
         lambda p, zb, yb, sb, wb, k: _terms(p, zb, yb, sb, wb, k, alpha, rates, loss, True),
         has_aux=True))
+    update = jax.vmap(optimizer().update)
 
     def step(carry, batch):
-        params, m, v, t, key = carry
+        params, opt_state, key = carry
         i, wb = batch
         key, sub = jax.random.split(key)
         (total, (hard, kd, acc)), grads = member_grad(params, _gather(z, i), y[i], soft[i], wb,
                                                       jax.random.split(sub, i.shape[0]))
-        params, m, v, t = _adam(params, grads, m, v, t, lr)
+        updates, opt_state = update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
         rows = wb.sum(axis=1)
-        return (params, m, v, t, key), (total * rows, hard * rows, kd * rows, acc * rows, rows)
+        return (params, opt_state, key), (total * rows, hard * rows, kd * rows, acc * rows, rows)
 
-    carry, sums = jax.lax.scan(step, (*state, key), (idx, w))
-    state = carry[:4]
+    (params, opt_state, _), sums = jax.lax.scan(step, (params, opt_state, key), (idx, w))
     total, hard, kd, acc, rows = (s.sum(axis=0) for s in sums)
     rows = jnp.maximum(rows, 1.0)
     train = (total / rows, hard / rows, kd / rows, acc / rows)
     val_total, (val_hard, val_kd, val_acc) = jax.vmap(
         lambda p, zk, yk, sk, wk: _terms(p, zk, yk, sk, wk, None, alpha, rates, loss, False))(
-        state[0], _gather(z, val_idx), y[val_idx], soft[val_idx], val_w)
-    improved = active & (val_total < best_val)
-    best_params = jax.tree.map(lambda b, p: jnp.where(_per_member(improved, p), p, b),
-                               best_params, state[0])
-    return state, best_params, improved, train, (val_total, val_hard, val_kd, val_acc)
+        params, _gather(z, val_idx), y[val_idx], soft[val_idx], val_w)
+    return params, opt_state, train, (val_total, val_hard, val_kd, val_acc)
 
 
 def _padded(rows_of: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -189,29 +215,42 @@ def _padded(rows_of: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarr
     return idx, w
 
 
-class _Stopping:
-    """Per-member early stopping (best val_loss, patience) and learning-rate cuts on plateaus,
-    as Keras' EarlyStopping and ReduceLROnPlateau do it, for K members at once."""
+class _Member:
+    """Member k of the stacked weights, as the model Keras's callbacks see: `get_weights` /
+    `set_weights` (EarlyStopping keeps and restores the best epoch's), `optimizer.learning_rate`
+    (ReduceLROnPlateau cuts it) and `stop_training`."""
 
-    def __init__(self, k_members: int, settings):
-        self.lr = np.full(k_members, settings.learning_rate, np.float32)
-        self.best = np.full(k_members, np.inf, np.float32)
-        self.lr_best = np.full(k_members, np.inf)
-        self.wait = np.zeros(k_members, int)
-        self.lr_wait = np.zeros(k_members, int)
-        self.active = np.ones(k_members, bool)
-        self.patience, self.lr_patience = settings.patience, max(1, settings.patience // 3)
+    def __init__(self, k: int, learning_rate: float, patience: int):
+        self.k, self.metrics, self.stop_training = k, [], False
+        self.optimizer = SimpleNamespace(learning_rate=float(learning_rate))
+        self.params = None  # the stacked weights (all members) at the epoch's end, on device
+        self.restored: list[np.ndarray] | None = None
+        self.callbacks = early_stopping_callbacks(patience)
+        for callback in self.callbacks:
+            callback.set_model(self)
+            callback.on_train_begin()
 
-    def update(self, improved: np.ndarray, val_loss: np.ndarray) -> None:
-        self.best = np.where(improved, val_loss, self.best).astype("float32")
-        self.wait = np.where(improved, 0, self.wait + 1)
-        lr_improved = val_loss < self.lr_best - LR_MIN_DELTA
-        self.lr_best = np.where(lr_improved, val_loss, self.lr_best)
-        self.lr_wait = np.where(lr_improved, 0, self.lr_wait + 1)
-        cut = self.active & (self.lr_wait >= self.lr_patience) & (self.lr > MIN_LR)
-        self.lr = np.where(cut, np.maximum(self.lr * LR_FACTOR, MIN_LR), self.lr).astype("float32")
-        self.lr_wait = np.where(cut, 0, self.lr_wait)
-        self.active &= self.wait < self.patience
+    def get_weights(self) -> list[np.ndarray]:
+        """This member's weights, copied to the host (only when EarlyStopping keeps them);
+        k = None: the weights are one model's, not stacked."""
+        return [np.array(a if self.k is None else a[self.k])
+                for layer in jax.device_get(self.params) for a in layer]
+
+    def set_weights(self, weights) -> None:
+        self.restored = list(weights)
+
+    def epoch_end(self, epoch: int, params, val_loss: float) -> None:
+        """Run the callbacks on this epoch (`params`: every member's weights after it)."""
+        self.params = params
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, {"val_loss": val_loss})
+
+    def final_weights(self, params) -> list[np.ndarray]:
+        """The weights the callbacks leave at the end of training (the best epoch's)."""
+        self.params = params
+        for callback in self.callbacks:
+            callback.on_train_end()
+        return self.restored if self.restored is not None else self.get_weights()
 
 
 def _stacked_inputs(models, x, y, soft):
@@ -221,17 +260,21 @@ def _stacked_inputs(models, x, y, soft):
     z = np.stack([np.asarray(front(x, training=False)) for front, _, _ in stacks])
     params = [tuple(np.stack([s[1][i].get_weights()[j] for s in stacks]) for j in (0, 1))
               for i in range(len(stacks[0][1]))]
-    classes = params[-1][1].shape[-1]
-    soft = np.zeros((len(x), classes), "float32") if soft is None else soft
+    outputs = params[-1][1].shape[-1]  # the logits (soft may carry hint features after them)
+    soft = np.zeros((len(x), outputs), "float32") if soft is None else soft
     z, y_dev, soft_dev = (jnp.asarray(a) for a in (z, np.asarray(y, "int32"),
                                                    np.asarray(soft, "float32")))
     return stacks, params, z, y_dev, soft_dev
 
 
 def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
-                val_mask: np.ndarray, settings, *, loss: Loss = Loss(), soft=None, say=None):
+                val_mask: np.ndarray, settings, *, loss: Loss = Loss(), soft=None, say=None,
+                projection=None):
     """Train K `build_mlp` models at once, member k on the rows of `train_mask[:, k]`, early
     stopping on `val_mask[:, k]`; their Keras weights are updated in place.
+
+    `projection`: the Keras Dense layer of a FitNets hint (`loss.hint_layer`), one member
+    only; trained with the member and its weights updated in place too.
 
     Returns (epochs run, seconds, history): history has the members' summed `loss`,
     `val_loss` and mean `accuracy`, `val_accuracy` per epoch, as Keras logged them, plus
@@ -240,6 +283,8 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
     start = time.perf_counter()
     k_members = len(models)
     stacks, params, z, y_dev, soft_dev = _stacked_inputs(models, x, y, soft)
+    if projection is not None:
+        params.append(tuple(a[None] for a in projection.get_weights()))
     rates = stacks[0][2]
     train_rows = [np.flatnonzero(train_mask[:, k]) for k in range(k_members)]
     val_idx, val_w = (jnp.asarray(a) for a in _padded(
@@ -249,37 +294,44 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
     steps = -(-max(len(r) for r in train_rows) // batch)
     rng = np.random.default_rng(settings.seed)
     keys = rng.integers(0, 2**31, size=(settings.epochs, 2), dtype=np.uint32)
-    zeros = [tuple(np.zeros_like(a) for a in layer) for layer in params]
-    state = (params, zeros, [tuple(np.zeros_like(a) for a in layer) for layer in params],
-             np.zeros((), np.int32))
-    best_params, alpha, stop = params, np.float32(loss.alpha), _Stopping(k_members, settings)
+    members = [_Member(k, settings.learning_rate, settings.patience) for k in range(k_members)]
+    opt_state = jax.vmap(optimizer().init)(params)
     history: dict[str, list[float]] = {}
-    epochs = 0
-    static = Loss(0.0, loss.temperature, loss.kind)  # alpha is an argument: one compile for all
+    epochs, alpha = 0, np.float32(loss.alpha)
+    # alpha is an argument: one compile for all
+    static = dataclasses.replace(loss, alpha=0.0)
     for epoch in range(settings.epochs):
-        check_signals()  # a SIGINT/SIGTERM whose exception was dropped stops here, per epoch
         idx, w = _padded([rng.permutation(rows) for rows in train_rows], steps * batch)
         idx = idx.reshape(k_members, steps, batch).transpose(1, 0, 2)
         w = w.reshape(k_members, steps, batch).transpose(1, 0, 2)
-        state, best_params, improved, train_stats, val_stats = _epoch(
-            state, best_params, stop.best, stop.active, z, y_dev, soft_dev, idx, w, val_idx,
-            val_w, np.where(stop.active, stop.lr, 0.0).astype("float32"), alpha, keys[epoch],
-            rates=rates, loss=static)
+        lr = [0.0 if m.stop_training else m.optimizer.learning_rate for m in members]
+        params, opt_state, train_stats, val_stats = _epoch(
+            params, with_learning_rates(opt_state, lr), z, y_dev, soft_dev, idx, w, val_idx,
+            val_w, alpha, keys[epoch], rates=rates, loss=static)
         val_stats = [np.asarray(v, "float64") for v in val_stats]
         epochs = epoch + 1
         _log(history, "", [np.asarray(v, "float64") for v in train_stats], loss)
         _log(history, "val_", val_stats, loss)
-        stop.update(np.asarray(improved), val_stats[0])
+        for m in members:
+            if not m.stop_training:
+                m.epoch_end(epoch, params, float(val_stats[0][m.k]))
         if say:
             say(f"epoch {epochs}: loss {history['loss'][-1]:.4f}, "
                 f"val_loss {history['val_loss'][-1]:.4f}")
-        if not stop.active.any():
+        if all(m.stop_training for m in members):
             break
-    for i in range(len(params)):
-        weights = [np.asarray(a) for a in best_params[i]]
-        for k, (_, dense, _) in enumerate(stacks):
-            dense[i].set_weights([weights[0][k], weights[1][k]])
+    final = [m.final_weights(params) for m in members]
+    _set_weights(stacks, final)
+    if projection is not None:
+        projection.set_weights(final[0][-2:])
     return epochs, time.perf_counter() - start, history
+
+
+def _set_weights(stacks, member_weights) -> None:
+    """Member k's flat [w0, b0, w1, b1, ...] into its Keras Dense layers."""
+    for (_, dense, _), weights in zip(stacks, member_weights):
+        for i, layer in enumerate(dense):
+            layer.set_weights([weights[2 * i], weights[2 * i + 1]])
 
 
 def _log(history: dict, prefix: str, stats, loss: Loss) -> None:

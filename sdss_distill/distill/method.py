@@ -1,5 +1,8 @@
 """What a distillation method is: a `run(workspace, cfg, settings) -> list[Arm]` function with
-a name, a one-line summary and a frozen dataclass of its settings. The registry collects them."""
+a name, a one-line summary, a frozen dataclass of its settings, and what the rest of the
+package needs to know about it (its student's architecture, whether that exports and
+fine-tunes as a plain MLP, whether it streams, which baseline it is compared with), so no
+module outside `distill/methods/` tests a method's name. The registry collects them."""
 
 from __future__ import annotations
 
@@ -14,6 +17,26 @@ class NoSettings:
 
 
 @dataclass(frozen=True)
+class Architecture:
+    """A photometric model a method builds: an MLP of `hidden` widths; with `members`, a
+    mean-probability ensemble of MLPs of those widths; with `subclass_bins`, an MLP with one
+    logit per class x bin, summed back to 3 classes."""
+
+    hidden: tuple[int, ...] = ()
+    members: tuple[tuple[int, ...], ...] = ()
+    subclass_bins: int = 0
+
+
+def plain_student(cfg, settings) -> list[Architecture]:
+    """The default: the run's `student_hidden` MLP (and its baseline, the same network)."""
+    return [Architecture(tuple(cfg.student_hidden))]
+
+
+def student_train_rows(settings) -> str:
+    return "student_train"
+
+
+@dataclass(frozen=True)
 class Method:
     name: str
     summary: str
@@ -21,14 +44,23 @@ class Method:
     settings: type = NoSettings
     streams: bool = False
     """Whether the method trains from tables larger than memory (Parquet streamed in chunks)."""
+    architectures: Callable = plain_student
+    """(cfg, settings) -> every photometric model it builds (students, members, assistant)."""
+    exports_plain: bool = True
+    """Its student is one plain MLP with 3 class logits (an MCU port, QAT and pruning apply)."""
+    baseline_rows: Callable = student_train_rows
+    """settings -> the row set of the hard-label baseline its student is compared with."""
 
     def setting_names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.settings)]
 
 
-def register(name: str, summary: str, settings: type = NoSettings, *, streams: bool = False):
+def register(name: str, summary: str, settings: type = NoSettings, *, streams: bool = False,
+             architectures: Callable = plain_student, exports_plain: bool = True,
+             baseline_rows: Callable = student_train_rows):
     """Decorator: declare `run` as method `name`; registry.py lists the modules to collect."""
     def wrap(run):
-        run.method = Method(name, summary, run, settings, streams)
+        run.method = Method(name, summary, run, settings, streams, architectures, exports_plain,
+                            baseline_rows)
         return run
     return wrap

@@ -1,4 +1,7 @@
-"""Score models on the test rows: accuracy, per-class metrics, agreement, latency."""
+"""Score models on the test rows: accuracy, per-class metrics, agreement, latency.
+
+`Scores` is the one implementation (population.py scores its groups with it); the Markdown
+of the report is written in runs/report_md.py."""
 
 from __future__ import annotations
 
@@ -121,45 +124,3 @@ def keras_latency(model, x: np.ndarray, calls: int = 300, budget_s: float = 0.05
             "latency_us_p99": float(np.percentile(times, 99) * 1e6),
             "throughput_rows_per_s": float(reps * len(x) / (time.perf_counter() - start)),
             "invokes": len(times), "batch": int(len(x))}
-
-
-def markdown(report: dict) -> str:
-    """report.json as a short human-readable Markdown page."""
-    def pct(v):
-        return "" if v is None else f"{v:.2%}"
-
-    def num(v, digits=0):
-        return "" if v is None else f"{v:,.{digits}f}"
-
-    rows = []
-    for name, m in report["models"].items():
-        lat = m.get("latency", {})
-        rows.append(f"| {name} | {m['role']} | {m['view']} | {m['rows']} | {num(m['parameters'])} | "
-                    f"{pct(m['test_accuracy'])} | {m['test_ece']:.4f} | {m['macro_f1']:.3f} | "
-                    f"{pct(m.get('agreement_with_teacher'))} | {num(m['epochs'])} | "
-                    f"{num(m['train_s'], 1)} | {num(lat.get('latency_us_median'))} | "
-                    f"{num(lat.get('throughput_rows_per_s'))} |")
-    per_class = []
-    for name, m in report["models"].items():
-        cells = " | ".join(f"{m['per_class'][c]['precision']:.3f} / {m['per_class'][c]['recall']:.3f}"
-                           f" / {m['per_class'][c]['f1']:.3f}" for c in LABELS)
-        per_class.append(f"| {name} | {cells} |")
-    data, cfg, timing = report["data"], report["config"], report["timing"]
-    return "\n".join([
-        "# sdss-distill run report", "",
-        f"Data: `{data['path']}` (sha256 {data['sha256'][:12]}...), {data['cleaning']}.",
-        f"Split (seed {cfg['seed']}): " + ", ".join(
-            f"{k} {v:,}" for k, v in data["split_sizes"].items()) + " rows.",
-        f"Method `{report['method']}`: temperature {cfg['temperature']}, alpha {cfg['alpha']}, "
-        f"soft loss {cfg['soft_loss']}; teacher view `{cfg['teacher_view']}`.", "",
-        "| model | role | view | trained on | parameters | test accuracy | ECE | macro F1 "
-        "| agreement with teacher | epochs | fit (s) | Keras batch-1 latency (us) "
-        "| Keras batched (rows/s) |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
-        "Per class, precision / recall / F1:", "",
-        "| model | " + " | ".join(LABELS) + " |", "|---|" + "---|" * len(LABELS), *per_class, "",
-        f"Timings on {report['machine']['cpu']} ({report['machine']['cores']} cores): fitting "
-        f"{timing['fit_s']:.1f} s, the method with evaluation {timing['method_s']:.1f} s, the "
-        f"whole command {timing['total_s']:.1f} s ({timing['definition']}). Keras latency: "
-        f"a direct `model(x)` call, batch 1 (median); batched: all test rows per call.", "",
-    ])

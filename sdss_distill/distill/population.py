@@ -1,8 +1,8 @@
 """Scores by population: per sample (bright, faint), per r-magnitude bin, inside and outside
 the training domain, and the reliability table behind a reliability diagram.
 
-Every group gets the same metrics as the whole test set: accuracy, log loss, ECE
-(metrics.expected_calibration_error: 15 equal-width bins of the top-class probability) and
+Every group gets the same metrics as the whole test set, from the same code (`metrics.Scores`):
+accuracy, log loss, ECE (equal-width bins of the top-class probability, metrics.ECE_BINS) and
 per-class recall, with row and per-class counts. A metric a group cannot have (no rows, or no
 row of a class for its recall) is None, never 0.
 """
@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdss_distill.core.prob import softmax
 from sdss_distill.core.schema import LABELS
-from sdss_distill.distill.metrics import expected_calibration_error
+from sdss_distill.distill.metrics import ECE_BINS, Scores
 
 R_EDGES: tuple[float, ...] = (16.0, 17.0, 18.0, 19.0, 20.0, 21.0, 22.0)
 """Edges of the r-magnitude bins: [lo, hi) each, open-ended below the first and above the last."""
-ECE_BINS = 15
 
 
 def r_bin_labels(edges=R_EDGES) -> list[str]:
@@ -31,26 +29,20 @@ def r_bins(r: np.ndarray, edges=R_EDGES) -> np.ndarray:
     return np.digitize(np.asarray(r, float), edges)
 
 
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    return softmax(np.asarray(logits, float), axis=1)  # core.prob: the one softmax
-
-
 def group(y: np.ndarray, logits: np.ndarray) -> dict:
     """Rows, accuracy, log loss, ECE, per-class recall and support of one group of rows."""
-    from sklearn.metrics import accuracy_score, log_loss, recall_score
-    k = list(range(len(LABELS)))
+    y = np.asarray(y)
     support = np.bincount(y, minlength=len(LABELS)) if len(y) else np.zeros(len(LABELS), int)
     out = {"rows": int(len(y)), "accuracy": None, "log_loss": None, "ece": None,
            "recall": dict.fromkeys(LABELS), "support": dict(zip(LABELS, support.tolist()))}
     if not len(y):
         return out
-    pred = logits.argmax(axis=1)
-    recall = recall_score(y, pred, labels=k, average=None, zero_division=0)
-    out.update(accuracy=float(accuracy_score(y, pred)),
-               log_loss=float(log_loss(y, probabilities(logits), labels=k)),
-               ece=expected_calibration_error(y, logits, bins=ECE_BINS),
-               recall={c: (float(r) if n else None)
-                       for c, r, n in zip(LABELS, recall, support)})
+    scores = Scores()
+    scores.add(y, np.asarray(logits))
+    m = scores.result(with_teacher=False)
+    out.update(accuracy=m["test_accuracy"], log_loss=m["test_log_loss"], ece=m["test_ece"],
+               recall={c: (m["per_class"][c]["recall"] if n else None)
+                       for c, n in zip(LABELS, support)})
     return out
 
 
@@ -81,17 +73,13 @@ def reliability(y: np.ndarray, logits: np.ndarray, bins: int = ECE_BINS) -> list
     """Per equal-width bin of the top-class probability: its edges, rows, mean confidence and
     accuracy (None for an empty bin). The same bins as the ECE: sum(rows * |accuracy -
     confidence|) / total rows equals metrics.expected_calibration_error."""
-    p = probabilities(logits)
-    confidence, correct = p.max(axis=1), p.argmax(axis=1) == np.asarray(y)
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    table = []
-    for b in range(bins):
-        hit = which == b
-        n = int(hit.sum())
-        table.append({"lo": b / bins, "hi": (b + 1) / bins, "rows": n,
-                      "confidence": float(confidence[hit].mean()) if n else None,
-                      "accuracy": float(correct[hit].mean()) if n else None})
-    return table
+    scores = Scores(bins)  # its bins are the ECE's: one binning
+    scores.add(np.asarray(y), np.asarray(logits))
+    rows, correct, confidence = scores.bins
+    return [{"lo": b / bins, "hi": (b + 1) / bins, "rows": int(rows[b]),
+             "confidence": float(confidence[b] / rows[b]) if rows[b] else None,
+             "accuracy": float(correct[b] / rows[b]) if rows[b] else None}
+            for b in range(bins)]
 
 
 class Populations:

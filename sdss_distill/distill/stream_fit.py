@@ -1,7 +1,7 @@
 """Fit and score the offline method's models on streamed rows (the TensorFlow half of stream.py).
 
 Each epoch re-reads the Parquet files: a Python generator cleans and splits the chunks
-(stream_data), keeps one part's rows, shuffles them through a bounded buffer and hands
+(data/stream.py), keeps one part's rows, shuffles them through a bounded buffer and hands
 whole batches to tf.data. The fit loop (`fit.fit`), the losses (distill.distillers) and the
 scores (`metrics.Scores`) are the in-memory path's; only the input pipeline differs.
 """

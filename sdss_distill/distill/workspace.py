@@ -95,6 +95,11 @@ class Workspace:
             self._cache[key] = make()
         return self._cache[key]
 
+    def cached(self, name: str, cfg, parts: tuple, make):
+        """What `make()` returns, made once per `name`, `parts` and every fit setting of `cfg`
+        (for a method's own models: the key cannot leave a setting out)."""
+        return self._once((name, *parts, _fit_key(cfg)), make)
+
     def timed(self, name: str, fitted: Fitted) -> Fitted:
         self.say(f"{name}: {fitted.epochs} epochs in {fitted.seconds:.1f} s")
         return fitted

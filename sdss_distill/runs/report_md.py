@@ -1,6 +1,6 @@
-"""report.md: the summary metrics.markdown writes, then the scores by population (sample,
-r-magnitude bin, training domain) and the run's figures; a SIMULATED first line when the rows
-are simulated."""
+"""report.md, all of the run report's Markdown: the summary (`markdown`: every model's scores,
+per class, timings), then the scores by population (sample, r-magnitude bin, training domain)
+and the run's figures; a SIMULATED first line when the rows are simulated."""
 
 from __future__ import annotations
 
@@ -58,7 +58,6 @@ def population_markdown(report: dict) -> list[str]:
 
 def report_markdown(report: dict) -> str:
     """The whole report.md."""
-    from sdss_distill.distill.metrics import markdown
     lines = []
     if report.get("simulated"):
         lines += [f"**SIMULATED DATA.** {report['note']}", ""]
@@ -68,3 +67,45 @@ def report_markdown(report: dict) -> str:
         lines += ["## Figures", "", "Each PNG has the CSV of the numbers it draws next to it.", "",
                   *(f"- `{f}`" for f in figures), ""]
     return "\n".join(lines)
+
+
+def markdown(report: dict) -> str:
+    """report.json as a short human-readable Markdown page."""
+    def pct(v):
+        return "" if v is None else f"{v:.2%}"
+
+    def num(v, digits=0):
+        return "" if v is None else f"{v:,.{digits}f}"
+
+    rows = []
+    for name, m in report["models"].items():
+        lat = m.get("latency", {})
+        rows.append(f"| {name} | {m['role']} | {m['view']} | {m['rows']} | {num(m['parameters'])} | "
+                    f"{pct(m['test_accuracy'])} | {m['test_ece']:.4f} | {m['macro_f1']:.3f} | "
+                    f"{pct(m.get('agreement_with_teacher'))} | {num(m['epochs'])} | "
+                    f"{num(m['train_s'], 1)} | {num(lat.get('latency_us_median'))} | "
+                    f"{num(lat.get('throughput_rows_per_s'))} |")
+    per_class = []
+    for name, m in report["models"].items():
+        cells = " | ".join(f"{m['per_class'][c]['precision']:.3f} / {m['per_class'][c]['recall']:.3f}"
+                           f" / {m['per_class'][c]['f1']:.3f}" for c in LABELS)
+        per_class.append(f"| {name} | {cells} |")
+    data, cfg, timing = report["data"], report["config"], report["timing"]
+    return "\n".join([
+        "# sdss-distill run report", "",
+        f"Data: `{data['path']}` (sha256 {data['sha256'][:12]}...), {data['cleaning']}.",
+        f"Split (seed {cfg['seed']}): " + ", ".join(
+            f"{k} {v:,}" for k, v in data["split_sizes"].items()) + " rows.",
+        f"Method `{report['method']}`: temperature {cfg['temperature']}, alpha {cfg['alpha']}, "
+        f"soft loss {cfg['soft_loss']}; teacher view `{cfg['teacher_view']}`.", "",
+        "| model | role | view | trained on | parameters | test accuracy | ECE | macro F1 "
+        "| agreement with teacher | epochs | fit (s) | Keras batch-1 latency (us) "
+        "| Keras batched (rows/s) |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
+        "Per class, precision / recall / F1:", "",
+        "| model | " + " | ".join(LABELS) + " |", "|---|" + "---|" * len(LABELS), *per_class, "",
+        f"Timings on {report['machine']['cpu']} ({report['machine']['cores']} cores): fitting "
+        f"{timing['fit_s']:.1f} s, the method with evaluation {timing['method_s']:.1f} s, the "
+        f"whole command {timing['total_s']:.1f} s ({timing['definition']}). Keras latency: "
+        f"a direct `model(x)` call, batch 1 (median); batched: all test rows per call.", "",
+    ])

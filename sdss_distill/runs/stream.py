@@ -6,9 +6,9 @@ Usage:
     python -m sdss_distill.train --data 'data/faint/*.parquet' --method offline --out runs/faint
 
 A single CSV or Parquet file keeps the in-memory path (train.py). A directory or glob of
-Parquet files is never held: every pass reads it chunk by chunk (stream_data.py), cleans
+Parquet files is never held: every pass reads it chunk by chunk (data/stream.py), cleans
 each chunk with quality.check_values, and assigns rows to teacher-train / student-train /
-test by a hash of the object id (stream_data.HashSplit). The passes:
+test by a hash of the object id (data.stream.HashSplit). The passes:
 
 1. statistics: cleaning counts, subset sizes, the normalisation mean and variance of each
    model's features over its fit rows (merged chunk by chunk), and the early-stopping rows

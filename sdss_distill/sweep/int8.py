@@ -14,25 +14,22 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill.core.schema import STUDENT
+from sdss_distill.distill import registry
+from sdss_distill.distill.method import Architecture
 
 CACHE = "int8_bytes.json"
 
 
-def architectures(base, methods) -> list[tuple]:
-    """Hidden widths of every photometric model the methods build: plain MLPs as (w, ...),
-    an ensemble as a tuple of member widths."""
-    found = [tuple(base.student_hidden)]
-    if "student-ensemble" in methods:
-        widths = tuple(tuple(w) for w in base.settings("student-ensemble").widths)
-        found += [*widths, widths]
-    if "assistant" in methods:
-        found.append(tuple(base.settings("assistant").hidden))
-    if "subclass" in methods:  # one logit per subclass, summed to 3 classes: ("subclass", bins, w)
-        found.append(("subclass", base.settings("subclass").bins, tuple(base.student_hidden)))
+def architectures(base, methods) -> list[Architecture]:
+    """Every photometric model the methods build (each method declares its own, in the
+    registry), the run's plain student first, in registry order, each once."""
+    found = [Architecture(tuple(base.student_hidden))]
+    for name in (m for m in registry.names() if m in methods):
+        found += registry.get(name).architectures(base, base.settings(name))
     return list(dict.fromkeys(found))
 
 
-def _build(arch):
+def _build(arch: Architecture):
     """An untrained model of `arch` with random (non-zero, all distinct) weights: the converter
     shares identical constant buffers, so zero-initialised biases would shrink the file."""
     from sdss_distill.core.schema import STUDENT_VIEW, get_view
@@ -40,15 +37,15 @@ def _build(arch):
     view = get_view(STUDENT_VIEW)
     rng = np.random.default_rng(0)
     x = rng.uniform(14, 22, (512, len(view.columns))).astype("float32")
-    if arch and arch[0] == "subclass":
-        _, bins, hidden = arch
-        model = subclass_model(build_mlp(view, hidden, x, name=STUDENT, outputs=3 * bins), bins,
-                               name=STUDENT)
-    elif arch and isinstance(arch[0], tuple):
-        members = [build_mlp(view, w, x, name=f"member_{k}") for k, w in enumerate(arch)]
+    if arch.subclass_bins:
+        bins = arch.subclass_bins
+        model = subclass_model(build_mlp(view, arch.hidden, x, name=STUDENT, outputs=3 * bins),
+                               bins, name=STUDENT)
+    elif arch.members:
+        members = [build_mlp(view, w, x, name=f"member_{k}") for k, w in enumerate(arch.members)]
         model = ensemble_model(members, view, name=STUDENT)
     else:
-        model = build_mlp(view, arch, x, name=STUDENT)
+        model = build_mlp(view, arch.hidden, x, name=STUDENT)
     for layer in model._flatten_layers():
         if layer.__class__.__name__ == "Dense":
             layer.set_weights([rng.normal(0, 0.3, w.shape).astype("float32")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sdss_distill.distill.method import register
+from sdss_distill.distill.method import Architecture, plain_student, register
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,12 @@ class Settings:
             raise ValueError(f"hidden must be one or more positive widths, got {self.hidden!r}")
 
 
-@register("assistant", "teacher -> mid-size photometric assistant -> student", Settings)
+def architectures(cfg, settings: Settings) -> list[Architecture]:
+    return [*plain_student(cfg, settings), Architecture(tuple(settings.hidden))]
+
+
+@register("assistant", "teacher -> mid-size photometric assistant -> student", Settings,
+          architectures=architectures)
 def run(ws, cfg, settings: Settings):
     teacher = ws.teacher(cfg)
     assistant = ws.student(cfg, "student_train", ws.teacher_logits(teacher, "student_train"),

@@ -21,7 +21,7 @@ class Settings:
 
 
 @register("cotrain", "teacher and student trained together from scratch, one combined loss",
-          Settings)
+          Settings, baseline_rows=lambda settings: settings.rows)
 def run(ws, cfg, settings: Settings):
     from sdss_distill.distill.fit import cotrain
     from sdss_distill.distill.losses import soft_loss

@@ -109,7 +109,8 @@ def photometric_soft(ws, cfg, settings: Settings) -> tuple[np.ndarray, np.ndarra
 
 
 @register("mix", "crossfit with soft labels mixed from the redshift fold teachers and "
-          "cross-fitted photometric models (MLP or HistGradientBoosting)", Settings)
+          "cross-fitted photometric models (MLP or HistGradientBoosting)", Settings,
+          baseline_rows=lambda settings: "non_test")
 def run(ws, cfg, settings: Settings):
     teacher, soft = ws.fold_teachers(cfg, settings.folds)
     photo = photometric_soft(ws, cfg, settings)

@@ -49,7 +49,8 @@ def true_class_probability(logits: np.ndarray, y: np.ndarray, temperature: float
 
 
 @register("smoothing", "control: label smoothing, confidence matched to the crossfit teachers, "
-          "same alpha and temperature (no teacher knowledge)", Settings)
+          "same alpha and temperature (no teacher knowledge)", Settings,
+          baseline_rows=lambda settings: "non_test")
 def run(ws, cfg, settings: Settings):
     from sdss_distill.data.table import labels
     teacher, teacher_soft = ws.fold_teachers(cfg, settings.folds)

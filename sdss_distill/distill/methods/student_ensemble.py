@@ -9,7 +9,7 @@ import numpy as np
 
 from sdss_distill.core.prob import softmax
 from sdss_distill.core.schema import STUDENT
-from sdss_distill.distill.method import register
+from sdss_distill.distill.method import Architecture, register
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,15 @@ def _name(hidden) -> str:
     return "member_" + "x".join(map(str, hidden))
 
 
+def architectures(cfg, settings: Settings) -> list[Architecture]:
+    """Each member, and the ensemble of them all (the exported student)."""
+    widths = tuple(tuple(w) for w in settings.widths)
+    return [*(Architecture(w) for w in widths), Architecture(members=widths)]
+
+
 @register("student-ensemble", "K small students of varied widths, each distilled; combined by "
-          "mean probability and by majority vote", Settings)
+          "mean probability and by majority vote", Settings, architectures=architectures,
+          exports_plain=False)
 def run(ws, cfg, settings: Settings):
     from sdss_distill.distill.workspace import Arm
     from sdss_distill.models.mlp import ensemble_model

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sdss_distill.core.schema import STUDENT, TEACHER
-from sdss_distill.distill.method import register
+from sdss_distill.distill.method import Architecture, register
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,14 @@ class Settings:
             raise ValueError(f"bins must be between 1 and 16, got {self.bins!r}")
 
 
+def architectures(cfg, settings: Settings) -> list[Architecture]:
+    """One logit per subclass, summed to 3 classes."""
+    return [Architecture(tuple(cfg.student_hidden), subclass_bins=settings.bins)]
+
+
 @register("subclass", "teacher on class x redshift-bin subclasses; the student distils the "
-          "subclass distribution and sums it to 3 classes", Settings)
+          "subclass distribution and sums it to 3 classes", Settings, architectures=architectures,
+          exports_plain=False)
 def run(ws, cfg, settings: Settings):
     teacher, inner, _ = subclass_teacher(ws, cfg, settings.bins)
     student = subclass_student(ws, cfg, inner, settings.bins)
@@ -53,9 +59,8 @@ def subclass_teacher(ws, cfg, bins: int):
                   notes={"subclasses": f"{bins} redshift bins per class",
                          "redshift_edges": subclasses.describe_bins(edges)})
         return arm, inner, edges
-    key = ("subclass_teacher", bins, tuple(cfg.teacher_hidden), cfg.teacher_dropout,
-           cfg.epochs, cfg.batch_size, cfg.patience, cfg.learning_rate, cfg.validation_fraction)
-    return ws._once(key, make)
+    return ws.cached("subclass_teacher", cfg,
+                     (bins, tuple(cfg.teacher_hidden), cfg.teacher_dropout), make)
 
 
 def subclass_student(ws, cfg, teacher_subclasses, bins: int):
@@ -64,8 +69,7 @@ def subclass_student(ws, cfg, teacher_subclasses, bins: int):
     import keras
 
     from sdss_distill.data.table import features
-    from sdss_distill.distill import subclasses
-    from sdss_distill.distill.fit import fit
+    from sdss_distill.distill.fit import distil_offline
     from sdss_distill.distill.losses import soft_loss
     from sdss_distill.distill.workspace import Arm, fit_settings
     from sdss_distill.models.mlp import build_mlp, logits, subclass_model
@@ -75,10 +79,8 @@ def subclass_student(ws, cfg, teacher_subclasses, bins: int):
     keras.utils.set_random_seed(ws.seed)
     inner = build_mlp(ws.student_view, tuple(cfg.student_hidden), x, name=STUDENT,
                       outputs=3 * bins)
-    distiller = subclasses.SubclassDistiller(inner, bins, alpha=cfg.alpha,
-                                             soft_loss=soft_loss(cfg.soft_loss, cfg.temperature))
-    fitted = ws.timed(STUDENT, fit(distiller, ({"student": x, "soft": soft[0]}, y),
-                                     ({"student": x_val, "soft": soft[1]}, y_val),
-                                     fit_settings(cfg)))
+    fitted = ws.timed(STUDENT, distil_offline(
+        inner, x, y, soft[0], (x_val, y_val, soft[1]), fit_settings(cfg), alpha=cfg.alpha,
+        loss=soft_loss(cfg.soft_loss, cfg.temperature), per_class=bins))
     model = subclass_model(inner, bins, name=STUDENT)
     return Arm(STUDENT, STUDENT, ws.student_view, "student_train", model, fitted)
