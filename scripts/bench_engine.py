@@ -114,13 +114,14 @@ def run_child(engine: str, args) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="sdss")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
-    p.add_argument("--child", choices=ENGINES)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p.add_argument("--data", default="sdss", help="packaged dataset or table (default: sdss)")
+    p.add_argument("--epochs", type=int, default=20, help="epochs per fit (default: 20)")
+    p.add_argument("--batch", type=int, default=128, help="batch size (default: 128)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default: 3)")
+    p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES,
+                   help="engines to time (default: all)")
+    p.add_argument("--child", choices=ENGINES, help="internal: time one engine in this process")
     args = p.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.data, args.epochs, args.batch)))

@@ -54,7 +54,7 @@ LEVERS: dict[str, dict] = {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--data", default="faint", help="packaged dataset or table (default: faint)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                    help="seeds, each its own split (default: 0 1 2 3 4)")

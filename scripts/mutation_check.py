@@ -15,6 +15,7 @@ broken test. Mutants:
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -69,9 +70,14 @@ def run(name: str) -> tuple[bool, str, float]:
     return done.returncode == 0 or bool(failed and not asserted), summary, time.perf_counter() - start
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    p.add_argument("--mutants", nargs="+", choices=[m for m in MUTANTS if m != "none"],
+                   default=[m for m in MUTANTS if m != "none"],
+                   help="mutants to apply after the unmutated run (default: every one)")
+    args = p.parse_args(argv)
     survivors = 0
-    for name in MUTANTS:
+    for name in ["none", *args.mutants]:
         passed, summary, seconds = run(name)
         if name == "none":
             verdict = "tests pass unmutated" if passed else "TESTS FAIL UNMUTATED"
