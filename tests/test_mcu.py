@@ -488,3 +488,37 @@ def test_mcu_refuses_an_ensemble_student_before_converting(mcu_run, monkeypatch,
     assert export_cli.main(["--run", str(mcu_run), "--mcu", "--no-finetune", "--quiet"]) == 2
     assert "--mcu: the C generator is made and tested for a single-MLP student; this run's " \
            "student is an ensemble of 2 members" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def ptq_candidates(layout, x_test) -> dict[str, bytes]:
+    """Both PTQ candidates export compares (16x8 and int8 activations) for the run's student,
+    whichever ships: the C kernels of each stay covered when export picks the other (or QAT)."""
+    from sdss_distill.export.convert import int8_candidates
+    from sdss_distill.models.mlp import load
+    return int8_candidates(load(layout.model("student")), x_test[:1000])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activation", ["int16", "int8"])
+def test_every_ptq_candidate_builds_bit_identical_to_tflite_micro(ptq_candidates, activation,
+                                                                  x_test, tmp_path):
+    need("gcc", "make")
+    content = ptq_candidates[activation]
+    assert activation_bits(content) == (16 if activation == "int16" else 8)
+    rows = x_test[:500]
+    runtime = tflm_runtime()
+    interpreter = runtime.Interpreter.from_bytes(content)
+    expected = np.empty((len(rows), 3), np.float32)
+    for k, row in enumerate(rows):
+        interpreter.set_input(row[None, :], 0)
+        interpreter.invoke()
+        expected[k] = interpreter.get_output(0).reshape(-1)
+    sim = mcu_sim.simulate(content, rows, rounding="double")
+    assert (sim.view(np.uint32) == expected.view(np.uint32)).all()
+    mcu.write_mcu(tmp_path / "mcu", content)
+    proc = subprocess.run(["make", "-C", str(tmp_path / "mcu"), "host", "CC=gcc"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _, scores, _ = parse_scores(run_host(tmp_path / "mcu" / "sdss_host", rows_text(rows)))
+    assert (scores.view(np.uint32) == expected.view(np.uint32)).all()
