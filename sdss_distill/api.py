@@ -167,16 +167,8 @@ class KerasStudent(EdgeClassifier):
 
 
 def _load_keras(path: Path):
-    """A saved Keras model, loaded safely (models.mlp.load: safe_mode); errors name the file."""
-    from sdss_distill.core.io import quiet_import, quiet_native_stderr
+    """A saved Keras model, loaded safely (models.mlp.load_run_model); errors name the file."""
+    from sdss_distill.core.io import quiet_import
     quiet_import("keras")  # its native start-up lines, before models.mlp imports it
-    from sdss_distill.models.mlp import load as load_model
-    if not path.is_file():
-        raise InputError(f"{path}: missing; not a complete training run, train it again")
-    try:
-        with quiet_native_stderr(replay_on_error=False):
-            return load_model(path)
-    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad archive
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise InputError(f"{path}: cannot load the Keras model ({first}); the file is corrupt "
-                         f"or not from sdss_distill, train the run again") from None
+    from sdss_distill.models.mlp import load_run_model
+    return load_run_model(path)

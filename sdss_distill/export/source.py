@@ -11,7 +11,7 @@ from sdss_distill import __version__
 from sdss_distill.core.cli import program
 from sdss_distill.core.domain import domain
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.io import quiet_native_stderr, sha256_bytes, sha256_file
+from sdss_distill.core.io import sha256_bytes, sha256_file
 from sdss_distill.core.prob import fractions
 from sdss_distill.core.schema import LABELS, SIGNATURE, STUDENT, STUDENT_VIEW, TEACHER, get_view
 from sdss_distill.runs.rundir import Layout
@@ -47,21 +47,13 @@ class RunData:
                                       for name in (STUDENT, TEACHER))
 
     def _load(self, name: str, model=None):
-        from sdss_distill.models.mlp import load
+        from sdss_distill.models.mlp import load_run_model
         path = self.layout.model(name)
         if not path.is_file():
             raise InputError(f"{path}: missing; not a complete training run, train it again "
                              f"with {program('train')} --out DIR")
         self.model_sha256[name] = sha256_file(path)
-        if model is not None:
-            return model
-        try:
-            with quiet_native_stderr(replay_on_error=False):
-                return load(path)
-        except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad archive
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-            raise InputError(f"{path}: cannot load the Keras model ({first}); the file is "
-                             f"corrupt or not from sdss_distill, train the run again") from None
+        return model if model is not None else load_run_model(path)
 
     def source(self, name: str) -> dict:
         """What a card or export.json records about the Keras model a file was converted from."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.schema import LABELS, View, asinh_scales, colour_pairs
 
 
@@ -154,3 +156,18 @@ def logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
 def load(path, **kwargs) -> keras.Model:
     """Load a saved model safely (no arbitrary code: `safe_mode=True`)."""
     return keras.saving.load_model(path, safe_mode=True, compile=False, **kwargs)
+
+
+def load_run_model(path) -> keras.Model:
+    """A run's saved model, loaded safely; a missing or unloadable file is one InputError
+    naming it (Keras raises many kinds of exception for a bad archive)."""
+    from pathlib import Path
+    if not Path(path).is_file():
+        raise InputError(f"{path}: missing; not a complete training run, train it again")
+    try:
+        with quiet_native_stderr(replay_on_error=False):
+            return load(path)
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad archive
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise InputError(f"{path}: cannot load the Keras model ({first}); the file is corrupt "
+                         f"or not from sdss_distill, train the run again") from None
