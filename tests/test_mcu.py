@@ -129,11 +129,14 @@ def x_test(layout) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tflm_scores(model, x_test) -> np.ndarray:
+    return tflm_outputs(model, x_test)
+
+
+def tflm_outputs(model: bytes, rows: np.ndarray) -> np.ndarray:
     """TFLite Micro's outputs, one invoke per row (its interpreter takes batch 1)."""
-    runtime = tflm_runtime()
-    interpreter = runtime.Interpreter.from_bytes(model)
-    out = np.empty((len(x_test), 3), np.float32)
-    for k, row in enumerate(x_test):
+    interpreter = tflm_runtime().Interpreter.from_bytes(model)
+    out = np.empty((len(rows), 3), np.float32)
+    for k, row in enumerate(rows):
         interpreter.set_input(row[None, :], 0)
         interpreter.invoke()
         out[k] = interpreter.get_output(0).reshape(-1)
@@ -507,13 +510,7 @@ def test_every_ptq_candidate_builds_bit_identical_to_tflite_micro(ptq_candidates
     content = ptq_candidates[activation]
     assert activation_bits(content) == (16 if activation == "int16" else 8)
     rows = x_test[:500]
-    runtime = tflm_runtime()
-    interpreter = runtime.Interpreter.from_bytes(content)
-    expected = np.empty((len(rows), 3), np.float32)
-    for k, row in enumerate(rows):
-        interpreter.set_input(row[None, :], 0)
-        interpreter.invoke()
-        expected[k] = interpreter.get_output(0).reshape(-1)
+    expected = tflm_outputs(content, rows)
     sim = mcu_sim.simulate(content, rows, rounding="double")
     assert (sim.view(np.uint32) == expected.view(np.uint32)).all()
     mcu.write_mcu(tmp_path / "mcu", content)
