@@ -87,7 +87,9 @@ def test_stdout_full_is_one_line_and_a_closed_pipe_is_quiet(small_sweep):
     assert proc.stdout.readline()  # `| head -1`: one line read, then the pipe closes
     proc.stdout.close()
     err = proc.communicate(timeout=600)[1]
-    assert proc.returncode == 0 and "Traceback" not in err and "Broken pipe" not in err
+    # 141 (128 + SIGPIPE) when the reader left before the summary ended; 0 when the whole
+    # summary fitted in the pipe before it closed
+    assert proc.returncode in (0, 141) and "Traceback" not in err and "Broken pipe" not in err
 
 
 @pytest.mark.slow

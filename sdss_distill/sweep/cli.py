@@ -191,16 +191,14 @@ def _dask_runner(scheduler: str | None):
 
 
 def emit(text: str, out: Path) -> None:
-    """Print to stdout. A reader that went away (`| head -1`) ends the output quietly (the
-    sweep is done and its files written: exit 0); a full device (`> /dev/full`) is one line
-    naming stdout, exit 2."""
+    """Print to stdout. A full device (`> /dev/full`) is one line naming stdout and where the
+    sweep's files are, exit 2; a reader that went away (`| head -1`) ends quietly with 141
+    (128 + SIGPIPE), as every command does (core.errors.run_cli)."""
     try:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)  # later writes and the exit flush go nowhere
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        raise
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
