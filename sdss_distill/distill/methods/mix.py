@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdss_distill.core.prob import softmax
 from sdss_distill.distill.method import register
 
 SOURCES = ("mlp", "hgb")
@@ -65,7 +66,6 @@ class Settings:
 def mixed_logits(teacher: np.ndarray, photometric: np.ndarray, weight: float,
                  temperature: float, sharpness: float = 1.0) -> np.ndarray:
     """sharpness * T * log(w softmax(teacher / T) + (1 - w) softmax(photometric / T))."""
-    from scipy.special import softmax
     p = (weight * softmax(np.asarray(teacher, "float64") / temperature, axis=-1)
          + (1 - weight) * softmax(np.asarray(photometric, "float64") / temperature, axis=-1))
     return (sharpness * temperature * np.log(np.clip(p, 1e-12, 1))).astype("float32")
