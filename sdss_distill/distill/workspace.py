@@ -169,7 +169,7 @@ class Workspace:
             nets = [build_mlp(self.teacher_view, cfg.teacher_hidden, x[train[:, k]],
                               name=f"teacher_fold_{k}", dropout=cfg.teacher_dropout)
                     for k in range(folds)]
-            fitted = self.timed(f"{folds} fold teachers", train_parallel(
+            fitted = self.timed(f"{folds} fold teachers ({self.teacher_view.name})", train_parallel(
                 nets, x, y, train, val, fit_settings(cfg, teacher=True)))
             stacked = np.stack([logits(m, x) for m in nets], axis=1)
             oof = pd.DataFrame(targets.out_of_fold(stacked, fold, train, val), index=rows)
