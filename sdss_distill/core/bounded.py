@@ -65,15 +65,22 @@ def check_depth(doc, path, fix: str) -> None:
                 stack.append((child, depth + 1))
 
 
-def load_json(path, *, fix: str, cap: int = MAX_DOC_BYTES):
-    """Any JSON document from a bounded regular file, UTF-8, nesting capped; every fault but a
-    missing or unreadable file (OSError, for the caller's own words) is one InputError."""
-    text = decode_utf8(read_bounded(path, fix=fix, cap=cap), path, fix)
+def parse(text: str, path, fix: str, loads, bad: type[Exception], say) -> object:
+    """`loads(text)` with its nesting capped: a parse error `bad` is one InputError worded by
+    `say(error)`, a RecursionError or nesting deeper than MAX_DEPTH another (JSON and TOML)."""
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: corrupt JSON (line {e.lineno}: {e.msg}); {fix}") from None
+        doc = loads(text)
+    except bad as e:
+        raise InputError(say(e)) from None
     except RecursionError:
         raise too_deep(path, fix) from None
     check_depth(doc, path, fix)
     return doc
+
+
+def load_json(path, *, fix: str, cap: int = MAX_DOC_BYTES):
+    """Any JSON document from a bounded regular file, UTF-8, nesting capped; every fault but a
+    missing or unreadable file (OSError, for the caller's own words) is one InputError."""
+    text = decode_utf8(read_bounded(path, fix=fix, cap=cap), path, fix)
+    return parse(text, path, fix, json.loads, json.JSONDecodeError,
+                 lambda e: f"{path}: corrupt JSON (line {e.lineno}: {e.msg}); {fix}")

@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
-from sdss_distill.core.bounded import check_depth, decode_utf8, load_json, read_bounded, too_deep
+from sdss_distill.core.bounded import decode_utf8, load_json, parse, read_bounded
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.safety import kind_of, temp_name
 
@@ -140,8 +140,8 @@ def owner_mark(path) -> dict | None:
     if mark.is_symlink() or not mark.is_file():
         return None
     try:
-        doc = json.loads(mark.read_bytes()[:1 << 20])
-    except (OSError, ValueError):
+        doc = load_json(mark, fix="")  # bounded: a mark is the app's small JSON file
+    except (OSError, InputError):
         return None
     return doc if isinstance(doc, dict) and doc.get("format") == OWNER_FORMAT else None
 
@@ -235,14 +235,8 @@ def read_toml(path: str) -> dict:
         raise InputError(f"{path}: no such file") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror}); {fix}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: not valid TOML ({e})") from None
-    except RecursionError:
-        raise too_deep(path, fix) from None
-    check_depth(doc, path, fix)
-    return doc
+    return parse(text, path, fix, tomllib.loads, tomllib.TOMLDecodeError,
+                 lambda e: f"{path}: not valid TOML ({e})")
 
 
 def _visible(path: Path, root: Path) -> bool:
