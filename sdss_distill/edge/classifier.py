@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdss_distill.core.bounded import load_json, read_bounded
+from sdss_distill.core.bounded import decode_utf8, load_json, read_bounded
 from sdss_distill.core.cli import program
 from sdss_distill.core.domain import Domain
 from sdss_distill.core.errors import InputError, listing
@@ -287,11 +287,8 @@ def _read_labels(model: Path, default: tuple[str, ...]) -> tuple[str, ...]:
     path = model.parent / LABELS_FILE
     if not path.is_file():
         return default
-    try:
-        text = read_bounded(path, fix="re-export the model").decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
-                         f"{e.start}); re-export the model or save the file as UTF-8") from None
+    fix = "re-export the model or save the file as UTF-8"
+    text = decode_utf8(read_bounded(path, fix=fix), path, fix)
     labels = tuple(line.strip() for line in text.splitlines() if line.strip())
     if labels != default:
         raise InputError(f"{path}: labels {listing(labels)} differ from the model card's "
