@@ -2,7 +2,7 @@
 
 Usage:
     python scripts/bench_train.py                          # 3 repeats on bright and sdss, all levers
-    python scripts/bench_train.py --repeats 1 --levers engine batch
+    python scripts/bench_train.py --repeats 1 --levers cache batch
     python scripts/bench_train.py --tables bright --levers none --json out.json
 
 Each timing is a whole `python -m sdss_distill.train` process (imports included): wall
@@ -17,7 +17,8 @@ average 0.7), compiled epochs cached, `--tables bright sdss --repeats 3 --levers
 latency --lever-repeats 2`: default train on bright 6.49 / 6.41 / 6.41 s wall (CPU 6.8-6.9
 s), on sdss 11.72 / 11.53 / 11.45 s (CPU 13.7-14.0 s). Levers (B / A): 3 fold teachers / 5
 0.80 CPU, 0.81 wall on sdss; Keras latency budget 0.05 s / 0.15 s 0.35 of the latency
-time. Earlier levers (previous session, loaded machine): engine jax / keras 0.40 CPU;
+time. Earlier levers (previous session, loaded machine): engine jax / keras 0.40 CPU (the
+`engine` setting is gone: one JAX engine);
 cached / cold compile 0.82; fold teachers vmapped / five fits 0.54 cold, 0.89 cached; batch
 512 / 128 1.14; teacher patience 10 / 20 0.87 (docs/results/speed.md).
 """
@@ -39,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BRIGHT, BOTH = "bright", "sdss"  # the packaged datasets: DR14 10,000 rows; both tables, 37,000
-LEVERS = ("engine", "cache", "batch", "teacher_patience", "folds", "fold_teachers", "latency")
+LEVERS = ("cache", "batch", "teacher_patience", "folds", "fold_teachers", "latency")
 
 
 def cpu_name() -> str:
@@ -214,10 +215,6 @@ def main(argv=None) -> int:
             say(f"default train on {name}: wall {s['wall_s']['mean']:.1f} s (min "
                 f"{s['wall_s']['min']:.1f}), CPU {s['cpu_s']['mean']:.1f} s over {args.repeats} runs")
         r = args.lever_repeats
-        if "engine" in args.levers:
-            result["levers"].append(lever("engine", BRIGHT, tmp, {"label": "keras (TF)",
-                                          "settings": {"engine": "keras"}},
-                                          {"label": "jax"}, r, say))
         if "cache" in args.levers:
             cold = tmp / "cold-cache"
 

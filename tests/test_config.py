@@ -19,6 +19,16 @@ def test_unknown_key_lists_valid_keys(tmp_path):
         make_config(str(toml))
 
 
+def test_the_removed_engine_key_says_it_is_gone(tmp_path):
+    """One engine: a config that still chooses one is told so in one line (train: exit 2)."""
+    toml = tmp_path / "run.toml"
+    toml.write_text('engine = "keras"\n')
+    with pytest.raises(InputError, match=r"^config key 'engine' is gone: every model trains on "
+                                         r"the one JAX engine .*; delete it$"):
+        make_config(str(toml))
+    assert "engine" not in Config().to_dict()
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("alpha", 1.5, "alpha must be between 0 and 1, got 1.5"),
     ("temperature", 0, "temperature must be > 0"),

@@ -142,8 +142,7 @@ def test_out_of_fold_labels_never_come_from_a_teacher_that_saw_the_row():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["jax", "keras"])
-def test_parallel_teachers_learn_only_their_rows(engine):
+def test_parallel_teachers_learn_only_their_rows():
     """Member 0 sees only rows labelled 0, member 1 only rows labelled 1: each learns its class."""
     rng = np.random.default_rng(0)
     x = rng.normal(18, 1, (600, 5)).astype("float32")
@@ -152,7 +151,7 @@ def test_parallel_teachers_learn_only_their_rows(engine):
     nets = [models.build_mlp(get_view("photometric"), (4,), x, name=f"m{k}") for k in range(2)]
     mask = np.stack([y == 0, y == 1], axis=1)
     training.train_parallel(nets, x, y, mask, mask,
-                            training.FitSettings(30, 64, 30, 1e-2, engine=engine))
+                            training.FitSettings(30, 64, 30, 1e-2))
     assert (models.logits(nets[0], x).argmax(1) == 0).mean() > 0.95
     assert (models.logits(nets[1], x).argmax(1) == 1).mean() > 0.95
 

@@ -60,8 +60,6 @@ def test_signal_stops_train_without_a_run(real_table, tmp_path, sig, code):
 
 SWALLOWED_IN_FIT = """
 import os, signal, sys, time
-import keras
-from sdss_distill.distill import fit
 
 
 class Collected:
@@ -72,46 +70,33 @@ class Collected:
         print("__del__ finished", file=sys.stderr)
 
 
-class AfterFirstEpoch(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
-            obj = Collected()
-            del obj
+# the one engine logs each epoch through jax_fit._log
+from sdss_distill.distill import jax_fit
+real_log, seen = jax_fit._log, [0]
 
 
-if ENGINE == "keras":
-    real = fit.early_stopping_callbacks
-    fit.early_stopping_callbacks = lambda patience: [*real(patience), AfterFirstEpoch()]
-else:  # the JAX engine logs each epoch through jax_fit._log
-    from sdss_distill.distill import jax_fit
-    real_log, seen = jax_fit._log, [0]
+def log(*args, **kwargs):
+    real_log(*args, **kwargs)
+    seen[0] += 1
+    if seen[0] == 2:  # after the first epoch's train and validation lines
+        obj = Collected()
+        del obj
 
-    def log(*args, **kwargs):
-        real_log(*args, **kwargs)
-        seen[0] += 1
-        if seen[0] == 2:  # after the first epoch's train and validation lines
-            obj = Collected()
-            del obj
 
-    jax_fit._log = log
-open(CONFIG, "w").write(f'engine = "{ENGINE}"')
+jax_fit._log = log
 from sdss_distill.train import main
-sys.exit(main(["--data", DATA, "--out", OUT, "--epochs", "20", "--quiet", "--config", CONFIG]))
+sys.exit(main(["--data", DATA, "--out", OUT, "--epochs", "20", "--quiet"]))
 """
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["jax", "keras"])
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_swallowed_during_fit_still_stops_train(real_table, tmp_path, sig, code, engine):
+def test_signal_swallowed_during_fit_still_stops_train(real_table, tmp_path, sig, code):
     """The signal's exception is dropped inside a __del__ during training: train used to go
     on and write the run (exit 0); now the next step stops it, and no run is written."""
     out = tmp_path / "run"
     script = (SWALLOWED_IN_FIT.replace("SIG)", f"{int(sig)})")
-              .replace("DATA", repr(str(real_table))).replace("OUT", repr(str(out)))
-              .replace("CONFIG", repr(str(tmp_path / "engine.toml")))
-              .replace('ENGINE == "keras"', f"{engine!r} == 'keras'")
-              .replace('"{ENGINE}"', f'"{engine}"'))
+              .replace("DATA", repr(str(real_table))).replace("OUT", repr(str(out))))
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     assert "__del__ finished" not in proc.stderr  # the signal cut the __del__, Python dropped it

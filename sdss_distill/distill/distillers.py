@@ -7,8 +7,7 @@ input is a dict: `{"student": x_student, "teacher": x_teacher}` for an online te
 identity "teacher" then passes them through). The losses are combined by the Distiller's own
 `compute_loss`: (1 - alpha) * CE(y, s) + alpha * sum(weight_i * loss_i).
 
-`CoTrainer` trains teacher and student together (the stock Distiller freezes the teacher);
-`ParallelTeachers` trains K independent teachers at once, each on its own rows.
+`CoTrainer` trains teacher and student together (the stock Distiller freezes the teacher).
 """
 
 from __future__ import annotations
@@ -134,34 +133,3 @@ class CoTrainer(keras.Model):
     @property
     def metrics(self):
         return [*super().metrics, *self.trackers.values(), self.accuracy]
-
-
-class ParallelTeachers(keras.Model):
-    """K independent networks on one input, trained at once; member k learns only the rows
-    where `y["mask"][:, k]` is 1.
-
-    Tiny models are dominated by per-step overhead, so K fold teachers in one graph train in
-    about the time of one. The output is (n, K, classes).
-    """
-
-    def __init__(self, members: list[keras.Model], **kwargs):
-        super().__init__(**kwargs)
-        self.members = list(members)
-        self.member_losses = [keras.metrics.Mean(name=f"loss_{k}") for k in range(len(members))]
-
-    def call(self, x, training=None):
-        return ops.stack([m(x, training=training) for m in self.members], axis=1)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred = y_pred if y_pred is not None else self(x, training=training)
-        mask = ops.cast(y["mask"], y_pred.dtype)
-        labels = ops.repeat(ops.cast(y["label"], "int32")[:, None], len(self.members), axis=1)
-        ce = formula.hard_term(OPS, labels, y_pred) * mask
-        per_member = ops.sum(ce, axis=0) / ops.maximum(ops.sum(mask, axis=0), 1.0)
-        for k, tracker in enumerate(self.member_losses):
-            tracker.update_state(per_member[k])
-        return ops.sum(per_member)
-
-    @property
-    def metrics(self):
-        return [*super().metrics, *self.member_losses]

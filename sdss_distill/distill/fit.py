@@ -1,9 +1,10 @@
 """Fit a model with early stopping on a validation slice; train teachers and students.
 
-One fit loop for arrays and streams (`fit`: arrays become cached tf.data pipelines, a
-stream arrives as one). Plain MLPs on arrays (teachers, fold teachers, offline students,
-baselines: the default method's every model) are fitted by the JAX engine instead
-(`jax_fit.py`, `FitSettings.engine`); the models stay Keras (TensorFlow backend).
+Every in-memory model (teachers, fold teachers, ensemble members, students, baselines,
+assistants, co-trained pairs) is fitted by the one JAX engine (`jax_fit.py`, and
+`jax_cotrain.py` for a co-trained pair); the models stay Keras (TensorFlow backend). There is
+no other engine to choose. `fit`, `datasets`, `hard_labels` and `VALIDATION_BATCH` are the
+Keras fit loop of the streamed run only (`stream_fit.py`), removed with the stream path.
 """
 
 from __future__ import annotations
@@ -14,15 +15,9 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from sdss_distill.core.errors import InputError
-from sdss_distill.distill.distillers import (
-    STUDENT,
-    TEACHER,
-    CoTrainer,
-    OfflineDistiller,
-    ParallelTeachers,
-)
-from sdss_distill.distill.formula import ENGINES, check_alpha
+from sdss_distill.distill import jax_cotrain, jax_fit
+from sdss_distill.distill.distillers import STUDENT, TEACHER
+from sdss_distill.distill.formula import check_alpha
 from sdss_distill.distill.stopping import early_stopping_callbacks
 
 STEPS_PER_EXECUTION = 64
@@ -38,11 +33,6 @@ class FitSettings:
     patience: int
     learning_rate: float
     seed: int = 0  # shuffling order
-    engine: str = "jax"  # jax: plain MLPs on arrays by jax_fit; keras: always keras fit
-
-    def __post_init__(self):
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
 
 
 @dataclass
@@ -95,19 +85,12 @@ def hard_labels() -> dict:
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
 
-def _jax_ready(settings: FitSettings, models) -> bool:
-    if settings.engine != "jax":
-        return False
-    try:
-        from sdss_distill.distill import jax_fit
-    except ImportError as e:
-        raise ImportError(f"engine 'jax' needs JAX ({e}): pip install 'jax[cpu]', or set "
-                          f"engine = \"keras\" in the run's TOML config") from e
-    return jax_fit.supported(models)
-
-
 def _fit_jax(models, x, y, train_mask, val_mask, settings, **kwargs) -> Fitted:
-    from sdss_distill.distill import jax_fit
+    """The one engine: `jax_fit.fit_members` on plain `build_mlp` networks (anything else is
+    a programming error, named)."""
+    if not jax_fit.supported(models):
+        raise ValueError(f"the JAX engine fits plain build_mlp networks of one shape; got "
+                         f"{', '.join(m.name for m in models)}")
     epochs, seconds, history = jax_fit.fit_members(models, x, y, train_mask, val_mask, settings,
                                                    **kwargs)
     return Fitted(epochs, seconds, history)
@@ -122,26 +105,16 @@ def _stacked(x, x_val, *extra):
 def train_teacher(teacher: keras.Model, x, y, validation, settings: FitSettings) -> Fitted:
     """Plain supervised training on hard labels (the teacher, or a hard-label student)."""
     x_val, y_val = validation
-    if _jax_ready(settings, [teacher]):
-        xs, ys, train, val = _stacked(x, x_val, (y, y_val))
-        return _fit_jax([teacher], xs, ys, train, val, settings)
-    return fit(teacher, (x, y), validation, settings, compile_kwargs=hard_labels())
+    xs, ys, train, val = _stacked(x, x_val, (y, y_val))
+    return _fit_jax([teacher], xs, ys, train, val, settings)
 
 
 def train_parallel(members: list[keras.Model], x: np.ndarray, labels: np.ndarray,
                    train_mask: np.ndarray, val_mask: np.ndarray, settings: FitSettings) -> Fitted:
     """Train K members at once, member k on the rows of `train_mask[:, k]`, early stopping on
-    the rows of `val_mask[:, k]`; the members are updated in place.
-
-    The JAX engine stops each member on its own validation loss; Keras stops them together
-    on the sum.
-    """
-    if _jax_ready(settings, members):
-        return _fit_jax(members, x, labels, train_mask, val_mask, settings)
-    model = ParallelTeachers(members)
-    y = {"label": labels, "mask": train_mask.astype("float32")}
-    val = (x, {"label": labels, "mask": val_mask.astype("float32")})
-    return fit(model, (x, y), val, settings)
+    the rows of `val_mask[:, k]` (each member on its own validation loss); the members are
+    updated in place."""
+    return _fit_jax(members, x, labels, train_mask, val_mask, settings)
 
 
 def distil_offline(student: keras.Model, x, y, soft, validation, settings: FitSettings, *,
@@ -151,43 +124,26 @@ def distil_offline(student: keras.Model, x, y, soft, validation, settings: FitSe
     losses.py (its temperature and kind). `per_class` > 0: the student and `soft` are
     subclass logits, per_class per class (subclass distillation, `jax_fit.Loss`). `hint` =
     (projection Dense layer, index of the student's Dense layer, weight): FitNets hints, the
-    teacher's hidden features being the columns of `soft` after the logits (JAX engine only)."""
+    teacher's hidden features being the columns of `soft` after the logits."""
     x_val, y_val, soft_val = validation
     alpha = check_alpha(alpha)
-    if _jax_ready(settings, [student]):
-        from sdss_distill.distill.jax_fit import Loss
-        xs, ys, ss, train, val = _stacked(x, x_val, (y, y_val), (soft, soft_val))
-        layer, weight = (hint[1], hint[2]) if hint else (-1, 0.0)
-        return _fit_jax([student], xs, ys, train, val, settings, soft=ss,
-                        loss=Loss(alpha, loss.temperature, loss.kind, per_class, layer, weight),
-                        projection=hint[0] if hint else None)
-    if hint:
-        raise InputError('method hints trains in the JAX engine only: set engine = "jax"')
-    distiller = OfflineDistiller(student, alpha=alpha, losses=[loss])
-    if per_class:
-        from sdss_distill.distill.subclasses import SubclassDistiller
-        distiller = SubclassDistiller(student, per_class, alpha=alpha, soft_loss=loss)
-    return fit(distiller, ({"student": x, "soft": soft}, y),
-               ({"student": x_val, "soft": soft_val}, y_val), settings)
-
-
-def fit_distiller(distiller: keras.Model, x: dict, y, validation, settings: FitSettings) -> Fitted:
-    """Fit any distiller whose inputs are a dict of views (online, hints, co-training)."""
-    return fit(distiller, (x, y), validation, settings)
+    xs, ys, ss, train, val = _stacked(x, x_val, (y, y_val), (soft, soft_val))
+    layer, weight = (hint[1], hint[2]) if hint else (-1, 0.0)
+    return _fit_jax([student], xs, ys, train, val, settings, soft=ss,
+                    loss=jax_fit.Loss(alpha, loss.temperature, loss.kind, per_class, layer, weight),
+                    projection=hint[0] if hint else None)
 
 
 def cotrain(teacher, student, x: dict, y, validation, settings: FitSettings, *, alpha: float,
             loss) -> Fitted:
-    """Teacher and student from scratch, together (see `CoTrainer`; in the JAX engine,
-    `jax_cotrain`). `x` = {"student": ..., "teacher": ...}, `validation` the same pair."""
+    """Teacher and student from scratch, together (`jax_cotrain`, the loss of `CoTrainer`).
+    `x` = {"student": ..., "teacher": ...}, `validation` the same pair."""
     alpha = check_alpha(alpha)
-    if _jax_ready(settings, [teacher]) and _jax_ready(settings, [student]):
-        from sdss_distill.distill import jax_cotrain
-        from sdss_distill.distill.jax_fit import Loss
-        x_val, y_val = validation
-        xt, xs, ys, train, val = _stacked(x[TEACHER], x_val[TEACHER], (x[STUDENT], x_val[STUDENT]),
-                                          (y, y_val))
-        return Fitted(*jax_cotrain.fit_pair(teacher, student, xt, xs, ys, train[:, 0], val[:, 0],
-                                            settings, loss=Loss(alpha, loss.temperature, loss.kind)))
-    return fit(CoTrainer(teacher, student, alpha=alpha, soft_loss=loss), (x, y), validation,
-               settings)
+    if not jax_fit.supported([teacher]) or not jax_fit.supported([student]):
+        raise ValueError("co-training fits plain build_mlp networks only")
+    x_val, y_val = validation
+    xt, xs, ys, train, val = _stacked(x[TEACHER], x_val[TEACHER], (x[STUDENT], x_val[STUDENT]),
+                                      (y, y_val))
+    return Fitted(*jax_cotrain.fit_pair(teacher, student, xt, xs, ys, train[:, 0], val[:, 0],
+                                        settings, loss=jax_fit.Loss(alpha, loss.temperature,
+                                                                    loss.kind)))

@@ -20,7 +20,6 @@ both call them, so the formula exists once.
 from __future__ import annotations
 
 SOFT_LOSSES = ("kl", "ce")
-ENGINES = ("jax", "keras")  # what fits plain MLPs on arrays (distill/fit.py)
 
 
 def check_alpha(alpha) -> float:

@@ -209,12 +209,12 @@ def fit_settings(cfg, *, teacher: bool = False) -> FitSettings:
     """The run's fit settings; teachers stop on `teacher_patience` (they cost nearly all the
     training time), students and baselines on `patience`."""
     return FitSettings(cfg.epochs, cfg.batch_size, cfg.teacher_patience if teacher else cfg.patience,
-                       cfg.learning_rate, cfg.seed, cfg.engine)
+                       cfg.learning_rate, cfg.seed)
 
 
 def _fit_key(cfg) -> tuple:
     return (cfg.epochs, cfg.batch_size, cfg.patience, cfg.teacher_patience, cfg.learning_rate,
-            cfg.validation_fraction, cfg.engine)
+            cfg.validation_fraction)
 
 
 def say_to_stderr(msg: str) -> None:

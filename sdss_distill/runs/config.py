@@ -12,7 +12,7 @@ from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import read_toml
 from sdss_distill.core.schema import SAMPLES, TEACHER_VIEWS
 from sdss_distill.distill import registry
-from sdss_distill.distill.formula import ENGINES, SOFT_LOSSES, check_alpha
+from sdss_distill.distill.formula import SOFT_LOSSES, check_alpha
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,6 @@ class Config:
     batch_size: int = 128
     learning_rate: float = 1e-2
     validation_fraction: float = 0.15  # of each training subset, for early stopping
-    engine: str = "jax"  # fits plain MLPs on arrays in JAX (keras: Keras fit for every model)
     quiet: bool = False  # no progress output
     methods: dict = field(default_factory=dict)  # per-method settings: {method: {key: value}}
 
@@ -74,7 +73,6 @@ class Config:
         for name in ("epochs", "patience", "teacher_patience", "batch_size"):
             _check(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))
         _check(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
-        _check(self.engine in ENGINES, "engine", f"one of {', '.join(ENGINES)}", self.engine)
         _check(self.soft_loss in SOFT_LOSSES, "soft_loss", f"one of {', '.join(SOFT_LOSSES)}",
                self.soft_loss)
         registry.get(self.method)
@@ -143,6 +141,10 @@ def _coerce(name: str, hint, value):
         raise InputError(f"{name} must be {hint.__name__}, got {value!r}") from None
 
 
+REMOVED = {"engine": "every model trains on the one JAX engine (distill/jax_fit.py)"}
+"""Keys earlier releases accepted, with why they went: named in the error, not just unknown."""
+
+
 def make_config(toml_path: str | None = None, **overrides) -> Config:
     """Defaults, then the TOML file's keys, then non-None `overrides` (the CLI flags)."""
     values: dict = {}
@@ -155,6 +157,8 @@ def make_config(toml_path: str | None = None, **overrides) -> Config:
     hints = typing.get_type_hints(Config)
     valid = [f.name for f in fields(Config)]
     unknown = sorted(set(values) - set(valid))
+    for key in sorted(set(unknown) & set(REMOVED)):
+        raise InputError(f"config key {key!r} is gone: {REMOVED[key]}; delete it")
     if unknown:
         raise InputError(f"unknown config key(s) {', '.join(unknown)}; valid keys: "
                          f"{', '.join(valid)}")
