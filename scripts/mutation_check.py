@@ -11,6 +11,8 @@ broken test. Mutants:
   alpha_ignored        ... with alpha = 0.9 (the default) whatever the config says
   soft_loss_swapped    ... with kl and ce exchanged
   last_weights         early stopping keeps the last epoch's weights, not the best
+  handover_temperature a Distiller hands the engine T = 1, not its soft loss's temperature
+  handover_alpha       a Distiller hands the engine alpha = 0.9, not its own alpha
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LOSS_TESTS = ["tests/test_jax_fit.py"]
+HANDOVER_TESTS = ["tests/test_distillers.py"]
 BEST_TESTS = ["tests/test_jax_fit.py::test_engine_keeps_the_best_epochs_weights_not_the_last",
               "tests/test_distill.py::test_jax_engine_is_deterministic_and_keeps_the_best_epoch"]
 
@@ -36,8 +39,16 @@ def mutant(*args, **kwargs):
     return dataclasses.replace(loss, {change})
 jax_fit.Loss = mutant
 """
+PATCH_HANDOVER = """
+import dataclasses
+from sdss_distill.distill import distillers
+real = distillers.ViewDistiller.engine_loss
+def mutant(self):
+    return dataclasses.replace(real(self), {change})
+distillers.ViewDistiller.engine_loss = mutant
+"""
 MUTANTS = {
-    "none": ("", LOSS_TESTS + BEST_TESTS),
+    "none": ("", LOSS_TESTS + BEST_TESTS + HANDOVER_TESTS),
     "temperature_ignored": (PATCH_LOSS.format(change="temperature=1.0"), LOSS_TESTS),
     "alpha_ignored": (PATCH_LOSS.format(change="alpha=0.9"), LOSS_TESTS),
     "soft_loss_swapped": (PATCH_LOSS.format(
@@ -49,6 +60,8 @@ def last(self, params):
     return [np.asarray(a[self.k]) for layer in params for a in layer]
 jax_fit._Member.final_weights = last
 """, BEST_TESTS),
+    "handover_temperature": (PATCH_HANDOVER.format(change="temperature=1.0"), HANDOVER_TESTS),
+    "handover_alpha": (PATCH_HANDOVER.format(change="alpha=0.9"), HANDOVER_TESTS),
 }
 
 

@@ -160,6 +160,7 @@ def test_cotrainer_loss_is_teacher_ce_plus_distillation(pair):
     teacher, student = pair
     teacher.trainable = True
     ct = distillers.CoTrainer(teacher, student, alpha=0.7, soft_loss=losses.soft_loss("kl", 2.0))
+    ct.compile()  # a Distiller: its student loss is set by compile
     rng = np.random.default_rng(1)
     xt, xs = rng.random((3, 6), "float32") + 18, rng.random((3, 5), "float32") + 18
     t = models.logits(teacher, xt)

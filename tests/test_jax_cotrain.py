@@ -7,7 +7,8 @@ import pytest
 from scipy.special import log_softmax
 
 from sdss_distill.core.schema import get_view
-from sdss_distill.distill.fit import FitSettings, cotrain
+from sdss_distill.distill.distillers import CoTrainer
+from sdss_distill.distill.fit import FitSettings
 from sdss_distill.distill.losses import soft_loss
 from sdss_distill.models import mlp as models
 from tests.test_jax_fit import hand_terms
@@ -27,9 +28,9 @@ def test_cotrain_trains_on_the_configured_loss(kind):
     t, s = models.logits(teacher, xt[150:]), models.logits(student, xs[150:])
     teacher_ce = -log_softmax(t, axis=1)[np.arange(50), y[150:]].mean()
     student_ce, soft = hand_terms(s, y[150:], t, 2.0, kind)
-    fitted = cotrain(teacher, student, {"teacher": xt[:150], "student": xs[:150]}, y[:150],
-                     ({"teacher": xt[150:], "student": xs[150:]}, y[150:]),
-                     FitSettings(1, 32, 5, 0.0), alpha=0.4, loss=soft_loss(kind, 2.0))
+    fitted = CoTrainer(teacher, student, alpha=0.4, soft_loss=soft_loss(kind, 2.0)).train(
+        {"teacher": xt[:150], "student": xs[:150]}, y[:150],
+        ({"teacher": xt[150:], "student": xs[150:]}, y[150:]), FitSettings(1, 32, 5, 0.0))
     h = fitted.history
     assert h["val_teacher_loss"][0] == pytest.approx(teacher_ce, rel=1e-4)
     assert h["val_student_loss"][0] == pytest.approx(student_ce, rel=1e-4)

@@ -1,11 +1,11 @@
 """Proof that the configured loss settings reach the loss the JAX engine trains on.
 
-The engine's own code path (`fit.distil_offline` -> `jax_fit.fit_members`, the path of
-`Workspace.student`) is run with a learning rate of 0, so the weights stay at their initial
-values and the validation terms it logs after one epoch are the loss of a known model: they
-are compared with the terms computed here by hand in numpy (temperature not 1, alpha not 0
-or 1, both soft losses). `scripts/mutation_check.py` breaks these on purpose and shows which
-test fails for each mutant.
+The engine's own code path (`distillers.distil_offline` -> `OfflineDistiller.train` ->
+`fit.distil` -> `jax_fit.fit_members`, the path of `Workspace.student`) is run with a
+learning rate of 0, so the weights stay at their initial values and the validation terms it
+logs after one epoch are the loss of a known model: they are compared with the terms computed
+here by hand in numpy (temperature not 1, alpha not 0 or 1, both soft losses).
+`scripts/mutation_check.py` breaks these on purpose and shows which test fails for each mutant.
 """
 
 import dataclasses
@@ -17,7 +17,8 @@ from scipy.special import log_softmax, softmax
 
 from sdss_distill.core.schema import get_view
 from sdss_distill.distill import jax_fit
-from sdss_distill.distill.fit import FitSettings, distil_offline
+from sdss_distill.distill.distillers import HintDistiller, distil_offline
+from sdss_distill.distill.fit import FitSettings
 from sdss_distill.distill.losses import soft_loss
 from sdss_distill.models import mlp as models
 
@@ -64,22 +65,26 @@ def test_engine_trains_on_the_configured_loss(kind, alpha, temperature):
 
 @pytest.mark.slow
 def test_engine_adds_the_hint_term_as_configured():
-    """FitNets hints: the engine's soft term is T^2 KL + weight * MSE(teacher features,
-    projection of the student's dense_0 output), by hand."""
+    """FitNets hints through `HintDistiller`: the engine's soft term is T^2 KL + weight *
+    MSE(teacher's dense_0 features, projection of the student's dense_0 output), by hand."""
     from sdss_distill.distill.losses import FitNetsHint
-    x, y, soft = _data()
-    feats = np.random.default_rng(7).normal(0, 1, (ROWS + VAL, 4)).astype("float32")
+    x, y, _ = _data()
     keras.utils.set_random_seed(0)
+    teacher = models.build_mlp(get_view("photometric"), (4, 6), x[:ROWS], name="t")
     net = models.build_mlp(get_view("photometric"), (8,), x[:ROWS], name="s")
-    hint = FitNetsHint("t", "dense_0", teacher_units=4, student_units=8)
+    hint = FitNetsHint("dense_0", "dense_0", teacher_units=4, student_units=8)
+    feats = models.logits(keras.Model(teacher.inputs[0], teacher.get_layer("dense_0").output),
+                          x[ROWS:])
     hidden = models.logits(keras.Model(net.inputs[0], net.get_layer("dense_0").output), x[ROWS:])
     w, b = hint.projection.get_weights()
-    mse = ((feats[ROWS:] - (hidden @ w + b)) ** 2).mean(axis=1).mean()
-    _, kd = hand_terms(models.logits(net, x[ROWS:]), y[ROWS:], soft[ROWS:], 3.0, "kl")
-    both = np.concatenate([soft, feats], axis=1)
-    fitted = distil_offline(net, x[:ROWS], y[:ROWS], both[:ROWS], (x[ROWS:], y[ROWS:], both[ROWS:]),
-                            FitSettings(1, 64, 5, 0.0), alpha=0.6, loss=soft_loss("kl", 3.0),
-                            hint=(hint.projection, 0, 0.25))
+    mse = ((feats - (hidden @ w + b)) ** 2).mean(axis=1).mean()
+    _, kd = hand_terms(models.logits(net, x[ROWS:]), y[ROWS:], models.logits(teacher, x[ROWS:]),
+                       3.0, "kl")
+    distiller = HintDistiller(teacher, net, alpha=0.6, losses=[soft_loss("kl", 3.0), hint],
+                              loss_weights=[1.0, 0.25])
+    fitted = distiller.train({"student": x[:ROWS], "teacher": x[:ROWS]}, y[:ROWS],
+                             ({"student": x[ROWS:], "teacher": x[ROWS:]}, y[ROWS:]),
+                             FitSettings(1, 64, 5, 0.0))
     assert fitted.history["val_distillation_loss"][0] == pytest.approx(kd + 0.25 * mse, rel=1e-4)
 
 
@@ -135,6 +140,8 @@ MUTANTS = {  # the same mutants as scripts/mutation_check.py, which prints the r
     "alpha_ignored": ("Loss", lambda loss: {"alpha": 0.9}),
     "soft_loss_swapped": ("Loss", lambda loss: {"kind": {"kl": "ce", "ce": "kl"}[loss.kind]}),
     "last_weights": ("final_weights", None),
+    "handover_temperature": ("engine_loss", lambda loss: {"temperature": 1.0}),
+    "handover_alpha": ("engine_loss", lambda loss: {"alpha": 0.9}),
 }
 
 
@@ -147,6 +154,14 @@ def test_each_mutant_fails_a_test(mutant, monkeypatch):
         monkeypatch.setattr(jax_fit, "Loss", _loss_mutant(change))
         with pytest.raises(AssertionError):
             test_engine_trains_on_the_configured_loss("kl", 0.3, 2.5)
+    elif target == "engine_loss":  # the distiller -> engine hand-over
+        from sdss_distill.distill import distillers
+        from tests import test_distillers
+        real = distillers.ViewDistiller.engine_loss
+        monkeypatch.setattr(distillers.ViewDistiller, "engine_loss",
+                            lambda self: dataclasses.replace(real(self), **change(real(self))))
+        with pytest.raises(AssertionError):
+            test_distillers.test_offline_distiller(test_distillers.faint_rows(), "kl")
     else:
         monkeypatch.setattr(jax_fit._Member, "final_weights",
                             lambda self, params: [np.asarray(a[self.k]) for layer in params for a in layer])

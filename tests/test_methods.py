@@ -163,8 +163,8 @@ def test_configured_temperature_and_alpha_reach_every_methods_loss(slice_ws, mon
         seen.clear()
         run_cfg = dataclasses.replace(cfg, method=method, temperature=3.5, alpha=0.35, epochs=1)
         pipeline.timed_run(run_cfg, prepared, ws=ws)
-        # alpha 0: the hard-label baseline (and OfflineDistiller, which only validates alpha
-        # for the JAX engine, is not where the loss is computed: the engine's Loss is)
+        # alpha 0: the hard-label baseline; every distiller's engine Loss is spied too (the
+        # distiller hands it over: tests/test_distillers.py)
         distilled = [(a, ts) for a, ts in seen if a != 0.0]
         assert distilled, (method, seen)
         assert all(a == 0.35 and 3.5 in ts for a, ts in distilled), (method, distilled)

@@ -276,7 +276,8 @@ def _in_memory(sim_table, tmp_path):
 
     from sdss_distill.core.schema import get_view
     from sdss_distill.data.table import clean, features, labels, load_table
-    from sdss_distill.distill.fit import FitSettings, distil_offline, train_teacher
+    from sdss_distill.distill.distillers import distil_offline
+    from sdss_distill.distill.fit import FitSettings, train_teacher
     from sdss_distill.distill.losses import soft_loss
     from sdss_distill.distill.metrics import classification
     from sdss_distill.models.mlp import build_mlp, logits

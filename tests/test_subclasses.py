@@ -87,6 +87,7 @@ def test_distiller_loss_matches_hand_computation():
     y = np.array([0, 1, 2, 1, 0], "int32")
     student = keras.Sequential([keras.Input((3 * BINS,)), keras.layers.Identity()])
     d = subclasses.SubclassDistiller(student, BINS, alpha=0.3, soft_loss=TemperatureKL(2.0))
+    d.compile()
     got = float(d.compute_loss(x={"student": s, "soft": t}, y=y, y_pred=s))
     class_log_p = np.log(softmax(s, 1).reshape(5, 3, BINS).sum(2))
     ce = -class_log_p[np.arange(5), y].mean()

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from sdss_distill.core.schema import STUDENT, TEACHER
 from sdss_distill.distill import jax_cotrain, jax_fit
-from sdss_distill.distill.distillers import STUDENT, TEACHER
-from sdss_distill.distill.formula import check_alpha
 from sdss_distill.distill.stopping import early_stopping_callbacks
 
 STEPS_PER_EXECUTION = 64
@@ -117,33 +116,27 @@ def train_parallel(members: list[keras.Model], x: np.ndarray, labels: np.ndarray
     return _fit_jax(members, x, labels, train_mask, val_mask, settings)
 
 
-def distil_offline(student: keras.Model, x, y, soft, validation, settings: FitSettings, *,
-                   alpha: float, loss, per_class: int = 0, hint=None) -> Fitted:
-    """Offline distillation: `soft` are teacher logits for the rows of x; alpha = 0 is the
-    hard-label baseline. `validation` = (x_val, y_val, soft_val); `loss` a soft loss of
-    losses.py (its temperature and kind). `per_class` > 0: the student and `soft` are
-    subclass logits, per_class per class (subclass distillation, `jax_fit.Loss`). `hint` =
-    (projection Dense layer, index of the student's Dense layer, weight): FitNets hints, the
-    teacher's hidden features being the columns of `soft` after the logits."""
+def distil(student: keras.Model, x, y, soft, validation, settings: FitSettings, *,
+           loss: jax_fit.Loss, projection=None) -> Fitted:
+    """Fit `student` on the loss a distiller hands over (`distillers.*.train`: the distiller
+    is the one place alpha, temperature, soft-loss kind, subclass bins and hints are set).
+    `soft` are the targets of the rows of x (teacher logits, then hint features if any);
+    `validation` = (x_val, y_val, soft_val); `projection` a FitNets hint's Dense layer."""
     x_val, y_val, soft_val = validation
-    alpha = check_alpha(alpha)
     xs, ys, ss, train, val = _stacked(x, x_val, (y, y_val), (soft, soft_val))
-    layer, weight = (hint[1], hint[2]) if hint else (-1, 0.0)
-    return _fit_jax([student], xs, ys, train, val, settings, soft=ss,
-                    loss=jax_fit.Loss(alpha, loss.temperature, loss.kind, per_class, layer, weight),
-                    projection=hint[0] if hint else None)
+    return _fit_jax([student], xs, ys, train, val, settings, soft=ss, loss=loss,
+                    projection=projection)
 
 
-def cotrain(teacher, student, x: dict, y, validation, settings: FitSettings, *, alpha: float,
-            loss) -> Fitted:
-    """Teacher and student from scratch, together (`jax_cotrain`, the loss of `CoTrainer`).
-    `x` = {"student": ..., "teacher": ...}, `validation` the same pair."""
-    alpha = check_alpha(alpha)
+def cotrain_pair(teacher, student, x: dict, y, validation, settings: FitSettings, *,
+                 loss: jax_fit.Loss) -> Fitted:
+    """Teacher and student from scratch, together (`jax_cotrain`), on the loss
+    `distillers.CoTrainer` hands over. `x` = {"student": ..., "teacher": ...}, `validation`
+    the same pair and labels."""
     if not jax_fit.supported([teacher]) or not jax_fit.supported([student]):
         raise ValueError("co-training fits plain build_mlp networks only")
     x_val, y_val = validation
     xt, xs, ys, train, val = _stacked(x[TEACHER], x_val[TEACHER], (x[STUDENT], x_val[STUDENT]),
                                       (y, y_val))
     return Fitted(*jax_cotrain.fit_pair(teacher, student, xt, xs, ys, train[:, 0], val[:, 0],
-                                        settings, loss=jax_fit.Loss(alpha, loss.temperature,
-                                                                    loss.kind)))
+                                        settings, loss=loss))

@@ -1,7 +1,7 @@
 """The one stopping rule and learning-rate schedule of every fit, as Keras callbacks.
 
-Both engines use this list: Keras `fit` (fit.py) passes it to `Model.fit`; the JAX engine
-(jax_fit.py) drives one copy per member through the same callback methods. So early
+The JAX engine (jax_fit.py, jax_cotrain.py) drives one copy per member through Keras's
+callback methods; the streamed run's Keras `fit` (fit.py) passes the list to `Model.fit`. So early
 stopping (best `val_loss`, `patience` epochs, best weights restored) and the learning-rate
 halving on plateaus are Keras's own code, written nowhere else in the package.
 """

@@ -18,17 +18,15 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from sdss_distill.core.schema import LABELS
 from sdss_distill.data.table import labels
 from sdss_distill.distill import formula
-from sdss_distill.distill.formula import check_alpha
-from sdss_distill.distill.losses import TemperatureKL
+from sdss_distill.distill.distillers import OfflineDistiller
+from sdss_distill.distill.losses import OPS, TemperatureKL
 from sdss_distill.models.mlp import SubclassSum
 
 REDSHIFT = "redshift"
-STUDENT, SOFT = "student", "soft"
 
 
 def redshift_edges(df: pd.DataFrame, rows: np.ndarray, bins: int) -> np.ndarray:
@@ -60,34 +58,25 @@ def describe_bins(edges: np.ndarray) -> dict:
     return {label: [float(e) for e in row] for label, row in zip(LABELS, edges)}
 
 
-class SubclassDistiller(keras.Model):
+class SubclassDistiller(OfflineDistiller):
     """Trains a student that emits subclass logits: the hard term on the class logits (summed
-    subclass probabilities), the soft term on the subclasses against precomputed teacher
-    subclass logits `x["soft"]`. alpha = 0 is hard-label training through the sum."""
+    subclass probabilities, `SubclassSum`), the soft term on the subclasses against
+    precomputed teacher subclass logits `x["soft"]`. alpha = 0 is hard-label training through
+    the sum. An `OfflineDistiller` whose student loss reads the class logits; `train` hands
+    the engine the same loss with its `per_class`."""
 
     def __init__(self, student: keras.Model, per_class: int, *, alpha: float,
                  soft_loss: TemperatureKL, **kwargs):
-        super().__init__(**kwargs)
-        self.student, self.alpha, self.soft_loss = student, check_alpha(alpha), soft_loss
+        super().__init__(student, alpha=alpha, losses=[soft_loss], **kwargs)
+        self.per_class = int(per_class)
         self.head = SubclassSum(per_class)
         self.head.build((None, len(LABELS) * per_class))  # weightless; built, so fit need not
-        self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("student_loss", "distillation_loss")}
-        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
-    def call(self, inputs, training=None):
-        return self.student(inputs[STUDENT], training=training)
+    def class_loss(self, y, subclass_logits):
+        """CE of the labels under the summed subclass probabilities (the hard term)."""
+        return keras.ops.mean(formula.hard_term(OPS, y, self.head(subclass_logits)))
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        s = y_pred if y_pred is not None else self(x, training=training)
-        class_logits = self.head(s)
-        parts = {"student_loss": tf.reduce_mean(formula.hard_term(tf, y, class_logits)),
-                 "distillation_loss": self.soft_loss.compute_loss(x[SOFT], s)}
-        for name, value in parts.items():
-            self.trackers[name].update_state(value)
-        self.accuracy.update_state(y, class_logits)
-        return (1 - self.alpha) * parts["student_loss"] + self.alpha * parts["distillation_loss"]
-
-    @property
-    def metrics(self):
-        return [*super().metrics, *self.trackers.values(), self.accuracy]
+    def compile(self, optimizer="adam", **kwargs):
+        kwargs.setdefault("loss", self.class_loss)
+        kwargs.setdefault("metrics", [])  # accuracy is on class logits: see the engine's history
+        super().compile(optimizer=optimizer, **kwargs)

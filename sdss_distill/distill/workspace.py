@@ -196,7 +196,7 @@ class Workspace:
     def student(self, cfg, rows: str, soft: tuple[np.ndarray, np.ndarray], *, name=STUDENT,
                 hidden=None, role=STUDENT) -> Arm:
         """A student offline-distilled on `rows` from soft labels (fit part, early-stopping part)."""
-        from sdss_distill.distill.fit import distil_offline
+        from sdss_distill.distill.distillers import distil_offline
         (x, y), (x_val, y_val) = self.arrays(rows, self.student_view)
         model = self.new_model(self.student_view, hidden or cfg.student_hidden, x, name=name)
         fitted = self.timed(name, distil_offline(

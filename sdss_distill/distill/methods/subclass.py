@@ -69,8 +69,8 @@ def subclass_student(ws, cfg, teacher_subclasses, bins: int):
     import keras
 
     from sdss_distill.data.table import features
-    from sdss_distill.distill.fit import distil_offline
     from sdss_distill.distill.losses import soft_loss
+    from sdss_distill.distill.subclasses import SubclassDistiller
     from sdss_distill.distill.workspace import Arm, fit_settings
     from sdss_distill.models.mlp import build_mlp, logits, subclass_model
     (x, y), (x_val, y_val) = ws.arrays("student_train", ws.student_view)
@@ -79,8 +79,9 @@ def subclass_student(ws, cfg, teacher_subclasses, bins: int):
     keras.utils.set_random_seed(ws.seed)
     inner = build_mlp(ws.student_view, tuple(cfg.student_hidden), x, name=STUDENT,
                       outputs=3 * bins)
-    fitted = ws.timed(STUDENT, distil_offline(
-        inner, x, y, soft[0], (x_val, y_val, soft[1]), fit_settings(cfg), alpha=cfg.alpha,
-        loss=soft_loss(cfg.soft_loss, cfg.temperature), per_class=bins))
+    distiller = SubclassDistiller(inner, bins, alpha=cfg.alpha,
+                                  soft_loss=soft_loss(cfg.soft_loss, cfg.temperature))
+    fitted = ws.timed(STUDENT, distiller.train(x, y, soft[0], (x_val, y_val, soft[1]),
+                                               fit_settings(cfg)))
     model = subclass_model(inner, bins, name=STUDENT)
     return Arm(STUDENT, STUDENT, ws.student_view, "student_train", model, fitted)
