@@ -176,14 +176,10 @@ def test_configured_temperature_and_alpha_reach_every_methods_loss(slice_ws, mon
 ALPHA0_ARM = {"offline": "student", "crossfit": "student", "online": "student",
               "teacher-ensemble": "student", "assistant": "student",
               "student-ensemble": "member_6x6", "hints": "student", "cotrain": "student"}
-JOINT_STOP = pytest.mark.xfail(strict=True, reason="co-training's student cuts its learning rate and "
-                               "stops with its teacher, on their summed validation loss (one "
-                               "model, as CoTrainer); its baseline on its own: other weights")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", [m if m != "cotrain" else pytest.param(m, marks=JOINT_STOP)
-                                    for m in ALPHA0_ARM])
+@pytest.mark.parametrize("method", list(ALPHA0_ARM))
 def test_alpha_zero_student_is_its_baseline(slice_ws, method):
     """alpha = 0: the student (same rows, initial weights, batch order) predicts exactly what
     its baseline predicts on every test row."""
