@@ -49,31 +49,46 @@ def test_every_method_is_covered():
     assert set(EXPECTED_ARMS) == set(registry.names())
 
 
-def test_no_method_name_is_tested_outside_the_methods():
-    """Method knowledge lives in its registry entry: no comparison (==, !=, in) with a method's
-    name anywhere in the package outside distill/methods/ (and the registry's list)."""
+def method_name_tests(source: str) -> list[str]:
+    """Comparisons (==, !=, in) with a method's name in `source`: as a literal, or through a
+    module-level constant bound to one (`REAL = "crossfit"` ... `method == REAL`)."""
     import ast
-
-    from tests.conftest import ROOT
     names = set(registry.names())
-    found = []
-    for path in sorted((ROOT / "sdss_distill").rglob("*.py")):
-        if "methods" in path.parts:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(source)
+    aliases = {t.id for node in tree.body if isinstance(node, ast.Assign)
+               and isinstance(node.value, ast.Constant) and node.value.value in names
+               for t in node.targets if isinstance(t, ast.Name)}
+    return [f"{node.lineno}: {ast.unparse(node)}" for node in ast.walk(tree)
             if isinstance(node, ast.Compare) and any(
-                    isinstance(n, ast.Constant) and n.value in names for n in ast.walk(node)):
-                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+                (isinstance(n, ast.Constant) and n.value in names)
+                or (isinstance(n, ast.Name) and n.id in aliases) for n in ast.walk(node))]
+
+
+def test_no_method_name_is_tested_outside_the_methods():
+    """Method knowledge lives in its registry entry: no comparison with a method's name
+    anywhere in the package outside distill/methods/ (and the registry's list)."""
+    from tests.conftest import ROOT
+    found = [f"{path.relative_to(ROOT)}:{hit}"
+             for path in sorted((ROOT / "sdss_distill").rglob("*.py"))
+             if "methods" not in path.parts for hit in method_name_tests(path.read_text())]
     assert not found, found
 
 
 def test_the_check_above_sees_a_method_name_comparison():
-    import ast
-    tree = ast.parse('if "subclass" in methods or arch[0] == "offline": pass')
-    hits = [n for n in ast.walk(tree) if isinstance(n, ast.Compare)
-            and any(isinstance(c, ast.Constant) and c.value in registry.names()
-                    for c in ast.walk(n))]
-    assert len(hits) == 2
+    assert len(method_name_tests('if "subclass" in methods or arch[0] == "offline": pass')) == 2
+    assert len(method_name_tests('REAL = "crossfit"\nok = df.method == REAL\n')) == 1
+    assert not method_name_tests('REAL = registry.get(name).control_of\nok = m == REAL\n')
+
+
+def test_methods_declare_their_export_and_control_roles():
+    """A student that is not a plain MLP says why it is not fine-tuned; a control names a
+    registered method and says what teaches its student."""
+    for name in registry.names():
+        m = registry.get(name)
+        assert m.exports_plain != bool(m.no_finetune), name
+        if m.control_of:
+            assert m.control_of in registry.names() and m.teacher_about, name
+            assert registry.get(m.control_of).teacher_about, name
 
 
 @pytest.mark.slow

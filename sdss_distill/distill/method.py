@@ -50,17 +50,31 @@ class Method:
     """Its student is one plain MLP with 3 class logits (an MCU port, QAT and pruning apply)."""
     baseline_rows: Callable = student_train_rows
     """settings -> the row set of the hard-label baseline its student is compared with."""
+    no_finetune: str = ""
+    """Why `export` cannot fine-tune (QAT, pruning) its student: required when it does not
+    export as a plain MLP, empty otherwise."""
+    teacher_about: str = ""
+    """What teaches its student, in a few words (the `controls` report's teacher column)."""
+    control_of: str = ""
+    """A control: the method whose real teacher this one's replaces (`experiment --preset
+    controls` compares their students)."""
+    isolates: tuple[str, ...] = ()
+    """A control whose teacher lacks exactly one piece of information: (that information,
+    how the report names this student), e.g. ("redshift", "shuffled-redshift")."""
+
+    def __post_init__(self):
+        if self.exports_plain == bool(self.no_finetune):
+            raise ValueError(f"method {self.name}: a student that exports as a plain MLP "
+                             f"fine-tunes; any other must say why not (no_finetune)")
 
     def setting_names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.settings)]
 
 
-def register(name: str, summary: str, settings: type = NoSettings, *, streams: bool = False,
-             architectures: Callable = plain_student, exports_plain: bool = True,
-             baseline_rows: Callable = student_train_rows):
-    """Decorator: declare `run` as method `name`; registry.py lists the modules to collect."""
+def register(name: str, summary: str, settings: type = NoSettings, **declared):
+    """Decorator: declare `run` as method `name` (`declared`: the other `Method` fields);
+    registry.py lists the modules to collect."""
     def wrap(run):
-        run.method = Method(name, summary, run, settings, streams, architectures, exports_plain,
-                            baseline_rows)
+        run.method = Method(name, summary, run, settings, **declared)
         return run
     return wrap

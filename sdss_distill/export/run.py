@@ -27,6 +27,7 @@ from sdss_distill.core.errors import InputError, check_signals
 from sdss_distill.core.io import quiet_import, read_json, write_atomic
 from sdss_distill.core.machine import machine
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, TEACHER
+from sdss_distill.distill import registry
 from sdss_distill.edge import classifier as edge
 from sdss_distill.edge.bench import benchmark
 from sdss_distill.export import variants as var
@@ -37,10 +38,6 @@ from sdss_distill.export.variants import DESCRIPTIONS, DYNAMIC_NO_OP, FINETUNED
 from sdss_distill.runs.rundir import Layout, RunDir
 
 PROG = program("export")
-ENSEMBLE_NO_FINETUNE = ("QAT/pruning is not done for ensemble students: the tf_keras "
-                        "fine-tuning handles one MLP")
-SUBCLASS_NO_FINETUNE = ("QAT/pruning is not done for subclass students: the tf_keras "
-                        "fine-tuning distils 3 class logits, the student emits subclass logits")
 
 
 KERAS_BUDGET_S = 0.5
@@ -100,7 +97,7 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
         previous = mcu_only(run, base)
         if previous is not None:
             return _add_mcu(run, rundir, base, previous, say)
-    no_finetune = no_finetune_reason(run.student)
+    no_finetune = no_finetune_reason(run.config)
     if no_finetune:
         say(f"skipped {', '.join(FINETUNED)}: {no_finetune}")
     finetune = finetune and not no_finetune
@@ -183,15 +180,11 @@ def reusable_finetuned(run: RunData, say) -> list[str]:
     return keep
 
 
-def no_finetune_reason(student) -> str | None:
-    """Why QAT/pruning is not done for this student (None when it is): the tf_keras child
-    fine-tunes one plain MLP with 3 class logits."""
-    from sdss_distill.models.mlp import ensemble_members, subclass_head
-    if ensemble_members(student):
-        return ENSEMBLE_NO_FINETUNE
-    if subclass_head(student) is not None:
-        return SUBCLASS_NO_FINETUNE
-    return None
+def no_finetune_reason(config: dict) -> str | None:
+    """Why QAT/pruning is not done for this run's student (None when it is): the tf_keras
+    child fine-tunes one plain MLP with 3 class logits; the run's method declares whether its
+    student is one (the registry, `Method.no_finetune`)."""
+    return registry.get(config["method"]).no_finetune or None
 
 
 def ensemble_info(student) -> dict | None:

@@ -18,14 +18,20 @@ from pathlib import Path
 import pandas as pd
 
 from sdss_distill.core.schema import BASELINE, STUDENT
+from sdss_distill.distill import registry
 from sdss_distill.sweep.stats import describe, paired
 
-REAL = "crossfit"
-SHUFFLED = "shuffled-z"
-ABOUT = {REAL: "real teacher (photometry + redshift)",
-         SHUFFLED: "teacher saw the redshift shuffled across rows",
-         "smoothing": "label smoothing, confidence of the real teacher (no teacher)",
-         "photo-teacher": "photometric teacher of the teacher's size (no redshift)"}
+
+def _about() -> tuple[str, dict[str, str]]:
+    """(the real teacher's method, {method: its teacher in a few words}: that method, then its
+    controls in registry order), as the methods declare them (`Method.control_of`)."""
+    controls = [m for m in map(registry.get, registry.names()) if m.control_of]
+    (real,) = {m.control_of for m in controls}
+    return real, {name: registry.get(name).teacher_about
+                  for name in [real, *(m.name for m in controls)]}
+
+
+REAL, ABOUT = _about()
 
 
 def accuracies(cells: list[dict]) -> pd.DataFrame:
@@ -87,12 +93,12 @@ def markdown(df: pd.DataFrame, command: str = "") -> str:
             f"{_f(vs, '+.2f')}{'' if vs != vs else ' ± ' + _f(r['real_minus_this_ci95'], '.2f')} "
             f"| {r.get('real_minus_this_wtl', '') if vs == vs else ''} "
             f"| {_f(r.get('real_minus_this_p', float('nan')), '.3f')} |")
-    shuffled = df[df.method == SHUFFLED]
-    if len(shuffled) and (df.method == REAL).any():
-        r = shuffled.iloc[0]
-        lines += ["", f"The redshift's part of the gain (real-teacher student minus "
-                      f"shuffled-redshift student): {r.real_minus_this_pt:+.2f} pt "
-                      f"({r.real_minus_this_wtl}, Wilcoxon p = {r.real_minus_this_p:.3f})."]
+    for r in df.itertuples():
+        isolates = registry.get(r.method).isolates if r.method in registry.names() else ()
+        if isolates and (df.method == REAL).any():
+            lines += ["", f"The {isolates[0]}'s part of the gain (real-teacher student minus "
+                          f"{isolates[1]} student): {r.real_minus_this_pt:+.2f} pt "
+                          f"({r.real_minus_this_wtl}, Wilcoxon p = {r.real_minus_this_p:.3f})."]
     return "\n".join(lines) + "\n"
 
 

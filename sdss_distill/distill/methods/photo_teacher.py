@@ -15,7 +15,9 @@ from sdss_distill.distill.methods.crossfit import Settings
 
 @register("photo-teacher", "control: crossfit with photometric fold teachers of the teacher's "
           "size (no redshift)", Settings,
-          baseline_rows=lambda settings: "non_test")
+          baseline_rows=lambda settings: "non_test",
+          teacher_about="photometric teacher of the teacher's size (no redshift)",
+          control_of="crossfit")
 def run(ws, cfg, settings: Settings):
     from sdss_distill.distill.workspace import Workspace
     photometric = Workspace(ws.df, ws.split, seed=ws.seed, teacher_view=STUDENT_VIEW,

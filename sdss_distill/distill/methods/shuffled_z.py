@@ -26,7 +26,9 @@ def shuffled(df, rows: np.ndarray, column: str, seed: int):
 
 @register("shuffled-z", "control: crossfit, its fold teachers trained on the redshift shuffled "
           "across rows (no information in it)", Settings,
-          baseline_rows=lambda settings: "non_test")
+          baseline_rows=lambda settings: "non_test",
+          teacher_about="teacher saw the redshift shuffled across rows", control_of="crossfit",
+          isolates=("redshift", "shuffled-redshift"))
 def run(ws, cfg, settings: Settings):
     from sdss_distill.distill.workspace import Workspace
     if PRIVILEGED not in ws.teacher_view.columns:

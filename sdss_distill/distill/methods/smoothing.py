@@ -50,7 +50,9 @@ def true_class_probability(logits: np.ndarray, y: np.ndarray, temperature: float
 
 @register("smoothing", "control: label smoothing, confidence matched to the crossfit teachers, "
           "same alpha and temperature (no teacher knowledge)", Settings,
-          baseline_rows=lambda settings: "non_test")
+          baseline_rows=lambda settings: "non_test",
+          teacher_about="label smoothing, confidence of the real teacher (no teacher)",
+          control_of="crossfit")
 def run(ws, cfg, settings: Settings):
     from sdss_distill.data.table import labels
     teacher, teacher_soft = ws.fold_teachers(cfg, settings.folds)

@@ -34,7 +34,8 @@ def architectures(cfg, settings: Settings) -> list[Architecture]:
 
 @register("student-ensemble", "K small students of varied widths, each distilled; combined by "
           "mean probability and by majority vote", Settings, architectures=architectures,
-          exports_plain=False)
+          exports_plain=False, no_finetune="QAT/pruning is not done for ensemble students: "
+                                           "the tf_keras fine-tuning handles one MLP")
 def run(ws, cfg, settings: Settings):
     from sdss_distill.distill.workspace import Arm
     from sdss_distill.models.mlp import ensemble_model

@@ -25,7 +25,9 @@ def architectures(cfg, settings: Settings) -> list[Architecture]:
 
 @register("subclass", "teacher on class x redshift-bin subclasses; the student distils the "
           "subclass distribution and sums it to 3 classes", Settings, architectures=architectures,
-          exports_plain=False)
+          exports_plain=False, no_finetune="QAT/pruning is not done for subclass students: the "
+                                           "tf_keras fine-tuning distils 3 class logits, the "
+                                           "student emits subclass logits")
 def run(ws, cfg, settings: Settings):
     teacher, inner, _ = subclass_teacher(ws, cfg, settings.bins)
     student = subclass_student(ws, cfg, inner, settings.bins)
