@@ -1,6 +1,6 @@
-"""Fit plain MLPs in JAX: the engine behind `fit.train_teacher`, `train_parallel`,
-`distil_offline` (offline, crossfit, online, ensembles, assistant, subclass, hints) and, through
-`jax_cotrain`, `fit.cotrain`.
+"""Fit plain MLPs in JAX: the one engine, behind `fit.train_teacher`, `train_parallel`,
+`fit.distil` (every KD student, handed over with its loss by its `distillers` Distiller) and,
+through `jax_cotrain`, `fit.cotrain_pair`.
 
 The models stay Keras (TensorFlow backend, so export, QAT and LiteRT are unchanged): their
 fixed front end (SkyFeatures, Normalization) is run once by Keras, the Dense stack's weights
