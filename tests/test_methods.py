@@ -190,7 +190,14 @@ def test_configured_temperature_and_alpha_reach_every_methods_loss(slice_ws, mon
 # network from its 3-logit baseline, so alpha = 0 cannot make them equal.
 ALPHA0_ARM = {"offline": "student", "crossfit": "student", "online": "student",
               "teacher-ensemble": "student", "assistant": "student",
-              "student-ensemble": "member_6x6", "hints": "student", "cotrain": "student"}
+              "student-ensemble": "member_6x6", "hints": "student", "cotrain": "student",
+              "mix": "student", "shuffled-z": "student", "smoothing": "student",
+              "photo-teacher": "student"}
+
+
+def test_every_kd_method_has_the_alpha_zero_check():
+    """Every method but subclass (another network than its baseline, see above) is checked."""
+    assert set(ALPHA0_ARM) | {"subclass"} == set(registry.names())
 
 
 @pytest.mark.slow
