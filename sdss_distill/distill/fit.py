@@ -19,8 +19,8 @@ from sdss_distill.core.schema import STUDENT, TEACHER
 from sdss_distill.distill import jax_cotrain, jax_fit
 from sdss_distill.distill.stopping import early_stopping_callbacks
 
-STEPS_PER_EXECUTION = 64
-VALIDATION_BATCH = 4096
+STEPS_PER_EXECUTION = 64  # streams only, removed with the stream path
+VALIDATION_BATCH = 4096  # streams only, removed with the stream path
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Fitted:
 
 def datasets(x, y, validation, settings: FitSettings):
     """Cached tf.data pipelines: reshuffled every epoch (seeded), validation in large batches.
+    Streams only, removed with the stream path.
 
     Feeding numpy arrays makes Keras rebuild its input pipeline every epoch, which costs
     about five times an epoch's actual work for these models (measured: docs/results/speed.md).
@@ -60,7 +61,8 @@ def datasets(x, y, validation, settings: FitSettings):
 
 def fit(model: keras.Model, train, validation, settings: FitSettings, *, compile_kwargs=None,
         callbacks=(), verbose: int = 0) -> Fitted:
-    """Compile with Adam, fit with early stopping: the one Keras fit loop.
+    """Compile with Adam, fit with early stopping: the Keras fit loop of the streamed run
+    (streams only, removed with the stream path; every in-memory model trains in the engine).
 
     `train` is (x, y) arrays with `validation` = (x_val, y_val), or (streamed) a
     `tf.data.Dataset` of batches with `validation` another.
@@ -79,7 +81,8 @@ def fit(model: keras.Model, train, validation, settings: FitSettings, *, compile
 
 
 def hard_labels() -> dict:
-    """compile() arguments for plain supervised training on integer labels."""
+    """compile() arguments for plain supervised training on integer labels (streams only,
+    removed with the stream path)."""
     return dict(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
