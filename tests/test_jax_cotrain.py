@@ -36,3 +36,32 @@ def test_cotrain_trains_on_the_configured_loss(kind):
     assert h["val_student_loss"][0] == pytest.approx(student_ce, rel=1e-4)
     assert h["val_distillation_loss"][0] == pytest.approx(soft, rel=1e-4)
     assert h["val_loss"][0] == pytest.approx(teacher_ce + 0.6 * student_ce + 0.4 * soft, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_alpha_zero_student_is_its_baseline_through_early_stopping():
+    """Each of the pair stops and cuts its learning rate on its own validation loss, and the
+    student is stepped as any student: with alpha = 0 it ends with exactly the weights of the
+    hard-label baseline of the same rows, initial weights and seed, though early stopping and
+    the learning-rate cuts ran (real faint rows); with alpha = 0.5 it does not."""
+    from sdss_distill.distill.fit import train_teacher
+    from tests.test_distillers import FIT, faint_rows
+    xs, xt, y = faint_rows()
+    settings = FitSettings(60, 32, 3, 5e-2)
+    students = []
+    for alpha in (0.0, 0.5):
+        keras.utils.set_random_seed(0)
+        teacher = models.build_mlp(get_view("physical"), (16, 8), xt[:FIT], name="teacher")
+        keras.utils.set_random_seed(1)
+        student = models.build_mlp(get_view("photometric"), (6,), xs[:FIT], name="student")
+        CoTrainer(teacher, student, alpha=alpha, soft_loss=soft_loss("kl", 4.0)).train(
+            {"teacher": xt[:FIT], "student": xs[:FIT]}, y[:FIT],
+            ({"teacher": xt[FIT:], "student": xs[FIT:]}, y[FIT:]), settings)
+        students.append(student.get_weights())
+    keras.utils.set_random_seed(1)
+    baseline = models.build_mlp(get_view("photometric"), (6,), xs[:FIT], name="baseline")
+    fitted = train_teacher(baseline, xs[:FIT], y[:FIT], (xs[FIT:], y[FIT:]), settings)
+    assert fitted.epochs < settings.epochs  # early stopping ran
+    for a, b in zip(students[0], baseline.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert max(np.abs(a - b).max() for a, b in zip(students[1], baseline.get_weights())) > 1e-4
