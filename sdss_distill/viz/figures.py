@@ -67,7 +67,7 @@ def _pct(v) -> float:
 
 
 def population_table(report: dict, by: str = "r_mag") -> pd.DataFrame:
-    """Accuracy (%), log loss, ECE, recall (%) and rows per model and group, indexed by
+    """Accuracy (%), log loss, ECE (%), recall (%) and rows per model and group, indexed by
     (model, group); `by` is "r_mag", "sample" or "domain" (runs' report.json, in-memory runs)."""
     rows = {}
     for name, m in report["models"].items():
@@ -75,7 +75,7 @@ def population_table(report: dict, by: str = "r_mag") -> pd.DataFrame:
                   else (m.get("population") or {}).get(f"by_{by}")) or {}
         for group, g in groups.items():
             rows[name, group] = {"rows": g["rows"], "accuracy (%)": _pct(g["accuracy"]),
-                                 "log loss": g["log_loss"], "ECE": g["ece"],
+                                 "log loss": g["log_loss"], "ECE (%)": _pct(g["ece"]),
                                  **{f"recall {c} (%)": _pct(g["recall"][c]) for c in LABELS}}
     return pd.DataFrame.from_dict(rows, orient="index")
 
