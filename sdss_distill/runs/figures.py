@@ -130,26 +130,32 @@ def accuracy_by_r_mag(report: dict):
 
 
 def confusion(report: dict):
-    """Row-normalised confusion matrices (colour, %), with counts, one panel per model."""
+    """Row-normalised confusion matrices (colour, %) with counts and each share's 95 %
+    bootstrap interval, one panel per model."""
     names = models(report, "confusion_matrix")
-    fig = _figure((3.4 * len(names), 4.0))
+    fig = _figure((3.6 * len(names), 4.2))
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     rows = []
     for ax, name in zip(axes, names):
         cm = np.asarray(report["models"][name]["confusion_matrix"]["rows_true_cols_predicted"])
-        share = 100 * cm / cm.sum(axis=1, keepdims=True).clip(min=1)
-        ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
+        total = np.repeat(cm.sum(axis=1), cm.shape[1])
+        share, lo, hi = (v.reshape(cm.shape) for v in rate_pct(
+            (cm.ravel() / np.maximum(total, 1)).tolist(), total))
+        ax.imshow(np.nan_to_num(share), cmap="Blues", vmin=0, vmax=100)
         for (i, j), n in np.ndenumerate(cm):
-            ax.text(j, i, f"{n:,}\n{share[i, j]:.1f} %", ha="center", va="center", fontsize=8,
+            ax.text(j, i, f"{n:,}\n{share[i, j]:.1f} %\n({lo[i, j]:.1f}-{hi[i, j]:.1f})",
+                    ha="center", va="center", fontsize=7,
                     color="white" if share[i, j] > 60 else "black")
             rows.append({"model": name, "true": LABELS[i], "predicted": LABELS[j],
-                         "count": int(n), "share_of_true_pct": float(share[i, j])})
+                         "count": int(n), "share_of_true_pct": float(share[i, j]),
+                         "share_lo_pct": float(lo[i, j]), "share_hi_pct": float(hi[i, j])})
         ax.set_xticks(range(len(LABELS)), LABELS, fontsize=8)
         ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
         ax.set(xlabel="predicted class", ylabel="true class",
                title=f"{name}: {100 * report['models'][name]['test_accuracy']:.1f} % accurate")
     fig.suptitle(title(report, "confusion matrices on the test rows\n(count; share of the true "
-                               "class in %, also the colour, 0-100 %)"), fontsize=10)
+                               "class in %, also the colour, 0-100 %;\nin brackets its 95 % "
+                               "bootstrap interval)"), fontsize=10)
     return fig, pd.DataFrame(rows)
 
 
