@@ -126,6 +126,9 @@ def test_every_rate_drawn_has_an_interval_around_it_that_shrinks_with_rows(drawn
         assert (d[f"{column}_pct"] <= d[f"{column}_hi_pct"]).all()
         inner = d[(d[f"{column}_pct"] > 5) & (d[f"{column}_pct"] < 95)]
         assert (inner[f"{column}_hi_pct"] > inner[f"{column}_lo_pct"]).all()
+    _, data = drawn["confusion", False]
+    assert ((data.share_lo_pct <= data.share_of_true_pct)
+            & (data.share_of_true_pct <= data.share_hi_pct)).all()
     from sdss_distill.runs.figures import rate_pct
     _, lo, hi = rate_pct([0.8, 0.8, None], [312, 3120, 0])
     assert hi[0] - lo[0] > 2.5 * (hi[1] - lo[1]) and np.isnan(lo[2])
