@@ -71,7 +71,7 @@ def accuracy_vs(df: pd.DataFrame, param: str, *, arms=(STUDENT, BASELINE)):
                      "accuracy_mean_pct": 100 * s["mean"], "ci95_pct": 100 * s["ci95"],
                      "accuracy_lo_pct": lo, "accuracy_hi_pct": hi})
     data = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.4), layout="constrained")
     for (method, arm), g in data.groupby(["method", "arm"]):
         g = g.sort_values(param)
         ax.errorbar(g[param], g["accuracy_mean_pct"],
