@@ -45,3 +45,20 @@ def test_mean_interval_over_seeds():
     assert np.isnan(mean_interval([0.9])[0])
     narrow = mean_interval(np.full(50, 0.96) + np.linspace(-0.01, 0.01, 50))
     assert narrow[1] - narrow[0] < hi - lo
+
+
+def test_per_class_intervals_resample_the_rows_behind_a_confusion_matrix():
+    from sdss_distill.core.interval import per_class_intervals
+    cm = np.array([[900, 60, 40], [50, 250, 0], [10, 0, 690]])
+    ends = per_class_intervals(cm)
+    recall = np.diag(cm) / cm.sum(axis=1)
+    precision = np.diag(cm) / cm.sum(axis=0)
+    f1 = 2 * precision * recall / (precision + recall)
+    for name, value in (("recall", recall), ("precision", precision), ("f1", f1)):
+        lo, hi = ends[name]
+        assert (lo < value).all() and (value < hi).all()
+    # recall of one class is a rate on its rows: as wide as rate_interval's
+    lo, hi = rate_interval(250, 300)
+    assert ends["recall"][1][1] - ends["recall"][0][1] == pytest.approx(hi - lo, rel=0.15)
+    wide = per_class_intervals(cm // 10)
+    assert ((wide["f1"][1] - wide["f1"][0]) > (ends["f1"][1] - ends["f1"][0])).all()

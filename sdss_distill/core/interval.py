@@ -6,6 +6,8 @@ how far a rate or a mean could move with other test rows or other seeds.
   successes from Binomial(n, k / n), so the percentile bootstrap needs only (k, n): the
   report's counts, not its rows.
 - `mean_interval(values)`: the mean of a few values (one per seed), by resampling them.
+- `per_class_intervals(confusion)`: per-class precision, recall and F1 from a confusion
+  matrix, resampling the rows behind it (a multinomial draw over its cells).
 
 Both are percentile intervals from `REPS` resamples with a fixed seed, so a figure drawn twice
 is drawn the same. A rate of 0 or 1 gets a zero-width interval (every resample is the same):
@@ -65,3 +67,29 @@ def mean_interval(values, *, level: float = LEVEL, reps: int = REPS,
     means = v[rng.integers(0, len(v), size=(reps, len(v)))].mean(axis=1)
     lo, hi = _ends(means, level)
     return float(lo), float(hi)
+
+
+def per_class_intervals(confusion, *, level: float = LEVEL, reps: int = REPS,
+                        seed: int = SEED) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"precision" | "recall" | "f1": (lo, hi) per class, as fractions} from a confusion
+    matrix (rows true, columns predicted): each resample redraws its n rows over the cells
+    (Multinomial(n, cells / n)) and recomputes the three scores; a score undefined in a
+    resample (no row of the class, none predicted) is left out of that class's percentiles."""
+    cm = np.asarray(confusion, dtype=np.int64)
+    n = int(cm.sum())
+    if n == 0:
+        nan = np.full(len(cm), np.nan)
+        return {m: (nan, nan) for m in ("precision", "recall", "f1")}
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, (cm / n).ravel(), size=reps).reshape(reps, *cm.shape)
+    hit = np.diagonal(draws, axis1=1, axis2=2).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = hit / draws.sum(axis=1)
+        recall = hit / draws.sum(axis=2)
+        f1 = 2 * precision * recall / (precision + recall)
+    tail = 50 * (1 - level)
+    out = {}
+    for name, score in (("precision", precision), ("recall", recall), ("f1", f1)):
+        lo, hi = np.nanpercentile(score, [tail, 100 - tail], axis=0)
+        out[name] = (lo, hi)
+    return out
