@@ -64,6 +64,9 @@ class Prediction:
     float32, outside the physical range) is not run through the model: `ok[k]` is False,
     `quality[k]` says why ("value 1e+39 ... in column 'u'"), `classes[k]` is "" and its
     probabilities and logits are NaN. `quality[k]` is "" for every good row.
+
+    `classes` and `quality` are numpy string arrays, `probabilities` and `logits` float32
+    (probabilities as `score` writes them: the softmax in float32).
     """
 
     classes: np.ndarray
