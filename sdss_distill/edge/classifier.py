@@ -247,6 +247,8 @@ class EdgeClassifier:
         pt -= pt.max(axis=0)
         np.exp(pt, out=pt)
         pt /= pt.sum(axis=0)  # row by row, in class order
+        if len(pt) == 1:
+            return self._names.take(np.zeros(len(x), np.intp)), pt.T, raw, inside
         best = (pt[1] > pt[0]).astype(np.intp)
         if len(pt) > 2:
             top = np.maximum(pt[0], pt[1])
