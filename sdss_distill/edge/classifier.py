@@ -264,7 +264,8 @@ class EdgeClassifier:
         x32 = x.astype(np.float32)
         raw = self._invoke(x32)  # get_tensor returns a copy
         p = softmax_row(raw[0].tolist())
-        return Prediction(self._names[[p.index(max(p))]], np.array([p], np.float32), raw,
+        k = p.index(max(p))
+        return Prediction(self._names[k:k + 1].copy(), np.array([p], np.float32), raw,
                           np.array([self._domain.row(x32[0].tolist())]), self.labels,
                           np.zeros(1, "U1"))
 
