@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from sdss_distill.core.interval import per_class_intervals
+from sdss_distill.core.interval import per_class_intervals, rate_intervals
 from sdss_distill.core.prob import softmax
 from sdss_distill.core.schema import ARMS, ASINH_SCALES, BANDS, LABELS, TARGET
 from sdss_distill.runs.figures import (  # noqa: F401  (a run's own figures, for notebooks)
@@ -218,16 +218,19 @@ def confusion_matrices(report: dict, names=ARMS):
     for ax, name in zip(axes[0], names):
         cm = np.asarray(report["models"][name]["confusion_matrix"]["rows_true_cols_predicted"])
         share = cm / cm.sum(axis=1, keepdims=True).clip(min=1)
+        lo, hi = (e.reshape(cm.shape) for e in rate_intervals(
+            cm.ravel(), np.repeat(cm.sum(axis=1), cm.shape[1])))
         ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         for (i, j), n in np.ndenumerate(cm):
-            ax.text(j, i, f"{n}\n{share[i, j]:.1%}", ha="center", va="center", fontsize=8,
+            ax.text(j, i, f"{n}\n{share[i, j]:.1%}\n({lo[i, j]:.1%}-{hi[i, j]:.1%})",
+                    ha="center", va="center", fontsize=7,
                     color="white" if share[i, j] > 0.6 else "black")
         ax.set_xticks(range(len(LABELS)), LABELS, fontsize=8)
         ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
         ax.set(xlabel="predicted class", ylabel="true class",
                title=f"{name}: {report['models'][name]['test_accuracy']:.2%} accurate")
-    fig.suptitle("confusion matrices on the test rows (count, share of the true class)",
-                 fontsize=10)
+    fig.suptitle("confusion matrices on the test rows (count, share of the true class, its 95 % "
+                 "bootstrap interval)", fontsize=10)
     fig.tight_layout()
     return fig
 
