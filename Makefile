@@ -45,7 +45,7 @@ $(STAMP):
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	@echo "make: pip install -r docs/requirements.txt (mkdocs, mkdocs-material, mkdocstrings)"
 	$(BIN)/python -m pip install --quiet -r docs/requirements.txt
-	@echo "make: pip install -e . --no-deps (the sdss-distill command; some pip versions then show a setuptools box 'InformationOnly: Editable installation ... folders ... with the same name as your package': a note about editable installs, not an error)"
+	@echo "make: pip install -e . --no-deps (the sdss-distill command)"
 	$(BIN)/python -m pip install --quiet -e . --no-deps
 	@rm -f $(VENV)/.sdss-distill-setup-*
 	@touch $@

@@ -96,6 +96,34 @@ def test_good_rows_agrees_with_check_values_on_every_reason(columns):
     assert (checks_only(columns).good_rows(x) == checked.ok).all()
 
 
+def test_a_batch_inside_the_domain_skips_no_bad_row(rows_and_domain):
+    """A batch's rows whose columns lie in the domain are not value-checked (inside implies
+    good): the flags still equal check_values', on hostile float64 values and on values a
+    float64 step outside a bound (float32 rounds them onto it), and in_domain equals
+    Domain.rows of the float32 rows for the good ones."""
+    x32, dom = rows_and_domain
+    clf = checks_only(dom=dom)
+    assert clf._inside_is_good
+    clf.logits = lambda x: np.tile(np.float32([0.5, -1.0, 2.0]), (len(x), 1))  # no model
+    x = x32.astype(np.float64)
+    rng = np.random.default_rng(4)
+    hostile = [np.nan, np.inf, SENTINEL, 1e39, 41.0, np.nextafter(40.0, 41.0), -0.5]
+    picks = rng.integers(10, len(x), 300)
+    x[picks, rng.integers(0, 5, 300)] = rng.choice(hostile, 300)
+    for k, c in enumerate(COLUMNS):
+        lo, hi = dom["columns"][c]
+        x[k, k], x[k + 5, k] = np.nextafter(lo, -1.0), np.nextafter(hi, 99.0)
+    result = clf.predict(x)
+    checked = check_values(x, COLUMNS)
+    assert 0.8 < checked.ok.mean() < 1 and (result.ok == checked.ok).all()
+    with np.errstate(over="ignore"):
+        inside = Domain(COLUMNS, dom).rows(x.astype(np.float32))
+    assert (result.in_domain == (inside & checked.ok)).all() and inside.mean() > 0.2
+    assert result.ok[:10].all()  # a float64 step outside the domain: good, and checked
+    assert set(result.classes[checked.ok]) == {"STAR"} and set(result.classes[~checked.ok]) == {""}
+    assert np.isnan(result.probabilities[~checked.ok]).all()
+
+
 def test_one_bad_row_is_flagged_on_its_own_without_a_model():
     """A single bad row never takes the one-row model path: it is flagged, not classified."""
     clf = checks_only()

@@ -32,12 +32,17 @@ def fake_report(simulated: bool = False, samples: bool = True) -> dict:
         logits = rng.normal(0, 1, (n, 3)) + 3 * np.eye(3)[y] * (1 - 0.2 * k)
         history = {"loss": [0.9, 0.5, 0.4], "val_loss": [0.8, 0.6, 0.5],
                    "val_accuracy": [0.8, 0.85, 0.9]}
-        if role == "teacher":  # a crossfit teacher: the sum over folds and each fold
+        extra = {}
+        if role == "teacher":  # crossfit teachers: the sum over folds and each fold, two sets
             history = {"loss": [1.8, 1.0], "loss_0": [0.9, 0.5], "loss_1": [0.9, 0.5],
                        "val_loss": [1.2, 0.9], "val_loss_0": [0.6, 0.45], "val_loss_1": [0.6, 0.45]}
-        models[name] = {"role": role, "view": "photometric", "parameters": 900 + k,
-                        **classification(y, logits), **pops.metrics(y, logits),
-                        "history": history}
+            extra = {"folds": 2, "more_fold_teachers": [{
+                "view": "photometric", "members": ["teacher_fold_0", "teacher_fold_1"],
+                "history": {"loss": [2.0, 1.2], "loss_0": [1.1, 0.7], "loss_1": [0.9, 0.5],
+                            "val_accuracy_0": [0.7, 0.8], "val_accuracy_1": [0.72, 0.81]}}]}
+        models[name] = {"role": role, "view": "physical" if role == "teacher" else "photometric",
+                        "parameters": 900 + k, **classification(y, logits),
+                        **pops.metrics(y, logits), "history": history, **extra}
     report = {"simulated": simulated, "models": models, "evaluation": pops.summary()}
     if simulated:
         report["note"] = "SIMULATED data"
@@ -92,10 +97,54 @@ def test_accuracy_by_r_mag_counts_rows_and_draws_every_model(drawn):
     assert legend == ["teacher", "student", "baseline", "assistant"]
 
 
-def test_training_curves_average_a_crossfit_teachers_folds(drawn):
-    _, data = drawn["training_curves", False]
-    teacher = data[(data.model == "teacher") & (data.panel.str.contains("training rows"))]
-    assert teacher["value"].tolist() == [0.9, 0.5]  # the folds' mean, not their sum (1.8, 1.0)
+def test_training_curves_draw_every_fold_teacher_of_both_sets(drawn):
+    fig, data = drawn["training_curves", False]
+    train = data[data.panel.str.contains("training rows")]
+    # each fold on its own, not their sum (1.8, 1.0)
+    assert train[train.model == "teacher: physical fold 1"]["value"].tolist() == [0.9, 0.5]
+    assert train[train.model == "teacher: photometric fold 0"]["value"].tolist() == [1.1, 0.7]
+    folds = {f"teacher: {view} fold {k}" for view in ("physical", "photometric") for k in (0, 1)}
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert folds | {"student", "baseline"} <= set(legend) and "teacher" not in legend
+
+
+def test_an_older_report_draws_a_crossfit_teacher_as_the_folds_mean():
+    from sdss_distill.runs.figures import histories
+    report = {"models": {"teacher": {"view": "physical", "folds": 3,
+                                     "history": {"loss": [3.0, 1.5], "accuracy": [0.8, 0.9]}}}}
+    ((label, history, _),) = histories(report, "teacher")
+    assert label == "teacher (mean of 3 folds)"
+    assert history == {"loss": [1.0, 0.5], "accuracy": [0.8, 0.9]}
+
+
+def test_every_rate_drawn_has_an_interval_around_it_that_shrinks_with_rows(drawn):
+    for name, column in (("accuracy_by_r_mag", "accuracy"), ("recall_by_class", "recall"),
+                         ("reliability", "accuracy")):
+        _, data = drawn[name, False]
+        d = data.dropna(subset=[f"{column}_pct"])
+        assert len(d) and (d[f"{column}_lo_pct"] <= d[f"{column}_pct"]).all()
+        assert (d[f"{column}_pct"] <= d[f"{column}_hi_pct"]).all()
+        inner = d[(d[f"{column}_pct"] > 5) & (d[f"{column}_pct"] < 95)]
+        assert (inner[f"{column}_hi_pct"] > inner[f"{column}_lo_pct"]).all()
+    _, data = drawn["confusion", False]
+    assert ((data.share_lo_pct <= data.share_of_true_pct)
+            & (data.share_of_true_pct <= data.share_hi_pct)).all()
+    from sdss_distill.runs.figures import rate_pct
+    _, lo, hi = rate_pct([0.8, 0.8, None], [312, 3120, 0])
+    assert hi[0] - lo[0] > 2.5 * (hi[1] - lo[1]) and np.isnan(lo[2])
+
+
+def test_recall_panels_zoom_to_the_intervals_and_reliability_starts_at_a_third(drawn):
+    fig, data = drawn["recall_by_class", False]
+    for ax, c in zip(fig.axes, LABELS):
+        lo, hi = ax.get_ylim()
+        d = data[data["class"] == c]
+        assert lo > 0 and lo <= d["recall_lo_pct"].min() and d["recall_hi_pct"].max() <= hi
+        assert "not 0" in ax.get_ylabel()
+    fig, _ = drawn["reliability", False]
+    top, bottom = fig.axes[:2]
+    assert top.get_xlim()[0] == pytest.approx(100 / 3) == bottom.get_xlim()[0]
+    assert len(bottom.patches) > 0 and not bottom.get_lines()  # counts as bars, not a line
 
 
 def test_simulated_run_says_so_in_every_figure_title(drawn):

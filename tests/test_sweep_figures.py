@@ -84,3 +84,15 @@ def test_every_sweep_figure_in_percent_and_simulated_says_so(stub_sweep):
     fig.suptitle("x")
     _save(fig, pd.DataFrame({"a": [1]}), out / "t", "t", simulated=True)
     assert fig.get_suptitle() == SIMULATED_TITLE + "x"
+
+
+@pytest.mark.slow
+def test_sweep_means_carry_their_bootstrap_interval(stub_sweep):
+    from sdss_distill.sweep.figures import accuracy_vs, per_class, size_vs_accuracy
+    _, _, df = stub_sweep
+    for (fig, data), mean in ((per_class(df), "recall_pct"),
+                              (size_vs_accuracy(df), "accuracy_mean_pct"),
+                              (accuracy_vs(df, "alpha"), "accuracy_mean_pct")):
+        lo, hi = data.filter(like="_lo_pct").iloc[:, 0], data.filter(like="_hi_pct").iloc[:, 0]
+        assert len(data) and (lo <= data[mean] + 1e-9).all() and (data[mean] <= hi + 1e-9).all()
+        assert "bootstrap" in fig.get_suptitle() + " ".join(ax.get_ylabel() for ax in fig.axes)

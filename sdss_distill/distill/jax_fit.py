@@ -278,7 +278,8 @@ def fit_members(models, x: np.ndarray, y: np.ndarray, train_mask: np.ndarray,
 
     Returns (epochs run, seconds, history): history has the members' summed `loss`,
     `val_loss` and mean `accuracy`, `val_accuracy` per epoch, as Keras logged them, plus
-    `student_loss` and `distillation_loss` when alpha > 0.
+    `student_loss` and `distillation_loss` when alpha > 0; with several members, each one's
+    `loss_k`, `accuracy_k`, `val_loss_k`, `val_accuracy_k` as well.
     """
     start = time.perf_counter()
     k_members = len(models)
@@ -338,6 +339,10 @@ def _log(history: dict, prefix: str, stats, loss: Loss) -> None:
     total, hard, kd, acc = stats
     history.setdefault(f"{prefix}loss", []).append(float(total.sum()))
     history.setdefault(f"{prefix}accuracy", []).append(float(acc.mean()))
+    if len(total) > 1:  # each member's own curve too (fold teachers: runs.figures draws each)
+        for k in range(len(total)):
+            history.setdefault(f"{prefix}loss_{k}", []).append(float(total[k]))
+            history.setdefault(f"{prefix}accuracy_{k}", []).append(float(acc[k]))
     if loss.alpha > 0:
         history.setdefault(f"{prefix}student_loss", []).append(float(hard.sum()))
         history.setdefault(f"{prefix}distillation_loss", []).append(float(kd.sum()))

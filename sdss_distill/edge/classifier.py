@@ -13,6 +13,7 @@ Never imports TensorFlow, Keras, pandas or scikit-learn.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from sdss_distill.core.cli import program
 from sdss_distill.core.domain import Domain
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import quiet_native_stderr
-from sdss_distill.core.prob import softmax, softmax_row
+from sdss_distill.core.prob import softmax_row
 from sdss_distill.core.quality import check_columns, check_values, header_positions, value_bounds
 from sdss_distill.core.schema import LABELS, SENTINEL, SIGNATURE
 from sdss_distill.edge import verify
@@ -63,6 +64,9 @@ class Prediction:
     float32, outside the physical range) is not run through the model: `ok[k]` is False,
     `quality[k]` says why ("value 1e+39 ... in column 'u'"), `classes[k]` is "" and its
     probabilities and logits are NaN. `quality[k]` is "" for every good row.
+
+    `classes` and `quality` are numpy string arrays, `probabilities` and `logits` float32
+    (probabilities as `score` writes them: the softmax in float32).
     """
 
     classes: np.ndarray
@@ -127,6 +131,15 @@ class EdgeClassifier:
         # Domain.row is exact (SENTINEL, far below, is then excluded too)
         fast = (max(max(self._lo), Domain.ROW_RANGE[0]), min(min(self._hi), Domain.ROW_RANGE[1]))
         self._fast = fast if fast[0] > SENTINEL else (np.inf, -np.inf)
+        # the domain's float32 column bounds strictly inside bounds that are float32 numbers:
+        # a row whose columns lie in the domain then passes check_values (rounding to float32
+        # is monotone; NaN fails every comparison), and only the others are checked
+        dom_lo, dom_hi = self._domain.column_bounds32()
+        exact = all(float(np.float32(b)) == b for b in (*self._lo, *self._hi))
+        self._inside_is_good = (exact and min(self._lo) > SENTINEL
+                                and all(map(operator.lt, self._lo, dom_lo))
+                                and all(map(operator.lt, dom_hi, self._hi)))
+        self._names = np.array(self.labels, dtype=str)  # classes by indexing: no Python loop
 
     def _tensors(self, runner) -> None:
         """The signature's input and output tensor indices, set and read directly: the
@@ -191,40 +204,59 @@ class EdgeClassifier:
 
     def predict(self, rows) -> Prediction:
         """Class, probabilities and in-domain flag for each row (array or DataFrame); rows
-        with values no model may see are flagged (`ok`, `quality`), never classified."""
+        with values no model may see are flagged (`ok`, `quality`), never classified.
+
+        A batch is read once into float32 columns and colours (`Domain.layout`) for the
+        domain flag; a row inside the domain passes the value checks too, so only the other
+        rows are checked (`good_rows`), and `check_values` is asked why only when one fails."""
         x = self.as_array(rows)
         if len(x) == 1:
             r = x[0].tolist()  # finite sum: no NaN or inf, so min and max are well defined
             if math.isfinite(sum(r)) and self._fast[0] <= min(r) and max(r) <= self._fast[1]:
                 return self._one(x)
-        ok = self.good_rows(x)
-        if ok.all():
-            return Prediction(*self._classify(x.astype(np.float32)), self.labels,
-                              np.full(len(x), "", dtype=object))
+        v = self._domain.layout(x)
+        columns, inside = self._domain.test(v)
+        if self._inside_is_good:  # a row with every column in the domain passes check_values
+            ok = columns if not columns.all() else None
+            if ok is not None:
+                ok = ok.copy()
+                ok[~columns] = self.good_rows(x[~columns])
+        else:
+            ok = self.good_rows(x)
+        if ok is None or ok.all():
+            return Prediction(*self._classify(x, inside), self.labels, np.zeros(len(x), "U1"))
         checked = check_values(x, self.columns)
-        ok = checked.ok
-        quality = np.full(len(x), "", dtype=object)
-        quality[~ok] = [checked.message(k) for k in np.flatnonzero(~ok)]
+        reasons = [checked.message(k) for k in np.flatnonzero(~ok)]
+        quality = np.zeros(len(x), f"U{max(map(len, reasons))}")
+        quality[~ok] = reasons
         logits = np.full((len(x), len(self.labels)), np.nan, np.float32)
-        p = np.full(logits.shape, np.nan)
-        classes = np.full(len(x), "", dtype=object)
-        inside = np.zeros(len(x), bool)
+        p = np.full(logits.shape, np.nan, np.float32)
+        classes = np.zeros(len(x), self._names.dtype)
+        flags = np.zeros(len(x), bool)
         if ok.any():
-            classes[ok], p[ok], logits[ok], inside[ok] = self._classify(x[ok].astype(np.float32))
-        return Prediction(classes, p, logits, inside, self.labels, quality)
+            classes[ok], p[ok], logits[ok], flags[ok] = self._classify(x[ok], inside[ok])
+        return Prediction(classes, p, logits, flags, self.labels, quality)
 
-    def _classify(self, x32: np.ndarray) -> tuple:
-        """(classes, probabilities, logits, in-domain) of good float32 rows. The per-row work
-        runs on one row per class (softmax and argmax over 3 numbers per row are slow in
-        numpy along the short axis); the values are those of softmax(z, axis=1).argmax(1)."""
-        raw = self.logits(x32)
-        pt = softmax(np.ascontiguousarray(raw.T, np.float64), axis=0)  # same sums, same order
-        best, top = np.zeros(len(x32), np.intp), pt[0]
-        for k in range(1, len(pt)):  # argmax: the first of equal maxima, as numpy's
-            best = np.where(pt[k] > top, k, best)
-            top = np.maximum(top, pt[k])  # good rows: no NaN
-        return (np.asarray(self.labels, dtype=object).take(best), pt.T, raw,
-                self._domain.rows(x32))
+    def _classify(self, x: np.ndarray, inside: np.ndarray) -> tuple:
+        """(classes, probabilities, logits, in-domain) of good rows and their in-domain flags.
+        Softmax and argmax run in float32 on one row per class (numpy is slow along a short
+        axis): softmax(z, axis=1) shifted by the row maximum, as score.batch.probabilities,
+        and its argmax (the first of equal maxima); names by indexing an array of labels."""
+        raw = self.logits(x)
+        pt = np.array(raw.T, order="C")  # one contiguous row per class
+        pt -= pt.max(axis=0)
+        np.exp(pt, out=pt)
+        pt /= pt.sum(axis=0)  # row by row, in class order
+        if len(pt) == 1:
+            return self._names.take(np.zeros(len(x), np.intp)), pt.T, raw, inside
+        best = (pt[1] > pt[0]).astype(np.intp)
+        if len(pt) > 2:
+            top = np.maximum(pt[0], pt[1])
+            for k in range(2, len(pt)):  # good rows: no NaN
+                best = np.where(pt[k] > top, k, best)
+                if k + 1 < len(pt):
+                    np.maximum(top, pt[k], out=top)
+        return self._names.take(best), pt.T, raw, inside
 
     def _one(self, x: np.ndarray) -> Prediction:
         """`predict` for one good row, in Python scalars where numpy calls would cost more
@@ -232,9 +264,10 @@ class EdgeClassifier:
         x32 = x.astype(np.float32)
         raw = self._invoke(x32)  # get_tensor returns a copy
         p = softmax_row(raw[0].tolist())
-        return Prediction(np.array([self.labels[p.index(max(p))]], dtype=object),
-                          np.array([p]), raw, np.array([self._domain.row(x32[0].tolist())]),
-                          self.labels, np.array([""], dtype=object))
+        k = p.index(max(p))
+        return Prediction(self._names[k:k + 1].copy(), np.array([p], np.float32), raw,
+                          np.array([self._domain.row(x32[0].tolist())]), self.labels,
+                          np.zeros(1, "U1"))
 
 
 def _frame_values(frame, positions: list[int]) -> np.ndarray:

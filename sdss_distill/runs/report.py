@@ -45,10 +45,17 @@ def build_report(cfg: Config, prepared, results: dict, started: float, seconds: 
     }
 
 
+UNITS = {"rates": "fractions from 0 to 1 (accuracy, recall, precision, F1, ECE, agreement, "
+                   "shares); report.md and the figures show the same numbers in %",
+         "log_loss": "nats per row", "latency": "microseconds", "time": "seconds"}
+"""The report's units, stated once in report.json itself."""
+
+
 def models_and_timing(results: dict, fit_s: float, method_s: float, started: float) -> dict:
     """The report's models, teacher/student latency ratio, machine and timings (one definition
     for in-memory and streamed runs)."""
     return {
+        "units": UNITS,
         "models": results,
         "latency_ratio_teacher_over_student": (
             results[TEACHER]["latency"]["latency_us_median"]

@@ -13,6 +13,11 @@ def _pct(v) -> str:
     return DASH if v is None else f"{100 * v:.1f} %"
 
 
+def _ece(v) -> str:
+    """ECE in %, as accuracy (and as the figures draw it); two decimals: it is a few %."""
+    return DASH if v is None else f"{100 * v:.2f} %"
+
+
 def _num(v, digits: int = 3) -> str:
     return DASH if v is None else f"{v:.{digits}f}"
 
@@ -20,7 +25,7 @@ def _num(v, digits: int = 3) -> str:
 def _row(model: str, group: str, g: dict) -> str:
     recall = " | ".join(_pct(g["recall"][c]) + f" ({g['support'][c]})" for c in LABELS)
     return (f"| {model} | {group} | {g['rows']:,} | {_pct(g['accuracy'])} | "
-            f"{_num(g['log_loss'])} | {_num(g['ece'])} | {recall} |")
+            f"{_num(g['log_loss'])} | {_ece(g['ece'])} | {recall} |")
 
 
 def _table(title: str, column: str, rows: list[str], note: str) -> list[str]:
@@ -81,7 +86,7 @@ def markdown(report: dict) -> str:
     for name, m in report["models"].items():
         lat = m.get("latency", {})
         rows.append(f"| {name} | {m['role']} | {m['view']} | {m['rows']} | {num(m['parameters'])} | "
-                    f"{pct(m['test_accuracy'])} | {m['test_ece']:.4f} | {m['macro_f1']:.3f} | "
+                    f"{pct(m['test_accuracy'])} | {_ece(m['test_ece'])} | {m['macro_f1']:.3f} | "
                     f"{pct(m.get('agreement_with_teacher'))} | {num(m['epochs'])} | "
                     f"{num(m['train_s'], 1)} | {num(lat.get('latency_us_median'))} | "
                     f"{num(lat.get('throughput_rows_per_s'))} |")

@@ -1,9 +1,14 @@
 """Figures of a sweep, each saved as PNG with the CSV behind it (OUT/plots/<name>.{png,csv}).
 
-- accuracy vs temperature and vs alpha, with 95 % CI error bars;
-- per-class accuracy of teacher and students at each alpha, and their confusion matrices;
+- accuracy vs temperature and vs alpha;
+- per-class accuracy of teacher and students at each alpha (one zoomed panel per class), and
+  their confusion matrices;
 - accuracy vs parameter count (and int8 bytes) for every model of the sweep;
 - per-epoch training curves: hard-label loss, teacher-student loss, validation accuracy.
+
+Every mean over seeds is drawn with its 95 % bootstrap interval (core.interval.mean_interval,
+the helper the run figures use), in the CSV too; with a few seeds that interval is narrow, so
+each figure says how many seeds a point has. summary.md's CI column is the t interval.
 """
 
 from __future__ import annotations
@@ -13,10 +18,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sdss_distill.core.interval import mean_interval
 from sdss_distill.core.schema import BASELINE, LABELS, STUDENT, TEACHER
 from sdss_distill.sweep.stats import describe
 
 PLOTS_DIR = "plots"
+INTERVAL = "95 % bootstrap interval of the mean over seeds"
+
+
+def _interval_pct(values) -> tuple[float, float]:
+    """`mean_interval` of fractions, in %."""
+    lo, hi = mean_interval(values)
+    return 100 * lo, 100 * hi
+
+
+def _yerr(mean, lo, hi) -> np.ndarray:
+    """errorbar's yerr from interval ends (0 where a point has one seed)."""
+    mean, lo, hi = (np.asarray(v, float) for v in (mean, lo, hi))
+    return np.nan_to_num(np.array([mean - lo, hi - mean])).clip(min=0)
 
 
 def _plt():
@@ -46,14 +65,17 @@ def accuracy_vs(df: pd.DataFrame, param: str, *, arms=(STUDENT, BASELINE)):
     rows = []
     for (method, arm, value), g in df[df.arm.isin(arms)].groupby(["method", "arm", param]):
         s = describe(g["accuracy"])
+        lo, hi = _interval_pct(g["accuracy"])
         rows.append({"method": method, "arm": arm, param: value, "accuracy_mean": s["mean"],
                      "ci95": s["ci95"], "runs": s["n"], "seeds": g["seed"].nunique(),
-                     "accuracy_mean_pct": 100 * s["mean"], "ci95_pct": 100 * s["ci95"]})
+                     "accuracy_mean_pct": 100 * s["mean"], "ci95_pct": 100 * s["ci95"],
+                     "accuracy_lo_pct": lo, "accuracy_hi_pct": hi})
     data = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.4), layout="constrained")
     for (method, arm), g in data.groupby(["method", "arm"]):
         g = g.sort_values(param)
-        ax.errorbar(g[param], g["accuracy_mean"] * 100, yerr=np.nan_to_num(g["ci95"]) * 100,
+        ax.errorbar(g[param], g["accuracy_mean_pct"],
+                    yerr=_yerr(g["accuracy_mean_pct"], g["accuracy_lo_pct"], g["accuracy_hi_pct"]),
                     marker="o" if arm == STUDENT else "s", capsize=3,
                     linestyle="-" if arm == STUDENT else "--", label=f"{method}: {arm}")
     if param == "temperature":
@@ -66,7 +88,7 @@ def accuracy_vs(df: pd.DataFrame, param: str, *, arms=(STUDENT, BASELINE)):
     n = int(data["seeds"].max()) if len(data) else 0
     runs = int(data["runs"].max()) if len(data) else 0
     other = "" if runs == n else f"; {runs} runs per point, over the other settings too"
-    fig.suptitle(f"Student accuracy vs {param}\n(mean of {n} seeds{other}; 95 % CI)")
+    fig.suptitle(f"Student accuracy vs {param}\n(mean of {n} seeds{other};\nbars: {INTERVAL})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.grid(alpha=0.3)
     return fig, data
@@ -74,33 +96,42 @@ def accuracy_vs(df: pd.DataFrame, param: str, *, arms=(STUDENT, BASELINE)):
 
 def per_class(df: pd.DataFrame):
     """Per-class accuracy (recall) of the teacher and of each method's students at each alpha
-    (mean over seeds and temperatures)."""
+    (mean over seeds and temperatures, with its 95 % bootstrap interval), one panel per class
+    zoomed to its intervals."""
     plt = _plt()
-    rows = []
     several = df["method"].nunique() > 1
-    for method, g in df[df.arm == TEACHER].groupby("method"):
-        name = f"{method}: teacher" if several else TEACHER
-        rows += [{"model": name, "class": label, "recall": g[f"recall_{label}"].mean()}
-                 for label in LABELS]
-    for (method, alpha), g in df[df.arm == STUDENT].groupby(["method", "alpha"]):
-        name = f"{method}: student, alpha {alpha:g}" if several else f"student, alpha {alpha:g}"
-        rows += [{"model": name, "class": label, "recall": g[f"recall_{label}"].mean()}
-                 for label in LABELS]
+    groups = [(f"{method}: teacher" if several else TEACHER, g)
+              for method, g in df[df.arm == TEACHER].groupby("method")]
+    groups += [(f"{method}: student, alpha {alpha:g}" if several else f"student, alpha {alpha:g}",
+                g) for (method, alpha), g in df[df.arm == STUDENT].groupby(["method", "alpha"])]
+    rows = []
+    for name, g in groups:
+        for label in LABELS:
+            lo, hi = _interval_pct(g[f"recall_{label}"])
+            rows.append({"model": name, "class": label, "recall": g[f"recall_{label}"].mean(),
+                         "recall_pct": 100 * g[f"recall_{label}"].mean(), "recall_lo_pct": lo,
+                         "recall_hi_pct": hi, "seeds": g["seed"].nunique()})
     data = pd.DataFrame(rows)
-    data["recall_pct"] = 100 * data["recall"]
     models = list(dict.fromkeys(data["model"]))
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    width = 0.8 / len(models)
-    for k, model in enumerate(models):
-        d = data[data.model == model]
-        ax.bar(np.arange(len(LABELS)) + k * width, d["recall"] * 100, width, label=model)
-    ax.set_xticks(np.arange(len(LABELS)) + width * (len(models) - 1) / 2, LABELS)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("per-class test accuracy = recall (%)")
-    ax.set_xlabel("true class")
+    fig, axes = plt.subplots(1, len(LABELS), figsize=(11, 4.2), layout="constrained")
+    for ax, label in zip(axes, LABELS):
+        for k, model in enumerate(models):
+            d = data[(data.model == model) & (data["class"] == label)]
+            ax.errorbar([k], d["recall_pct"], yerr=_yerr(d["recall_pct"], d["recall_lo_pct"],
+                                                         d["recall_hi_pct"]),
+                        fmt="o", capsize=4, color=plt.cm.tab10(k % 10), label=model)
+        ax.set_xticks(range(len(models)), [str(k + 1) for k in range(len(models))])
+        ax.set_xlim(-0.6, len(models) - 0.4)
+        ax.margins(y=0.15)
+        ax.set(title=label, xlabel="model (numbered as in the legend)",
+               ylabel="recall (%), axis not from zero")
+        ax.grid(alpha=0.3, axis="y")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, [f"{k + 1}: {n}" for k, n in enumerate(names)], loc="outside right upper",
+               fontsize=8)
     fig.suptitle(f"Per-class accuracy, mean over {df.seed.nunique()} seeds"
-                 + (" and the temperatures" if df["temperature"].nunique() > 1 else ""))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+                 + (" and the temperatures" if df["temperature"].nunique() > 1 else "")
+                 + f"\n(bars: {INTERVAL}; each panel has its own y range)")
     return fig, data
 
 
@@ -161,6 +192,9 @@ def size_vs_accuracy(df: pd.DataFrame):
                  seeds=("seed", "nunique")))
     data["accuracy_mean_pct"] = data["accuracy_mean"] * 100
     data["accuracy_std_pct"] = data["accuracy_std"] * 100
+    ends = [_interval_pct(g["accuracy"]) for _, g in df[df.role != "combination"].groupby(
+        ["method", "arm", "role"])]  # the same groups, in the same (sorted) order
+    data["accuracy_lo_pct"], data["accuracy_hi_pct"] = zip(*ends) if ends else ((), ())
     has_bytes = data["int8_bytes"].notna().any()
     fig, axes = plt.subplots(1, 2 if has_bytes else 1, figsize=(13 if has_bytes else 8.5, 4.8),
                              squeeze=False, layout="constrained")
@@ -172,13 +206,15 @@ def size_vs_accuracy(df: pd.DataFrame):
         for (_, r), xv in zip(data.iterrows(), xs):
             if r[x] != r[x]:  # NaN: no int8 size measured for this arm
                 continue
-            ax.errorbar(xv, r["accuracy_mean_pct"], yerr=np.nan_to_num(r["accuracy_std_pct"]),
+            ax.errorbar(xv, r["accuracy_mean_pct"],
+                        yerr=_yerr([r["accuracy_mean_pct"]], [r["accuracy_lo_pct"]],
+                                   [r["accuracy_hi_pct"]]),
                         fmt=ROLE_MARKERS.get(r["role"], "x"), color=colours[r["method"]],
                         capsize=2, ms=7,
                         label=f"{r['method']}: {r['arm']} ({r['parameters']:,.0f} parameters)")
         ax.set_xscale("log")
         ax.set_xlabel(f"{label}; points of one size dodged sideways")
-        ax.set_ylabel("test accuracy (%), mean ± std, axis not from zero")
+        ax.set_ylabel("test accuracy (%), mean and 95 % bootstrap interval,\naxis not from zero")
         ax.grid(alpha=0.3)
     n = int(data["seeds"].max()) if len(data) else 0
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right center", fontsize=8,

@@ -88,7 +88,7 @@ def markdown(df: pd.DataFrame, comp: pd.DataFrame, *, title: str, machine: dict,
             p = p_text(r["vs_baseline_wilcoxon_p"], r["vs_baseline_n"])
         accuracy = _pm(r["accuracy_mean"], r["accuracy_std"], r["accuracy_ci95"])
         lines.append(f"| {r['cell_id']} | {r['arm']} | {r['role']} | {r['rows']} | "
-                     f"{r['parameters']:,.0f} | {accuracy} | {r['ece_mean']:.4f} | {gain} | {wtl} "
+                     f"{r['parameters']:,.0f} | {accuracy} | {100 * r['ece_mean']:.2f} % | {gain} | {wtl} "
                      f"| {p} | {r['train_s_mean']:.1f} |")
     students = comp[comp.arm == STUDENT].sort_values("accuracy_mean", ascending=False)
     if len(students):

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from sdss_distill.core.interval import per_class_intervals, rate_intervals
 from sdss_distill.core.prob import softmax
 from sdss_distill.core.schema import ARMS, ASINH_SCALES, BANDS, LABELS, TARGET
 from sdss_distill.runs.figures import (  # noqa: F401  (a run's own figures, for notebooks)
@@ -67,7 +68,7 @@ def _pct(v) -> float:
 
 
 def population_table(report: dict, by: str = "r_mag") -> pd.DataFrame:
-    """Accuracy (%), log loss, ECE, recall (%) and rows per model and group, indexed by
+    """Accuracy (%), log loss, ECE (%), recall (%) and rows per model and group, indexed by
     (model, group); `by` is "r_mag", "sample" or "domain" (runs' report.json, in-memory runs)."""
     rows = {}
     for name, m in report["models"].items():
@@ -75,7 +76,7 @@ def population_table(report: dict, by: str = "r_mag") -> pd.DataFrame:
                   else (m.get("population") or {}).get(f"by_{by}")) or {}
         for group, g in groups.items():
             rows[name, group] = {"rows": g["rows"], "accuracy (%)": _pct(g["accuracy"]),
-                                 "log loss": g["log_loss"], "ECE": g["ece"],
+                                 "log loss": g["log_loss"], "ECE (%)": _pct(g["ece"]),
                                  **{f"recall {c} (%)": _pct(g["recall"][c]) for c in LABELS}}
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -217,37 +218,49 @@ def confusion_matrices(report: dict, names=ARMS):
     for ax, name in zip(axes[0], names):
         cm = np.asarray(report["models"][name]["confusion_matrix"]["rows_true_cols_predicted"])
         share = cm / cm.sum(axis=1, keepdims=True).clip(min=1)
+        lo, hi = (e.reshape(cm.shape) for e in rate_intervals(
+            cm.ravel(), np.repeat(cm.sum(axis=1), cm.shape[1])))
         ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         for (i, j), n in np.ndenumerate(cm):
-            ax.text(j, i, f"{n}\n{share[i, j]:.1%}", ha="center", va="center", fontsize=8,
+            ax.text(j, i, f"{n}\n{share[i, j]:.1%}\n({lo[i, j]:.1%}-{hi[i, j]:.1%})",
+                    ha="center", va="center", fontsize=7,
                     color="white" if share[i, j] > 0.6 else "black")
         ax.set_xticks(range(len(LABELS)), LABELS, fontsize=8)
         ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
         ax.set(xlabel="predicted class", ylabel="true class",
                title=f"{name}: {report['models'][name]['test_accuracy']:.2%} accurate")
-    fig.suptitle("confusion matrices on the test rows (count, share of the true class)",
-                 fontsize=10)
+    fig.suptitle("confusion matrices on the test rows (count, share of the true class, its 95 % "
+                 "bootstrap interval)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def per_class_bars(report: dict, names=ARMS,
                    metrics=("precision", "recall", "f1")):
-    """Per-class precision / recall / F1, one bar per model; the y-axis is zoomed and says so."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+    """Per-class precision / recall / F1 with 95 % bootstrap intervals (the test rows behind
+    the confusion matrix resampled), one bar per model; the y-axis is zoomed and says so."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4), squeeze=False)
     width = 0.8 / len(names)
     shades = dict(zip(names, ("0.25", "#CC79A7", "0.7", "#56B4E9")))
+    ends = {n: per_class_intervals(report["models"][n]["confusion_matrix"]
+                                   ["rows_true_cols_predicted"]) for n in names}
     for ax, metric in zip(axes[0], metrics):
         values = 100 * np.array([[report["models"][n]["per_class"][c][metric] for c in LABELS]
                                  for n in names])
+        lows = 100 * np.array([ends[n][metric][0] for n in names])
         for k, name in enumerate(names):
+            highs = 100 * ends[name][metric][1]
             ax.bar(np.arange(len(LABELS)) + (k - (len(names) - 1) / 2) * width, values[k],
-                   width, label=name, color=shades[name])
+                   width, label=name, color=shades[name],
+                   yerr=np.nan_to_num([values[k] - lows[k], highs - values[k]]).clip(min=0),
+                   capsize=2, error_kw={"lw": 0.8})
         ax.set_xticks(range(len(LABELS)), LABELS)
-        ax.set_ylim(max(0.0, np.floor((values.min() - 3) / 2) * 2), 100.0)
+        ax.set_ylim(max(0.0, np.floor((np.nanmin([values.min(), lows.min()]) - 3) / 2) * 2),
+                    100.0)
         ax.set(xlabel="class", ylabel=f"{metric} (%)", title=metric)
         _note_offset(ax)
-    fig.suptitle("per-class metrics on the test rows", fontsize=10)
+    fig.suptitle("per-class metrics on the test rows (bars: 95 % bootstrap intervals)",
+                 fontsize=10)
     fig.tight_layout()
     _figure_legend(fig, *axes[0][0].get_legend_handles_labels(), title="model")
     return fig

@@ -108,6 +108,17 @@ def photometric_soft(ws, cfg, settings: Settings) -> tuple[np.ndarray, np.ndarra
                                settings.folds)[1]
 
 
+def photometric_teachers(ws, cfg, settings: Settings) -> list[dict]:
+    """The photometric fold teachers' curves for the report (runs.figures draws every fold
+    teacher): [] when the photometric models are HistGradientBoosting (no epochs)."""
+    if settings.photometric == "hgb":
+        return []
+    arm = _once(ws, "photometric", None).fold_teachers(  # made by photometric_soft
+        dataclasses.replace(cfg, teacher_hidden=settings.hidden), settings.folds)[0]  # cached
+    return [{"view": arm.view.name, "members": arm.notes["members"],
+             "history": arm.fitted.history}]
+
+
 @register("mix", "crossfit with soft labels mixed from the redshift fold teachers and "
           "cross-fitted photometric models (MLP or HistGradientBoosting)", Settings,
           baseline_rows=lambda settings: "non_test")
@@ -118,4 +129,5 @@ def run(ws, cfg, settings: Settings):
                   for t, p in zip(soft, photo))
     student = ws.student(cfg, "non_test", mixed)
     student.notes["mix"] = dataclasses.asdict(settings)
+    teacher.notes["more_fold_teachers"] = photometric_teachers(ws, cfg, settings)
     return [teacher, student, ws.baseline(cfg, "non_test")]
