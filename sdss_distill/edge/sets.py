@@ -24,10 +24,10 @@ def thresholds(card: dict, where: Path | str, level, labels) -> np.ndarray:
     cal = card.get("calibration")
     material = cal.get("conformal") if isinstance(cal, dict) else None
     if not isinstance(material, dict):
-        raise InputError(f"{where}: the model card has no calibration material for --sets; "
-                         f"re-export the model with this version (python -m sdss_distill."
-                         f"export --run RUN; a run trained before prediction sets must be "
-                         f"trained again first)")
+        raise InputError(f"{where}: the model card has no calibration material for --sets "
+                         f"(student files exported by this version carry it); re-export the "
+                         f"model (python -m sdss_distill.export --run RUN; a run trained "
+                         f"before prediction sets must be trained again first)")
     try:
         return conformal.thresholds_from(material, level, labels)
     except ValueError as e:
