@@ -23,6 +23,7 @@ import numpy as np
 from sdss_distill import __version__
 from sdss_distill.core import tflite_file
 from sdss_distill.core.cli import program
+from sdss_distill.core.conformal import DEFAULT_LEVEL
 from sdss_distill.core.errors import InputError, check_signals
 from sdss_distill.core.io import quiet_import, read_json, write_atomic
 from sdss_distill.core.machine import machine
@@ -160,12 +161,22 @@ def _write_mcu(run: RunData, layout: Layout, report: dict, say) -> None:
     from sdss_distill.export.mcu_sim import evaluate
     from sdss_distill.models.mlp import logits
     content = layout.tflite_file("student_int8").read_bytes()
-    write_mcu(layout.root / MCU_DIR, content, run_id=layout.run_id)
+    write_mcu(layout.root / MCU_DIR, content, run_id=layout.run_id,
+              sets=mcu_sets(layout.tflite_file("student_int8")))
     x_test = run.x_test[STUDENT_VIEW]
     report["mcu"] = evaluate(content, x_test, run.y_test, logits(run.student, x_test))
     _write_json(layout.export_json, report)
     write_atomic(layout.export_md, markdown(report).encode())
     say(f"wrote {run.dir / MCU_DIR} (C99 sources of student_int8)")
+
+
+def mcu_sets(path: Path, level: float = DEFAULT_LEVEL):
+    """(level, thresholds) of the prediction sets for the C header, from the file's card (the
+    thresholds `edge predict --sets` applies); None when the card has no material."""
+    card = read_json(edge.card_path(path), fix="export the run again")
+    if "conformal" not in (card.get("calibration") or {}):
+        return None
+    return level, edge_sets.thresholds(card, edge.card_path(path), level, LABELS).tolist()
 
 
 def reusable_finetuned(run: RunData, say) -> list[str]:
