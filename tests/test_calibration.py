@@ -65,3 +65,27 @@ def test_run_section_fits_t_and_reports_sets_and_selections():
     md = "\n".join(calibration_markdown({"calibration": sec}))
     assert "## Prediction sets at 0.9" in md and "ECE per r bin" in md
     assert "not available" not in md.lower()
+
+
+def test_purity_figure_is_drawn_from_the_report(tmp_path):
+    from sdss_distill.runs import sets_figures
+    df, y = _table(3000)
+    parts = split(df, (0.4, 0.4, 0.2), 0)
+
+    class Cfg:
+        validation_fraction, seed = 0.3, 0
+
+    report = {"calibration": cb.run_section(df, parts, Cfg, _Arm(y))}
+
+    class Layout:
+        root, figures = tmp_path, tmp_path / "figures"
+
+        @staticmethod
+        def figure(name):
+            return tmp_path / "figures" / f"{name}.png", tmp_path / "figures" / f"{name}.csv"
+
+    written = sets_figures.write(report, Layout)
+    assert written == ["figures/purity_completeness.png", "figures/purity_completeness.csv"]
+    data = pd.read_csv(tmp_path / "figures" / "purity_completeness.csv")
+    assert set(data["class"]) == set(LABELS)
+    assert sets_figures.write({"calibration": {"not_available": "x"}}, Layout) == []
