@@ -20,8 +20,8 @@ from sdss_distill.data.table import features, labels
 from sdss_distill.distill.population import r_bin_labels, r_bins
 from sdss_distill.runs import calibration as cb
 
-NO_MATERIAL = ("the run's report has no calibration section (trained before prediction sets "
-               "existed); train the run again, then export it")
+NO_MATERIAL = ("the run's report has no calibration section (a streamed run, or one trained "
+               "before prediction sets existed): no sets or purity selections from this file")
 
 
 def fold_temperature(student, t: float) -> str | None:
