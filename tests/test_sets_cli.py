@@ -63,25 +63,31 @@ def test_teacher_card_has_no_material(model, tmp_path, capsys):
     assert "no calibration material" in capsys.readouterr().err
 
 
-def test_score_sets_and_purity_columns(model, catalogue, scheduler, tmp_path, capsys):
+@pytest.mark.parametrize("priors", ["training", "em"])
+def test_score_sets_and_purity_columns(model, catalogue, scheduler, tmp_path, capsys, priors):
     out = tmp_path / "scored"
     code = score_cli.main(["--model", str(model), "--input", str(catalogue), "--output",
                            str(out), "--scheduler", scheduler, "--sets", "0.9",
-                           "--purity", "QSO=0.8", "--quiet"])
+                           "--purity", "QSO=0.8", "--priors", priors, "--quiet"])
     err = capsys.readouterr().err
     assert code in (0, 1)
     t = pq.ParquetDataset(sorted(out.glob("*.parquet"))).read().to_pandas()
     ok = t["quality"] == "ok"
     clf = EdgeClassifier(model)
     q = edge_sets.thresholds(clf.card, card_path(model), 0.9, clf.labels)
-    p = t.loc[ok, [f"p_{c}" for c in LABELS]].to_numpy(np.float64)
+    own = [f"p_{c}" if priors == "training" else f"p_{c}_model" for c in LABELS]
+    p = t.loc[ok, own].to_numpy(np.float64)  # the model's own probabilities, never reweighted
     agree = (t.loc[ok, "set"].astype(str).to_numpy() == edge_sets.names(p, q, LABELS)).mean()
     assert agree > 0.995  # float32 probabilities against float64 at a threshold's edge
     assert t.loc[~ok, "set"].isna().all() and t.loc[~ok, "selected_QSO"].isna().all()
     assert "selected_QSO: p_QSO >= " in err and "expected completeness" in err
     threshold = float(err.split("selected_QSO: p_QSO >= ")[1].split()[0])
     sel = t.loc[ok, "selected_QSO"].astype(bool).to_numpy()
-    assert ((t.loc[ok, "p_QSO"].to_numpy() >= threshold) == sel).mean() > 0.995
+    assert ((t.loc[ok, own[1]].to_numpy() >= threshold) == sel).mean() > 0.995
+    mix = err.split("under the mix ")[1]
+    if priors == "em":  # the EM estimate, not the card's training mix
+        card = json.loads(card_path(model).read_text())
+        assert f"QSO {card['priors']['fractions']['QSO']:.3f}" not in mix
 
 
 @pytest.mark.parametrize("spec,message", [("FOO=0.9", "give CLASS=P with CLASS one of"),
