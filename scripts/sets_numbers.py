@@ -81,7 +81,7 @@ def score(model: Path, table: pd.DataFrame, work: Path, priors: str) -> dict:
             "completeness": float(sel[truth].mean()) if truth.any() else None}
 
 
-def one(run: Path, seed: int) -> dict:
+def one(run: Path, seed: int, work: Path) -> dict:
     report = json.loads((run / "reports" / "report.json").read_text())
     export = json.loads((run / "reports" / "export.json").read_text())
     cov = {c: g["coverage"] for c, g in report["calibration"]["sets"]["test"]["per_class"].items()}
@@ -89,7 +89,6 @@ def one(run: Path, seed: int) -> dict:
     model = run / "tflite" / "student_int8.tflite"
     test = test_rows(run)
     heavy = star_heavy(test, seed)
-    work = run / "sets_numbers"
     return {"coverage_keras": cov, "coverage_int8": cov8,
             "mean_set_size_int8": export["sets"]["test"]["mean_set_size"],
             "temperature": report["calibration"]["temperature"]["temperature"],
@@ -109,7 +108,8 @@ def main(argv=None) -> int:
     for data in args.data:
         for seed in args.seeds:
             run = ensure_run(args.runs, data, seed)
-            result[f"{data}-{seed}"] = one(run, seed)
+            work = args.runs / "_sets_numbers" / f"{data}-{seed}"  # never inside a run
+            result[f"{data}-{seed}"] = one(run, seed, work)
             r = result[f"{data}-{seed}"]
             print(f"{data} seed {seed}: int8 coverage " + ", ".join(
                 f"{c} {100 * v:.1f}" for c, v in r["coverage_int8"].items())
