@@ -98,10 +98,13 @@ def one(run: Path, seed: int, work: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=Path, required=True, help="directory of the runs")
-    p.add_argument("--data", nargs="+", default=["faint", "sdss"])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=Path, required=True, help="directory of the runs (trained "
+                   "and exported there when missing)")
+    p.add_argument("--data", nargs="+", default=["faint", "sdss"],
+                   help="packaged tables (default: faint sdss)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4],
+                   help="seeds (default: 0 1 2 3 4)")
     p.add_argument("--out", type=Path, help="JSON file for the numbers (default: print)")
     args = p.parse_args(argv)
     result = {}
