@@ -47,10 +47,11 @@ def draw(report: dict):
         ax.set_ylim(Y_LOW, 100.5)
         ax.set_xlim(max(0.0, float(shown.min()) - 3) if len(shown) else 0.0, 100.5)
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="lower left", fontsize=8,
-                   handles=[*axes[0].get_lines()[:1], *[h for h in axes[0].get_lines()[1:2]]],
-                   labels=["test rows (threshold swept)",
-                           "chosen on calibration rows for 80 / 90 / 95 %"])
+    from matplotlib.lines import Line2D  # legend proxies: a class may have no chosen point
+    axes[0].legend(loc="lower left", fontsize=8, handles=[
+        Line2D([], [], color="#D55E00", lw=1.5, label="test rows (threshold swept)"),
+        Line2D([], [], color="#0072B2", marker="o", ls="",
+               label="chosen on calibration rows for 80 / 90 / 95 %")])
     fig.suptitle(title(report, "Student: purity against completeness (thresholds chosen on "
                                "calibration rows, training mix)"), fontsize=10)
     return fig, pd.DataFrame(rows)
