@@ -60,3 +60,13 @@ def test_set_coverage_on_rows():
     assert out["test"]["rows"] == len(y)
     assert out["test_by_r"]["20-21"]["rows"] == len(y)
     assert set_coverage({"not_available": "x"}, np.log(p), y, y)["not_available"] == "x"
+
+
+def test_a_subclass_student_is_not_folded():
+    from sdss_distill.models import mlp
+    x = (18 + np.random.default_rng(1).normal(size=(32, 5))).astype("float32")
+    sub = mlp.build_mlp(get_view("photometric"), (4,), x, name="sub", outputs=6)
+    model = mlp.subclass_model(sub, 2, name="student")
+    before = mlp.logits(model, x)
+    assert "not a model output" in fold_temperature(model, 2.0)
+    np.testing.assert_array_equal(mlp.logits(model, x), before)

@@ -32,6 +32,8 @@ def fold_temperature(student, t: float) -> str | None:
     if "logits" not in [layer.name for layer in student.layers]:
         return "the student has no single 'logits' Dense layer (ensemble or subclass)"
     layer = student.get_layer("logits")
+    if not any(out is layer.output for out in student.outputs):
+        return "its 'logits' layer is not a model output (subclass logits are summed after it)"
     kernel, bias = layer.get_weights()
     layer.set_weights([kernel / np.float32(t), bias / np.float32(t)])
     return None
