@@ -89,3 +89,18 @@ def test_purity_figure_is_drawn_from_the_report(tmp_path):
     data = pd.read_csv(tmp_path / "figures" / "purity_completeness.csv")
     assert set(data["class"]) == set(LABELS)
     assert sets_figures.write({"calibration": {"not_available": "x"}}, Layout) == []
+
+
+def test_ece_per_sample_when_the_table_has_samples():
+    df, y = _table(2000)
+    df["sample"] = np.where(np.arange(len(df)) % 2, "bright", "faint")
+    parts = split(df, (0.4, 0.4, 0.2), 0)
+
+    class Cfg:
+        validation_fraction, seed = 0.3, 0
+
+    sec = cb.run_section(df, parts, Cfg, _Arm(y))
+    by_s = sec["temperature"]["ece_percent_by_sample_test"]
+    assert set(by_s["before"]) == {"bright", "faint"}
+    md = "\n".join(calibration_markdown({"calibration": sec}))
+    assert "ECE per sample on the test rows" in md

@@ -18,7 +18,7 @@ import numpy as np
 from sdss_distill.core import conformal, purity, temperature
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.prob import fractions, softmax
-from sdss_distill.core.schema import LABELS
+from sdss_distill.core.schema import LABELS, SAMPLE
 from sdss_distill.data.table import labels, validation_slice
 from sdss_distill.distill.population import r_bin_labels, r_bins
 
@@ -93,14 +93,16 @@ def _pct(v):
 
 
 def ece_by_r(p: np.ndarray, y: np.ndarray, which: np.ndarray, bin_labels) -> dict:
-    """ECE (percent) per r bin (None for an empty bin)."""
+    """ECE (percent) per group (`which`: each row's index into `bin_labels`, an r bin or a
+    sample; None for an empty group)."""
     return {lab: _pct(temperature.ece(p[which == k], y[which == k]))
             for k, lab in enumerate(bin_labels)}
 
 
 def section(cal_logits, y_cal, test_logits, y_test, r_test, labels, record: dict, priors,
-            level: float = conformal.DEFAULT_LEVEL) -> dict:
-    """The report's `calibration` section for the student (see the module docstring)."""
+            level: float = conformal.DEFAULT_LEVEL, sample=None) -> dict:
+    """The report's `calibration` section for the student (see the module docstring);
+    `sample`: the test rows' sample (bright/faint) when the table has one."""
     y_cal, y_test = np.asarray(y_cal), np.asarray(y_test)
     temp = fit_temperature(cal_logits, y_cal)
     t = temp["temperature"]
@@ -113,6 +115,12 @@ def section(cal_logits, y_cal, test_logits, y_test, r_test, labels, record: dict
         for when, probs in (("before", raw), ("after", cal)) for rows in ("cal", "test")}
     temp["ece_percent_by_r_test"] = {"before": ece_by_r(raw["test"], y_test, which, bins),
                                      "after": ece_by_r(cal["test"], y_test, which, bins)}
+    if sample is not None:
+        groups = sorted(set(np.asarray(sample).astype(str)))
+        code = np.searchsorted(groups, np.asarray(sample).astype(str))
+        temp["ece_percent_by_sample_test"] = {
+            when: ece_by_r(probs["test"], y_test, code, groups)
+            for when, probs in (("before", raw), ("after", cal))}
     stored = material(cal["cal"], y_cal, labels, temp, record)
     q = conformal.thresholds_from(stored["conformal"], level, labels)
     members = conformal.sets(cal["test"], q)
@@ -162,4 +170,5 @@ def run_section(df, split, cfg, arm) -> dict:
     cal, test = df.loc[positions], df.loc[split.test]
     priors = fractions(labels(df.loc[split.student_train]), len(LABELS))
     return section(arm.logits(cal), labels(cal), arm.logits(test), labels(test),
-                   test["r"].to_numpy(float), LABELS, record, priors)
+                   test["r"].to_numpy(float), LABELS, record, priors,
+                   sample=test[SAMPLE].to_numpy() if SAMPLE in test.columns else None)

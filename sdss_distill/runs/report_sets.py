@@ -44,6 +44,11 @@ def _temperature(cal: dict) -> list[str]:
              "|---|" + "---:|" * len(by_r["before"]),
              *(f"| {when} T | " + " | ".join(_p(v, 2) for v in by_r[when].values()) + " |"
                for when in ("before", "after")), ""]
+    by_s = t.get("ece_percent_by_sample_test")
+    if by_s:
+        lines += ["ECE per sample on the test rows (percent): " + "; ".join(
+            f"{g} {_p(by_s['before'][g], 2)} before, {_p(by_s['after'][g], 2)} after T"
+            for g in by_s["before"]) + ".", ""]
     return lines
 
 
