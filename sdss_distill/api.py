@@ -25,7 +25,8 @@ import numpy as np
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import read_json
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, get_view
-from sdss_distill.edge.classifier import EdgeClassifier
+from sdss_distill.edge import sets as edge_sets
+from sdss_distill.edge.classifier import EdgeClassifier, card_path
 from sdss_distill.runs.rundir import RunDir
 
 SHIPPED = "student_int8"
@@ -90,7 +91,7 @@ class Run:
         self._predictor = None  # the next predict picks the exported student
         return report
 
-    def predict(self, table):
+    def predict(self, table, sets=None):
         """Classify rows of u g r i z: a pandas DataFrame (columns matched by name, as the
         command lines match them: SDSS aliases such as `psfMag_r` too) or an (n, 5) array.
 
@@ -98,16 +99,27 @@ class Run:
         `p_GALAXY`, `p_QSO`, `p_STAR`, `in_domain` (inside the training rows' magnitude and
         colour ranges) and `quality` ('' for a good row; else why the row was not classified,
         its class '' and probabilities NaN). Uses tflite/student_int8.tflite when the run was
-        exported, else models/student.keras; `predict_source` says which.
+        exported, else models/student.keras; `predict_source` says which. `sets=LEVEL` (e.g.
+        0.9) adds `set`: the row's conformal prediction set, class names joined by '+' ('' for
+        an empty set), from the exported file's card (an unexported run cannot: export it).
         """
         import pandas as pd
         clf = self._classifier()
+        q = None
+        if sets is not None:
+            card = getattr(clf, "card", None) if isinstance(clf, EdgeClassifier) else None
+            if card is None:
+                raise InputError(f"{self.path}: sets come from the exported student's card; "
+                                 f"export the run first (run.export())")
+            q = edge_sets.thresholds(card, card_path(clf.path), sets, clf.labels)
         result = clf.predict(table)
         index = table.index if isinstance(table, pd.DataFrame) else None
         columns = {"class": result.classes,
                    **{f"p_{label}": result.probabilities[:, k]
                       for k, label in enumerate(result.labels)},
                    "in_domain": result.in_domain, "quality": result.quality}
+        if q is not None:
+            columns["set"] = edge_sets.names(result.probabilities, q, result.labels)
         return pd.DataFrame(columns, index=index)
 
     def _classifier(self) -> EdgeClassifier:

@@ -93,12 +93,19 @@ def test_int8_student_keeps_raw_magnitudes_float(run_dir, report):
     assert tflite_file.weight_types(content).get("INT8", 0) == 2
 
 
+def folded_temperature(run_data, stem: str) -> float:
+    """T folded into a student file's class-logit layer (its card says; 1 for the teacher)."""
+    card = json.loads((run_data.dir / "tflite" / f"{stem}.json").read_text())
+    t = (card.get("calibration") or {}).get("temperature") or {}
+    return float(t["temperature"]) if str(t.get("folded", "")).startswith("into") else 1.0
+
+
 @pytest.mark.parametrize("stem", FILES)
 def test_parity_with_keras_on_test_rows(run_data, report, stem):
     source = run_data.teacher if stem.startswith("teacher") else run_data.student
     view = run_data.teacher_view if stem.startswith("teacher") else run_data.student_view
     x, y = run_data.x_test[view.name], run_data.y_test
-    keras_logits = source.predict(x, verbose=0)
+    keras_logits = source.predict(x, verbose=0) / folded_temperature(run_data, stem)
     logits = edge.EdgeClassifier(run_data.dir / "tflite" / f"{stem}.tflite").logits(x)
     agreement = (logits.argmax(1) == keras_logits.argmax(1)).mean()
     if stem.endswith("float32"):

@@ -215,7 +215,8 @@ def test_export_writes_the_mcu_folder_into_the_run(layout, model):
     assert kernels == {"magnitudes_ok", "round_away", "doubling_high_mul",
                        "rounding_divide_by_pot", "multiply_by_quantized_multiplier",
                        "requantize", "quantize", "fully_connected_f32", f"quantize_f32_s{bits}",
-                       f"fully_connected_s{bits}", f"dequantize_s{bits}_f32"}
+                       f"fully_connected_s{bits}", f"dequantize_s{bits}_f32",
+                       "sdss_exp"}  # sdss_set's exp (prediction sets, issue 24)
     array = (layout.root / mcu.MCU_DIR / "sdss_student_model.c").read_text()
     assert "__attribute__((aligned(16)))" in array and f"[{len(model)}]" in array
     report = json.loads(layout.export_json.read_text())

@@ -81,10 +81,12 @@ def test_a_run_on_simulated_rows_says_so_everywhere(synth_table, tmp_path, capsy
             saved["data"]["split_sizes"]["test"]
         assert len(m["reliability"]) == 15
     pngs = sorted(p.name for p in layout.figures.glob("*.png"))
-    assert pngs == ["accuracy_by_r_mag.png", "confusion.png", "recall_by_class.png",
-                    "reliability.png", "training_curves.png"]
+    assert pngs == ["accuracy_by_r_mag.png", "confusion.png", "purity_completeness.png",
+                    "recall_by_class.png", "reliability.png", "training_curves.png"]
     assert all((layout.figures / f"{p[:-4]}.csv").is_file() for p in pngs)
     assert "reports/figures/reliability.png" in layout.manifest()["files"]
     from sdss_distill.runs import figures
     for name, (draw, _) in figures.FIGURES.items():
         assert draw(saved)[0].get_suptitle().startswith("SIMULATED"), name
+    from sdss_distill.runs import sets_figures
+    assert sets_figures.draw(saved)[0].get_suptitle().startswith("SIMULATED")

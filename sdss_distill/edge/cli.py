@@ -2,7 +2,7 @@
 
 Usage:
     python -m sdss_distill.edge predict --model run/tflite/student_int8.tflite \
-        --input objects.csv --output predictions.csv --keep ra,dec
+        --input objects.csv --output predictions.csv --keep ra,dec [--sets 0.9]
     python -m sdss_distill.edge bench --model run/tflite/student_int8.tflite --threads 1
 
 `predict` streams: it reads and writes 65,536 rows at a time, so memory does not grow with
@@ -47,6 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="comma-separated input columns to copy to the output (default: none; "
                     "id columns objid/specobjid are always copied)")
     pr.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
+    pr.add_argument("--sets", metavar="LEVEL", help="add a column `set`: the classes of the "
+                    "row's conformal prediction set at LEVEL (e.g. 0.9), joined by '+'; '' for "
+                    "an empty set (default: no column; needs a card exported with calibration)")
     be = sub.add_parser("bench", help="time batch-1 latency and batched throughput")
     be.add_argument("--model", required=True, help=".tflite file (its .json card next to it)")
     be.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
         if args.command == "predict":
             keep = tuple(c.strip() for c in args.keep.split(",") if c.strip())
             return predict_csv(Path(args.model), Path(args.input), args.output, args.threads,
-                               keep)
+                               keep, sets=args.sets)
         if args.invokes < 1:
             raise InputError(f"--invokes must be >= 1, got {args.invokes}")
         check_rows("--batch", args.batch)

@@ -21,7 +21,8 @@ from sdss_distill.core.io import atomic_path, check_file_target
 from sdss_distill.core.quality import check_columns, header_positions, is_preamble
 from sdss_distill.core.safety import remove_file_within, shorten, stale_temps
 from sdss_distill.core.schema import ID_COLUMNS
-from sdss_distill.edge.classifier import PROG, EdgeClassifier
+from sdss_distill.edge import sets as edge_sets
+from sdss_distill.edge.classifier import PROG, EdgeClassifier, card_path
 from sdss_distill.edge.reader import MAX_RECORD_LINES, STDIN, UNCLOSED, LineReader, parse_record
 
 CSV_CHUNK_ROWS = 65_536
@@ -188,26 +189,31 @@ def _output_check(output: Path, input_csv) -> None:
 
 
 def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int = 1,
-                keep: tuple[str, ...] = (), chunk_rows: int = CSV_CHUNK_ROWS) -> int:
-    """The `predict` command, streamed; exit code 1 if any row was rejected, else 0."""
+                keep: tuple[str, ...] = (), chunk_rows: int = CSV_CHUNK_ROWS,
+                sets: float | str | None = None) -> int:
+    """The `predict` command, streamed; exit code 1 if any row was rejected, else 0. `sets`
+    (a level in (0, 1)) adds the column `set`: the classes of the row's conformal prediction
+    set joined by `+` (edge.sets), "" for an empty set."""
     if output:
         output = Path(output)
         _output_check(output, input_csv)
     clf = EdgeClassifier(model, num_threads=threads)
+    q = None if sets is None else edge_sets.thresholds(clf.card, card_path(model), sets, clf.labels)
     source = CsvInput(input_csv, clf.columns, tuple(keep))
-    clash = set(keep) & {"row", "class", "in_domain", *(f"p_{c}" for c in clf.labels)}
+    clash = set(keep) & {"row", "class", "in_domain", "set", *(f"p_{c}" for c in clf.labels)}
     if clash:
         raise InputError(f"--keep: {listing(sorted(clash))} would clash with an output column; "
                          f"rename it in the input")
-    header = ["row", *source.text_columns, "class", *(f"p_{c}" for c in clf.labels), "in_domain"]
+    header = ["row", *source.text_columns, "class", *(f"p_{c}" for c in clf.labels), "in_domain",
+              *(["set"] if q is not None else [])]
     counts = {"classified": 0, "outside": 0, "rejected": 0}
     if output is None:
-        _write_predictions(sys.stdout, header, clf, source, source.path, chunk_rows, counts)
+        _write_predictions(sys.stdout, header, clf, source, source.path, chunk_rows, counts, q)
     else:
         for stale in stale_temps(output):  # left by a SIGKILLed predict (its pid is gone)
             remove_file_within(stale, output.parent)
         with atomic_path(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-            _write_predictions(f, header, clf, source, source.path, chunk_rows, counts)
+            _write_predictions(f, header, clf, source, source.path, chunk_rows, counts, q)
     read, blank = counts["classified"] + counts["rejected"], source.blank_lines
     print(f"{PROG}: read {read} rows: classified {counts['classified']} rows, {counts['outside']} "
           f"outside the training domain; rejected {counts['rejected']} rows"
@@ -216,13 +222,15 @@ def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int 
     return EXIT_REJECTED if counts["rejected"] else 0
 
 
-def _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts) -> None:
+def _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts, q=None) -> None:
     writer = csv.writer(f, lineterminator="\n")
     writer.writerow(header)
     for chunk in source.chunks(chunk_rows):
         result = clf.predict(chunk.x)
         probs = np.char.mod("%.6f", np.nan_to_num(result.probabilities))
         domain = np.where(result.in_domain, "true", "false")
+        extra = ([[v] for v in edge_sets.names(result.probabilities, q, clf.labels)]
+                 if q is not None else [[]] * len(chunk.rows))
         for i in range(len(chunk.rows)):
             why = chunk.errors[i] or result.quality[i]
             if why:
@@ -232,10 +240,10 @@ def _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts) ->
                 counts["rejected"] += 1
                 continue
             writer.writerow([chunk.rows[i], *chunk.text[i], result.classes[i], *probs[i],
-                             domain[i]])
+                             domain[i], *extra[i]])
             counts["classified"] += 1
             counts["outside"] += int(not result.in_domain[i])
-        del chunk, result, probs, domain  # freed before the next chunk is read
+        del chunk, result, probs, domain, extra  # freed before the next chunk is read
     if counts["rejected"] > MAX_REPORTED:
         print(f"{PROG}: ... and {counts['rejected'] - MAX_REPORTED} more rejected rows",
               file=sys.stderr)

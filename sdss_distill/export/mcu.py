@@ -226,8 +226,9 @@ def _c_string(s: str) -> str:
 
 
 def generate(content: bytes, *, labels: tuple[str, ...] = LABELS, run_id: str | None = None,
-             model_file: str = "student_int8.tflite") -> dict[str, bytes]:
-    """File name -> content of every file of the MCU folder, for one .tflite flatbuffer."""
+             model_file: str = "student_int8.tflite", sets=None) -> dict[str, bytes]:
+    """File name -> content of every file of the MCU folder, for one .tflite flatbuffer.
+    `sets`: (level, per-class thresholds on 1 - p) of the prediction sets (set_fields)."""
     em = Emitter(content)
     em.emit()
     n_in, n_out = em.input.size, em.output.size
@@ -247,6 +248,7 @@ def generate(content: bytes, *, labels: tuple[str, ...] = LABELS, run_id: str | 
         "op_list": " -> ".join(name for name, _ in em.ops),
         "constants": "\n".join(em.constants), "locals": "\n".join(em.locals),
         "body": "\n".join(em.body), "kernels": kernel_sections(em.kernels),
+        **set_fields(sets, len(labels)),
     }
     files = {name: Template(_template(name + ".in")).substitute(fields).encode()
              for name in ("sdss_student.h", "sdss_student.c")}
@@ -273,11 +275,21 @@ def model_array(content: bytes, fields: dict) -> bytes:
             f"const unsigned int sdss_student_model_len = {len(content)}u;\n").encode()
 
 
+def set_fields(sets, n_classes: int) -> dict:
+    """The header's prediction-set fields: the level and thresholds as exact C doubles (an
+    infinite threshold, a class always in the set, is 2.0: 1 - p never exceeds it); without
+    `sets`, SDSS_SET_CALIBRATED 0 and every threshold 2.0."""
+    level, q = sets if sets is not None else (0.0, [float("inf")] * n_classes)
+    return {"set_level": repr(float(level)), "set_calibrated": int(sets is not None),
+            "set_thresholds": ", ".join(c_double(v) if np.isfinite(v) else "2.0" for v in q)}
+
+
 def write_mcu(out: Path, content: bytes, *, labels: tuple[str, ...] = LABELS,
-              run_id: str | None = None, model_file: str = "student_int8.tflite") -> list[Path]:
+              run_id: str | None = None, model_file: str = "student_int8.tflite",
+              sets=None) -> list[Path]:
     """Write the MCU folder for `content` (a .tflite flatbuffer) into `out`; returns the paths."""
     from sdss_distill.core.io import write_atomic
-    files = generate(content, labels=labels, run_id=run_id, model_file=model_file)
+    files = generate(content, labels=labels, run_id=run_id, model_file=model_file, sets=sets)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -52,6 +52,7 @@ def markdown(report: dict) -> str:
         *ensemble_lines(report),
         "Diagnostics:", *diag, "",
         *mcu_lines(report),
+        *sets_lines(report),
         "Int8 targets: " + ", ".join(f"{k} {'met' if ok else 'MISSED'}"
                                      for k, ok in report["targets"].items()), "",
     ])
@@ -93,3 +94,24 @@ def mcu_lines(report: dict) -> list[str]:
             f"{m['test_accuracy']:.2%} (drop {m['accuracy_drop_points']:+.2f} points), agreement "
             f"{m['agreement']:.2%}, same class as LiteRT's student_int8 on "
             f"{m['agreement_with_litert']:.2%} of rows.", ""]
+
+
+def sets_lines(report: dict) -> list[str]:
+    """student_int8's prediction sets on the test rows (issue 24), or why there are none."""
+    s = report.get("sets")
+    if not s:
+        return []
+    if "test" not in s:
+        return [f"Prediction sets: not available ({s.get('not_available')}).", ""]
+    t = s["temperature"]
+    per = s["test"]["per_class"]
+    by_r = "; ".join(f"{b}: " + ", ".join(
+        f"{c} {100 * g['per_class'][c]['coverage']:.1f} %" for c in per
+        if g["per_class"][c]["coverage"] is not None)
+        for b, g in s["test_by_r"].items() if g["rows"])
+    return [f"Prediction sets at {s['level']:g} ({s['file']}, thresholds from its card, "
+            f"calibration rows only): coverage on the test rows " + ", ".join(
+                f"{c} {100 * g['coverage']:.1f} % ({g['rows']} rows)" for c, g in per.items())
+            + f"; mean set size {s['test']['mean_set_size']:.3f}. Per r bin: {by_r}. "
+            f"Temperature T = {t['temperature']:.3f} "
+            f"({t.get('folded', 'applied' if t['applied'] else 'not applied')}).", ""]

@@ -23,14 +23,17 @@ import numpy as np
 from sdss_distill import __version__
 from sdss_distill.core import tflite_file
 from sdss_distill.core.cli import program
+from sdss_distill.core.conformal import DEFAULT_LEVEL
 from sdss_distill.core.errors import InputError, check_signals
 from sdss_distill.core.io import quiet_import, read_json, write_atomic
 from sdss_distill.core.machine import machine
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, TEACHER
 from sdss_distill.distill import registry
 from sdss_distill.edge import classifier as edge
+from sdss_distill.edge import sets as edge_sets
 from sdss_distill.edge.bench import benchmark
 from sdss_distill.export import variants as var
+from sdss_distill.export.calibrate import ExportCalibration, r_of, set_coverage
 from sdss_distill.export.convert import calibration, convert
 from sdss_distill.export.report import markdown, targets
 from sdss_distill.export.source import RunData, model_card
@@ -88,6 +91,8 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
     else:
         run = RunData(base, data)
     run.dir = Path(run_dir)
+    run.calibration = ExportCalibration(run)  # issue 24: T folded before any conversion
+    run.calibration.fold(run)
     ensemble = ensemble_info(run.student)
     if mcu and ensemble:
         raise InputError(f"--mcu: the C generator is made and tested for a single-MLP student; "
@@ -153,12 +158,22 @@ def _write_mcu(run: RunData, layout: Layout, report: dict, say) -> None:
     from sdss_distill.export.mcu_sim import evaluate
     from sdss_distill.models.mlp import logits
     content = layout.tflite_file("student_int8").read_bytes()
-    write_mcu(layout.root / MCU_DIR, content, run_id=layout.run_id)
+    write_mcu(layout.root / MCU_DIR, content, run_id=layout.run_id,
+              sets=mcu_sets(layout.tflite_file("student_int8")))
     x_test = run.x_test[STUDENT_VIEW]
     report["mcu"] = evaluate(content, x_test, run.y_test, logits(run.student, x_test))
     _write_json(layout.export_json, report)
     write_atomic(layout.export_md, markdown(report).encode())
     say(f"wrote {run.dir / MCU_DIR} (C99 sources of student_int8)")
+
+
+def mcu_sets(path: Path, level: float = DEFAULT_LEVEL):
+    """(level, thresholds) of the prediction sets for the C header, from the file's card (the
+    thresholds `edge predict --sets` applies); None when the card has no material."""
+    card = read_json(edge.card_path(path), fix="export the run again")
+    if "conformal" not in (card.get("calibration") or {}):
+        return None
+    return level, edge_sets.thresholds(card, edge.card_path(path), level, LABELS).tolist()
 
 
 def reusable_finetuned(run: RunData, say) -> list[str]:
@@ -248,9 +263,19 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
     report = _report(run, layout, variants, ref, diagnostics, tuned, ensemble, skipped,
                      invokes, threads)
     report["student_int8_choice"] = choice
+    report["sets"] = _sets(run, layout)
     _write_json(layout.export_json, report)
     write_atomic(layout.export_md, markdown(report).encode())
     return report
+
+
+def _sets(run: RunData, layout: Layout) -> dict:
+    """student_int8's 0.9 prediction sets on the test rows, with its card's thresholds."""
+    path = layout.tflite_file("student_int8")
+    card = read_json(edge.card_path(path), fix="export the run again")
+    x = run.x_test[run.student_view.name]
+    return {"file": "student_int8", **set_coverage(card["calibration"], edge.EdgeClassifier(
+        path).logits(x), run.y_test, r_of(x))}
 
 
 def _int8_full(run: RunData, tmp: Path, card, reference: np.ndarray) -> dict:
@@ -282,6 +307,9 @@ def _write_variant(run: RunData, layout: Layout, stem: str, content: bytes, desc
     extra = {**({"finetune": tuned.get(stem)} if stem in tuned else {}), **(note or {})}
     if ensemble and source == STUDENT:
         extra["ensemble"] = ensemble
+    if source == STUDENT:
+        extra["calibration"] = run.calibration.card(
+            lambda x: edge_sets.logits_of(content, stem, x))
     _write_json(edge.card_path(path), card(stem, view, description, extra, content=content))
     weights = tflite_file.weight_types(content)
     if stem == "student_dynamic" and "INT8" not in weights:

@@ -42,6 +42,8 @@ class RunData:
         dev = df.loc[np.sort(np.concatenate([split.teacher_train, split.student_train]))]
         self.x_dev, self.y_dev = features(dev, self.student_view), labels(dev)
         """The non-test rows in the student's view: what export chooses student_int8 on."""
+        self.rows = rows
+        """The run's rows (runs.rows.RunRows): export.calibrate draws the calibration rows."""
         self.model_sha256 = {}
         self.student, self.teacher = (self._load(name, (models or {}).get(name))
                                       for name in (STUDENT, TEACHER))

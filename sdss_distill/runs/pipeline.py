@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sdss_distill.core.io import quiet_import
-from sdss_distill.core.schema import ARMS, TEACHER, get_view
+from sdss_distill.core.schema import ARMS, STUDENT, TEACHER, get_view
 from sdss_distill.data import datasets, subsample
 from sdss_distill.data.table import (
     CleaningReport,
@@ -25,6 +25,7 @@ from sdss_distill.data.table import (
     split,
 )
 from sdss_distill.distill import registry
+from sdss_distill.runs.calibration import run_section
 from sdss_distill.runs.config import Config
 from sdss_distill.runs.report import build_report, save_run
 from sdss_distill.runs.rows import RunRows
@@ -156,6 +157,8 @@ def train(cfg: Config) -> Trained:
     arms, results, seconds = timed_run(cfg, prepared, say, latency=True, populations=pops)
 
     report = build_report(cfg, prepared, results, started, seconds, pops.summary())
+    report["calibration"] = run_section(prepared.df, parts, cfg,
+                                        next(a for a in arms if a.name == STUDENT))
     models = {arm.name: arm.model for arm in arms if arm.model is not None}
     save_run(out, models, parts, report)
     layout = out.current()

@@ -16,6 +16,7 @@ import numpy as np
 from sdss_distill.core.domain import in_domain
 from sdss_distill.core.quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values
 from sdss_distill.core.schema import ID_COLUMNS, SENTINEL, SIGNATURE
+from sdss_distill.score import select
 from sdss_distill.score.priors import best_class, reweight_columns
 
 QUALITY = ("ok", *REASONS)
@@ -123,10 +124,12 @@ def _dictionary(indices: np.ndarray, values, null: int | None = None):
     return pa.DictionaryArray.from_arrays(pa.array(indices, mask=mask), pa.array(values, pa.string()))
 
 
-def score_batch(model: Model, batch, part, first_row: int, weights=None):
+def score_batch(model: Model, batch, part, first_row: int, weights=None, sets=None,
+                selected=()):
     """One Arrow record batch of `part` in, the output batch and its stats out (bad rows
     flagged, not dropped). With `weights` (--priors), p_<label> and class are the re-weighted
-    ones and p_<label>_model the model's own."""
+    ones and p_<label>_model the model's own. `sets` and `selected` (score.select) add the
+    `set` and `selected_<label>` columns from the model's own probabilities."""
     import pyarrow as pa
     n = batch.num_rows
     xt, reason, column = features(batch, [part.columns[c] for c in model.columns], model.columns)
@@ -150,6 +153,8 @@ def score_batch(model: Model, batch, part, first_row: int, weights=None):
     cols["in_domain"] = pa.array(dom, mask=mask)
     cols["quality"] = _dictionary(reason, QUALITY)
     cols["quality_column"] = _dictionary(column, model.columns, null=-1)
+    if sets is not None or selected:
+        cols.update(select.columns(pm, model.labels, sets, selected, bad))
     cols.update({out: batch.column(src) for out, src in part.keep.items()})
     counts = np.bincount(reason[bad], minlength=len(QUALITY))  # the bad rows' reasons
     stats = {"rows": n, "out_of_domain": int(n - len(bad) - np.count_nonzero(dom)),

@@ -27,9 +27,11 @@ from sdss_distill.core.cli import progress
 from sdss_distill.core.errors import InputError, check_signals, deferred_signals
 from sdss_distill.core.io import check_dir_target, mark_dir, owner_mark, write_atomic
 from sdss_distill.core.quality import REASONS
+from sdss_distill.edge.classifier import card_path
 from sdss_distill.score import em as score_priors
 from sdss_distill.score import hats as hats_io
 from sdss_distill.score import priors as class_priors
+from sdss_distill.score import select
 from sdss_distill.score.guard import (
     DASK_LOGS,
     LOCK_NAME,
@@ -142,23 +144,20 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
           workers: int = 2, threads: int = 1, batch_rows: int = 262_144,
           part_rows: int = 1_000_000, keep=(), quiet: bool = False, priors: str = "training",
           em_sample: float = 1.0, em_rows: int = score_priors.EM_ROWS,
-          output_format: str | None = None) -> dict:
+          output_format: str | None = None, sets=None, purity=()) -> dict:
     """Score every part not yet complete; returns the run's totals (rows, per reason, time).
     `priors`: training, em or a JSON file (score_priors); `output_format`: parquet or hats
-    (default: hats for a HATS input, hats_io)."""
+    (default: hats for HATS in); `sets`, `purity`: the set/selected_ columns (score.select)."""
     started = time.perf_counter()
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    if not Path(model).is_file():
-        raise InputError(f"--model {model}: no such model file")
-    score_priors.check_mode(priors)
+    _check_args(model, priors)
     hats_in, fmt = _formats(pattern, output_format)
     files = check_output(Path(output), pattern, hats_in)
-    bundle = model_bundle(Path(model))
+    bundle, outputs = _outputs(model_bundle(Path(model)), Path(model), sets, purity)
     if fmt == "hats":  # one part a partition, which keeps its sky position columns
         keep, part_rows = [*keep, *(c for c in hats_in.spatial if c not in keep)], 2**62
     parts = plan(files, bundle.columns, bundle.labels, list(keep), part_rows)
-    st = score_priors.setting(priors, json.loads(bundle.card), bundle.labels, parts, em_sample,
-                              em_rows)
+    st = score_priors.setting(priors, outputs["card"], bundle.labels, parts, em_sample, em_rows)
     bundle = replace(bundle, weights=st.weights, priors_key=st.key)
     final, output = output, (output / "parts" if fmt == "hats" else output)
     _claim(final)
@@ -173,6 +172,7 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
             record = score_priors.record(st)
             write_atomic(final / score_priors.RECORD, json.dumps(record, indent=2) + "\n")
         em = {"cpu_s": 0.0, "record": record}
+        bundle = _selections(bundle, outputs, st) if st.mode != "em" or record else bundle
 
         def estimate(client, bundle: Bundle) -> Bundle:  # on the scoring cluster, before parts
             nonlocal st
@@ -181,7 +181,7 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
             st = replace(st, target=tuple(result.priors.tolist()))
             em["record"] = score_priors.record(st, result)
             write_atomic(final / score_priors.RECORD, json.dumps(em["record"], indent=2) + "\n")
-            return replace(bundle, weights=st.weights)
+            return _selections(replace(bundle, weights=st.weights), outputs, st)
 
         results, elapsed = (score_parts(todo, bundle, output, scheduler=scheduler,
                                         workers=workers, threads=threads, batch_rows=batch_rows,
@@ -194,10 +194,41 @@ def score(model: Path, pattern: str, output: Path, *, scheduler: str | None = No
                              f"list {expected:,}; an input file changed while scoring, run again")
         total = _totals(results, previous, parts, elapsed, started, em["cpu_s"])
         total["priors"] = em["record"]
+        total.update(outputs["report"])
         if fmt == "hats":
             hats_io.write_output(final, output, parts, hats_in, sum(p.rows for p in parts))
             total["hats"] = str(final)
     return total
+
+
+def _check_args(model, priors: str) -> None:
+    if not Path(model).is_file():
+        raise InputError(f"--model {model}: no such model file")
+    score_priors.check_mode(priors)
+
+
+def _outputs(bundle: Bundle, model: Path, sets, purity) -> tuple[Bundle, dict]:
+    """--sets and --purity checked against the card before any work: the bundle with the set
+    thresholds and the parts' identity key, and what _selections needs later."""
+    card, where = json.loads(bundle.card), card_path(model)
+    wanted = select.parse_purity(purity, bundle.labels)
+    q = select.set_thresholds(card, where, sets, bundle.labels)
+    report = {"sets": {"level": float(sets), "thresholds": dict(zip(bundle.labels, q))}} if q else {}
+    return (replace(bundle, set_q=q, outputs_key=select.key(q, wanted)),
+            {"card": card, "where": where, "wanted": wanted, "report": report})
+
+
+def _selections(bundle: Bundle, outputs: dict, st) -> Bundle:
+    """--purity's thresholds under the mix the catalogue is scored with (the EM estimate or a
+    file's priors: st.target; else the model's training mix), into the bundle and the report."""
+    if not outputs["wanted"]:
+        return bundle
+    card, labels = outputs["card"], bundle.labels
+    mix = st.target if st.target is not None else score_priors.training_priors(card, labels)[0]
+    chosen = select.choose(card, outputs["where"], outputs["wanted"], labels, mix)
+    outputs["report"]["selections"] = chosen
+    return replace(bundle, selected=tuple((labels.index(k), v["threshold"])
+                                          for k, v in chosen.items()))
 
 
 def check_output(output: Path, pattern: str, hats_in) -> list[Path]:
@@ -277,5 +308,20 @@ def summary(total: dict, output: Path) -> str:
             + (f"; priors {total['priors']['method']}: " + ", ".join(
                 f"{c} {v:.3f}" for c, v in total["priors"]["applied"].items())
                if total.get("priors") else "") + score_priors.shift_note(total)
+            + _selection_note(total)
             + f"; read {total['rows']:,} rows, wrote {total['rows']:,}, rejected 0 (bad rows are "
             f"kept, flagged); wrote {output}")
+
+
+def _selection_note(total: dict) -> str:
+    """The summary's words on --sets and --purity: the level, each threshold and the expected
+    completeness under the mix used."""
+    out = ""
+    if total.get("sets"):
+        out += f"; sets at {total['sets']['level']:g} in column `set`"
+    for name, v in (total.get("selections") or {}).items():
+        out += (f"; selected_{name}: p_{name} >= {v['threshold']:.3f} for purity "
+                f"{v['purity']:g} (expected completeness {100 * v['expected_completeness']:.1f} "
+                f"%, purity {100 * v['expected_purity']:.1f} % under the mix " + ", ".join(
+                    f"{k} {m:.3f}" for k, m in v["mix"].items()) + ")")
+    return out

@@ -50,6 +50,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output-format", choices=("parquet", "hats"), help="parquet parts, or a "
                    "HATS catalogue with the input's partitioning (default: hats for a HATS "
                    "input, else parquet)")
+    p.add_argument("--sets", metavar="LEVEL", help="add a column `set`: each row's conformal "
+                   "prediction set at LEVEL (e.g. 0.9), class names joined by '+', '' for an "
+                   "empty set (default: no column; needs a card exported with calibration)")
+    p.add_argument("--purity", action="append", default=[], metavar="CLASS=P",
+                   help="add a boolean column selected_CLASS: the most complete selection "
+                   "expected to reach purity P under the catalogue's class mix (the training "
+                   "mix, or the --priors estimate); repeatable (default: none)")
     p.add_argument("--quiet", action="store_true", help="no progress output (default: off)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
     return p.parse_args(argv)
@@ -70,7 +77,8 @@ def main(argv=None) -> int:
                       workers=args.workers, threads=args.threads_per_worker, batch_rows=args.batch,
                       part_rows=args.part_rows, keep=keep, quiet=args.quiet,
                       priors=args.priors, em_sample=args.em_sample, em_rows=args.em_rows,
-                      output_format=args.output_format)
+                      output_format=args.output_format, sets=args.sets,
+                      purity=args.purity)
         print(summary(total, Path(args.output)), file=sys.stderr)
         return EXIT_FLAGGED if sum(total["bad"].values()) else 0
 

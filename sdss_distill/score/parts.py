@@ -62,6 +62,9 @@ class Bundle:
     labels_text: str | None
     weights: tuple[float, ...] | None = None  # --priors em/FILE: p_k re-weighted by w_k
     priors_key: str | None = None  # score_priors.Setting.key, part of each part's identity
+    set_q: tuple[float, ...] | None = None  # --sets: the card's conformal thresholds (select)
+    selected: tuple = ()  # --purity: ((class index, threshold on p_class), ...)
+    outputs_key: str | None = None  # select.key of --sets/--purity, part of the identity
 
 
 def model_bundle(model: Path) -> Bundle:
@@ -100,7 +103,8 @@ def part_identity(part: Part, bundle: Bundle) -> dict:
     return {"model_sha256": bundle.sha256, "source": part.source, "size": part.size,
             "mtime_ns": part.mtime_ns, "row_groups": list(part.row_groups),
             "first_row": part.first_row, "rows": part.rows, "keep": part.keep,
-            **({"priors": bundle.priors_key} if bundle.priors_key else {})}
+            **({"priors": bundle.priors_key} if bundle.priors_key else {}),
+            **({"outputs": bundle.outputs_key} if bundle.outputs_key else {})}
 
 
 def completed(path: Path, identity: dict) -> dict | None:
@@ -145,7 +149,8 @@ def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dic
         writer, first_row = None, part.first_row
         for batch in source.iter_batches(batch_size=batch_rows, row_groups=list(part.row_groups),
                                          columns=list(dict.fromkeys(read)), use_threads=False):
-            table, stats = score_batch(clf, batch, part, first_row, bundle.weights)
+            table, stats = score_batch(clf, batch, part, first_row, bundle.weights,
+                                       bundle.set_q, bundle.selected)
             first_row += batch.num_rows
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0) + v

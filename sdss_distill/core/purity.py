@@ -1,0 +1,71 @@
+"""Selections at a chosen purity, in numpy: the purity-completeness curve of a class from its
+calibration rows under a class mix, and the threshold that reaches a purity.
+
+A selection of class c keeps the rows with p_c >= t. From calibration rows, per true class k,
+the fraction of k's rows kept at t is R_k(t) (R_c is the completeness). Under a class mix pi
+(the training mix, or a catalogue's own mix estimated by EM), the expected purity is
+    purity(t) = pi_c R_c(t) / sum_k pi_k R_k(t),
+which reweights the per-class score distributions, so a catalogue with more stars than the
+training rows gets a higher threshold for the same purity. The scores are binned (BINS
+equal-width bins of p_c in [0, 1]) so a model card stores the curves in bounded size; the
+thresholds are the bins' lower edges.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BINS = 1000
+"""Equal-width bins of a class probability in [0, 1]: thresholds every 0.001."""
+
+
+def histograms(probabilities: np.ndarray, y: np.ndarray, n_classes: int | None = None,
+               bins: int = BINS) -> np.ndarray:
+    """counts[c, k, b]: calibration rows of true class k whose p_c falls in bin b."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(y)
+    n_classes = n_classes or p.shape[1]
+    which = np.clip((p * bins).astype(np.int64), 0, bins - 1)
+    out = np.zeros((n_classes, n_classes, bins), dtype=np.int64)
+    for c in range(n_classes):
+        for k in range(n_classes):
+            out[c, k] = np.bincount(which[y == k, c], minlength=bins)
+    return out
+
+
+def curve(counts: np.ndarray, c: int, priors) -> dict:
+    """Class c's curve from `histograms`' counts under the mix `priors`: per threshold (each
+    bin's lower edge), the completeness R_c and the expected purity (None-free: NaN where
+    nothing is kept)."""
+    counts = np.asarray(counts, dtype=np.float64)[c]  # (true class, bin)
+    pi = np.asarray(priors, dtype=np.float64)
+    n = counts.sum(axis=1)
+    if n[c] == 0:
+        raise ValueError(f"no calibration rows of class {c}: no purity curve")
+    kept = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1] / np.where(n > 0, n, 1)[:, None]
+    mixed = (pi[:, None] * kept).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        purity = pi[c] * kept[c] / mixed
+    bins = counts.shape[1]
+    return {"threshold": np.arange(bins) / bins, "completeness": kept[c], "purity": purity}
+
+
+def threshold_for(counts: np.ndarray, c: int, priors, purity: float) -> dict | None:
+    """The most complete selection of class c whose expected purity is at least `purity`:
+    {threshold, completeness, purity}, or None when no threshold reaches it."""
+    cv = curve(counts, c, priors)
+    ok = np.flatnonzero(np.nan_to_num(cv["purity"], nan=-1.0) >= purity)
+    if not len(ok):
+        return None
+    b = int(ok[0])  # the lowest threshold reaching the purity keeps the most rows
+    return {"threshold": float(cv["threshold"][b]), "completeness": float(cv["completeness"][b]),
+            "purity": float(cv["purity"][b])}
+
+
+def measured(selected: np.ndarray, y: np.ndarray, c: int) -> dict:
+    """Purity and completeness of a boolean selection of class c against true labels."""
+    selected, y = np.asarray(selected, bool), np.asarray(y)
+    true = y == c
+    return {"selected": int(selected.sum()),
+            "purity": float(true[selected].mean()) if selected.any() else None,
+            "completeness": float(selected[true].mean()) if true.any() else None}
