@@ -201,9 +201,9 @@ def _one_line_exit_2(argv, capsys, out) -> str:
 
 def test_other_methods_and_export_are_refused_in_one_line(sim_table, tmp_path, capsys):
     directory = _write_parts(sim_table, tmp_path / "d", [0, 3000, 6000])
-    err = _one_line_exit_2(["--data", str(directory), "--method", "crossfit"], capsys, tmp_path / "r")
-    assert "--method crossfit: training from a directory or glob of Parquet files supports offline " \
-           "only" in err
+    err = _one_line_exit_2(["--data", str(directory), "--method", "cotrain"], capsys, tmp_path / "r")
+    assert "--method cotrain: training from a directory or glob of Parquet files supports offline, " \
+           "crossfit, mix only" in err
     err = _one_line_exit_2(["--data", str(directory), "--method", "offline", "--export"], capsys,
                           tmp_path / "r")
     assert "--export: a run streamed from a directory or glob cannot be exported yet" in err
@@ -263,9 +263,8 @@ def streamed_run(sim_table, tmp_path_factory):
     root = tmp_path_factory.mktemp("stream_run")
     directory = _write_parts(sim_table, root / "data", [0, 2000, 4000, 6000])
     out = root / "run"
-    # no --method: a streamed table falls back from the default method to offline
-    code = train.main(["--data", str(directory), "--out", str(out), "--epochs", str(EPOCHS),
-                       "--quiet"])
+    code = train.main(["--data", str(directory), *OFFLINE, "--out", str(out), "--epochs",
+                       str(EPOCHS), "--quiet"])
     assert code == 0
     return directory, out
 
@@ -351,7 +350,7 @@ def test_streamed_run_records_the_hash_split_and_cleaning(streamed_run):
     assert split["fractions"] == [0.4, 0.4, 0.2] and "splitmix64" in split["rule"]
     report = json.loads((out / "reports" / "report.json").read_text())
     data = report["data"]
-    assert report["config"]["method"] == "offline"  # the fallback from the default method
+    assert report["config"]["method"] == "offline"
     assert data["streamed"] and len(data["files"]) == 3 and data["rows_read"] == 6000
     assert data["dropped"]["missing class"] == 4
     assert sum(data["split_sizes"].values()) == data["rows_kept"]

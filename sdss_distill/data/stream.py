@@ -9,6 +9,7 @@ comes from a hash of its object id:
              else test                                  (fractions from the config's `split`)
     v   = (splitmix64(key) >> 11) / 2**53               a second, independent uniform
     early-stopping row of a training subset if v < its validation fraction
+    w   = (splitmix64(splitmix64(key)) >> 11) / 2**53  a third: fold floor(w * K) of K folds
 
 splitmix64 is the finaliser of Steele, Lea and Flood's SplitMix generator (OOPSLA 2014;
 `java.util.SplittableRandom`): a bijection on 64-bit integers whose output bits all depend
@@ -97,6 +98,13 @@ class HashSplit:
         subset = np.where(u < teacher_f, 0, np.where(u < teacher_f + student_f, 1, 2))
         val = v < np.where(subset == 0, self.validation[0], self.validation[1])
         return np.where(subset == 2, 4, 2 * subset + (val & (subset < 2))).astype(np.int8)
+
+    def folds(self, ids: np.ndarray, folds: int) -> np.ndarray:
+        """Each id's fold in [0, folds) for cross-fitting: floor(w * folds), w a third uniform
+        of the id's key, independent of its subset and early-stopping draws (u, v)."""
+        key = splitmix64(np.asarray(ids, np.uint64) ^ splitmix64(self.seed)[0])
+        w = _unit(splitmix64(splitmix64(key)))
+        return np.minimum((w * folds).astype(np.int64), folds - 1)
 
     def save(self, path: Path, **provenance) -> None:
         import json
@@ -291,17 +299,6 @@ class Moments:
     @property
     def variance(self) -> np.ndarray:
         return self.m2 / max(self.n, 1)
-
-
-class Extremes:
-    """Per-column [min, max] over a pass (the student-train domain a model card records)."""
-
-    def __init__(self, width: int):
-        self.lo, self.hi = np.full(width, np.inf), np.full(width, -np.inf)
-
-    def add(self, x: np.ndarray) -> None:
-        if len(x):
-            self.lo, self.hi = np.minimum(self.lo, x.min(axis=0)), np.maximum(self.hi, x.max(axis=0))
 
 
 def shuffled_blocks(chunks, batch_size: int, buffer_rows: int, rng: np.random.Generator,

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sdss_distill.data.stream import SHUFFLE_ROWS
 from sdss_distill.distill.jax_fit import (
     Loss,
     _log,
@@ -36,7 +37,6 @@ from sdss_distill.distill.jax_fit import (
 )
 
 STEPS = 64  # batches per compiled call (the last call of an epoch is padded to a power of 2)
-BUFFER_ROWS = 1 << 19  # as data.stream.SHUFFLE_ROWS: rows per member before half are emitted
 
 
 def _keep(active, new, old):
@@ -156,7 +156,7 @@ def _epoch_pass(chunks, stacks, params, opt_state, key, classes, pools: _Pools, 
 
 
 def fit_members_batches(models, epoch_chunks, validation, settings, *, loss: Loss | None = None,
-                        say=None, buffer_rows: int = BUFFER_ROWS):
+                        say=None, buffer_rows: int = SHUFFLE_ROWS):
     """Train K `build_mlp` models over streamed chunks; their Keras weights updated in place.
 
     `epoch_chunks(epoch)`: an iterable of (x, y, soft or None, train_mask (rows, K) bool) for

@@ -100,22 +100,19 @@ def photometric_soft(ws, cfg, settings: Settings) -> tuple[np.ndarray, np.ndarra
     if settings.photometric == "hgb":
         return _once(ws, ("hgb", settings.folds), lambda: hgb_out_of_fold(ws, settings.folds))
     from sdss_distill.core.schema import STUDENT_VIEW
-    from sdss_distill.distill.workspace import Workspace
-    photo = _once(ws, "photometric", lambda: Workspace(
-        ws.df, ws.split, seed=ws.seed, teacher_view=STUDENT_VIEW,
-        validation_fraction=ws.validation_fraction, say=ws.say))
+    photo = _once(ws, "photometric", lambda: ws.with_teacher_view(STUDENT_VIEW))
     return photo.fold_teachers(dataclasses.replace(cfg, teacher_hidden=settings.hidden),
                                settings.folds)[1]
 
 
 @register("mix", "crossfit with soft labels mixed from the redshift fold teachers and "
           "cross-fitted photometric models (MLP or HistGradientBoosting)", Settings,
-          baseline_rows=lambda settings: "non_test")
+          baseline_rows=lambda settings: "non_test", streams=True)
 def run(ws, cfg, settings: Settings):
     teacher, soft = ws.fold_teachers(cfg, settings.folds)
     photo = photometric_soft(ws, cfg, settings)
-    mixed = tuple(mixed_logits(t, p, settings.weight, cfg.temperature, settings.sharpness)
-                  for t, p in zip(soft, photo))
+    mixed = ws.map_soft(lambda t, p: mixed_logits(t, p, settings.weight, cfg.temperature,
+                                                  settings.sharpness), soft, photo)
     student = ws.student(cfg, "non_test", mixed)
     student.notes["mix"] = dataclasses.asdict(settings)
     return [teacher, student, ws.baseline(cfg, "non_test")]
