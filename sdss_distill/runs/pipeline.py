@@ -28,7 +28,7 @@ from sdss_distill.data.table import (
 from sdss_distill.distill import registry
 from sdss_distill.runs import stream
 from sdss_distill.runs.config import Config
-from sdss_distill.runs.report import STREAMED_NOTE, build_report, save_run
+from sdss_distill.runs.report import build_report, save_run
 from sdss_distill.runs.rows import RunRows
 from sdss_distill.runs.rundir import Layout, RunDir
 
@@ -169,9 +169,8 @@ def train(cfg: Config) -> Trained:
     for name, m in results.items():
         say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  "
             f"({m['parameters']:,} parameters)")
-    note = f"; by population: {STREAMED_NOTE}" if streamed else ""
     say(f"{tag}wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s "
-        f"(figures in {Path(cfg.out) / Layout.FIGURE_DIR}{note})")
+        f"(figures in {Path(cfg.out) / Layout.FIGURE_DIR})")
     rows = None if streamed else RunRows(prepared.path, prepared.sha256, prepared.df, prepared.split,
                                          cfg.to_dict(), layout)
     return Trained(report, rows, models)

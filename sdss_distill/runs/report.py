@@ -14,9 +14,11 @@ from sdss_distill.core.schema import STUDENT, TEACHER
 from sdss_distill.runs.config import Config
 from sdss_distill.runs.rundir import RunDir
 
-STREAMED_NOTE = ("not available for streamed runs: the streamed scorer (runs.stream.evaluate) "
-                 "accumulates whole-test-set metrics only, not per sample, r-magnitude bin, "
+STREAMED_NOTE = ("not available for streamed runs: the streamed scorer of earlier "
+                 "versions accumulated whole-test-set metrics only, not per sample, r-magnitude bin, "
                  "training domain or reliability bin")
+"""What a report written by an older streamed run holds in place of population groups (a
+streamed run now scores the same groups, except per sample: runs.stream.evaluate)."""
 
 
 def simulated_fields(simulated: bool) -> dict:

@@ -32,7 +32,6 @@ from sdss_distill.core.schema import ARMS, TEACHER
 from sdss_distill.data.stream import PARTS, SUBSET_PARTS, HashSplit, ParquetSource
 from sdss_distill.data.table import CleaningReport, read_column_map
 from sdss_distill.distill import registry
-from sdss_distill.runs.report import STREAMED_NOTE
 
 VALIDATION_ROWS = 50_000  # early-stopping rows per training subset, at most (about: hash-selected)
 
@@ -131,23 +130,32 @@ def workspace(prepared: StreamPrepared, cfg, say=None):
 
 
 def evaluate(arms: list, prepared: StreamPrepared, *, latency: bool = True, curves: bool = True
-             ) -> dict:
-    """Every arm on the test rows, read chunk by chunk: `pipeline.evaluate`'s keys (no
-    population groups: STREAMED_NOTE)."""
+             ) -> tuple[dict, dict]:
+    """Every arm on the test rows, read chunk by chunk: (`pipeline.evaluate`'s results, with
+    the same population, domain and reliability entries; the groups' summary)."""
+    from sdss_distill.core.domain import Domain
     from sdss_distill.distill import metrics as ev
+    from sdss_distill.distill.population import StreamedPopulations
     from sdss_distill.models.mlp import logits
     views = prepared.stats.views
     if any(arm.model is None for arm in arms):
         raise InputError("a streamed run scores models only; this method combines arms in memory")
     cols = {arm.name: views.of(arm.view) for arm in arms}
+    student = views.of(views.student)
+    r_col = views.columns.index("r")
+    inside_domain = Domain(views.student.columns, prepared.stats.domain_card()).rows
+    pops = StreamedPopulations(prepared.stats.domain_card())
     scores = {arm.name: ev.Scores() for arm in arms}
     for chunk in prepared.source.chunks(prepared.split):
         rows = chunk.part == 4
         if rows.any():
             x, y = chunk.values[rows].astype("float32"), chunk.y[rows]
+            r, inside = chunk.values[rows, r_col], inside_domain(chunk.values[rows][:, student])
+            pops.add_rows(r, inside)
             out = {arm.name: logits(arm.model, x[:, cols[arm.name]]) for arm in arms}
             for arm in arms:
                 scores[arm.name].add(y, out[arm.name], out[TEACHER])
+                pops.add(arm.name, y, out[arm.name], r, inside)
     prepared.source.check_unchanged()
     latency_x = np.concatenate(prepared.stats.latency_x)
     results = {}
@@ -161,5 +169,5 @@ def evaluate(arms: list, prepared: StreamPrepared, *, latency: bool = True, curv
             m["latency"] = ev.keras_latency(arm.model, latency_x[:, cols[arm.name]])
         if curves and arm.fitted:
             m["history"] = arm.fitted.history
-        results[arm.name] = m
-    return results, {"not_available": STREAMED_NOTE}
+        results[arm.name] = {**m, **pops.metrics(arm.name)}
+    return results, pops.summary()
