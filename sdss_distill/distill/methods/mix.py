@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdss_distill.core.errors import InputError
 from sdss_distill.core.prob import softmax
 from sdss_distill.distill.method import register
 
@@ -109,6 +110,9 @@ def photometric_soft(ws, cfg, settings: Settings) -> tuple[np.ndarray, np.ndarra
           "cross-fitted photometric models (MLP or HistGradientBoosting)", Settings,
           baseline_rows=lambda settings: "non_test", streams=True)
 def run(ws, cfg, settings: Settings):
+    if ws.streamed and settings.photometric == "hgb":
+        raise InputError("mix.photometric = hgb fits HistGradientBoosting on rows in memory; a "
+                         "streamed table needs mix.photometric = mlp (the default)")
     teacher, soft = ws.fold_teachers(cfg, settings.folds)
     photo = photometric_soft(ws, cfg, settings)
     mixed = ws.map_soft(lambda t, p: mixed_logits(t, p, settings.weight, cfg.temperature,
