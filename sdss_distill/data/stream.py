@@ -44,7 +44,9 @@ HASH_RULE = ("subset by u = (splitmix64(id ^ splitmix64(seed)) >> 11) / 2**53 ag
              "cumulative split fractions; early-stopping rows by v = (splitmix64(key) >> 11) / 2**53 "
              "< the subset's validation fraction")
 
-SHUFFLE_ROWS = 1 << 19  # bounded shuffle buffer (rows) for training; about 1.5x this many are held
+SHUFFLE_ROWS = 1 << 19
+"""Bounded shuffle buffer of a streamed fit, rows per member (distill.jax_batches): when it is
+full, it is permuted and half leaves in whole batches, so about 1.5x this many are held."""
 
 
 STREAM_FILE_BYTES = 256 << 20
@@ -299,42 +301,3 @@ class Moments:
     @property
     def variance(self) -> np.ndarray:
         return self.m2 / max(self.n, 1)
-
-
-def shuffled_blocks(chunks, batch_size: int, buffer_rows: int, rng: np.random.Generator,
-                    batches_per_block: int = 64):
-    """Bounded-buffer shuffle of (x, y) chunks into blocks of whole batches.
-
-    Rows enter a pool; when it holds `buffer_rows`, it is permuted and its first half leaves,
-    as blocks shaped (k, batch_size, ...) (the remainder short of a batch stays). At the end
-    the rest leaves, the last batch possibly short. At most about 1.5 * buffer_rows rows are held.
-    """
-    pool_x, pool_y, held = [], [], 0
-    block = batch_size * batches_per_block
-
-    def emit(x, y, final):
-        stop = len(y) if final else len(y) - len(y) % batch_size
-        for a in range(0, stop, block):
-            b = min(a + block, stop)
-            whole = (b - a) // batch_size * batch_size
-            if whole:
-                yield (x[a:a + whole].reshape(-1, batch_size, x.shape[1]),
-                       y[a:a + whole].reshape(-1, batch_size))
-            if b - a > whole:
-                yield x[a + whole:b][None], y[a + whole:b][None]
-        return x[stop:], y[stop:]
-
-    for x, y in chunks:
-        pool_x.append(x)
-        pool_y.append(y)
-        held += len(y)
-        if held >= buffer_rows:
-            perm = rng.permutation(held)
-            x_all, y_all = np.concatenate(pool_x)[perm], np.concatenate(pool_y)[perm]
-            half = held // 2
-            rest = yield from emit(x_all[:half], y_all[:half], final=False)
-            pool_x, pool_y = [rest[0], x_all[half:]], [rest[1], y_all[half:]]
-            held = sum(len(p) for p in pool_y)
-    if held:
-        perm = rng.permutation(held)
-        yield from emit(np.concatenate(pool_x)[perm], np.concatenate(pool_y)[perm], final=True)
