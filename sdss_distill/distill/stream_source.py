@@ -15,6 +15,8 @@ chunk carries its fold masks.
 
 from __future__ import annotations
 
+import time
+
 import keras
 import numpy as np
 
@@ -103,8 +105,9 @@ class StreamData:
 
     streamed = True
 
-    def __init__(self, source, split, stats: Stats, seed: int):
+    def __init__(self, source, split, stats: Stats, seed: int, say=None):
         self.source, self.split, self.stats, self.seed = source, split, stats, seed
+        self.say = say or (lambda msg: None)
         self.views = stats.views
         self._moments: dict = {}
 
@@ -126,6 +129,7 @@ class StreamData:
         per fold k, over the rows outside fold k): one pass, made once."""
         key = (view.name, rows, folds)
         if key not in self._moments:
+            start = time.perf_counter()
             sky = SkyFeatures(colour_pairs(view.columns), asinh_scales(view.columns))
             width = len(view.columns) + len(colour_pairs(view.columns))
             parts = [Moments(width) for _ in range(max(folds, 1))]
@@ -137,6 +141,9 @@ class StreamData:
                     m.add(f[fold != k] if folds else f)
             self._moments[key] = [(m.mean.astype("float32"), m.variance.astype("float32"))
                                   for m in parts]
+            self.say(f"normalisation of {view.name} features over {rows} fit rows"
+                     f"{f' outside each of {folds} folds' if folds else ''}: {parts[0].n:,} rows"
+                     f"{' (fold 0)' if folds else ''} in {time.perf_counter() - start:.1f} s")
         return self._moments[key]
 
     def build(self, view, hidden, rows: str, *, name: str, dropout: float = 0.0,

@@ -124,7 +124,7 @@ def workspace(prepared: StreamPrepared, cfg, say=None):
     """The seed's streamed workspace: the methods' arm builders on the Parquet files."""
     from sdss_distill.distill.stream_source import StreamData
     from sdss_distill.distill.workspace import Workspace
-    data = StreamData(prepared.source, prepared.split, prepared.stats, cfg.seed)
+    data = StreamData(prepared.source, prepared.split, prepared.stats, cfg.seed, say)
     return Workspace(seed=cfg.seed, teacher_view=cfg.teacher_view,
                      validation_fraction=cfg.validation_fraction, say=say, data=data)
 
