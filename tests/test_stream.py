@@ -257,13 +257,14 @@ EPOCHS = 12
 TOLERANCE = {"teacher": 0.015, "student": 0.025, "baseline": 0.025}
 """Accuracy gap allowed between the streamed and the in-memory fit of the same rows. Both see
 the same rows, initial weights, losses and early-stopping rows; they differ in the order of
-rows within an epoch (bounded-buffer shuffle over a random row-group order vs tf.data's full
-shuffle) and in float rounding of the normalisation statistics. Measured: the in-memory fit
+rows within an epoch (per-member bounded-buffer shuffle over a random row-group order vs a
+full permutation) and in float rounding of the normalisation statistics. Measured: the in-memory fit
 alone, with shuffle seeds 0-3 on this table (1,150 test rows), spread the student over
 95.4-96.3 % (sd 0.4 points), the baseline over 95.2-96.0 %, the teacher over 98.8-99.2 %
 (sd 0.2); the difference of two such fits has sd ~0.6 points for the students, so 2.5
-points is ~4 sd, 1.5 for the teacher ~5 sd. The streamed-minus-in-memory gaps seen:
-teacher +0.1, student +1.2, baseline +0.3 points."""
+points is ~4 sd, 1.5 for the teacher ~5 sd. The streamed-minus-in-memory gaps seen with the
+previous streamed engine (Keras fit over tf.data): teacher +0.1, student +1.2, baseline +0.3
+points; the JAX engine over batches passes the same bounds."""
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +279,7 @@ def streamed_run(sim_table, tmp_path_factory):
 
 
 def _in_memory(sim_table, tmp_path):
-    """The same rows and subsets through the in-memory trainer (distill.training)."""
+    """The same rows and subsets through the in-memory trainer (distill.fit, arrays)."""
     import keras
 
     from sdss_distill.core.schema import get_view
