@@ -43,3 +43,19 @@ def test_view_widths_rows_and_parts_are_in_the_key():
     assert _made(cache, cfg, **base) == [1]
     for k, v in dict(view="photometric", hidden=(9,), rows="non_test", parts=(4,)).items():
         assert _made(cache, cfg, **{**base, k: v}) == [1], k
+
+
+def test_a_streamed_workspace_refuses_in_memory_access_in_one_line():
+    """A method that asks a streamed workspace for its table or arrays (not an arm builder)
+    gets an InputError (one line, exit 2 from the CLI), never an AttributeError."""
+    from sdss_distill.core.errors import InputError
+    from sdss_distill.distill.stream_source import StreamData
+    from sdss_distill.distill.workspace import Workspace
+
+    data = StreamData.__new__(StreamData)  # no files needed: only `streamed` is read
+    ws = Workspace(seed=0, teacher_view="physical", validation_fraction=0.15, data=data)
+    assert ws.streamed and ws.with_teacher_view("photometric").streamed
+    for ask in (lambda: ws.df, lambda: ws.split, lambda: ws.rows("non_test"),
+                lambda: ws.arrays("student_train", ws.student_view)):
+        with pytest.raises(InputError, match="needs the table in memory"):
+            ask()
