@@ -31,7 +31,7 @@ from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import PARQUET_SUFFIXES, find_parquet, sha256_bytes  # noqa: F401  (re-exported)
 from sdss_distill.core.quality import REASONS, check_columns, check_values, header_positions
 from sdss_distill.core.safety import is_parquet
-from sdss_distill.core.schema import ID_COLUMNS, LABELS, TARGET
+from sdss_distill.core.schema import ID_COLUMNS, LABELS, STUDENT_VIEW, TARGET, get_view
 from sdss_distill.data.datasets import is_name
 from sdss_distill.data.synth import is_simulated
 
@@ -120,6 +120,17 @@ class HashSplit:
 
 
 # -- reading --------------------------------------------------------------------------------
+
+class Views:
+    """Column positions of the teacher's and the student's views in the columns read."""
+
+    def __init__(self, teacher_view: str):
+        self.teacher, self.student = get_view(teacher_view), get_view(STUDENT_VIEW)
+        self.columns = tuple(dict.fromkeys([*self.teacher.columns, *self.student.columns]))
+
+    def of(self, view) -> np.ndarray:
+        return np.array([self.columns.index(c) for c in view.columns])
+
 
 @dataclass
 class Chunk:

@@ -21,8 +21,8 @@ import keras
 import numpy as np
 
 from sdss_distill.core.domain import domain
-from sdss_distill.core.schema import STUDENT_VIEW, asinh_scales, colour_pairs, get_view
-from sdss_distill.data.stream import PARTS, Cleaning, Moments
+from sdss_distill.core.schema import asinh_scales, colour_pairs
+from sdss_distill.data.stream import PARTS, Cleaning, Moments, Views
 from sdss_distill.distill.fit import Fitted
 from sdss_distill.distill.formula import check_alpha
 from sdss_distill.distill.jax_batches import fit_members_batches
@@ -32,17 +32,6 @@ from sdss_distill.models.mlp import SkyFeatures, build_mlp, logits
 FIT_PARTS = {"teacher_train": (0,), "student_train": (2,), "non_test": (0, 2)}
 VAL_PARTS = {"teacher_train": (1,), "student_train": (3,), "non_test": (1, 3)}
 LATENCY_ROWS = 2000  # test rows kept for the Keras latency measurement (as many as the CSV run's)
-
-
-class Views:
-    """Column positions of the teacher's and the student's views in the columns read."""
-
-    def __init__(self, teacher_view: str):
-        self.teacher, self.student = get_view(teacher_view), get_view(STUDENT_VIEW)
-        self.columns = tuple(dict.fromkeys([*self.teacher.columns, *self.student.columns]))
-
-    def of(self, view) -> np.ndarray:
-        return np.array([self.columns.index(c) for c in view.columns])
 
 
 class Stats:

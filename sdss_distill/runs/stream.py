@@ -29,7 +29,7 @@ import numpy as np
 
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import ARMS, TEACHER
-from sdss_distill.data.stream import PARTS, SUBSET_PARTS, HashSplit, ParquetSource
+from sdss_distill.data.stream import PARTS, SUBSET_PARTS, HashSplit, ParquetSource, Views
 from sdss_distill.data.table import CleaningReport, read_column_map
 from sdss_distill.distill import registry
 
@@ -97,7 +97,6 @@ class StreamPrepared:
 
 def prepare(cfg, say) -> StreamPrepared:
     """Open the files and make the first pass (cleaning, sizes, domain, early-stopping rows)."""
-    from sdss_distill.distill.stream_source import Stats, Views
     views = Views(cfg.teacher_view)
     source = ParquetSource(cfg.data, views.columns, read_column_map(cfg.columns))
     split = HashSplit(cfg.seed, tuple(cfg.split), validation_fractions(cfg, source.rows),
@@ -105,6 +104,7 @@ def prepare(cfg, say) -> StreamPrepared:
     tag = "SIMULATED data, not SDSS: " if source.simulated else ""
     say(f"{tag}data: {cfg.data}: {len(source.files)} Parquet file(s), {source.rows:,} rows, "
         f"streamed; split by a hash of {source.id_column}")
+    from sdss_distill.distill.stream_source import Stats  # Keras: after the files' checks
     stats = Stats(views)
     for chunk in source.chunks(split):
         stats.add(chunk)
