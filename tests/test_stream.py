@@ -84,6 +84,22 @@ def test_hash_split_has_the_fractions_and_ignores_order_and_chunking():
     assert 0.35 < (other_seed == subset[parts]).mean() < 0.37  # 0.4^2 + 0.4^2 + 0.2^2 if independent
 
 
+def test_hash_folds_are_even_and_independent_of_the_subset():
+    ids = np.uint64(OBJID_BASE) + np.arange(120_000, dtype=np.uint64)
+    split = _split()
+    folds, parts = split.folds(ids, 3), split.parts(ids)
+    assert set(np.unique(folds)) == {0, 1, 2}
+    # binomial sd of a share near 1/3 at n = 120,000 is 0.0014: 0.007 is 5 sd
+    np.testing.assert_allclose(np.bincount(folds) / len(ids), 1 / 3, atol=0.007)
+    for part in range(len(PARTS)):  # the same fold shares inside every part
+        np.testing.assert_allclose(np.bincount(folds[parts == part], minlength=3)
+                                   / (parts == part).sum(), 1 / 3, atol=0.02)
+    perm = np.random.default_rng(1).permutation(len(ids))
+    assert np.array_equal(split.folds(ids[perm], 3), folds[perm])  # a rule on ids, not rows
+    assert not np.array_equal(split.folds(ids, 3), HashSplit(1, (0.4, 0.4, 0.2), (0.15, 0.15))
+                              .folds(ids, 3))  # seeded
+
+
 def test_validation_slice_is_capped_for_large_tables():
     cfg = make_config()
     assert validation_fractions(cfg, 10_000) == (0.15, 0.15)
