@@ -101,8 +101,9 @@ class StreamData:
         self._moments: dict = {}
 
     def cannot_stream(self) -> str:
-        return ("this method needs the table in memory; a streamed workspace offers the "
-                "teacher, fold teachers, students and baselines only")
+        return ("this method needs the table in memory (a streamed workspace offers the "
+                "teacher, fold teachers, students and baselines only); pass one CSV or Parquet "
+                "file under 256 MiB to train it in memory")
 
     def _chunks(self, rows: str, salt: int, epoch: int | None):
         """(values, y, ids) of the fit rows of `rows`, chunk by chunk; row groups in a seeded
