@@ -136,7 +136,8 @@ sys.modules[__name__].__class__ = _Callable
 
 def for_source(cfg: Config, *, method_chosen: bool, export: bool = False) -> Config:
     """`cfg` as its data source allows: a streamed table (a directory or glob of Parquet
-    files) trains the first streaming method unless one was chosen, and a method or export
+    files) trains the default method if it streams, else the first streaming method, unless
+    one was chosen; a method or export
     that cannot stream is an InputError (runs.stream.check_supported). A run is never
     written inside its own input (issue 23 case 5)."""
     if cfg.data and not is_name(cfg.data) and not glob.has_magic(cfg.data):
@@ -145,7 +146,7 @@ def for_source(cfg: Config, *, method_chosen: bool, export: bool = False) -> Con
     if not is_stream_source(cfg.data):
         return cfg
     from sdss_distill.runs.stream import check_supported
-    if not method_chosen:
+    if not method_chosen and cfg.method not in registry.streaming():
         cfg = dataclasses.replace(cfg, method=registry.streaming()[0])
         if not cfg.quiet:
             print(f"{PROG}: streamed tables use --method {cfg.method}", file=sys.stderr)

@@ -181,7 +181,7 @@ def test_registry_lists_choices_for_an_unknown_name():
                                          "student-ensemble, hints, assistant, subclass, "
                                          "shuffled-z, smoothing, photo-teacher, mix"):
         registry.get("cross-fit")
-    assert registry.streaming() == ["offline"]
+    assert registry.streaming() == ["offline", "crossfit", "mix"]
     assert all(registry.get(n).summary for n in registry.names())
 
 

@@ -9,6 +9,7 @@ comes from a hash of its object id:
              else test                                  (fractions from the config's `split`)
     v   = (splitmix64(key) >> 11) / 2**53               a second, independent uniform
     early-stopping row of a training subset if v < its validation fraction
+    w   = (splitmix64(splitmix64(key)) >> 11) / 2**53  a third: fold floor(w * K) of K folds
 
 splitmix64 is the finaliser of Steele, Lea and Flood's SplitMix generator (OOPSLA 2014;
 `java.util.SplittableRandom`): a bijection on 64-bit integers whose output bits all depend
@@ -30,7 +31,7 @@ from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import PARQUET_SUFFIXES, find_parquet, sha256_bytes  # noqa: F401  (re-exported)
 from sdss_distill.core.quality import REASONS, check_columns, check_values, header_positions
 from sdss_distill.core.safety import is_parquet
-from sdss_distill.core.schema import ID_COLUMNS, LABELS, TARGET
+from sdss_distill.core.schema import ID_COLUMNS, LABELS, STUDENT_VIEW, TARGET, get_view
 from sdss_distill.data.datasets import is_name
 from sdss_distill.data.synth import is_simulated
 
@@ -43,7 +44,9 @@ HASH_RULE = ("subset by u = (splitmix64(id ^ splitmix64(seed)) >> 11) / 2**53 ag
              "cumulative split fractions; early-stopping rows by v = (splitmix64(key) >> 11) / 2**53 "
              "< the subset's validation fraction")
 
-SHUFFLE_ROWS = 1 << 19  # bounded shuffle buffer (rows) for training; about 1.5x this many are held
+SHUFFLE_ROWS = 1 << 19
+"""Bounded shuffle buffer of a streamed fit, rows per member (distill.jax_batches): when it is
+full, it is permuted and half leaves in whole batches, so about 1.5x this many are held."""
 
 
 STREAM_FILE_BYTES = 256 << 20
@@ -98,6 +101,13 @@ class HashSplit:
         val = v < np.where(subset == 0, self.validation[0], self.validation[1])
         return np.where(subset == 2, 4, 2 * subset + (val & (subset < 2))).astype(np.int8)
 
+    def folds(self, ids: np.ndarray, folds: int) -> np.ndarray:
+        """Each id's fold in [0, folds) for cross-fitting: floor(w * folds), w a third uniform
+        of the id's key, independent of its subset and early-stopping draws (u, v)."""
+        key = splitmix64(np.asarray(ids, np.uint64) ^ splitmix64(self.seed)[0])
+        w = _unit(splitmix64(splitmix64(key)))
+        return np.minimum((w * folds).astype(np.int64), folds - 1)
+
     def save(self, path: Path, **provenance) -> None:
         import json
 
@@ -110,6 +120,17 @@ class HashSplit:
 
 
 # -- reading --------------------------------------------------------------------------------
+
+class Views:
+    """Column positions of the teacher's and the student's views in the columns read."""
+
+    def __init__(self, teacher_view: str):
+        self.teacher, self.student = get_view(teacher_view), get_view(STUDENT_VIEW)
+        self.columns = tuple(dict.fromkeys([*self.teacher.columns, *self.student.columns]))
+
+    def of(self, view) -> np.ndarray:
+        return np.array([self.columns.index(c) for c in view.columns])
+
 
 @dataclass
 class Chunk:
@@ -291,53 +312,3 @@ class Moments:
     @property
     def variance(self) -> np.ndarray:
         return self.m2 / max(self.n, 1)
-
-
-class Extremes:
-    """Per-column [min, max] over a pass (the student-train domain a model card records)."""
-
-    def __init__(self, width: int):
-        self.lo, self.hi = np.full(width, np.inf), np.full(width, -np.inf)
-
-    def add(self, x: np.ndarray) -> None:
-        if len(x):
-            self.lo, self.hi = np.minimum(self.lo, x.min(axis=0)), np.maximum(self.hi, x.max(axis=0))
-
-
-def shuffled_blocks(chunks, batch_size: int, buffer_rows: int, rng: np.random.Generator,
-                    batches_per_block: int = 64):
-    """Bounded-buffer shuffle of (x, y) chunks into blocks of whole batches.
-
-    Rows enter a pool; when it holds `buffer_rows`, it is permuted and its first half leaves,
-    as blocks shaped (k, batch_size, ...) (the remainder short of a batch stays). At the end
-    the rest leaves, the last batch possibly short. At most about 1.5 * buffer_rows rows are held.
-    """
-    pool_x, pool_y, held = [], [], 0
-    block = batch_size * batches_per_block
-
-    def emit(x, y, final):
-        stop = len(y) if final else len(y) - len(y) % batch_size
-        for a in range(0, stop, block):
-            b = min(a + block, stop)
-            whole = (b - a) // batch_size * batch_size
-            if whole:
-                yield (x[a:a + whole].reshape(-1, batch_size, x.shape[1]),
-                       y[a:a + whole].reshape(-1, batch_size))
-            if b - a > whole:
-                yield x[a + whole:b][None], y[a + whole:b][None]
-        return x[stop:], y[stop:]
-
-    for x, y in chunks:
-        pool_x.append(x)
-        pool_y.append(y)
-        held += len(y)
-        if held >= buffer_rows:
-            perm = rng.permutation(held)
-            x_all, y_all = np.concatenate(pool_x)[perm], np.concatenate(pool_y)[perm]
-            half = held // 2
-            rest = yield from emit(x_all[:half], y_all[:half], final=False)
-            pool_x, pool_y = [rest[0], x_all[half:]], [rest[1], y_all[half:]]
-            held = sum(len(p) for p in pool_y)
-    if held:
-        perm = rng.permutation(held)
-        yield from emit(np.concatenate(pool_x)[perm], np.concatenate(pool_y)[perm], final=True)

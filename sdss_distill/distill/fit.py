@@ -2,14 +2,12 @@
 
 Every in-memory model (teachers, fold teachers, ensemble members, students, baselines,
 assistants, co-trained pairs) is fitted by the one JAX engine (`jax_fit.py`, and
-`jax_cotrain.py` for a co-trained pair); the models stay Keras (TensorFlow backend). There is
-no other engine to choose. `fit`, `datasets`, `hard_labels` and `VALIDATION_BATCH` are the
-Keras fit loop of the streamed run only (`stream_fit.py`), removed with the stream path.
+`jax_cotrain.py` for a co-trained pair; `jax_batches.py` runs the same engine over streamed
+chunks); the models stay Keras. There is no other engine to choose.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import keras
@@ -17,10 +15,6 @@ import numpy as np
 
 from sdss_distill.core.schema import STUDENT, TEACHER
 from sdss_distill.distill import jax_cotrain, jax_fit
-from sdss_distill.distill.stopping import early_stopping_callbacks
-
-STEPS_PER_EXECUTION = 64  # streams only, removed with the stream path
-VALIDATION_BATCH = 4096  # streams only, removed with the stream path
 
 
 @dataclass(frozen=True)
@@ -41,50 +35,6 @@ class Fitted:
     epochs: int
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
-
-
-def datasets(x, y, validation, settings: FitSettings):
-    """Cached tf.data pipelines: reshuffled every epoch (seeded), validation in large batches.
-    Streams only, removed with the stream path.
-
-    Feeding numpy arrays makes Keras rebuild its input pipeline every epoch, which costs
-    about five times an epoch's actual work for these models (measured: docs/results/speed.md).
-    """
-    import tensorflow as tf
-    train = (tf.data.Dataset.from_tensor_slices((x, y)).cache()
-             .shuffle(len(np.asarray(y if not isinstance(y, dict) else next(iter(y.values())))),
-                      seed=settings.seed, reshuffle_each_iteration=True)
-             .batch(settings.batch_size).prefetch(2))
-    val = tf.data.Dataset.from_tensor_slices(validation).batch(VALIDATION_BATCH).cache()
-    return train, val
-
-
-def fit(model: keras.Model, train, validation, settings: FitSettings, *, compile_kwargs=None,
-        callbacks=(), verbose: int = 0) -> Fitted:
-    """Compile with Adam, fit with early stopping: the Keras fit loop of the streamed run
-    (streams only, removed with the stream path; every in-memory model trains in the engine).
-
-    `train` is (x, y) arrays with `validation` = (x_val, y_val), or (streamed) a
-    `tf.data.Dataset` of batches with `validation` another.
-    """
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                  steps_per_execution=STEPS_PER_EXECUTION, **(compile_kwargs or {}))
-    if isinstance(train, tuple):
-        train, validation = datasets(*train, validation, settings)
-    start = time.perf_counter()
-    history = model.fit(train, validation_data=validation, epochs=settings.epochs,
-                        callbacks=[*early_stopping_callbacks(settings.patience), *callbacks],
-                        shuffle=False, verbose=verbose)
-    curves = {k: [float(v) for v in values] for k, values in history.history.items()
-              if k != "learning_rate"}
-    return Fitted(len(history.history["loss"]), time.perf_counter() - start, curves)
-
-
-def hard_labels() -> dict:
-    """compile() arguments for plain supervised training on integer labels (streams only,
-    removed with the stream path)."""
-    return dict(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
 
 def _fit_jax(models, x, y, train_mask, val_mask, settings, **kwargs) -> Fitted:

@@ -31,14 +31,20 @@ def r_bins(r: np.ndarray, edges=R_EDGES) -> np.ndarray:
 
 def group(y: np.ndarray, logits: np.ndarray) -> dict:
     """Rows, accuracy, log loss, ECE, per-class recall and support of one group of rows."""
-    y = np.asarray(y)
-    support = np.bincount(y, minlength=len(LABELS)) if len(y) else np.zeros(len(LABELS), int)
-    out = {"rows": int(len(y)), "accuracy": None, "log_loss": None, "ece": None,
-           "recall": dict.fromkeys(LABELS), "support": dict(zip(LABELS, support.tolist()))}
-    if not len(y):
-        return out
     scores = Scores()
-    scores.add(y, np.asarray(logits))
+    if len(y):
+        scores.add(np.asarray(y), np.asarray(logits))
+    return group_result(scores)
+
+
+def group_result(scores: Scores) -> dict:
+    """`group`'s entry from a group's accumulated Scores (in memory: one batch; streamed: the
+    group's rows of every chunk)."""
+    support = scores.confusion.sum(axis=1)
+    out = {"rows": int(scores.n), "accuracy": None, "log_loss": None, "ece": None,
+           "recall": dict.fromkeys(LABELS), "support": dict(zip(LABELS, support.tolist()))}
+    if not scores.n:
+        return out
     m = scores.result(with_teacher=False)
     out.update(accuracy=m["test_accuracy"], log_loss=m["test_log_loss"], ece=m["test_ece"],
                recall={c: (m["per_class"][c]["recall"] if n else None)
@@ -75,11 +81,22 @@ def reliability(y: np.ndarray, logits: np.ndarray, bins: int = ECE_BINS) -> list
     confidence|) / total rows equals metrics.expected_calibration_error."""
     scores = Scores(bins)  # its bins are the ECE's: one binning
     scores.add(np.asarray(y), np.asarray(logits))
+    return reliability_result(scores)
+
+
+def reliability_result(scores: Scores) -> list[dict]:
+    """`reliability`'s table from accumulated Scores."""
     rows, correct, confidence = scores.bins
+    bins = len(rows)
     return [{"lo": b / bins, "hi": (b + 1) / bins, "rows": int(rows[b]),
              "confidence": float(confidence[b] / rows[b]) if rows[b] else None,
              "accuracy": float(correct[b] / rows[b]) if rows[b] else None}
             for b in range(bins)]
+
+
+DOMAIN_DEFINITION = ("a test row is in the domain when each of its magnitudes and adjacent colours "
+                     "lies within the [min, max] of the student-train rows (the model card's "
+                     "domain; the edge classifier's in_domain flag)")
 
 
 class Populations:
@@ -116,8 +133,57 @@ class Populations:
             "ece_bins": f"{ECE_BINS} equal-width bins of the top-class probability",
             "domain": {**self.domain, "test_rows_in_domain": int(self.inside.sum()),
                        "test_rows_out_of_domain": int((~self.inside).sum()),
-                       "definition": "a test row is in the domain when each of its magnitudes "
-                                     "and adjacent colours lies within the [min, max] of the "
-                                     "student-train rows (the model card's domain; the edge "
-                                     "classifier's in_domain flag)"},
+                       "definition": DOMAIN_DEFINITION},
+        }
+
+
+class StreamedPopulations:
+    """`Populations` accumulated chunk by chunk, for test rows never held together: the same
+    groups (r-magnitude bins, in and out of the student-train domain, reliability bins) and
+    the same entries, from per-group `Scores`. No sample groups: a streamed table reads only
+    the views' columns."""
+
+    def __init__(self, domain: dict):
+        self.domain = domain
+        self.bin_rows = np.zeros(len(R_EDGES) + 1, np.int64)
+        self.inside_rows = self.rows = 0
+        self.models: dict[str, dict] = {}
+
+    def add_rows(self, r: np.ndarray, inside: np.ndarray) -> None:
+        """Count one chunk's test rows per group (once per chunk, not per model)."""
+        self.bin_rows += np.bincount(r_bins(r), minlength=len(self.bin_rows))
+        self.inside_rows += int(np.sum(inside))
+        self.rows += len(r)
+
+    def add(self, name: str, y: np.ndarray, logits: np.ndarray, r: np.ndarray,
+            inside: np.ndarray) -> None:
+        """One model's logits on one chunk's test rows."""
+        s = self.models.setdefault(name, {"r": [Scores() for _ in self.bin_rows],
+                                          "in": Scores(), "out": Scores(), "all": Scores()})
+        which, inside = r_bins(r), np.asarray(inside, bool)
+        for k in np.unique(which):
+            s["r"][k].add(y[which == k], logits[which == k])
+        for key, rows in (("in", inside), ("out", ~inside)):
+            if rows.any():
+                s[key].add(y[rows], logits[rows])
+        s["all"].add(y, logits)
+
+    def metrics(self, name: str) -> dict:
+        s = self.models[name]
+        return {"population": {"by_sample": None, "r_edges": list(R_EDGES),
+                               "by_r_mag": {label: group_result(s["r"][k])
+                                            for k, label in enumerate(r_bin_labels())}},
+                "domain": {"in_domain": group_result(s["in"]),
+                           "out_of_domain": group_result(s["out"])},
+                "reliability": reliability_result(s["all"])}
+
+    def summary(self) -> dict:
+        return {
+            "r_mag_bins": {label: int(self.bin_rows[k]) for k, label in enumerate(r_bin_labels())},
+            "r_mag_definition": "SDSS r model magnitude; bins [lo, hi), open-ended at both ends",
+            "samples": None,
+            "ece_bins": f"{ECE_BINS} equal-width bins of the top-class probability",
+            "domain": {**self.domain, "test_rows_in_domain": self.inside_rows,
+                       "test_rows_out_of_domain": self.rows - self.inside_rows,
+                       "definition": DOMAIN_DEFINITION},
         }

@@ -1,8 +1,11 @@
 """One seed's data and teachers, shared by every method (and every cell of a sweep).
 
-A method asks the workspace for training arrays, the teacher, fold teachers or a hard-label
-baseline; each is trained once per seed and settings, then reused. Arms are what a method
-returns: named models (or combinations of models) evaluated, reported and saved alike.
+A method asks the workspace for the teacher, fold teachers, a distilled student or a
+hard-label baseline (the arm builders here); each is trained once per seed and settings
+(`cache.FitCache`), then reused. The rows come from the workspace's data: a table in memory
+or Parquet files streamed chunk by chunk (`sources.py`, `stream_source.py`), so a method that
+uses only these builders runs unchanged on either. Arms are what a method returns: named
+models (or combinations of models) evaluated, reported and saved alike.
 """
 
 from __future__ import annotations
@@ -15,15 +18,14 @@ import keras
 import numpy as np
 import pandas as pd
 
+from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import BASELINE, STUDENT, STUDENT_VIEW, TEACHER, View, get_view
-from sdss_distill.data.table import Split, features, labels, validation_slice
-from sdss_distill.distill import targets
-from sdss_distill.distill.fit import FitSettings, Fitted, train_parallel, train_teacher
+from sdss_distill.data.table import Split, features
+from sdss_distill.distill.cache import FitCache, fit_settings  # noqa: F401  (fit_settings re-exported)
+from sdss_distill.distill.fit import Fitted, train_parallel
 from sdss_distill.distill.losses import soft_loss
+from sdss_distill.distill.sources import ROWS, MemoryData  # noqa: F401  (ROWS re-exported)
 from sdss_distill.models.mlp import build_mlp, ensemble_model, logits
-
-ROWS = ("teacher_train", "student_train", "non_test")
-"""Training row sets a method may use; non_test = teacher_train + student_train."""
 
 
 @dataclass
@@ -55,33 +57,53 @@ class Arm:
 
 
 class Workspace:
-    """Cleaned table, split and views of one seed, plus a cache of what was trained on them."""
+    """One seed's data (`data`: in memory or streamed, sources.py), the arms built on it, and a
+    cache of what was trained (`cache`: cache.FitCache), so every method asked of the seed
+    reuses its teachers."""
 
-    def __init__(self, df: pd.DataFrame, split: Split, *, seed: int, teacher_view: str,
-                 validation_fraction: float, say: Callable[[str], None] | None = None):
-        self.df, self.split, self.seed = df, split, seed
+    def __init__(self, df: pd.DataFrame | None = None, split: Split | None = None, *, seed: int,
+                 teacher_view: str, validation_fraction: float,
+                 say: Callable[[str], None] | None = None, data=None, cache: FitCache | None = None):
+        self.cache = cache or FitCache()
+        self.data = data or MemoryData(df, split, seed, validation_fraction, self.cache.once)
+        self.seed = seed
         self.teacher_view, self.student_view = get_view(teacher_view), get_view(STUDENT_VIEW)
         self.validation_fraction = validation_fraction
         self.say = say or (lambda msg: None)
-        self._cache: dict = {}
 
-    # -- rows and arrays ------------------------------------------------------------------
+    def with_teacher_view(self, view: str) -> Workspace:
+        """The same data and seed with another teacher view (its own cache of models)."""
+        return Workspace(seed=self.seed, teacher_view=view,
+                         validation_fraction=self.validation_fraction, say=self.say, data=self.data)
+
+    # -- rows and arrays (in memory) ------------------------------------------------------
+    @property
+    def streamed(self) -> bool:
+        return self.data.streamed
+
+    @property
+    def df(self) -> pd.DataFrame:
+        return self._memory().df
+
+    @property
+    def split(self) -> Split:
+        return self._memory().split
+
+    def _memory(self):
+        if self.data.streamed:
+            raise InputError(self.data.cannot_stream())
+        return self.data
+
     def rows(self, name: str) -> np.ndarray:
-        if name == "non_test":
-            return np.sort(np.concatenate([self.split.teacher_train, self.split.student_train]))
-        if name not in ROWS:
-            raise ValueError(f"unknown row set {name!r}; choose one of: {', '.join(ROWS)}")
-        return getattr(self.split, name)
+        return self._memory().rows(name)
 
     def fit_rows(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(fit rows, early-stopping rows) of a row set; cached so every arm uses the same."""
-        return self._once(("fit_rows", name), lambda: validation_slice(
-            self.df, self.rows(name), self.validation_fraction, self.seed))
+        return self._memory().fit_rows(name)
 
     def arrays(self, name: str, view: View):
         """((x_fit, y_fit), (x_val, y_val)) of a row set in a view."""
-        fit, val = self.fit_rows(name)
-        return [(features(self.df.loc[r], view), labels(self.df.loc[r])) for r in (fit, val)]
+        return self._memory().arrays(name, view)
 
     def paired_arrays(self, name: str):
         """((x, y), (x_val, y_val)) with x = {"student": ..., TEACHER: ...}: both views of the
@@ -90,19 +112,18 @@ class Workspace:
         (xt, _), (xt_val, _) = self.arrays(name, self.teacher_view)
         return ({"student": xs, TEACHER: xt}, y), ({"student": xs_val, TEACHER: xt_val}, y_val)
 
-    def _once(self, key, make):
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
-
     def cached(self, name: str, cfg, parts: tuple, make):
         """What `make()` returns, made once per `name`, `parts` and every fit setting of `cfg`
         (for a method's own models: the key cannot leave a setting out)."""
-        return self._once((name, *parts, _fit_key(cfg)), make)
+        return self.cache.model(name, cfg, make, view=self.teacher_view.name, parts=parts)
 
     def timed(self, name: str, fitted: Fitted) -> Fitted:
         self.say(f"{name}: {fitted.epochs} epochs in {fitted.seconds:.1f} s")
         return fitted
+
+    def progress(self, name: str):
+        """Per-epoch progress lines of a streamed fit (in memory, fits are quick and silent)."""
+        return (lambda msg: self.say(f"{name} {msg}")) if self.data.streamed else None
 
     # -- models ---------------------------------------------------------------------------
     def new_model(self, view: View, hidden, x_fit: np.ndarray, *, name: str, dropout: float = 0.0,
@@ -113,29 +134,26 @@ class Workspace:
 
     def teacher(self, cfg) -> Arm:
         """The deep teacher on teacher-train rows (trained once per settings)."""
-        key = (TEACHER, tuple(cfg.teacher_hidden), cfg.teacher_dropout, _fit_key(cfg))
-
         def make():
-            (x, y), val = self.arrays("teacher_train", self.teacher_view)
-            model = self.new_model(self.teacher_view, cfg.teacher_hidden, x, name=TEACHER,
-                                   dropout=cfg.teacher_dropout)
-            fitted = self.timed(TEACHER, train_teacher(model, x, y, val,
-                                                         fit_settings(cfg, teacher=True)))
+            model = self.data.build(self.teacher_view, cfg.teacher_hidden, "teacher_train",
+                                    name=TEACHER, dropout=cfg.teacher_dropout, init_seed=self.seed)
+            fitted = self.timed(TEACHER, self.data.fit(
+                model, self.teacher_view, "teacher_train", fit_settings(cfg, teacher=True),
+                say=self.progress(TEACHER)))
             return Arm(TEACHER, TEACHER, self.teacher_view, "teacher_train", model, fitted)
-        return self._once(key, make)
+        return self.cache.model(TEACHER, cfg, make, view=self.teacher_view.name,
+                                hidden=cfg.teacher_hidden, rows="teacher_train")
 
-    def teacher_logits(self, arm: Arm, rows: str) -> tuple[np.ndarray, np.ndarray]:
-        """A teacher arm's logits on (fit rows, early-stopping rows) of a row set."""
+    def teacher_logits(self, arm: Arm, rows: str):
+        """A teacher arm's logits on (fit rows, early-stopping rows) of a row set (streamed:
+        soft labels computed chunk by chunk)."""
         def make():  # keeps `arm` alive, so its id cannot be reused by another arm
-            fit, val = self.fit_rows(rows)
-            return arm, (arm.logits(self.df.loc[fit]), arm.logits(self.df.loc[val]))
-        return self._once(("logits", id(arm), rows), make)[1]
+            return arm, self.data.logits(arm.model, arm.view, rows)
+        return self.cache.once(("logits", id(arm), rows), make)[1]
 
     def teacher_ensemble(self, cfg, members: int) -> Arm:
         """`members` teachers (different initial weights) on teacher-train rows, trained at once;
         the arm's model averages their probabilities."""
-        key = ("teacher_ensemble", members, tuple(cfg.teacher_hidden), _fit_key(cfg))
-
         def make():
             (x, y), (x_val, y_val) = self.arrays("teacher_train", self.teacher_view)
             keras.utils.set_random_seed(self.seed + 1000)
@@ -148,73 +166,57 @@ class Workspace:
             model = ensemble_model(nets, self.teacher_view, name="teacher_ensemble")
             return Arm(TEACHER, TEACHER, self.teacher_view, "teacher_train", model, fitted,
                        notes={"members": [m.name for m in nets]})
-        return self._once(key, make)
+        return self.cache.model("teacher_ensemble", cfg, make, view=self.teacher_view.name,
+                                hidden=cfg.teacher_hidden, rows="teacher_train", parts=(members,))
 
     def fold_teachers(self, cfg, folds: int):
         """K teachers, teacher k on the non-test rows outside fold k, trained at once.
 
-        Returns (teacher arm: the K teachers' mean probability; out-of-fold logits for the
+        Returns (teacher arm: the K teachers' mean probability; out-of-fold soft labels for the
         non-test rows' (fit, early-stopping) parts, each row scored by the teacher that never
         saw it).
         """
-        key = ("fold_teachers", folds, tuple(cfg.teacher_hidden), _fit_key(cfg))
+        label = f"{folds} fold teachers ({self.teacher_view.name})"
 
         def make():
-            rows = self.rows("non_test")
-            x = features(self.df.loc[rows], self.teacher_view)
-            y = labels(self.df.loc[rows])
-            fold = targets.fold_ids(y, folds, self.seed)
-            train, val = targets.fold_masks(fold, y, folds, self.validation_fraction, self.seed)
-            keras.utils.set_random_seed(self.seed + 2000)
-            nets = [build_mlp(self.teacher_view, cfg.teacher_hidden, x[train[:, k]],
-                              name=f"teacher_fold_{k}", dropout=cfg.teacher_dropout)
-                    for k in range(folds)]
-            fitted = self.timed(f"{folds} fold teachers ({self.teacher_view.name})", train_parallel(
-                nets, x, y, train, val, fit_settings(cfg, teacher=True)))
-            stacked = np.stack([logits(m, x) for m in nets], axis=1)
-            oof = pd.DataFrame(targets.out_of_fold(stacked, fold, train, val), index=rows)
-            fit_rows, val_rows = self.fit_rows("non_test")
+            nets, fitted, soft = self.data.fold_teachers(
+                self.teacher_view, tuple(cfg.teacher_hidden), folds,
+                fit_settings(cfg, teacher=True), dropout=cfg.teacher_dropout,
+                say=self.progress(label))
             model = ensemble_model(nets, self.teacher_view, name="teacher_folds")
-            arm = Arm(TEACHER, TEACHER, self.teacher_view, "non_test", model, fitted,
+            arm = Arm(TEACHER, TEACHER, self.teacher_view, "non_test", model,
+                      self.timed(label, fitted),
                       notes={"folds": folds, "members": [m.name for m in nets]})
-            return arm, (oof.loc[fit_rows].to_numpy("float32"), oof.loc[val_rows].to_numpy("float32"))
-        return self._once(key, make)
+            return arm, soft
+        return self.cache.model("fold_teachers", cfg, make, view=self.teacher_view.name,
+                                hidden=cfg.teacher_hidden, rows="non_test", parts=(folds,))
 
     def baseline(self, cfg, rows: str, hidden=None) -> Arm:
         """The hard-label student on `rows`: same rows and initial weights as the distilled
         students compared with it (alpha = 0 of the same loss)."""
         hidden = tuple(hidden or cfg.student_hidden)
-        key = (BASELINE, rows, hidden, _fit_key(cfg))
 
         def make():
-            (x, y), val = self.arrays(rows, self.student_view)
-            model = self.new_model(self.student_view, hidden, x, name=BASELINE)
-            fitted = self.timed(BASELINE, train_teacher(model, x, y, val, fit_settings(cfg)))
+            model = self.data.build(self.student_view, hidden, rows, name=BASELINE,
+                                    init_seed=self.seed)
+            fitted = self.timed(BASELINE, self.data.fit(
+                model, self.student_view, rows, fit_settings(cfg), say=self.progress(BASELINE)))
             return Arm(BASELINE, BASELINE, self.student_view, rows, model, fitted)
-        return self._once(key, make)
+        return self.cache.model(BASELINE, cfg, make, view=self.student_view.name, hidden=hidden,
+                                rows=rows)
 
-    def student(self, cfg, rows: str, soft: tuple[np.ndarray, np.ndarray], *, name=STUDENT,
-                hidden=None, role=STUDENT) -> Arm:
+    def student(self, cfg, rows: str, soft, *, name=STUDENT, hidden=None, role=STUDENT) -> Arm:
         """A student offline-distilled on `rows` from soft labels (fit part, early-stopping part)."""
-        from sdss_distill.distill.distillers import distil_offline
-        (x, y), (x_val, y_val) = self.arrays(rows, self.student_view)
-        model = self.new_model(self.student_view, hidden or cfg.student_hidden, x, name=name)
-        fitted = self.timed(name, distil_offline(
-            model, x, y, soft[0], (x_val, y_val, soft[1]), fit_settings(cfg), alpha=cfg.alpha,
-            loss=soft_loss(cfg.soft_loss, cfg.temperature)))
+        model = self.data.build(self.student_view, hidden or cfg.student_hidden, rows, name=name,
+                                init_seed=self.seed)
+        fitted = self.timed(name, self.data.fit(
+            model, self.student_view, rows, fit_settings(cfg), soft=soft, alpha=cfg.alpha,
+            loss=soft_loss(cfg.soft_loss, cfg.temperature), say=self.progress(name)))
         return Arm(name, role, self.student_view, rows, model, fitted)
 
-
-def fit_settings(cfg, *, teacher: bool = False) -> FitSettings:
-    """The run's fit settings; teachers stop on `teacher_patience` (they cost nearly all the
-    training time), students and baselines on `patience`."""
-    return FitSettings(cfg.epochs, cfg.batch_size, cfg.teacher_patience if teacher else cfg.patience,
-                       cfg.learning_rate, cfg.seed)
-
-
-def _fit_key(cfg) -> tuple:
-    return (cfg.epochs, cfg.batch_size, cfg.patience, cfg.teacher_patience, cfg.learning_rate,
-            cfg.validation_fraction)
+    def map_soft(self, fn, *softs):
+        """Soft labels combined row by row (`fn` on logits arrays), in memory or streamed."""
+        return self.data.map_soft(fn, *softs)
 
 
 def say_to_stderr(msg: str) -> None:

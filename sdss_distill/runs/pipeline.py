@@ -16,6 +16,7 @@ import pandas as pd
 from sdss_distill.core.io import quiet_import
 from sdss_distill.core.schema import ARMS, STUDENT, TEACHER, get_view
 from sdss_distill.data import datasets, subsample
+from sdss_distill.data.stream import is_stream_source
 from sdss_distill.data.table import (
     CleaningReport,
     Split,
@@ -25,6 +26,7 @@ from sdss_distill.data.table import (
     split,
 )
 from sdss_distill.distill import registry
+from sdss_distill.runs import stream
 from sdss_distill.runs.calibration import run_section
 from sdss_distill.runs.config import Config
 from sdss_distill.runs.report import build_report, save_run
@@ -48,6 +50,15 @@ class Prepared:
     dev: bool = False
     simulated: bool = False
     """True for a table that says it is SIMULATED (data.synth's Parquet metadata)."""
+    streamed = False
+
+    def split_sizes(self) -> dict:
+        return {k: len(v) for k, v in self.split.subsets().items()}
+
+    def describe(self) -> str:
+        parts = self.split
+        return (f"{self.cleaning.summary()}; split {len(parts.teacher_train)} teacher-train / "
+                f"{len(parts.student_train)} student-train / {len(parts.test)} test")
 
 def prepare(cfg: Config, *, dev: bool = False) -> Prepared:
     source, table = datasets.load(cfg.data, read_column_map(cfg.columns))
@@ -118,54 +129,66 @@ def timed_run(cfg: Config, prepared: Prepared, say=None, ws=None, **evaluate_kwa
 
 def run(cfg: Config) -> dict:
     """The whole pipeline for one config; returns the report (also written under cfg.out)."""
-    from sdss_distill.data.stream import is_stream_source
-    if is_stream_source(cfg.data):  # a directory or glob of Parquet files: never held whole
-        from sdss_distill.runs.stream import run as run_streamed
-        return run_streamed(cfg)
     return train(cfg).report
 
 
 @dataclass
 class Trained:
-    """What an in-memory run leaves in memory: its report, its rows as saved (the run version,
-    split and cleaned table) and its models, so `train --export` need not read them back."""
+    """What a run leaves in memory: its report, its rows as saved (the run version, split and
+    cleaned table; None when streamed) and its models, so `train --export` need not read them
+    back."""
 
     report: dict
-    rows: RunRows
+    rows: RunRows | None
     models: dict
 
 
 def train(cfg: Config) -> Trained:
-    """Prepare, run the method, evaluate, report and save one in-memory run."""
+    """Prepare (in memory, or a first pass over streamed Parquet files), run the method,
+    evaluate, report and save one run: the same steps and report for both."""
     say = (lambda msg: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.perf_counter()
     out = RunDir(cfg.out)
     out.check_writable()  # before any work: an --out that cannot hold a run fails now
 
-    prepared = prepare(cfg)
-    parts = prepared.split
+    streamed = is_stream_source(cfg.data)
+    prepared = stream.prepare(cfg, say) if streamed else prepare(cfg)
     tag = "SIMULATED data, not SDSS: " if prepared.simulated else ""
-    say(f"{tag}data: {prepared.path}: {prepared.cleaning.summary()}; split "
-        f"{len(parts.teacher_train)} teacher-train / {len(parts.student_train)} student-train / "
-        f"{len(parts.test)} test")
+    say(f"{tag}data: {prepared.path}: {prepared.describe()}")
 
     # Imported after the data checks, so bad input fails in a second, not after TF starts.
     quiet_import("keras")
     say(f"method: {cfg.method} ({registry.get(cfg.method).summary})")
-    from sdss_distill.distill.population import Populations
-    pops = Populations(prepared.df.loc[parts.test], prepared.df.loc[parts.student_train])
-    arms, results, seconds = timed_run(cfg, prepared, say, latency=True, populations=pops)
+    arms, results, seconds, evaluation = _method(cfg, prepared, say)
 
-    report = build_report(cfg, prepared, results, started, seconds, pops.summary())
-    report["calibration"] = run_section(prepared.df, parts, cfg,
-                                        next(a for a in arms if a.name == STUDENT))
+    report = build_report(cfg, prepared, results, started, seconds, evaluation)
+    if streamed:
+        report["data"].update(prepared.data_fields())
+    else:
+        report["calibration"] = run_section(prepared.df, prepared.split, cfg,
+                                            next(a for a in arms if a.name == STUDENT))
     models = {arm.name: arm.model for arm in arms if arm.model is not None}
-    save_run(out, models, parts, report)
+    save_run(out, models, prepared.split, report)
     layout = out.current()
     for name, m in results.items():
         say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  "
             f"({m['parameters']:,} parameters)")
     say(f"{tag}wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s "
         f"(figures in {Path(cfg.out) / Layout.FIGURE_DIR})")
-    rows = RunRows(prepared.path, prepared.sha256, prepared.df, parts, cfg.to_dict(), layout)
+    rows = None if streamed else RunRows(prepared.path, prepared.sha256, prepared.df, prepared.split,
+                                         cfg.to_dict(), layout)
     return Trained(report, rows, models)
+
+
+def _method(cfg: Config, prepared, say):
+    """(arms, results, seconds, evaluation summary) of the method on a prepared table."""
+    if prepared.streamed:
+        start = time.perf_counter()
+        arms = run_method(stream.workspace(prepared, cfg, say), cfg)
+        results, evaluation = stream.evaluate(arms, prepared)
+        return arms, results, time.perf_counter() - start, evaluation
+    from sdss_distill.distill.population import Populations
+    parts = prepared.split
+    pops = Populations(prepared.df.loc[parts.test], prepared.df.loc[parts.student_train])
+    arms, results, seconds = timed_run(cfg, prepared, say, latency=True, populations=pops)
+    return arms, results, seconds, pops.summary()

@@ -14,9 +14,11 @@ from sdss_distill.core.schema import STUDENT, TEACHER
 from sdss_distill.runs.config import Config
 from sdss_distill.runs.rundir import RunDir
 
-STREAMED_NOTE = ("not available for streamed runs: the streamed scorer (distill.stream_fit) "
-                 "accumulates whole-test-set metrics only, not per sample, r-magnitude bin, "
+STREAMED_NOTE = ("not available for streamed runs: the streamed scorer of earlier "
+                 "versions accumulated whole-test-set metrics only, not per sample, r-magnitude bin, "
                  "training domain or reliability bin")
+"""What a report written by an older streamed run holds in place of population groups (a
+streamed run now scores the same groups, except per sample: runs.stream.evaluate)."""
 
 
 def simulated_fields(simulated: bool) -> dict:
@@ -29,7 +31,7 @@ def build_report(cfg: Config, prepared, results: dict, started: float, seconds: 
                  evaluation: dict | None = None) -> dict:
     """report.json: config, data, every model's metrics (`evaluation`: how the population and
     domain groups were drawn, population.Populations.summary), machine and timings."""
-    parts, cleaning = prepared.split, prepared.cleaning
+    cleaning = prepared.cleaning
     train_s = sum(m["train_s"] or 0 for m in results.values() if m["role"] != "combination")
     return {
         **simulated_fields(prepared.simulated),
@@ -39,7 +41,7 @@ def build_report(cfg: Config, prepared, results: dict, started: float, seconds: 
         "data": {"path": prepared.path, "sha256": prepared.sha256,
                  "cleaning": cleaning.summary(), "rows_read": cleaning.rows_read,
                  "rows_kept": cleaning.rows_kept, "dropped": cleaning.dropped,
-                 "split_sizes": {k: len(v) for k, v in parts.subsets().items()}},
+                 "split_sizes": prepared.split_sizes()},
         "evaluation": evaluation or {"not_available": "no population groups were computed"},
         **models_and_timing(results, train_s, seconds, started),
     }

@@ -2,51 +2,38 @@
 
 Usage:
     python -m sdss_distill.data synth --rows 5000000 --out data/sim/part-0.parquet
-    python -m sdss_distill.train --data data/sim/ --method offline --out runs/sim --epochs 3 --batch-size 1024
+    python -m sdss_distill.train --data data/sim/ --out runs/sim --epochs 3 --batch-size 1024
     python -m sdss_distill.train --data 'data/faint/*.parquet' --method offline --out runs/faint
 
-A single CSV or Parquet file keeps the in-memory path (train.py). A directory or glob of
-Parquet files is never held: every pass reads it chunk by chunk (data/stream.py), cleans
-each chunk with quality.check_values, and assigns rows to teacher-train / student-train /
-test by a hash of the object id (data.stream.HashSplit). The passes:
+A single CSV or Parquet file keeps the in-memory path. A directory or glob of Parquet files
+is never held: every pass reads it chunk by chunk (data/stream.py), cleans each chunk with
+quality.check_values, and assigns rows to teacher-train / student-train / test by a hash of
+the object id (data.stream.HashSplit). This module is the streamed half of
+`pipeline.prepare` and `pipeline.evaluate`: the first pass (cleaning counts, subset sizes,
+the student-train domain and the early-stopping rows, a hash-selected slice of each training
+subset, at most VALIDATION_ROWS, held in memory), and the test rows scored chunk by chunk.
+Between the two the method runs through the registry on a streamed workspace
+(distill/stream_source.py: every model on the JAX engine over batches), and the run is
+reported and saved by the same code as an in-memory run (`pipeline.train`).
 
-1. statistics: cleaning counts, subset sizes, the normalisation mean and variance of each
-   model's features over its fit rows (merged chunk by chunk), and the early-stopping rows
-   (a hash-selected slice of each training subset, at most VALIDATION_ROWS, held in memory);
-2. per epoch of each model, its fit rows in a seeded random row-group order through a
-   bounded shuffle buffer into tf.data; the student's teacher logits are computed on the fly
-   (the frozen teacher runs on each batch, reading its own view);
-3. the test rows, scored batch by batch into the same report as the in-memory run.
-
-Only `--method offline` is streamed. Memory is bounded by the shuffle buffer, the row group
-being read and the early-stopping rows, not by the table (scripts/bench_stream.py).
+Methods stream when their registry entry says so (`Method.streams`). Memory is bounded by
+the shuffle buffers, the row group being read and the early-stopping rows, not by the table.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import time
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 import numpy as np
 
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.schema import STUDENT_VIEW, get_view
-from sdss_distill.data.stream import (
-    PARTS,
-    SUBSET_PARTS,
-    Cleaning,
-    Extremes,
-    HashSplit,
-    Moments,
-    ParquetSource,
-)
+from sdss_distill.core.schema import ARMS, TEACHER
+from sdss_distill.data.stream import PARTS, SUBSET_PARTS, HashSplit, ParquetSource, Views
+from sdss_distill.data.table import CleaningReport, read_column_map
 from sdss_distill.distill import registry
-from sdss_distill.runs.report import STREAMED_NOTE, models_and_timing, save_run
 
 VALIDATION_ROWS = 50_000  # early-stopping rows per training subset, at most (about: hash-selected)
-LATENCY_ROWS = 2000  # test rows kept for the Keras latency measurement (as many as the CSV run's)
 
 
 def check_supported(cfg, *, export: bool = False) -> None:
@@ -71,149 +58,116 @@ def validation_fractions(cfg, rows: int) -> tuple[float, float]:
                  for f in cfg.split[:2])
 
 
-class Views:
-    """Column positions of the teacher's and the student's views in the columns read."""
+@dataclass
+class StreamPrepared:
+    """A streamed table after its first pass: what `pipeline.Prepared` is for one in memory."""
 
-    def __init__(self, teacher_view: str):
-        self.teacher, self.student = get_view(teacher_view), get_view(STUDENT_VIEW)
-        self.columns = tuple(dict.fromkeys([*self.teacher.columns, *self.student.columns]))
-        self.t = np.array([self.columns.index(c) for c in self.teacher.columns])
-        self.s = np.array([self.columns.index(c) for c in self.student.columns])
+    path: str
+    sha256: str
+    cleaning: CleaningReport
+    split: HashSplit
+    source: ParquetSource
+    stats: object  # distill.stream_source.Stats
+    simulated: bool = False
+    dev: bool = False
+    streamed = True
 
+    def split_sizes(self) -> dict:
+        return {s: sum(self.stats.sizes[PARTS[k]] for k in ks) for s, ks in SUBSET_PARTS.items()}
 
-class Stats:
-    """What the first pass learns: cleaning, sizes, normalisation, early-stopping rows."""
+    def describe(self) -> str:
+        sizes = self.split_sizes()
+        return (f"{self.cleaning.summary()}; split {sizes['teacher_train']:,} teacher-train / "
+                f"{sizes['student_train']:,} student-train / {sizes['test']:,} test (early "
+                f"stopping on {self.stats.sizes['teacher_val']:,} / "
+                f"{self.stats.sizes['student_val']:,}; hash of {self.split.id_column})")
 
-    def __init__(self, views: Views):
-        import keras
-
-        from sdss_distill.core.schema import asinh_scales, colour_pairs
-        from sdss_distill.models.mlp import SkyFeatures
-        self.views, self.cleaning = views, Cleaning()
-        self.sizes = dict.fromkeys(PARTS, 0)
-        self.sky = {v.name: SkyFeatures(colour_pairs(v.columns), asinh_scales(v.columns))
-                    for v in (views.teacher, views.student)}
-        self.moments = {v.name: Moments(len(v.columns) + len(colour_pairs(v.columns)))
-                        for v in (views.teacher, views.student)}
-        self.domain = Extremes(len(views.student.columns)
-                               + len(colour_pairs(views.student.columns)))
-        self.val: dict[int, list] = {1: [], 3: []}
-        self.latency_x: list = []
-        self._keras = keras
-
-    def features(self, view, x: np.ndarray) -> np.ndarray:
-        """The model's own SkyFeatures output (float32), the input of its Normalization."""
-        return self._keras.ops.convert_to_numpy(self.sky[view.name](x.astype("float32")))
-
-    def add(self, chunk) -> None:
-        self.cleaning.add(chunk)
-        v = self.views
-        for k, name in enumerate(PARTS):
-            self.sizes[name] += int((chunk.part == k).sum())
-        teacher_fit, student_fit = chunk.values[chunk.part == 0], chunk.values[chunk.part == 2]
-        self.moments[v.teacher.name].add(self.features(v.teacher, teacher_fit[:, v.t]))
-        student_x = chunk.values[np.isin(chunk.part, (2, 3))][:, v.s]
-        self.moments[v.student.name].add(self.features(v.student, student_fit[:, v.s]))
-        self.domain.add(np.column_stack([student_x, -np.diff(student_x, axis=1)]))
-        for k in self.val:
-            rows = chunk.part == k
-            self.val[k].append((chunk.values[rows].astype("float32"), chunk.y[rows]))
-        missing = LATENCY_ROWS - sum(map(len, self.latency_x))
-        if missing > 0:
-            self.latency_x.append(chunk.values[chunk.part == 4][:missing].astype("float32"))
-
-    def normalisation(self, view) -> tuple[np.ndarray, np.ndarray]:
-        m = self.moments[view.name]
-        return m.mean.astype("float32"), m.variance.astype("float32")
-
-    def validation(self, part: int) -> tuple[np.ndarray, np.ndarray]:
-        x, y = zip(*self.val[part])
-        return np.concatenate(x), np.concatenate(y)
-
-    def domain_card(self) -> dict:
-        from sdss_distill.core.schema import colours
-        cols = self.views.student.columns
-        pairs = [f"{a}-{b}" for a, b in colours(cols)]
-        span = [[float(lo), float(hi)] for lo, hi in zip(self.domain.lo, self.domain.hi)]
-        return {"rows": "student_train", "n": self.sizes["student_fit"] + self.sizes["student_val"],
-                "columns": dict(zip(cols, span)), "colours": dict(zip(pairs, span[len(cols):]))}
+    def data_fields(self) -> dict:
+        """The streamed run's extra report["data"] fields: files, the hash split, the domain."""
+        return {"path": os.path.abspath(self.path), "streamed": True,
+                "drop_examples": self.cleaning.examples,
+                "files": [{"path": os.path.abspath(p), "sha256": s}
+                          for p, s in zip(self.source.files, self.source.sha256s)],
+                "split": {"kind": "hash", "id_column": self.split.id_column,
+                          "fractions": list(self.split.fractions),
+                          "validation_fraction": list(self.split.validation),
+                          "parts": self.stats.sizes},
+                "domain": self.stats.domain_card()}
 
 
-def run(cfg) -> dict:
-    """The offline method streamed: teacher, distilled student and baseline; returns the report."""
-    from sdss_distill.core.io import quiet_import
-    from sdss_distill.data.table import read_column_map
-    from sdss_distill.runs.rundir import Layout, RunDir
-    say = (lambda msg: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    started = time.perf_counter()
-    check_supported(cfg)
-    out = RunDir(cfg.out)
-    out.check_writable()
+def prepare(cfg, say) -> StreamPrepared:
+    """Open the files and make the first pass (cleaning, sizes, domain, early-stopping rows)."""
     views = Views(cfg.teacher_view)
     source = ParquetSource(cfg.data, views.columns, read_column_map(cfg.columns))
     split = HashSplit(cfg.seed, tuple(cfg.split), validation_fractions(cfg, source.rows),
                       source.id_column)
     tag = "SIMULATED data, not SDSS: " if source.simulated else ""
-    say(f"{tag}data: {cfg.data}: {len(source.files)} Parquet file(s), {source.rows:,} rows, streamed; "
-        f"split by a hash of {source.id_column}")
-    quiet_import("keras")
-    quiet_import("tensorflow")
-    from sdss_distill.distill.fit import FitSettings
-
+    say(f"{tag}data: {cfg.data}: {len(source.files)} Parquet file(s), {source.rows:,} rows, "
+        f"streamed; split by a hash of {source.id_column}")
+    from sdss_distill.distill.stream_source import Stats  # Keras: after the files' checks
     stats = Stats(views)
     for chunk in source.chunks(split):
         stats.add(chunk)
     cleaning = stats.cleaning.report(cfg.data)
-    sizes = {s: sum(stats.sizes[PARTS[k]] for k in ks) for s, ks in SUBSET_PARTS.items()}
-    split = HashSplit(split.seed, split.fractions, split.validation, split.id_column,
-                      {**sizes, **stats.sizes})
     for name, n in stats.sizes.items():
         if n == 0:
             raise InputError(f"--data {cfg.data}: no rows fall in {name} ({cleaning.summary()}); "
                              f"the table is too small to split by id hash; add rows or pass one file")
-    say(f"data: {cleaning.summary()}; split {sizes['teacher_train']:,} teacher-train / "
-        f"{sizes['student_train']:,} student-train / {sizes['test']:,} test "
-        f"(early stopping on {stats.sizes['teacher_val']:,} / {stats.sizes['student_val']:,})")
-
-    from sdss_distill.distill.stream_fit import evaluate, train_models
-    settings = FitSettings(cfg.epochs, cfg.batch_size, cfg.patience, cfg.learning_rate, cfg.seed)
-    fit_started = time.perf_counter()
-    arms = train_models(cfg, source, split, stats, settings, say)
-    results = evaluate(arms, source, split, stats)
-    seconds = time.perf_counter() - fit_started
-    source.check_unchanged()
-
-    report = build_report(cfg, source, split, cleaning, sizes, results, stats, started, seconds)
-    save_run(out, {name: arm.model for name, arm in arms.items()}, split, report)
-    layout = out.current()
-    for name, m in results.items():
-        say(f"{name:16s} test accuracy {m['test_accuracy']:.2%}  ({m['parameters']:,} parameters)")
-    say(f"{tag}wrote run {layout.run_id} to {cfg.out} in {time.perf_counter() - started:.1f} s "
-        f"(figures in {os.path.join(cfg.out, Layout.FIGURE_DIR)}; by population: {STREAMED_NOTE})")
-    return report
+    prepared = StreamPrepared(cfg.data, source.sha256, cleaning, split, source, stats,
+                              source.simulated)
+    prepared.split = HashSplit(split.seed, split.fractions, split.validation, split.id_column,
+                               {**prepared.split_sizes(), **stats.sizes})
+    return prepared
 
 
-def build_report(cfg, source, split, cleaning, sizes, results, stats, started, seconds) -> dict:
-    """report.build_report's keys, with the files' hashes and the hash split for row positions."""
-    from sdss_distill import __version__
-    fit_s = sum(m["train_s"] or 0 for m in results.values())
-    from sdss_distill.runs.report import simulated_fields
-    return {
-        **simulated_fields(source.simulated),
-        "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": cfg.to_dict(), "method": cfg.method, "method_settings": {},
-        "data": {"path": os.path.abspath(cfg.data),  # the directory or glob, made absolute
-                 "sha256": source.sha256, "cleaning": cleaning.summary(),
-                 "rows_read": cleaning.rows_read, "rows_kept": cleaning.rows_kept,
-                 "dropped": cleaning.dropped, "drop_examples": cleaning.examples,
-                 "split_sizes": sizes, "streamed": True,
-                 "files": [{"path": os.path.abspath(p), "sha256": s}
-                           for p, s in zip(source.files, source.sha256s)],
-                 "split": {"kind": "hash", "id_column": split.id_column,
-                           "fractions": list(split.fractions),
-                           "validation_fraction": list(split.validation), "parts": stats.sizes},
-                 "domain": stats.domain_card()},
-        "evaluation": {"not_available": STREAMED_NOTE},
-        **models_and_timing(results, fit_s, seconds, started),
-    }
+def workspace(prepared: StreamPrepared, cfg, say=None):
+    """The seed's streamed workspace: the methods' arm builders on the Parquet files."""
+    from sdss_distill.distill.stream_source import StreamData
+    from sdss_distill.distill.workspace import Workspace
+    data = StreamData(prepared.source, prepared.split, prepared.stats, cfg.seed, say)
+    return Workspace(seed=cfg.seed, teacher_view=cfg.teacher_view,
+                     validation_fraction=cfg.validation_fraction, say=say, data=data)
 
+
+def evaluate(arms: list, prepared: StreamPrepared, *, latency: bool = True, curves: bool = True
+             ) -> tuple[dict, dict]:
+    """Every arm on the test rows, read chunk by chunk: (`pipeline.evaluate`'s results, with
+    the same population, domain and reliability entries; the groups' summary)."""
+    from sdss_distill.core.domain import Domain
+    from sdss_distill.distill import metrics as ev
+    from sdss_distill.distill.population import StreamedPopulations
+    from sdss_distill.models.mlp import logits
+    views = prepared.stats.views
+    if any(arm.model is None for arm in arms):
+        raise InputError("a streamed run scores models only; this method combines arms in memory")
+    cols = {arm.name: views.of(arm.view) for arm in arms}
+    student = views.of(views.student)
+    r_col = views.columns.index("r")
+    inside_domain = Domain(views.student.columns, prepared.stats.domain_card()).rows
+    pops = StreamedPopulations(prepared.stats.domain_card())
+    scores = {arm.name: ev.Scores() for arm in arms}
+    for chunk in prepared.source.chunks(prepared.split):
+        rows = chunk.part == 4
+        if rows.any():
+            x, y = chunk.values[rows].astype("float32"), chunk.y[rows]
+            r, inside = chunk.values[rows, r_col], inside_domain(chunk.values[rows][:, student])
+            pops.add_rows(r, inside)
+            out = {arm.name: logits(arm.model, x[:, cols[arm.name]]) for arm in arms}
+            for arm in arms:
+                scores[arm.name].add(y, out[arm.name], out[TEACHER])
+                pops.add(arm.name, y, out[arm.name], r, inside)
+    prepared.source.check_unchanged()
+    latency_x = np.concatenate(prepared.stats.latency_x)
+    results = {}
+    for arm in arms:
+        m = {"role": arm.role, "view": arm.view.name, "rows": arm.rows,
+             "parameters": arm.parameters,
+             "epochs": arm.fitted.epochs if arm.fitted else None,
+             "train_s": round(arm.fitted.seconds, 2) if arm.fitted else None,
+             **scores[arm.name].result(with_teacher=arm.role != TEACHER), **arm.notes}
+        if latency and arm.role in ARMS:
+            m["latency"] = ev.keras_latency(arm.model, latency_x[:, cols[arm.name]])
+        if curves and arm.fitted:
+            m["history"] = arm.fitted.history
+        results[arm.name] = {**m, **pops.metrics(arm.name)}
+    return results, pops.summary()

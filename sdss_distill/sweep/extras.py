@@ -64,7 +64,7 @@ def extra_results(options: dict, ws, arms: list, prepared) -> dict:
     out = {}
     if options.get("reference"):
         student = next(a for a in arms if a.name == STUDENT)
-        model = ws._once((REFERENCE, student.rows),
+        model = ws.cache.once((REFERENCE, student.rows),
                          lambda: fit_reference(ws.df, ws.rows(student.rows), ws.seed))
         scorers[REFERENCE] = lambda df: reference_logits(model, df)
         out["reference"] = {"model": "sklearn HistGradientBoostingClassifier (defaults)",

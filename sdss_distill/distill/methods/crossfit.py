@@ -22,7 +22,7 @@ class Settings:
 
 @register("crossfit", "K fold teachers over all non-test rows; out-of-fold soft labels; student "
           "and baseline on all non-test rows", Settings,
-          baseline_rows=lambda settings: "non_test",
+          baseline_rows=lambda settings: "non_test", streams=True,
           teacher_about="real teacher (photometry + redshift)")
 def run(ws, cfg, settings: Settings):
     teacher, soft = ws.fold_teachers(cfg, settings.folds)

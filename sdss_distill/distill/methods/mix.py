@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdss_distill.core.errors import InputError
 from sdss_distill.core.prob import softmax
 from sdss_distill.distill.method import register
 
@@ -100,10 +101,7 @@ def photometric_soft(ws, cfg, settings: Settings) -> tuple[np.ndarray, np.ndarra
     if settings.photometric == "hgb":
         return _once(ws, ("hgb", settings.folds), lambda: hgb_out_of_fold(ws, settings.folds))
     from sdss_distill.core.schema import STUDENT_VIEW
-    from sdss_distill.distill.workspace import Workspace
-    photo = _once(ws, "photometric", lambda: Workspace(
-        ws.df, ws.split, seed=ws.seed, teacher_view=STUDENT_VIEW,
-        validation_fraction=ws.validation_fraction, say=ws.say))
+    photo = _once(ws, "photometric", lambda: ws.with_teacher_view(STUDENT_VIEW))
     return photo.fold_teachers(dataclasses.replace(cfg, teacher_hidden=settings.hidden),
                                settings.folds)[1]
 
@@ -121,12 +119,15 @@ def photometric_teachers(ws, cfg, settings: Settings) -> list[dict]:
 
 @register("mix", "crossfit with soft labels mixed from the redshift fold teachers and "
           "cross-fitted photometric models (MLP or HistGradientBoosting)", Settings,
-          baseline_rows=lambda settings: "non_test")
+          baseline_rows=lambda settings: "non_test", streams=True)
 def run(ws, cfg, settings: Settings):
+    if ws.streamed and settings.photometric == "hgb":
+        raise InputError("mix.photometric = hgb fits HistGradientBoosting on rows in memory; a "
+                         "streamed table needs mix.photometric = mlp (the default)")
     teacher, soft = ws.fold_teachers(cfg, settings.folds)
     photo = photometric_soft(ws, cfg, settings)
-    mixed = tuple(mixed_logits(t, p, settings.weight, cfg.temperature, settings.sharpness)
-                  for t, p in zip(soft, photo))
+    mixed = ws.map_soft(lambda t, p: mixed_logits(t, p, settings.weight, cfg.temperature,
+                                                  settings.sharpness), soft, photo)
     student = ws.student(cfg, "non_test", mixed)
     student.notes["mix"] = dataclasses.asdict(settings)
     teacher.notes["more_fold_teachers"] = photometric_teachers(ws, cfg, settings)
