@@ -25,6 +25,7 @@ import sys
 import types
 from pathlib import Path
 
+from sdss_distill.api import load
 from sdss_distill.core.cli import Parser, program
 from sdss_distill.core.errors import run_cli
 from sdss_distill.core.io import check_apart, read_toml
@@ -116,7 +117,6 @@ def train(**settings):
     Example:
         run = sd.train(data="bright", out="runs/bright", seed=1, quiet=True)
     """
-    from sdss_distill.api import load
     cfg = for_source(make_config(**settings), method_chosen="method" in settings)
     run(cfg)
     return load(cfg.out, quiet=cfg.quiet)

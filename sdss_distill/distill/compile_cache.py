@@ -41,6 +41,9 @@ import stat
 import sys
 from pathlib import Path
 
+import jax
+import jaxlib
+
 from sdss_distill.core.io import write_atomic
 
 ENV = "SDSS_DISTILL_JAX_CACHE"
@@ -82,8 +85,6 @@ def private_folder(folder: Path) -> str | None:
 
 
 def _versions() -> dict:
-    import jax
-    import jaxlib
     return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
 
@@ -170,7 +171,6 @@ def enable(folder: Path | None = None) -> Path | None:
               file=sys.stderr)
         return None
     try:
-        import jax
         from jax._src import compilation_cache as cc
         cache = _cache_class()(folder)
     except (ImportError, AttributeError, TypeError):  # JAX's internals moved: no cache at all
