@@ -33,7 +33,6 @@ rather than with an unchecked one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -44,7 +43,7 @@ from pathlib import Path
 import jax
 import jaxlib
 
-from sdss_distill.core.io import write_atomic
+from sdss_distill.core.io import sha256_bytes, write_atomic
 
 ENV = "SDSS_DISTILL_JAX_CACHE"
 FOLDER = ("sdss_distill", "jax-verified")
@@ -122,7 +121,7 @@ def _cache_class():
 
 def header(key: str, payload: bytes, versions: dict) -> bytes:
     """The first line of an entry: what it is for and the digest of what follows."""
-    doc = {"key": key, **versions, "sha256": hashlib.sha256(payload).hexdigest()}
+    doc = {"key": key, **versions, "sha256": sha256_bytes(payload)}
     return json.dumps(doc, sort_keys=True).encode() + b"\n"
 
 

@@ -8,8 +8,10 @@ again, so every loss takes logits whatever the source.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_softmax, logsumexp
+from scipy.special import logsumexp
 from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from sdss_distill.core.prob import log_softmax
 
 
 def ensemble_logits(member_logits: list[np.ndarray] | np.ndarray, temperature: float) -> np.ndarray:

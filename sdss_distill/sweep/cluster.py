@@ -17,7 +17,6 @@ too, never a fork after JAX.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from dask.distributed import as_completed
 
 from sdss_distill.core.children import child_env, die_with_parent
 from sdss_distill.core.errors import InputError, check_signals, deferred_signals
-from sdss_distill.core.io import write_atomic
+from sdss_distill.core.io import sha256_bytes, write_atomic
 from sdss_distill.runs.config import make_config
 from sdss_distill.score.catalogue import _close, start_client
 from sdss_distill.sweep.grid import Cell, one_thread, run_seed, write_cell
@@ -102,8 +101,7 @@ def run_on_dask(scheduler: str, base, todo: dict[int, list[Cell]], out: Path, de
 
 
 def _token(base, cells: list[Cell]) -> str:
-    return hashlib.sha256(json.dumps([base.to_dict(), [c.id for c in cells]], default=str)
-                          .encode()).hexdigest()[:12]
+    return sha256_bytes(json.dumps([base.to_dict(), [c.id for c in cells]], default=str))[:12]
 
 
 def _result(future, scheduler: str) -> list:
