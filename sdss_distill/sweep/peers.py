@@ -13,7 +13,6 @@ process, beside the raw LiteRT call on the student's file.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import pickle
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sdss_distill.core.io import sha256_bytes
 from sdss_distill.core.schema import BANDS, colours
 
 FEATURES: tuple[str, ...] = (*BANDS, *(f"{a}-{b}" for a, b in colours(BANDS)))
@@ -155,7 +155,7 @@ def skipped_line(skipped: list[Peer]) -> str:
 
 def positions_sha(positions: np.ndarray) -> str:
     """SHA-256 of sorted int64 row positions: two row sets are the same rows iff these match."""
-    return hashlib.sha256(np.sort(np.asarray(positions, "int64")).tobytes()).hexdigest()
+    return sha256_bytes(np.sort(np.asarray(positions, "int64")).tobytes())
 
 
 def choose(peer: Peer, seed: int, x_fit, y_fit, x_dev, y_dev) -> dict:
