@@ -85,6 +85,7 @@ class Run:
         """Convert the run to LiteRT as `sdss-distill export` does (a new version of the run);
         `mcu`: also the C99 sources. `options` go to `export.run.export_run` (`invokes`,
         `threads`, `data`). Returns export.json's content."""
+        quiet_import("keras")  # its native start-up lines, before export.run imports it
         from sdss_distill.export.run import export_run
         quiet = self.quiet if quiet is None else quiet
         report = export_run(self.path, quiet=quiet, finetune=finetune, mcu=mcu, **options)

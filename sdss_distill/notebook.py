@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sdss_distill.core.cli import program
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.io import read_json
+from sdss_distill.core.io import quiet_import, read_json
 from sdss_distill.data import datasets
 from sdss_distill.runs.config import make_config
 from sdss_distill.runs.rows import load_run_rows
@@ -56,6 +56,7 @@ def find_run(root: Path, *, export: bool = False, epochs: int = 40) -> Path:
         train_run(make_config(out=str(run), epochs=epochs, quiet=True))
     if export and not (run / "reports" / "export.json").is_file():
         print(f"exporting TFLite variants into {run / 'tflite'} ...")
+        quiet_import("keras")  # its native start-up lines, before export.run imports it
         from sdss_distill.export.run import export_run  # TensorFlow, only when exporting
 
         export_run(run, quiet=True, everything=True)  # the notebooks compare every variant
