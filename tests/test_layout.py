@@ -15,9 +15,23 @@ from tests.conftest import ROOT
 
 PACKAGE = ROOT / "sdss_distill"
 MAX_LINES = 400
-# Lower layers never import higher ones (a module may import its own layer and below).
-LAYERS = ["core", "data", "models", "distill", "runs", "export", "edge", "score", "sweep", "viz"]
-TOP = {"cli", "train", "experiment", "notebook", "api", "__main__"}
+LAYERS_PAGE = ROOT / "docs" / "design" / "layers.md"
+
+
+def layer_order() -> tuple[list[str], set[str]]:
+    """The import layers, bottom to top, and the top-level modules above them, read from the
+    block under "## Import layers" in docs/design/layers.md: the one place the order is
+    written (a module may import its own layer and below)."""
+    block = LAYERS_PAGE.read_text().split("## Import layers", 1)[1].split("```")[1]
+    heads = [line.split("  ")[0].strip() for line in block.splitlines()
+             if line.strip() and not line.startswith(" ")]
+    layers = [h.rstrip("/") for h in heads if h.endswith("/")]
+    top = {name.strip().removesuffix(".py") for h in heads if not h.endswith("/")
+           for name in h.split(",")}
+    return layers[::-1], top | {"__main__"}
+
+
+LAYERS, TOP = layer_order()
 # Sideways imports that are allowed: edge is TensorFlow-free and sits on core only; score reads
 # models through edge; export measures with edge's classifier.
 ALLOWED = {("export", "edge"), ("score", "edge"), ("sweep", "export"), ("sweep", "edge"),
@@ -80,6 +94,14 @@ def test_no_import_cycles():
     for name in sorted(GRAPH):
         if name not in state:
             visit(name)
+
+
+def test_layer_order_is_read_from_the_layers_page():
+    """The parse of docs/design/layers.md gives every subpackage exactly once, core first."""
+    assert LAYERS[0] == "core" and LAYERS[-1] == "viz"
+    assert sorted(LAYERS) == sorted(p.name for p in PACKAGE.iterdir()
+                                    if (p / "__init__.py").is_file())
+    assert {"cli", "train", "api", "__main__"} <= TOP
 
 
 def test_layers_point_down():

@@ -1,6 +1,6 @@
 """Quantization-aware training and magnitude pruning of the student, in a tf_keras process.
 
-tensorflow-model-optimization works only with Keras 2 (tf_keras), so export.py runs this
+tensorflow-model-optimization works only with Keras 2 (tf_keras), so export.variants runs this
 module as `TF_USE_LEGACY_KERAS=1 python -m sdss_distill.export.finetune --npz IN --out DIR`. The parent
 (Keras 3) passes the student's weights with its front folded into the first dense layer
 (colours and normalisation are linear), the student-train rows, their labels and the
