@@ -18,7 +18,7 @@ import pandas as pd
 from sdss_distill.core.schema import BASELINE, STUDENT, STUDENT_VIEW, TEACHER, View, get_view
 from sdss_distill.data.table import Split, features, labels, validation_slice
 from sdss_distill.distill import targets
-from sdss_distill.distill.fit import FitSettings, Fitted, train_parallel, train_teacher
+from sdss_distill.distill.fit import FitSettings, Fitted, distil_offline, train_parallel, train_teacher
 from sdss_distill.distill.losses import soft_loss
 from sdss_distill.models.mlp import build_mlp, ensemble_model, logits
 
@@ -196,7 +196,6 @@ class Workspace:
     def student(self, cfg, rows: str, soft: tuple[np.ndarray, np.ndarray], *, name=STUDENT,
                 hidden=None, role=STUDENT) -> Arm:
         """A student offline-distilled on `rows` from soft labels (fit part, early-stopping part)."""
-        from sdss_distill.distill.fit import distil_offline
         (x, y), (x_val, y_val) = self.arrays(rows, self.student_view)
         model = self.new_model(self.student_view, hidden or cfg.student_hidden, x, name=name)
         fitted = self.timed(name, distil_offline(
