@@ -17,9 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from sdss_distill.core.schema import BASELINE, STUDENT, TEACHER, View
-from sdss_distill.data.stream import PARTS, shuffled_blocks
+from sdss_distill.data.stream import PARTS, SHUFFLE_ROWS, shuffled_blocks
+from sdss_distill.distill import metrics as ev
+from sdss_distill.distill.distillers import OnlineDistiller
 from sdss_distill.distill.fit import VALIDATION_BATCH, FitSettings, Fitted, fit, hard_labels
+from sdss_distill.distill.losses import soft_loss
 from sdss_distill.distill.metrics import Scores
+from sdss_distill.models.mlp import build_mlp, logits
 
 PART_CODES = {"teacher_train": (0, 1), "student_train": (2, 3)}  # (fit part, early-stopping part)
 
@@ -69,7 +73,6 @@ def training_data(source, split, part: int, rows: int, settings: FitSettings, sa
                 keep = chunk.part == part
                 if keep.any():
                     yield chunk.values[keep].astype("float32"), chunk.y[keep]
-        from sdss_distill.data.stream import SHUFFLE_ROWS
         yield from shuffled_blocks(rows_of_part(), settings.batch_size, SHUFFLE_ROWS, rng)
 
     ds = tf.data.Dataset.from_generator(generate, output_signature=(
@@ -86,9 +89,6 @@ def validation_data(x: np.ndarray, y: np.ndarray, to_input):
 def train_models(cfg, source, split, stats, settings: FitSettings, say) -> dict[str, StreamArm]:
     """Teacher on teacher-train rows; distilled student and baseline (same initial weights) on
     student-train rows, the student's soft labels from the frozen teacher batch by batch."""
-    from sdss_distill.distill.distillers import OnlineDistiller
-    from sdss_distill.distill.losses import soft_loss
-    from sdss_distill.models.mlp import build_mlp
     views = stats.views
     t_cols, s_cols = tf.constant(views.t), tf.constant(views.s)
 
@@ -143,8 +143,6 @@ def train_models(cfg, source, split, stats, settings: FitSettings, say) -> dict[
 
 def evaluate(arms: dict[str, StreamArm], source, split, stats) -> dict:
     """Every arm on the test rows, streamed; the same keys as the in-memory report."""
-    from sdss_distill.distill import metrics as ev
-    from sdss_distill.models.mlp import logits
     scores = {name: Scores() for name in arms}
     for chunk in source.chunks(split):
         rows = chunk.part == 4
