@@ -31,8 +31,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from sdss_distill import __version__
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.schema import STUDENT_VIEW, get_view
+from sdss_distill.core.io import quiet_import
+from sdss_distill.core.schema import STUDENT_VIEW, asinh_scales, colour_pairs, colours, get_view
 from sdss_distill.data.stream import (
     PARTS,
     SUBSET_PARTS,
@@ -42,8 +44,10 @@ from sdss_distill.data.stream import (
     Moments,
     ParquetSource,
 )
+from sdss_distill.data.table import read_column_map
 from sdss_distill.distill import registry
-from sdss_distill.runs.report import STREAMED_NOTE, models_and_timing, save_run
+from sdss_distill.runs.report import STREAMED_NOTE, models_and_timing, save_run, simulated_fields
+from sdss_distill.runs.rundir import Layout, RunDir
 
 VALIDATION_ROWS = 50_000  # early-stopping rows per training subset, at most (about: hash-selected)
 LATENCY_ROWS = 2000  # test rows kept for the Keras latency measurement (as many as the CSV run's)
@@ -87,7 +91,6 @@ class Stats:
     def __init__(self, views: Views):
         import keras
 
-        from sdss_distill.core.schema import asinh_scales, colour_pairs
         from sdss_distill.models.mlp import SkyFeatures
         self.views, self.cleaning = views, Cleaning()
         self.sizes = dict.fromkeys(PARTS, 0)
@@ -131,7 +134,6 @@ class Stats:
         return np.concatenate(x), np.concatenate(y)
 
     def domain_card(self) -> dict:
-        from sdss_distill.core.schema import colours
         cols = self.views.student.columns
         pairs = [f"{a}-{b}" for a, b in colours(cols)]
         span = [[float(lo), float(hi)] for lo, hi in zip(self.domain.lo, self.domain.hi)]
@@ -141,9 +143,6 @@ class Stats:
 
 def run(cfg) -> dict:
     """The offline method streamed: teacher, distilled student and baseline; returns the report."""
-    from sdss_distill.core.io import quiet_import
-    from sdss_distill.data.table import read_column_map
-    from sdss_distill.runs.rundir import Layout, RunDir
     say = (lambda msg: None) if cfg.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     started = time.perf_counter()
     check_supported(cfg)
@@ -195,9 +194,7 @@ def run(cfg) -> dict:
 
 def build_report(cfg, source, split, cleaning, sizes, results, stats, started, seconds) -> dict:
     """report.build_report's keys, with the files' hashes and the hash split for row positions."""
-    from sdss_distill import __version__
     fit_s = sum(m["train_s"] or 0 for m in results.values())
-    from sdss_distill.runs.report import simulated_fields
     return {
         **simulated_fields(source.simulated),
         "version": __version__, "created": datetime.now(UTC).isoformat(timespec="seconds"),
