@@ -16,19 +16,24 @@ import pandas as pd
 from sdss_distill.core.io import quiet_import
 from sdss_distill.core.schema import ARMS, TEACHER, get_view
 from sdss_distill.data import datasets, subsample
+from sdss_distill.data.stream import is_stream_source
 from sdss_distill.data.table import (
     CleaningReport,
     Split,
     clean,
+    features,
     labels,
     read_column_map,
     split,
 )
+from sdss_distill.distill import metrics as ev
 from sdss_distill.distill import registry
+from sdss_distill.distill.population import Populations
 from sdss_distill.runs.config import Config
 from sdss_distill.runs.report import build_report, save_run
 from sdss_distill.runs.rows import RunRows
 from sdss_distill.runs.rundir import Layout, RunDir
+from sdss_distill.runs.stream import run as run_streamed
 
 LATENCY_ROLES = ARMS
 
@@ -70,7 +75,6 @@ def workspace(prepared: Prepared, cfg: Config, say=None):
 
 def run_method(ws, cfg: Config) -> list:
     """The arms of `cfg.method` on the workspace's seed."""
-    from sdss_distill.distill import registry
     arms = registry.get(cfg.method).run(ws, cfg, cfg.settings())
     names = [a.name for a in arms]
     missing = set(ARMS) - set(names)
@@ -84,8 +88,6 @@ def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
     """Every arm's metrics on `test`; non-teacher arms also against the teacher arm;
     with `populations` (population.Populations of `test`), also per sample, r-magnitude bin
     and training domain, and the reliability table."""
-    from sdss_distill.data.table import features
-    from sdss_distill.distill import metrics as ev
     y = labels(test)
     out_logits = {arm.name: arm.logits(test) for arm in arms}
     results = {}
@@ -117,9 +119,7 @@ def timed_run(cfg: Config, prepared: Prepared, say=None, ws=None, **evaluate_kwa
 
 def run(cfg: Config) -> dict:
     """The whole pipeline for one config; returns the report (also written under cfg.out)."""
-    from sdss_distill.data.stream import is_stream_source
     if is_stream_source(cfg.data):  # a directory or glob of Parquet files: never held whole
-        from sdss_distill.runs.stream import run as run_streamed
         return run_streamed(cfg)
     return train(cfg).report
 
@@ -151,7 +151,6 @@ def train(cfg: Config) -> Trained:
     # Imported after the data checks, so bad input fails in a second, not after TF starts.
     quiet_import("keras")
     say(f"method: {cfg.method} ({registry.get(cfg.method).summary})")
-    from sdss_distill.distill.population import Populations
     pops = Populations(prepared.df.loc[parts.test], prepared.df.loc[parts.student_train])
     arms, results, seconds = timed_run(cfg, prepared, say, latency=True, populations=pops)
 
