@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from sdss_distill.core.errors import InputError
 from sdss_distill.distill.distillers import (
@@ -24,6 +25,7 @@ from sdss_distill.distill.distillers import (
 )
 from sdss_distill.distill.formula import ENGINES, check_alpha
 from sdss_distill.distill.stopping import early_stopping_callbacks
+from sdss_distill.distill.subclasses import SubclassDistiller
 
 STEPS_PER_EXECUTION = 64
 VALIDATION_BATCH = 4096
@@ -60,7 +62,6 @@ def datasets(x, y, validation, settings: FitSettings):
     Feeding numpy arrays makes Keras rebuild its input pipeline every epoch, which costs
     about five times an epoch's actual work for these models (measured: docs/results/speed.md).
     """
-    import tensorflow as tf
     train = (tf.data.Dataset.from_tensor_slices((x, y)).cache()
              .shuffle(len(np.asarray(y if not isinstance(y, dict) else next(iter(y.values())))),
                       seed=settings.seed, reshuffle_each_iteration=True)
@@ -165,7 +166,6 @@ def distil_offline(student: keras.Model, x, y, soft, validation, settings: FitSe
         raise InputError('method hints trains in the JAX engine only: set engine = "jax"')
     distiller = OfflineDistiller(student, alpha=alpha, losses=[loss])
     if per_class:
-        from sdss_distill.distill.subclasses import SubclassDistiller
         distiller = SubclassDistiller(student, per_class, alpha=alpha, soft_loss=loss)
     return fit(distiller, ({"student": x, "soft": soft}, y),
                ({"student": x_val, "soft": soft_val}, y_val), settings)
