@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdss_distill.core.prob import softmax
+from sdss_distill.core.schema import STUDENT_VIEW
 from sdss_distill.distill.method import register
 
 SOURCES = ("mlp", "hgb")
@@ -99,7 +100,6 @@ def photometric_soft(ws, cfg, settings: Settings) -> tuple[np.ndarray, np.ndarra
     """The photometric models' out-of-fold logits (fit part, early-stopping part)."""
     if settings.photometric == "hgb":
         return _once(ws, ("hgb", settings.folds), lambda: hgb_out_of_fold(ws, settings.folds))
-    from sdss_distill.core.schema import STUDENT_VIEW
     from sdss_distill.distill.workspace import Workspace
     photo = _once(ws, "photometric", lambda: Workspace(
         ws.df, ws.split, seed=ws.seed, teacher_view=STUDENT_VIEW,
