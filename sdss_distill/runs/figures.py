@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from sdss_distill.core.schema import ARMS, BASELINE, LABELS, STUDENT, TEACHER
 
@@ -27,8 +30,6 @@ SHOWN_ROLES = (TEACHER, STUDENT, BASELINE, "assistant", "combination")
 
 
 def _figure(size, **kwargs):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     fig = Figure(figsize=size, layout="constrained", **kwargs)
     FigureCanvasAgg(fig)
     return fig
@@ -205,7 +206,6 @@ def curve(history: dict, keys: tuple[str, ...]) -> tuple[str | None, np.ndarray]
 
 def training_curves(report: dict):
     """Per-epoch hard-label loss (training and validation rows) and validation accuracy (%)."""
-    from matplotlib.ticker import MaxNLocator
     names = models(report, "history")
     fig = _figure((13, 3.8))
     axes = fig.subplots(1, len(CURVES))
