@@ -16,7 +16,6 @@ import importlib
 import sys
 
 from sdss_distill import __version__
-from sdss_distill.core.cli import exit_quickly
 from sdss_distill.core.errors import EXIT_USAGE
 
 PROG = "sdss-distill"
@@ -100,6 +99,7 @@ def run() -> None:
     """The `sdss-distill` program: `main`, then exit (quickly after `train`)."""
     code = main()
     if sys.argv[1:2] and sys.argv[1] in QUICK_EXIT:
+        from sdss_distill.core.cli import exit_quickly  # argparse & co: not for a bare --help
         exit_quickly(code)
     sys.exit(code)
 
