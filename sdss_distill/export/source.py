@@ -16,7 +16,7 @@ from sdss_distill.core.prob import fractions
 from sdss_distill.core.schema import LABELS, SIGNATURE, STUDENT, STUDENT_VIEW, TEACHER, get_view
 from sdss_distill.data.table import features, labels
 from sdss_distill.models.mlp import load_run_model
-from sdss_distill.runs.rows import load_run_rows
+from sdss_distill.runs import rows as run_rows
 from sdss_distill.runs.rundir import Layout
 
 
@@ -28,7 +28,7 @@ class RunData:
         """`rows` (a runs.rows.RunRows) and `models` (name -> Keras model), when the caller has
         just trained and saved them (`train --export`), are used instead of reading them back;
         the saved model files are still hashed for the cards."""
-        rows = rows if rows is not None else load_run_rows(run, data)
+        rows = rows if rows is not None else run_rows.load_run_rows(run, data)
         self.layout: Layout = rows.layout
         self.dir = self.layout.root if isinstance(run, Layout) else Path(run)
         self.run_id = self.layout.run_id

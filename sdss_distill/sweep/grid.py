@@ -25,8 +25,8 @@ from sdss_distill.core.cli import program
 from sdss_distill.core.cli import progress as progress_bar
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import quiet_import, sha256_bytes, write_atomic
+from sdss_distill.runs import pipeline
 from sdss_distill.runs.config import Config
-from sdss_distill.runs.pipeline import prepare, timed_run, workspace
 from sdss_distill.sweep.extras import extra_results
 
 PROG = program("experiment")
@@ -111,11 +111,11 @@ def run_seed(base: Config, seed: int, cells: list[Cell], out: Path | None, *, de
     for key in dict.fromkeys(c.rows_key() for c in todo):
         group = [c for c in todo if c.rows_key() == key]
         seed_cfg = dataclasses.replace(group[0].config(base, seed), method=base.method)
-        prepared = prepare(seed_cfg, dev=dev)
-        ws = workspace(prepared, seed_cfg)
+        prepared = pipeline.prepare(seed_cfg, dev=dev)
+        ws = pipeline.workspace(prepared, seed_cfg)
         for cell in group:
             cfg = cell.config(base, seed)
-            arms, results, seconds = timed_run(cfg, prepared, ws=ws)
+            arms, results, seconds = pipeline.timed_run(cfg, prepared, ws=ws)
             parts = prepared.split
             doc = {"fingerprint": fp, "seed": seed, "dev": dev, "cell": dataclasses.asdict(cell),
                    "cell_id": cell.id, "method_settings": dataclasses.asdict(cfg.settings()),
