@@ -25,7 +25,6 @@ import sys
 import types
 from pathlib import Path
 
-from sdss_distill.api import load
 from sdss_distill.core.cli import Parser, program
 from sdss_distill.core.errors import run_cli
 from sdss_distill.core.io import check_apart, read_toml
@@ -119,6 +118,7 @@ def train(**settings):
     """
     cfg = for_source(make_config(**settings), method_chosen="method" in settings)
     run(cfg)
+    from sdss_distill.api import load  # the Python API's Run: not for `train --help`
     return load(cfg.out, quiet=cfg.quiet)
 
 
