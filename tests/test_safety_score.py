@@ -197,3 +197,31 @@ def test_no_fork_after_jax(tmp_path):
     assert "os.fork() was called" not in proc.stderr, proc.stderr[-3000:]
     assert (tmp_path / "scored").is_dir()
     assert (tmp_path / "sweep" / "results.csv").is_file()
+
+
+FORK_TEST = """
+import multiprocessing
+
+
+def _nothing():
+    pass
+
+
+def test_fork_after_jax():
+    import jax.numpy as jnp
+    jnp.ones(3).block_until_ready()  # JAX's threads are running
+    child = multiprocessing.get_context("fork").Process(target=_nothing)
+    child.start()
+    child.join()
+"""
+
+
+def test_pytest_fails_a_test_that_forks_after_jax(tmp_path):
+    """Issue 21 item 6: the suite's own pytest settings turn JAX's os.fork() warning into a
+    failure (it is raised inside an at-fork hook, where Python only reports it)."""
+    (tmp_path / "test_fork.py").write_text(FORK_TEST)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-c", str(ROOT / "pyproject.toml"), str(tmp_path / "test_fork.py")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "1 failed" in proc.stdout and "os.fork() was called" in proc.stdout, proc.stdout[-2000:]
