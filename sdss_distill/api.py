@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sdss_distill.core.domain import domain
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.io import read_json
+from sdss_distill.core.io import quiet_import, read_json
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, get_view
 from sdss_distill.edge import sets as edge_sets
 from sdss_distill.edge.classifier import EdgeClassifier, card_path
@@ -85,6 +86,7 @@ class Run:
         """Convert the run to LiteRT as `sdss-distill export` does (a new version of the run);
         `mcu`: also the C99 sources. `options` go to `export.run.export_run` (`invokes`,
         `threads`, `data`). Returns export.json's content."""
+        quiet_import("keras")  # its native start-up lines, before export.run imports it
         from sdss_distill.export.run import export_run
         quiet = self.quiet if quiet is None else quiet
         report = export_run(self.path, quiet=quiet, finetune=finetune, mcu=mcu, **options)
@@ -151,7 +153,6 @@ class KerasStudent(EdgeClassifier):
     records them) and probabilities; only the model call differs."""
 
     def __init__(self, layout):
-        from sdss_distill.core.domain import domain
         from sdss_distill.data.table import features
         from sdss_distill.runs.rows import load_run_rows
         self.path = layout.model(STUDENT)
@@ -180,7 +181,6 @@ class KerasStudent(EdgeClassifier):
 
 def _load_keras(path: Path):
     """A saved Keras model, loaded safely (models.mlp.load_run_model); errors name the file."""
-    from sdss_distill.core.io import quiet_import
     quiet_import("keras")  # its native start-up lines, before models.mlp imports it
     from sdss_distill.models.mlp import load_run_model
     return load_run_model(path)

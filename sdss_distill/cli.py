@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from sdss_distill import __version__
 from sdss_distill.core.errors import EXIT_USAGE
 
 PROG = "sdss-distill"
@@ -65,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     if argv[0] == "--version":
-        from sdss_distill import __version__
         print(f"{PROG} {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
@@ -99,7 +99,7 @@ def run() -> None:
     """The `sdss-distill` program: `main`, then exit (quickly after `train`)."""
     code = main()
     if sys.argv[1:2] and sys.argv[1] in QUICK_EXIT:
-        from sdss_distill.core.cli import exit_quickly
+        from sdss_distill.core.cli import exit_quickly  # argparse & co: not for a bare --help
         exit_quickly(code)
     sys.exit(code)
 

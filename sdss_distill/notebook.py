@@ -13,6 +13,14 @@ from pathlib import Path
 
 from sdss_distill.core.cli import program
 from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import quiet_import, read_json
+from sdss_distill.data import datasets
+from sdss_distill.runs.config import make_config
+from sdss_distill.runs.rows import load_run_rows
+from sdss_distill.sweep import cli as experiment
+from sdss_distill.sweep.grid import load_cells
+from sdss_distill.sweep.summary import comparisons, tidy
+from sdss_distill.train import run as train_run
 
 RUN_ENV = "SDSS_DISTILL_RUN"
 
@@ -29,7 +37,6 @@ def _env_path(name: str, root: Path) -> Path | None:
 def load_data(spec: str | None = None):
     """The table `spec` names (a packaged dataset: bright, faint, sdss; or a file), else
     $SDSS_DISTILL_DATA, else the packaged `sdss` dataset: (what it is, DataFrame)."""
-    from sdss_distill.data import datasets
     source, table = datasets.load(spec)
     return source.describe(), table
 
@@ -45,13 +52,13 @@ def find_run(root: Path, *, export: bool = False, epochs: int = 40) -> Path:
         raise InputError(f"${RUN_ENV}={chosen}: no reports/report.json there; point it at a "
                          f"directory written by `{program('train')} --out DIR` or sd.train(out=DIR)")
     if not (run / "reports" / "report.json").is_file():
-        from sdss_distill.runs.config import make_config
-        from sdss_distill.train import run as train_run
         print(f"training a quick run ({epochs} epochs max) into {run} ...")
         train_run(make_config(out=str(run), epochs=epochs, quiet=True))
     if export and not (run / "reports" / "export.json").is_file():
-        from sdss_distill.export.run import export_run
         print(f"exporting TFLite variants into {run / 'tflite'} ...")
+        quiet_import("keras")  # its native start-up lines, before export.run imports it
+        from sdss_distill.export.run import export_run  # TensorFlow, only when exporting
+
         export_run(run, quiet=True, everything=True)  # the notebooks compare every variant
     return run.resolve()
 
@@ -59,8 +66,6 @@ def find_run(root: Path, *, export: bool = False, epochs: int = 40) -> Path:
 def load_run(run: Path, data: str | None = None):
     """(report, cleaned table, split) of a run, read from ONE verified version (rundir.RunDir);
     its table is the one it recorded (or `data`, if that moved), refused if it changed."""
-    from sdss_distill.core.io import read_json
-    from sdss_distill.runs.rows import load_run_rows
     rows = load_run_rows(run, data)
     return read_json(rows.layout.report_json, keys=("models",)), rows.df, rows.split
 
@@ -78,7 +83,6 @@ def find_sweep(root: Path) -> Path:
         return Path(chosen)
     out = Path(root) / "runs" / "notebook-sweep"
     if not (out / "summary.csv").is_file():
-        from sdss_distill.sweep import cli as experiment
         if experiment.main([*NOTEBOOK_GRID, "--out", str(out), "--no-plots"]) != 0:
             raise RuntimeError(f"the notebook's sweep into {out} failed; see the message above")
     return out
@@ -86,8 +90,6 @@ def find_sweep(root: Path) -> Path:
 
 def load_sweep(out: Path) -> tuple:
     """(cell documents, tidy table, per cell x arm summary) of a finished sweep."""
-    from sdss_distill.sweep.grid import load_cells
-    from sdss_distill.sweep.summary import comparisons, tidy
     cells = load_cells(out)
     df = tidy(cells)
     return cells, df, comparisons(df)

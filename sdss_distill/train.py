@@ -116,9 +116,9 @@ def train(**settings):
     Example:
         run = sd.train(data="bright", out="runs/bright", seed=1, quiet=True)
     """
-    from sdss_distill.api import load
     cfg = for_source(make_config(**settings), method_chosen="method" in settings)
     run(cfg)
+    from sdss_distill.api import load  # the Python API's Run: not for `train --help`
     return load(cfg.out, quiet=cfg.quiet)
 
 

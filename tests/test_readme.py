@@ -79,3 +79,46 @@ def test_the_site_works_opened_from_disk_and_has_the_api_reference():
     assert re.search(r"^use_directory_urls: false$", config, re.M)
     assert re.search(r"^  - mkdocstrings:$", config, re.M) and "reference/api.md" in config
     assert "::: sdss_distill.api" in (ROOT / "docs" / "reference" / "api.md").read_text()
+
+
+NUMBERS = {w: n for n, w in enumerate(["zero", "one", "two", "three", "four", "five", "six",
+                                       "seven", "eight", "nine", "ten", "eleven", "twelve"])}
+
+
+def test_the_readme_counts_the_registrys_methods_and_controls():
+    """Issue 21 item 7: "N distillation methods ... plus M controls" in the README is the
+    registry's list (a control's summary starts with "control:")."""
+    from sdss_distill.distill import registry
+    text = " ".join((ROOT / "README.md").read_text().split())
+    found = re.search(r"(\w+) distillation methods are built in .*?plus (\w+) controls", text)
+    assert found, "README: the sentence counting the methods is gone"
+    methods, controls = (NUMBERS.get(w.lower(), w) for w in found.groups())
+    summaries = [registry.get(name).summary for name in registry.names()]
+    want_controls = sum(s.startswith("control:") for s in summaries)
+    assert (methods, controls) == (len(summaries) - want_controls, want_controls)
+
+
+def test_docs_and_docstrings_name_only_files_that_exist():
+    """Issue 21 item 7: no `stream_data.py`-style reference to a module that is gone, in the
+    README, the docs or the package's own docstrings and comments."""
+    known = {p.name for d in ("sdss_distill", "scripts", "tests", "notebooks", "datapkg")
+             for p in (ROOT / d).rglob("*.py")}
+    texts = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"),
+             *(ROOT / "sdss_distill").rglob("*.py")]
+    gone = sorted({f"{path.relative_to(ROOT)}: {name}" for path in texts
+                   for name in re.findall(r"\b([A-Za-z_]\w*\.py)\b", path.read_text())
+                   if name not in known})
+    assert not gone, f"references to files that do not exist: {gone}"
+
+
+def test_package_docstrings_name_only_their_own_modules():
+    """A subpackage's docstring that names `module` in backticks names one of its modules
+    (issue 21: distill/__init__.py named a `training` module that did not exist)."""
+    import ast
+    wrong = []
+    for init in sorted((ROOT / "sdss_distill").glob("*/**/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        wrong += [f"{init.relative_to(ROOT)}: `{name}`"
+                  for name in re.findall(r"`([a-z_][a-z0-9_]*)`", doc)
+                  if not (init.parent / f"{name}.py").exists() and not (init.parent / name).is_dir()]
+    assert not wrong, wrong

@@ -171,24 +171,57 @@ NO_FORK_SCRIPT = """
 import sys
 from sdss_distill.data.synth import write_catalogue
 from sdss_distill.score.cli import main as score
+from sdss_distill.sweep.cli import main as experiment
 from sdss_distill.train import main as train
 out = sys.argv[1]
 assert train(["--data", "bright", "--rows", "2000", "--epochs", "2", "--out", out + "/run",
               "--export", "--quiet"]) == 0
 write_catalogue(out + "/cat.parquet", 500, seed=0)
-sys.exit(score(["--model", out + "/run/tflite/student_int8.tflite", "--input",
-                out + "/cat.parquet", "--output", out + "/scored", "--workers", "1",
-                "--quiet"]) not in (0, 1))
+assert score(["--model", out + "/run/tflite/student_int8.tflite", "--input",
+              out + "/cat.parquet", "--output", out + "/scored", "--workers", "1",
+              "--quiet"]) in (0, 1)
+sys.exit(experiment(["--data", "bright", "--methods", "offline", "--temperatures", "2",
+                     "--alphas", "0.5", "--seeds", "0", "1", "--rows", "1000", "--epochs", "2",
+                     "--workers", "2", "--no-plots", "--out", out + "/sweep", "--quiet"]))
 """
 
 
 def test_no_fork_after_jax(tmp_path):
-    """Issue 21 item 6: a short `train --export` (JAX, then the QAT child) and a short `score`
-    (a Dask LocalCluster) in one process, as `make run` does: no "os.fork() was called"
-    warning (the export child used to start with a preexec_fn, i.e. a fork with Python's
-    at-fork hooks, where JAX's hook warns)."""
+    """Issue 21 item 6: a short `train --export` (JAX, then the QAT child), a short `score`
+    (a Dask LocalCluster) and a 2-worker `experiment` cell (a process pool) in one process,
+    as `make run` does: no "os.fork() was called" warning (the export child used to start
+    with a preexec_fn, i.e. a fork with Python's at-fork hooks, where JAX's hook warns)."""
     proc = subprocess.run([sys.executable, "-W", "default", "-c", NO_FORK_SCRIPT, str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "os.fork() was called" not in proc.stderr, proc.stderr[-3000:]
     assert (tmp_path / "scored").is_dir()
+    assert (tmp_path / "sweep" / "results.csv").is_file()
+
+
+FORK_TEST = """
+import multiprocessing
+
+
+def _nothing():
+    pass
+
+
+def test_fork_after_jax():
+    import jax.numpy as jnp
+    jnp.ones(3).block_until_ready()  # JAX's threads are running
+    child = multiprocessing.get_context("fork").Process(target=_nothing)
+    child.start()
+    child.join()
+"""
+
+
+def test_pytest_fails_a_test_that_forks_after_jax(tmp_path):
+    """Issue 21 item 6: the suite's own pytest settings turn JAX's os.fork() warning into a
+    failure (it is raised inside an at-fork hook, where Python only reports it)."""
+    (tmp_path / "test_fork.py").write_text(FORK_TEST)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-c", str(ROOT / "pyproject.toml"), str(tmp_path / "test_fork.py")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "1 failed" in proc.stdout and "os.fork() was called" in proc.stdout, proc.stdout[-2000:]

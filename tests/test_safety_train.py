@@ -133,3 +133,28 @@ def test_train_and_score_read_the_same_parquet_files(tmp_path):
     want = [d / "a.parquet", d / "b.pq", d / "year=2020" / "c.parquet"]
     assert stream.find_parquet(str(d)) == want == input_files(str(d))
     assert resolve(str(d)).files == tuple(want)
+
+
+@pytest.mark.slow
+def test_train_and_score_commands_read_a_directory_alike(tmp_path, model, capsys):
+    """Issue 21 item 4, through the commands: `train --data D/` and `score --input D/` read
+    the same three files of D (a .parquet, a .pq, a nested Hive-style part), and neither
+    reads the hidden file or the text file beside them."""
+    import pyarrow.parquet as pq
+
+    from sdss_distill.data.synth import write_catalogue
+    from sdss_distill.score.cli import main as score_main
+    d = tmp_path / "cat"
+    for k, rel in enumerate(("a.parquet", "b.pq", "year=2020/c.parquet", ".hidden.parquet")):
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_catalogue(d / rel, 1000, seed=k)
+    (d / "notes.txt").write_text("not a table")
+    assert train_main(["--data", f"{d}/", "--method", "offline", "--epochs", "1",
+                       "--out", str(tmp_path / "run")]) == 0
+    assert "3 Parquet file(s), 3,000 rows" in capsys.readouterr().err
+    out = tmp_path / "scored"
+    assert score_main(["--model", str(model), "--input", f"{d}/", "--output", str(out),
+                       "--workers", "1", "--quiet"]) in (0, 1)  # 1: some SIMULATED rows flagged
+    parts = sorted(out.rglob("*.parquet"))
+    assert sum(pq.read_metadata(p).num_rows for p in parts) == 3000
+    assert {p.name.split(".part")[0] for p in parts} == {"a", "b", "year=2020__c"}

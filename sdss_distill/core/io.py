@@ -10,6 +10,7 @@ we park file descriptor 2 while they run.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import hashlib
 import importlib
@@ -280,8 +281,6 @@ def exclusive(lock: Path, busy: str):
     once, never a wait. The file is removed when the block ends, while still held; a waiter
     that had opened the removed file sees that its path now names another file (or none)
     and tries again, so two holders never overlap. Issue 23 case 11: two fetches, one --out."""
-    import fcntl
-
     for _ in range(5):
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666 & ~umask())
         try:

@@ -15,6 +15,13 @@ def softmax(z, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def log_softmax(z, axis: int = -1) -> np.ndarray:
+    """log(softmax(z)) along `axis`, in float64, without exp underflowing to log(0)."""
+    z = np.asarray(z, dtype=np.float64)
+    shifted = z - z.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
 def softmax_row(z) -> list[float]:
     """`softmax` of one row of logits in Python floats, the same formula: for a handful of
     numbers a numpy call costs more than the arithmetic (the edge runtime's one-row call)."""

@@ -6,13 +6,16 @@ subprocess can list a model's operators and shrink it without loading a converte
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import flatbuffers
+from ai_edge_litert import schema_py_generated as schema
 
 IDENTIFIER = b"TFL3"
 
 
 def _schema():
-    from ai_edge_litert import schema_py_generated as schema
     return schema
 
 
@@ -69,7 +72,6 @@ def front_nodes(content: bytes, layers: str | list[str]) -> list[str]:
     These stay float in selective int8 quantization, so the first quantized tensors are those
     layers' (ReLU) outputs instead of the raw magnitudes.
     """
-    import re
     names = [name for _, name in op_output_names(content)]
     found = []
     for layer in [layers] if isinstance(layers, str) else layers:
@@ -88,8 +90,6 @@ def shrink(content: bytes, metadata: dict[str, bytes] | None = None) -> bytes:
     The converter names tensors after the TF graph (long ';'-joined paths), which is a large
     part of a 1,000-parameter model's file; signatures map their own names to tensor indices.
     """
-    import flatbuffers
-
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
     for s, g in enumerate(model.subgraphs):

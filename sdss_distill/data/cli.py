@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import sys
 
 from sdss_distill.core.cli import Parser, program
@@ -18,9 +20,6 @@ def main(argv=None) -> int:
         python -m sdss_distill.data fetch --rows 100000 --mag r 19 22 --out data/faint.parquet
         python -m sdss_distill.data synth --rows 1000000 --out data/sim_1m.parquet --seed 0
     """
-    import argparse
-    import importlib
-
     prog = program("data")
     commands = {"datasets": ("datasets", "list the packaged real SDSS tables (bright, faint, sdss)"),
                 "fetch": ("fetch", "download labelled objects from SDSS SkyServer's SQL search"),

@@ -22,6 +22,7 @@ per process. pandas and pyarrow are imported only when a table is read.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -248,8 +249,6 @@ def load_dataset(name: str):
     The bytes parsed are the bytes hashed; attrs: source, dataset, sha256 (dataset_digest),
     files {table: path}.
     """
-    import io
-
     import pandas as pd
 
     key = _check_name(name)

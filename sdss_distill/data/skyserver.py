@@ -25,6 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyarrow import csv
+
+from sdss_distill import __version__
 from sdss_distill.core.bounded import load_json
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import atomic_path, sha256_file, write_atomic
@@ -138,8 +144,6 @@ def build_sql(query: Query, *, after: int = 0, top: int | None = None) -> str:
 
 
 def _schema():
-    import pyarrow as pa
-
     kinds = {"objid": pa.uint64(), "specobjid": pa.uint64(), "class": pa.string(),
              **{c: pa.int64() for c in ("run", "rerun", "camcol", "field", "plate", "mjd", "fiberid")}}
     return pa.schema([(c, kinds.get(c, pa.float64())) for c in CANONICAL_COLUMNS])
@@ -151,10 +155,6 @@ def parse_reply(content: bytes):
     Ids are parsed as unsigned 64-bit integers straight from the text, never through float.
     Raises BadReply for an HTML page, a wrong header, a truncated or garbled body.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from pyarrow import csv
-
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -309,11 +309,8 @@ def provenance_path(out: Path) -> Path:
 def fetch(out, query: Query, settings: Settings, *, chunk: int = 50_000, quiet: bool = False,
           sleep=time.sleep) -> dict:
     """Fetch `query` in chunks into Parquet `out`, resuming from `<out>.partial/`; return provenance."""
-    import pyarrow.parquet as pq
     import requests
     from tqdm import tqdm
-
-    from sdss_distill import __version__
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -369,10 +366,6 @@ def _load_state(part: Path, wanted: dict) -> dict:
 
 def _assemble(out: Path, part: Path, state: dict, query: Query, settings: Settings, chunk: int) -> dict:
     """Join the chunks into `out` (atomically), write its provenance, drop the partial directory."""
-    import pyarrow.parquet as pq
-
-    from sdss_distill import __version__
-
     schema = _schema().with_metadata({"sdss_distill.simulated": "false", "sdss_distill.source":
                                       json.dumps({"release": settings.data_release, **query.params()})})
     rows = 0

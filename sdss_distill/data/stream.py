@@ -21,19 +21,24 @@ numpy and pyarrow only; pyarrow is imported where a file is read.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from sdss_distill.core.errors import InputError, listing
-from sdss_distill.core.io import PARQUET_SUFFIXES, find_parquet, sha256_bytes  # noqa: F401  (re-exported)
+from sdss_distill.core.io import PARQUET_SUFFIXES, find_parquet, sha256_bytes, sha256_file, write_atomic  # noqa: F401  (re-exported)
 from sdss_distill.core.quality import REASONS, check_columns, check_values, header_positions
 from sdss_distill.core.safety import is_parquet
 from sdss_distill.core.schema import ID_COLUMNS, LABELS, STUDENT_VIEW, TARGET, get_view
 from sdss_distill.data.datasets import is_name
 from sdss_distill.data.synth import is_simulated
+from sdss_distill.data.table import CleaningReport
 
 CHUNK_ROWS = 65_536  # rows per record batch read; with one row group, what is held per file
 PARTS = ("teacher_fit", "teacher_val", "student_fit", "student_val", "test")
@@ -109,9 +114,6 @@ class HashSplit:
         return np.minimum((w * folds).astype(np.int64), folds - 1)
 
     def save(self, path: Path, **provenance) -> None:
-        import json
-
-        from sdss_distill.core.io import write_atomic
         doc = {"kind": "hash", "rule": HASH_RULE, "hash": "splitmix64 (Steele et al. 2014)",
                "id_column": self.id_column, "seed": self.seed, "fractions": list(self.fractions),
                "validation_fraction": dict(zip(("teacher_train", "student_train"), self.validation)),
@@ -149,9 +151,6 @@ class ParquetSource:
     """A set of Parquet files with the needed columns, read in chunks, never whole."""
 
     def __init__(self, data: str, columns: tuple[str, ...], column_map: dict | None = None):
-        import pyarrow.parquet as pq
-
-        from sdss_distill.core.io import sha256_file
         self.data, self.columns = data, tuple(columns)
         self.files = find_parquet(data)
         self.names: list[dict[str, str]] = []  # per file: canonical -> the file's column name
@@ -194,7 +193,6 @@ class ParquetSource:
                                  f"describe the rows used; train again on a table not being written")
 
     def _check_schema(self, path: Path, schema, column_map) -> dict[str, str]:
-        import pyarrow as pa
         found = header_positions(schema.names, column_map, source=str(path))
         names = {c: schema.names[k] for c, k in found.items()}
         check_columns(names, (*self.columns, TARGET), source=str(path), header=schema.names,
@@ -217,7 +215,6 @@ class ParquetSource:
 
     def chunks(self, split: HashSplit, order_seed=None) -> Iterator[Chunk]:
         """Every chunk, cleaned and split; row groups in a seeded random order if asked."""
-        import pyarrow.parquet as pq
         units = list(self.row_groups)
         if order_seed is not None:
             units = [units[k] for k in np.random.default_rng(order_seed).permutation(len(units))]
@@ -234,8 +231,6 @@ class ParquetSource:
 
     def _clean(self, batch, names, split: HashSplit, where) -> Chunk:
         """quality.check_values on the chunk, the same drop reasons as data.clean, then the split."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
         ids = batch.column(names[names["__id__"]])
         no_id = ids.is_null().to_numpy(zero_copy_only=False)
         id_values = pc.fill_null(ids, 0).cast(pa.uint64(), safe=False).to_numpy(zero_copy_only=False)
@@ -282,7 +277,6 @@ class Cleaning:
 
     def report(self, source: str):
         """The pass's data.CleaningReport; every row dropped is an InputError."""
-        from sdss_distill.data.table import CleaningReport
         out = CleaningReport(self.read, self.kept, dict(self.dropped), dict(self.examples))
         if out.rows_kept == 0:
             raise InputError(f"{source}: cleaning dropped every row ({out.summary()}); check the "

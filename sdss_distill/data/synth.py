@@ -22,8 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from sdss_distill import __version__
+from sdss_distill.core.cli import progress
 from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import atomic_path, sha256_bytes, sha256_file, write_atomic
 from sdss_distill.core.schema import BANDS, LABELS, SIMULATED_KEY, colour_pairs
 
 PARAMS_FILE = Path(__file__).with_name("synth_params.json")
@@ -148,8 +153,6 @@ def _inject_bad(values: np.ndarray, rng: np.random.Generator, fraction: float) -
 
 
 def _schema(metadata: dict[str, str]):
-    import pyarrow as pa
-
     fields = [pa.field("objid", pa.uint64()), pa.field("specobjid", pa.uint64()),
               pa.field("ra", pa.float64()), pa.field("dec", pa.float64()),
               *(pa.field(b, pa.float64()) for b in BANDS), pa.field("redshift", pa.float64()),
@@ -159,8 +162,6 @@ def _schema(metadata: dict[str, str]):
 
 def _table(models, seed: int, bad_fraction: float, start: int, stop: int, schema):
     """Rows [start, stop) as a pyarrow Table, plus their bad-kind and class codes."""
-    import pyarrow as pa
-
     first, last = start // BLOCK, (stop - 1) // BLOCK
     parts = [_block(models, seed, b, bad_fraction) for b in range(first, last + 1)]
     lo = start - first * BLOCK
@@ -184,12 +185,6 @@ def write_catalogue(out, rows: int, *, seed: int = 0, bad_fraction: float = 0.0,
     Returns the provenance dict, also written to `<out>.provenance.json`. Same arguments,
     same file bytes. Raises InputError for a bad argument.
     """
-    import pyarrow.parquet as pq
-
-    from sdss_distill import __version__
-    from sdss_distill.core.cli import progress
-    from sdss_distill.core.io import atomic_path, sha256_bytes, sha256_file, write_atomic
-
     _check(rows, seed, bad_fraction, row_group)
     models, doc = load_model()
     out = Path(out)

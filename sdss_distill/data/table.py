@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import read_json, read_toml, sha256_bytes
@@ -38,6 +39,7 @@ from sdss_distill.core.schema import (
     canonical_name,
     get_view,
 )
+from sdss_distill.data.synth import is_simulated
 
 SUBSETS = ("teacher_train", "student_train", "test")
 LONE_CR = re.compile(rb"\r(?!\n)")
@@ -127,9 +129,6 @@ def parse_table(path: Path, raw: bytes, column_map: dict[str, str] | None = None
 
 def _parquet_simulated(raw: bytes) -> bool:
     """True when the Parquet file's key-value metadata says its rows are simulated (synth)."""
-    import pyarrow.parquet as pq
-
-    from sdss_distill.data.synth import is_simulated
     return is_simulated(pq.read_schema(io.BytesIO(raw)).metadata)
 
 

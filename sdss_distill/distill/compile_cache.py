@@ -33,7 +33,6 @@ rather than with an unchecked one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -41,7 +40,10 @@ import stat
 import sys
 from pathlib import Path
 
-from sdss_distill.core.io import write_atomic
+import jax
+import jaxlib
+
+from sdss_distill.core.io import sha256_bytes, write_atomic
 
 ENV = "SDSS_DISTILL_JAX_CACHE"
 FOLDER = ("sdss_distill", "jax-verified")
@@ -82,8 +84,6 @@ def private_folder(folder: Path) -> str | None:
 
 
 def _versions() -> dict:
-    import jax
-    import jaxlib
     return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
 
@@ -121,7 +121,7 @@ def _cache_class():
 
 def header(key: str, payload: bytes, versions: dict) -> bytes:
     """The first line of an entry: what it is for and the digest of what follows."""
-    doc = {"key": key, **versions, "sha256": hashlib.sha256(payload).hexdigest()}
+    doc = {"key": key, **versions, "sha256": sha256_bytes(payload)}
     return json.dumps(doc, sort_keys=True).encode() + b"\n"
 
 
@@ -170,7 +170,6 @@ def enable(folder: Path | None = None) -> Path | None:
               file=sys.stderr)
         return None
     try:
-        import jax
         from jax._src import compilation_cache as cc
         cache = _cache_class()(folder)
     except (ImportError, AttributeError, TypeError):  # JAX's internals moved: no cache at all

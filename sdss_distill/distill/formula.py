@@ -13,7 +13,7 @@ term: the mean squared error between a teacher hidden layer and a learned projec
 student hidden layer.
 
 The functions take the `tf` module as an argument: the Keras 3 losses (`losses.py`) and the
-tf_keras quantization-aware fine-tuning process (`qat.py`, which cannot import Keras 3)
+tf_keras quantization-aware fine-tuning process (`export/finetune.py`, which cannot import Keras 3)
 both call them, so the formula exists once.
 """
 

@@ -36,6 +36,7 @@ if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from jax.scipy.special import logsumexp  # noqa: E402
@@ -85,7 +86,6 @@ class Loss:
 def dense_stack(model):
     """(front end, [Dense layers], [dropout rate after each]) of a `build_mlp` model, or None
     when the model is anything else (then Keras fits it)."""
-    import keras
     names = [layer.name for layer in model.layers]
     if "normalize" not in names or not isinstance(model, keras.Model):
         return None

@@ -9,10 +9,8 @@ import time
 
 import numpy as np
 
+from sdss_distill.core.prob import log_softmax
 from sdss_distill.core.schema import LABELS
-
-# scipy is imported inside the functions that use it: `export --help` imports this module.
-
 
 ECE_BINS = 15
 
@@ -29,12 +27,12 @@ class Scores:
 
     def add(self, y: np.ndarray, logits: np.ndarray, teacher_logits: np.ndarray | None = None
             ) -> None:
-        from scipy.special import log_softmax
         y = np.asarray(y)
-        log_p = log_softmax(logits, axis=1)
+        log_p = log_softmax(logits, axis=1)  # core.prob: the one softmax
         pred = logits.argmax(axis=1)
         np.add.at(self.confusion, (y, pred), 1)
-        eps = np.finfo(log_p.dtype).eps  # sklearn's log_loss clips p to [eps, 1 - eps]
+        # sklearn's log_loss clips p to [eps, 1 - eps], eps of the logits' float type
+        eps = np.finfo(np.result_type(np.asarray(logits).dtype, np.float32)).eps
         p_true = np.clip(np.exp(log_p[np.arange(len(y)), y]), eps, 1 - eps)
         self.nll -= float(np.log(p_true.astype(np.float64)).sum())
         p = np.exp(log_p)

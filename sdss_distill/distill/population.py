@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdss_distill.core.schema import LABELS
+from sdss_distill.core.domain import domain, in_domain
+from sdss_distill.core.schema import LABELS, SAMPLE, STUDENT_VIEW, get_view
+from sdss_distill.data.table import features
 from sdss_distill.distill.metrics import ECE_BINS, Scores
 
 R_EDGES: tuple[float, ...] = (16.0, 17.0, 18.0, 19.0, 20.0, 21.0, 22.0)
@@ -105,9 +107,6 @@ class Populations:
     and applied to every model's logits."""
 
     def __init__(self, test, train):
-        from sdss_distill.core.domain import domain, in_domain
-        from sdss_distill.core.schema import SAMPLE, STUDENT_VIEW, get_view
-        from sdss_distill.data.table import features
         view = get_view(STUDENT_VIEW)
         self.r = test["r"].to_numpy(float)
         self.sample = test[SAMPLE].to_numpy() if SAMPLE in test.columns else None

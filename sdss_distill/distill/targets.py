@@ -8,7 +8,10 @@ again, so every loss takes logits whatever the source.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_softmax, logsumexp
+from scipy.special import logsumexp
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from sdss_distill.core.prob import log_softmax
 
 
 def ensemble_logits(member_logits: list[np.ndarray] | np.ndarray, temperature: float) -> np.ndarray:
@@ -21,7 +24,6 @@ def ensemble_logits(member_logits: list[np.ndarray] | np.ndarray, temperature: f
 
 def fold_ids(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """A stratified fold number in [0, folds) for each row."""
-    from sklearn.model_selection import StratifiedKFold
     ids = np.empty(len(labels), "int64")
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
@@ -36,7 +38,6 @@ def fold_masks(fold: np.ndarray, labels: np.ndarray, folds: int, validation_frac
     Teacher k's rows are the other folds, less a stratified validation slice of them used
     only for early stopping.
     """
-    from sklearn.model_selection import train_test_split
     train = np.zeros((len(fold), folds), bool)
     val = np.zeros((len(fold), folds), bool)
     for k in range(folds):

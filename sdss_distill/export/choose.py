@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sdss_distill.edge.classifier import interpreter
+
 BUDGET_BYTES = 8192
 """The size budget of a shipped student file (the accuracy issue's: at most 8 KB)."""
 
@@ -25,7 +27,6 @@ RULE = ("highest accuracy on the dev rows (the run's non-test rows); a tie (the 
 def dev_scores(files: dict[str, bytes], x: np.ndarray, y: np.ndarray,
                reference: np.ndarray) -> dict[str, dict]:
     """{candidate: size, rows right, accuracy and agreement with the float student} on `x`."""
-    from sdss_distill.edge.classifier import interpreter
     out = {}
     for name, content in files.items():
         interp = interpreter(content, name, 1)

@@ -20,9 +20,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from sdss_distill.core.cli import Parser, check_threads
+from sdss_distill.core.cli import Parser, check_threads, program
 from sdss_distill.core.errors import InputError, run_cli
-from sdss_distill.export.run import PROG, export_run
+from sdss_distill.core.io import quiet_import
+
+PROG = program("export")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,6 +60,10 @@ def main(argv=None) -> int:
         if args.invokes < 1:
             raise InputError(f"--invokes must be >= 1, got {args.invokes}")
         check_threads("--threads", args.threads)
+        quiet_import("tensorflow")  # its native start-up lines, before export.run imports it
+        quiet_import("keras")
+        from sdss_distill.export.run import export_run  # the command boundary: TensorFlow
+
         export_run(Path(args.run), quiet=args.quiet, data=args.data,
                    finetune=args.everything and not args.no_finetune, invokes=args.invokes,
                    threads=args.threads, mcu=args.mcu, everything=args.everything)

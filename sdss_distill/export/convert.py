@@ -15,7 +15,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import flatbuffers
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
 from sdss_distill.core import tflite_file
 from sdss_distill.core.errors import check_signals
@@ -121,8 +123,6 @@ def int16_zero_points(content: bytes) -> bytes:
     two of three tensors). The kernel writing a tensor adds its zero point and every reader
     subtracts it, so with 0 the stored integers move by one and the values they stand for do
     not; only the clamp at the range's ends moves by one step (~1e-3)."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
     for g in model.subgraphs:
         for t in g.tensors:

@@ -1,6 +1,6 @@
 """Quantization-aware training and magnitude pruning of the student, in a tf_keras process.
 
-tensorflow-model-optimization works only with Keras 2 (tf_keras), so export.py runs this
+tensorflow-model-optimization works only with Keras 2 (tf_keras), so export.variants runs this
 module as `TF_USE_LEGACY_KERAS=1 python -m sdss_distill.export.finetune --npz IN --out DIR`. The parent
 (Keras 3) passes the student's weights with its front folded into the first dense layer
 (colours and normalisation are linear), the student-train rows, their labels and the
@@ -24,6 +24,8 @@ import numpy as np
 
 from sdss_distill.core.children import die_with_parent
 from sdss_distill.core.schema import STUDENT_VIEW
+from sdss_distill.core.tflite_file import front_nodes
+from sdss_distill.distill import formula
 from sdss_distill.export.convert import calibration as convert_calibration
 from sdss_distill.export.convert import convert, quantize_selective
 from sdss_distill.export.fold import FRONT_LAYER, fold_student, mlp_logits  # noqa: F401
@@ -49,8 +51,6 @@ def build(keras, kernels, biases, wrap=lambda layer: layer, input_name=STUDENT_V
 def kd_loss(tf, temperature: float, alpha: float, kind: str = "kl"):
     """y_true = [label, teacher logits...]; the run's distillation loss on student logits,
     from the same formula as training (`distill.formula`)."""
-    from sdss_distill.distill import formula
-
     def loss(y_true, s):
         return formula.total(tf, y_true[:, 0], y_true[:, 1:], s, temperature=temperature,
                              alpha=alpha, kind=kind)
@@ -60,8 +60,6 @@ def kd_loss(tf, temperature: float, alpha: float, kind: str = "kl"):
 
 def to_tflite(tf, model, calibration=None, quantized_by_qat=False) -> bytes:
     """tf_keras model -> flatbuffer via a SavedModel with a `serving_default` signature."""
-    from sdss_distill.core.tflite_file import front_nodes
-
     @tf.function(input_signature=[tf.TensorSpec([None, model.input_shape[-1]], tf.float32,
                                                 name=STUDENT_VIEW)])
     def serve(photometric):

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
 from sdss_distill.core.errors import InputError
 
@@ -21,7 +22,6 @@ CTYPES = {"FLOAT32": ("float", "<f4"), "INT8": ("int8_t", "i1"), "INT16": ("int1
 
 
 def _schema():
-    from ai_edge_litert import schema_py_generated as schema
     return schema
 
 

@@ -5,8 +5,10 @@ activations; for tests, diagnosis and export.json."""
 from __future__ import annotations
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter
 
 from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.schema import SIGNATURE, STUDENT_VIEW
 from sdss_distill.export.mcu import MCU_DIR, Emitter
 from sdss_distill.export.mcu_graph import (
@@ -82,9 +84,6 @@ def simulate(content: bytes, x: np.ndarray, *, rounding: str = "double",
 def evaluate(content: bytes, x: np.ndarray, y: np.ndarray, keras_logits: np.ndarray) -> dict:
     """What export.json records about the C classifier: its scores (TFLite Micro's, through
     `simulate`) scored on the test rows against the labels, the Keras model and LiteRT."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from sdss_distill.core.io import quiet_native_stderr
     scores = simulate(content, x)
     pred, keras = scores.argmax(1), keras_logits.argmax(1)
     with quiet_native_stderr(replay_on_error=False):

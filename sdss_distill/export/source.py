@@ -14,6 +14,9 @@ from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import sha256_bytes, sha256_file
 from sdss_distill.core.prob import fractions
 from sdss_distill.core.schema import LABELS, SIGNATURE, STUDENT, STUDENT_VIEW, TEACHER, get_view
+from sdss_distill.data.table import features, labels
+from sdss_distill.models.mlp import load_run_model
+from sdss_distill.runs import rows as run_rows
 from sdss_distill.runs.rundir import Layout
 
 
@@ -25,9 +28,7 @@ class RunData:
         """`rows` (a runs.rows.RunRows) and `models` (name -> Keras model), when the caller has
         just trained and saved them (`train --export`), are used instead of reading them back;
         the saved model files are still hashed for the cards."""
-        from sdss_distill.data.table import features, labels
-        from sdss_distill.runs.rows import load_run_rows
-        rows = rows if rows is not None else load_run_rows(run, data)
+        rows = rows if rows is not None else run_rows.load_run_rows(run, data)
         self.layout: Layout = rows.layout
         self.dir = self.layout.root if isinstance(run, Layout) else Path(run)
         self.run_id = self.layout.run_id
@@ -49,7 +50,6 @@ class RunData:
                                       for name in (STUDENT, TEACHER))
 
     def _load(self, name: str, model=None):
-        from sdss_distill.models.mlp import load_run_model
         path = self.layout.model(name)
         if not path.is_file():
             raise InputError(f"{path}: missing; not a complete training run, train it again "

@@ -24,6 +24,8 @@ from sdss_distill.core.schema import STUDENT, STUDENT_VIEW, TEACHER
 from sdss_distill.export import choose
 from sdss_distill.export.convert import convert, int8_candidates, saved_model
 from sdss_distill.export.fold import fold_student
+from sdss_distill.models.mlp import logits
+from sdss_distill.models.mlp import logits as soft_targets
 
 DYNAMIC_NO_OP = "no-op here, the converter only quantizes tensors of >= 1024 weights"
 DEFAULT_PTQ = {"student_float32": "float32"}
@@ -50,7 +52,6 @@ DESCRIPTIONS = {"float32": "float32", "float16": "float16 weights",
 def start_finetune(run, tmp: Path) -> subprocess.Popen:
     """Start QAT and pruning in a tf_keras child (tfmot needs Keras 2), which dies with this
     process; the parent converts the other variants meanwhile (finish_finetune collects)."""
-    from sdss_distill.models.mlp import logits as soft_targets
     npz = tmp / "finetune.npz"
     kernels, biases = fold_student(run.student)
     np.savez(npz, x=run.x_train[STUDENT_VIEW], y=run.y_train, x_test=run.x_test[STUDENT_VIEW],
@@ -126,7 +127,6 @@ def int8_files(run, ensemble) -> dict[str, tuple[bytes, str]]:
 def pick_int8(run, candidates: dict[str, tuple[bytes, str]], say) -> tuple[tuple, dict]:
     """((student_int8's flatbuffer, its description), export.json's `student_int8_choice`):
     the candidate with the most dev rows right within the budget (export.choose)."""
-    from sdss_distill.models.mlp import logits
     reference = logits(run.student, run.x_dev)
     scores = choose.dev_scores({k: c for k, (c, _) in candidates.items()}, run.x_dev,
                                run.y_dev, reference)

@@ -6,6 +6,8 @@ so a deployed student takes raw u g r i z magnitudes and nothing else.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 
@@ -161,7 +163,6 @@ def load(path, **kwargs) -> keras.Model:
 def load_run_model(path) -> keras.Model:
     """A run's saved model, loaded safely; a missing or unloadable file is one InputError
     naming it (Keras raises many kinds of exception for a bad archive)."""
-    from pathlib import Path
     if not Path(path).is_file():
         raise InputError(f"{path}: missing; not a complete training run, train it again")
     try:

@@ -15,10 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from sdss_distill.core.cli import Parser, check_rows, check_threads
+from sdss_distill.core.cli import Parser, check_rows, check_threads, program
 from sdss_distill.core.errors import InputError, run_cli
-from sdss_distill.score.catalogue import score, summary
-from sdss_distill.score.parts import EXIT_FLAGGED, PROG
+
+PROG = program("score")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,6 +73,10 @@ def main(argv=None) -> int:
         check_threads("--threads-per-worker", args.threads_per_worker)
         check_rows("--batch", args.batch)
         keep = [c.strip() for c in args.keep.split(",") if c.strip()]
+        # the command boundary: pyarrow, pandas and Dask load once the arguments are checked
+        from sdss_distill.score.catalogue import score, summary
+        from sdss_distill.score.parts import EXIT_FLAGGED
+
         total = score(Path(args.model), args.input, Path(args.output), scheduler=args.scheduler,
                       workers=args.workers, threads=args.threads_per_worker, batch_rows=args.batch,
                       part_rows=args.part_rows, keep=keep, quiet=args.quiet,

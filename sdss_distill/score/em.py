@@ -32,6 +32,8 @@ import numpy as np
 from sdss_distill.core.bounded import load_json
 from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import sha256_bytes
+from sdss_distill.data.table import labels as label_codes
+from sdss_distill.runs.rows import load_run_rows
 from sdss_distill.score import priors as core
 
 MODES = ("training", "em")
@@ -50,8 +52,6 @@ def training_priors(card: dict, labels) -> tuple[np.ndarray, str]:
     if not run:
         raise InputError("the model card has no 'priors' and names no source run; export the "
                          "run again with this version (python -m sdss_distill.export --run DIR)")
-    from sdss_distill.data.table import labels as label_codes
-    from sdss_distill.runs.rows import load_run_rows
     try:
         rows = load_run_rows(run)
     except InputError as e:

@@ -18,6 +18,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from sdss_distill.core.errors import InputError, disk_full_line, is_disk_full, signal_received
 from sdss_distill.core.safety import remove_file_within
 
@@ -62,7 +64,6 @@ def clean_temps(output: Path) -> int:
 def is_our_part(path: Path, key: bytes) -> bool:
     """True only for a Parquet file a score run wrote (its metadata carries `key`): a stale
     part may be removed, a user's file of a similar name never."""
-    import pyarrow.parquet as pq
     try:
         return key in (pq.read_metadata(path).metadata or {})
     except (OSError, ValueError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sdss_distill import __version__
 from sdss_distill.core.cli import program
@@ -22,6 +25,7 @@ from sdss_distill.core.errors import InputError, listing
 from sdss_distill.core.io import find_parquet, sha256_bytes
 from sdss_distill.core.quality import check_columns, header_positions
 from sdss_distill.core.schema import ID_COLUMNS, SIMULATED_KEY
+from sdss_distill.edge.classifier import LABELS_FILE, EdgeClassifier, card_path
 from sdss_distill.score import hats as hats_io
 from sdss_distill.score.batch import QUALITY, Model, check_rows, features, probabilities, score_batch
 
@@ -69,7 +73,6 @@ class Bundle:
 
 def model_bundle(model: Path) -> Bundle:
     """Read and validate the model, its card and labels on the client."""
-    from sdss_distill.edge.classifier import LABELS_FILE, EdgeClassifier, card_path
     clf = EdgeClassifier(model)  # validates the file, its signature, card and labels here
     content = Path(model).read_bytes()
     labels = Path(model).parent / LABELS_FILE
@@ -84,7 +87,6 @@ _LOCK = threading.Lock()
 def classifier(bundle: Bundle) -> Model:
     """This worker's model (validated as an EdgeClassifier, run by its own resized LiteRT
     interpreter), built once per process and thread."""
-    from sdss_distill.edge.classifier import LABELS_FILE, EdgeClassifier
     key = (bundle.sha256, threading.get_ident())
     with _LOCK:
         if key not in _CLASSIFIERS:
@@ -109,7 +111,6 @@ def part_identity(part: Part, bundle: Bundle) -> dict:
 
 def completed(path: Path, identity: dict) -> dict | None:
     """The recorded stats of a finished part with this identity, else None."""
-    import pyarrow.parquet as pq
     try:
         meta = json.loads(pq.read_metadata(path).metadata[META_KEY])
     except (OSError, ValueError, KeyError, TypeError):
@@ -122,7 +123,6 @@ def writer_options(schema, part: Part) -> dict:
     and statistics only for the integer id and row columns, zstd for all but the computed
     probabilities (statistics, dictionary attempts and compression on those floats cost about
     half the write time and save little space)."""
-    import pyarrow as pa
     ints = [f.name for f in schema if pa.types.is_integer(f.type)]
     computed = {f.name for f in schema if f.name.startswith("p_") and f.name not in part.keep}
     return {"compression": {f.name: "none" if f.name in computed else "zstd" for f in schema},
@@ -134,9 +134,6 @@ def writer_options(schema, part: Part) -> dict:
 
 def score_part(part: Part, bundle: Bundle, out_dir: str, batch_rows: int) -> dict:
     """Score one part into DIR/<name> atomically (temporary name, then rename); its stats."""
-    import resource
-
-    import pyarrow.parquet as pq
     cpu = time.process_time()
     out = Path(out_dir) / part.name
     identity = part_identity(part, bundle)
@@ -178,7 +175,6 @@ def part_probabilities(part: Part, bundle: Bundle, batch_rows: int, row_groups=N
                        head: int | None = None) -> np.ndarray:
     """The model's (n, K) float32 probabilities of the good rows among `row_groups` of a part
     (default: all of them), or among the first `head` rows of each (--priors em's sample)."""
-    import pyarrow.parquet as pq
     model, out = classifier(bundle), []
     source, names = pq.ParquetFile(part.source), [part.columns[c] for c in model.columns]
     for group in row_groups or part.row_groups:
@@ -196,8 +192,6 @@ def part_probabilities(part: Part, bundle: Bundle, batch_rows: int, row_groups=N
 
 def plan(paths: list[Path], columns, labels, keep: list[str], part_rows: int) -> list[Part]:
     """Parts of whole row groups (about part_rows rows each) for every input file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     common = Path(os.path.commonpath([p.resolve().parent for p in paths]))
     parts = []
     for path in paths:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import functools
 import json
 import os
 import sys
@@ -31,7 +32,8 @@ from pathlib import Path
 from sdss_distill.core.cli import Parser, program
 from sdss_distill.core.errors import InputError, run_cli
 from sdss_distill.core.io import check_dir_target, mark_dir, write_atomic
-from sdss_distill.data.datasets import NAMES_WIN
+from sdss_distill.core.machine import machine
+from sdss_distill.data.datasets import NAMES_WIN, resolve
 from sdss_distill.distill import registry
 from sdss_distill.distill.formula import SOFT_LOSSES
 from sdss_distill.runs.config import Config, make_config, parse_method_options
@@ -124,7 +126,6 @@ def plan(args: argparse.Namespace) -> tuple[Config, list, list[int]]:
                          f"{preset['data']} (one split of both samples); drop --data")
     base = make_config(args.config, data=args.data or preset.get("data"), quiet=True,
                        methods=parse_method_options(args.set_options), **overrides)
-    from sdss_distill.data.datasets import resolve
     base = dataclasses.replace(base, data=resolve(base.data).record)
     methods = args.methods or preset.get("methods", [base.method]) or registry.names()
     for name in methods:
@@ -155,7 +156,6 @@ def int8_bytes(out: Path, cells: list[dict]) -> dict[int, int]:
 
 def summarise(out: Path, command: str) -> dict:
     """Rebuild results.csv, summary.csv, summary.md (and plots) from the finished cells."""
-    from sdss_distill.core.machine import machine
     from sdss_distill.sweep import summary as report
     from sdss_distill.sweep.grid import load_cells
     cells = load_cells(out)
@@ -184,7 +184,6 @@ def _dask_runner(scheduler: str | None):
     """run_sweep's runner for `--scheduler` (sweep.cluster), or None: local processes."""
     if not scheduler:
         return None
-    import functools
 
     from sdss_distill.sweep.cluster import run_on_dask
     return functools.partial(run_on_dask, scheduler)

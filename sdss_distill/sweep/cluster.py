@@ -18,16 +18,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import dask
+from dask.distributed import as_completed
+
+from sdss_distill.core.children import child_env, die_with_parent
 from sdss_distill.core.errors import InputError, check_signals, deferred_signals
-from sdss_distill.sweep.grid import Cell, run_seed, write_cell
+from sdss_distill.core.io import sha256_bytes, write_atomic
+from sdss_distill.runs.config import make_config
+from sdss_distill.score.catalogue import _close, start_client
+from sdss_distill.sweep.grid import Cell, one_thread, run_seed, write_cell
 
 
 def _allowed() -> int:
     """Times the scheduler re-runs a task whose worker died (then KilledWorker)."""
-    import dask
     return int(dask.config.get("distributed.scheduler.allowed-failures"))
 
 
@@ -39,11 +47,6 @@ def seed_task(base: dict, seed: int, cells: list[dict], dev: bool, options: dict
     `set_random_seed`); in the Dask worker process its event-loop thread draws too, at
     moments of its own, and the same seed trained other models there. The child dies with
     the worker (PR_SET_PDEATHSIG); settings and documents travel as JSON."""
-    import subprocess
-    import sys
-    import tempfile
-
-    from sdss_distill.core.children import child_env
     with tempfile.TemporaryDirectory(prefix="sdss-sweep-seed-") as tmp:
         job, result = Path(tmp) / "job.json", Path(tmp) / "cells.json"
         job.write_text(json.dumps({"base": base, "seed": seed, "cells": cells, "dev": dev,
@@ -60,10 +63,6 @@ def seed_task(base: dict, seed: int, cells: list[dict], dev: bool, options: dict
 def _child(job: Path, result: Path) -> int:
     """`python -m sdss_distill.sweep.cluster JOB RESULT`: run one seed's cells (JOB, JSON),
     write their documents to RESULT."""
-    from sdss_distill.core.children import die_with_parent
-    from sdss_distill.core.io import write_atomic
-    from sdss_distill.runs.config import make_config
-    from sdss_distill.sweep.grid import one_thread
     die_with_parent()
     one_thread()
     doc = json.loads(Path(job).read_text())
@@ -78,9 +77,6 @@ def run_on_dask(scheduler: str, base, todo: dict[int, list[Cell]], out: Path, de
                 options: dict | None, tick) -> None:
     """Every seed of `todo` ({seed: its unfinished cells}) as a task on the cluster at
     `scheduler`; each finished seed's cells are written to OUT/cells/ as it arrives."""
-    from dask.distributed import as_completed
-
-    from sdss_distill.score.catalogue import _close, start_client
     with deferred_signals(check=False):  # a client stopped half-started prints tracebacks
         client, _ = start_client(scheduler, 0, 1)
     try:
@@ -105,9 +101,7 @@ def run_on_dask(scheduler: str, base, todo: dict[int, list[Cell]], out: Path, de
 
 
 def _token(base, cells: list[Cell]) -> str:
-    import hashlib
-    return hashlib.sha256(json.dumps([base.to_dict(), [c.id for c in cells]], default=str)
-                          .encode()).hexdigest()[:12]
+    return sha256_bytes(json.dumps([base.to_dict(), [c.id for c in cells]], default=str))[:12]
 
 
 def _result(future, scheduler: str) -> list:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from sdss_distill.core.schema import BANDS, SAMPLE, STUDENT, colour_pairs
 from sdss_distill.data.table import labels
+from sdss_distill.distill.metrics import classification
 
 OPTIONS = ("by_sample", "reference")
 REFERENCE = "hgb"
@@ -30,7 +32,6 @@ def photometric_features(df: pd.DataFrame) -> np.ndarray:
 
 def fit_reference(df: pd.DataFrame, rows: np.ndarray, seed: int):
     """The HistGradientBoostingClassifier reference, fitted on `rows` (scikit-learn defaults)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
     model = HistGradientBoostingClassifier(random_state=seed)
     return model.fit(photometric_features(df.loc[rows]), labels(df.loc[rows]))
 
@@ -58,7 +59,6 @@ def extra_results(options: dict, ws, arms: list, prepared) -> dict:
         raise ValueError(f"unknown sweep option(s) {', '.join(unknown)}; valid: {', '.join(OPTIONS)}")
     if not any(options.values()):
         return {}
-    from sdss_distill.distill.metrics import classification
     test = prepared.df.loc[prepared.split.test]
     scorers = {arm.name: arm.logits for arm in arms}
     out = {}

@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing as mp
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from sdss_distill.core.children import die_with_parent
 from sdss_distill.core.cli import program
-from sdss_distill.core.io import sha256_bytes, write_atomic
+from sdss_distill.core.cli import progress as progress_bar
+from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import quiet_import, sha256_bytes, write_atomic
+from sdss_distill.runs import pipeline
 from sdss_distill.runs.config import Config
+from sdss_distill.sweep.extras import extra_results
 
 PROG = program("experiment")
 CELLS_DIR = "cells"
@@ -95,9 +103,6 @@ def run_seed(base: Config, seed: int, cells: list[Cell], out: Path | None, *, de
     trained once). `options`: extra evaluations (sweep.extras) recorded in each cell. Each
     finished cell's document is written to OUT/cells/ (or handed to `on_doc`, and `out` may be
     None: a Dask worker returns them to the client, sweep.cluster)."""
-    from sdss_distill.core.io import quiet_import
-    from sdss_distill.runs.pipeline import prepare, timed_run, workspace
-    from sdss_distill.sweep.extras import extra_results
     fp = fingerprint(base, dev, options)
     todo = [c for c in cells if out is None or not done(out, seed, c, fp)]
     if not todo:
@@ -106,11 +111,11 @@ def run_seed(base: Config, seed: int, cells: list[Cell], out: Path | None, *, de
     for key in dict.fromkeys(c.rows_key() for c in todo):
         group = [c for c in todo if c.rows_key() == key]
         seed_cfg = dataclasses.replace(group[0].config(base, seed), method=base.method)
-        prepared = prepare(seed_cfg, dev=dev)
-        ws = workspace(prepared, seed_cfg)
+        prepared = pipeline.prepare(seed_cfg, dev=dev)
+        ws = pipeline.workspace(prepared, seed_cfg)
         for cell in group:
             cfg = cell.config(base, seed)
-            arms, results, seconds = timed_run(cfg, prepared, ws=ws)
+            arms, results, seconds = pipeline.timed_run(cfg, prepared, ws=ws)
             parts = prepared.split
             doc = {"fingerprint": fp, "seed": seed, "dev": dev, "cell": dataclasses.asdict(cell),
                    "cell_id": cell.id, "method_settings": dataclasses.asdict(cfg.settings()),
@@ -148,10 +153,8 @@ _QUEUE = None
 def _worker_init(queue=None, parent: int | None = None) -> None:
     """A pool worker: dies with the sweep (even a SIGKILLed one, issue 23), leaves Ctrl-C to
     the parent, and runs TensorFlow on one thread."""
-    import signal
     global _QUEUE
     if parent is not None:
-        from sdss_distill.core.children import die_with_parent
         die_with_parent(parent)
     _QUEUE = queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
@@ -162,7 +165,6 @@ def one_thread() -> None:
     """TensorFlow on one thread in this process (a sweep runs one seed per core)."""
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    from sdss_distill.core.io import quiet_import
     tf = quiet_import("tensorflow")
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -181,7 +183,6 @@ def run_sweep(base: Config, cells: list[Cell], seeds: list[int], out: Path, *, d
     """Run every unfinished (seed, cell), `workers` seeds at a time, with a progress bar; or
     by `runner(base, {seed: unfinished cells}, out, dev, options, tick)` (sweep.cluster's
     run_on_dask for `--scheduler`)."""
-    from sdss_distill.core.cli import progress as progress_bar
     check_settings(out, base, dev, options)
     fp = fingerprint(base, dev, options)
     total = len(cells) * len(seeds)
@@ -212,8 +213,6 @@ def _tick(bar, seed, cell_id) -> None:
 def _run_parallel(base, cells, seeds, out, dev, workers, bar, options=None) -> None:
     """Seeds in `workers` spawned processes (never forked after JAX), which die with this one;
     progress comes back through one Queue (no Manager process to outlive a killed sweep)."""
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
 
@@ -308,7 +307,6 @@ def _short(value) -> str:
 def check_settings(out: Path, base: Config, dev: bool, options: dict | None = None) -> None:
     """Refuse to resume a sweep in OUT with other settings (its summary would mix both): one
     line naming what differs and the fix; record the settings of a new sweep."""
-    from sdss_distill.core.errors import InputError
     new, path = settings(base, dev, options), Path(out) / SETTINGS_FILE
     fp = fingerprint(base, dev, options)
     if path.is_file():

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sdss_distill.core.schema import STUDENT
+from sdss_distill.core.io import quiet_import, write_atomic
+from sdss_distill.core.schema import STUDENT, STUDENT_VIEW, get_view
 from sdss_distill.distill import registry
 from sdss_distill.distill.method import Architecture
+from sdss_distill.export.convert import int8_student_bytes
 
 CACHE = "int8_bytes.json"
 
@@ -32,7 +34,6 @@ def architectures(base, methods) -> list[Architecture]:
 def _build(arch: Architecture):
     """An untrained model of `arch` with random (non-zero, all distinct) weights: the converter
     shares identical constant buffers, so zero-initialised biases would shrink the file."""
-    from sdss_distill.core.schema import STUDENT_VIEW, get_view
     from sdss_distill.models.mlp import build_mlp, ensemble_model, subclass_model
     view = get_view(STUDENT_VIEW)
     rng = np.random.default_rng(0)
@@ -58,9 +59,7 @@ def sizes(out: Path, base, methods) -> dict[int, int]:
     path = Path(out) / CACHE
     cached = {int(k): v for k, v in json.loads(path.read_text()).items()} if path.is_file() else {}
     todo = architectures(base, methods)
-    from sdss_distill.core.io import quiet_import, write_atomic
     quiet_import("keras")
-    from sdss_distill.export.convert import int8_student_bytes
     for arch in todo:
         model, x = _build(arch)
         params = int(model.count_params())

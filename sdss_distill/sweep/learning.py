@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from sdss_distill.core.schema import BASELINE, STUDENT
+from sdss_distill.sweep.figures import _plt, write_report
 from sdss_distill.sweep.stats import describe, p_text, paired
 
 
@@ -77,9 +78,7 @@ def markdown(df: pd.DataFrame, command: str = "") -> str:
 
 def figure(df: pd.DataFrame):
     """Left: the paired gain (95 % CI) against training rows; right: the accuracies."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plt()
     fig, (gain_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
     methods = list(dict.fromkeys(df.method))
     for k, (method, g) in enumerate(df.groupby("method", sort=False)):
@@ -114,6 +113,5 @@ def figure(df: pd.DataFrame):
 
 def write(out: Path, cells: list[dict], command: str = "") -> list[Path]:
     """OUT/learning.csv, .md and .png from the sweep's cells."""
-    from sdss_distill.sweep.figures import write_report
     df = table(cells)
     return write_report(Path(out), "learning", df, markdown(df, command), figure(df))

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sdss_distill.core.io import atomic_path
+from sdss_distill.sweep.figures import _plt
 from sdss_distill.sweep.peers import PEERS, STUDENTS
 from sdss_distill.sweep.stats import describe, paired
 
@@ -151,11 +153,8 @@ def markdown(summary: pd.DataFrame, pop: pd.DataFrame, head: list[str]) -> str:
 def figure(summary: pd.DataFrame, title: str, out: Path) -> None:
     """Accuracy (mean ± std over seeds) against size and against one-row latency, log x axes,
     every point named; PNG written through core.io.atomic_path."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plt()
 
-    from sdss_distill.core.io import atomic_path
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     for ax, key, label in ((axes[0], "size_bytes", "serialized size, bytes (log)"),
                            (axes[1], "latency_us", "one-row call from Python, us (log)")):

@@ -13,7 +13,6 @@ process, beside the raw LiteRT call on the student's file.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import pickle
 import tempfile
@@ -23,8 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
-from sdss_distill.core.schema import BANDS, colours
+from sdss_distill.core.io import sha256_bytes
+from sdss_distill.core.schema import BANDS, SAMPLE, colours
+from sdss_distill.data.table import labels, split, validation_slice
+from sdss_distill.distill.population import by_population, group
+from sdss_distill.edge.classifier import interpreter
 
 FEATURES: tuple[str, ...] = (*BANDS, *(f"{a}-{b}" for a, b in colours(BANDS)))
 """The peers' inputs: u g r i z and the adjacent colours u-g g-r r-i i-z."""
@@ -58,8 +67,6 @@ def _pickle_bytes(model) -> int:
 
 
 def _scaled(estimator):
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
     return make_pipeline(StandardScaler(), estimator)
 
 
@@ -80,22 +87,18 @@ def _xgboost(seed: int, **_):
 
 
 def _hgb(seed: int, **_):
-    from sklearn.ensemble import HistGradientBoostingClassifier
     return HistGradientBoostingClassifier(random_state=seed)
 
 
 def _forest(seed: int, **_):
-    from sklearn.ensemble import RandomForestClassifier
     return RandomForestClassifier(n_estimators=500, random_state=seed, n_jobs=1)
 
 
 def _mlp(seed: int, **_):
-    from sklearn.neural_network import MLPClassifier
     return _scaled(MLPClassifier(random_state=seed))
 
 
 def _knn(seed: int, k: int = 5, **_):
-    from sklearn.neighbors import KNeighborsClassifier
     return _scaled(KNeighborsClassifier(n_neighbors=k, n_jobs=1))
 
 
@@ -155,7 +158,7 @@ def skipped_line(skipped: list[Peer]) -> str:
 
 def positions_sha(positions: np.ndarray) -> str:
     """SHA-256 of sorted int64 row positions: two row sets are the same rows iff these match."""
-    return hashlib.sha256(np.sort(np.asarray(positions, "int64")).tobytes()).hexdigest()
+    return sha256_bytes(np.sort(np.asarray(positions, "int64")).tobytes())
 
 
 def choose(peer: Peer, seed: int, x_fit, y_fit, x_dev, y_dev) -> dict:
@@ -191,7 +194,6 @@ def one_row_latency(call, x: np.ndarray, *, invokes: int, budget_s: float = 5.0,
 def litert(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """A raw one-thread LiteRT call on a .tflite file: set_tensor, invoke, get_tensor (logits);
     the interpreter is resized whenever the row count changes."""
-    from sdss_distill.edge.classifier import interpreter
     interp = interpreter(path.read_bytes(), path, 1)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     shape = [list(inp["shape"])]
@@ -217,7 +219,6 @@ def check_rows(df, sp) -> dict:
     """The peers' rows of a run, verified by row position: the saved split is the one
     `data.table.split` makes for its seed, the non-test rows are teacher-train + student-train,
     disjoint from the test rows. Returns the positions and their SHA-256s."""
-    from sdss_distill.data.table import split
     again = split(df, sp.fractions, sp.seed)
     for name, saved in sp.subsets().items():
         if not np.array_equal(np.sort(saved), again.subsets()[name]):
@@ -234,7 +235,6 @@ def check_rows(df, sp) -> dict:
 
 def _metrics(y, logits, r, sample) -> dict:
     """Accuracy and log loss overall, per sample and per r-magnitude bin (accuracy, rows)."""
-    from sdss_distill.distill.population import by_population, group
     whole, pop = group(y, logits), by_population(y, logits, r, sample)
 
     def slim(groups):
@@ -253,10 +253,6 @@ def score_seed(df, sp, peers: list[Peer], students: dict, *, invokes: int,
     [n, k] float32 array into logits, `x_view_fn(df)` gives its inputs. Peers train on the
     non-test rows of `sp` (checked by `check_rows`), one thread each.
     """
-    from threadpoolctl import threadpool_limits
-
-    from sdss_distill.core.schema import SAMPLE
-    from sdss_distill.data.table import labels, validation_slice
     rows = check_rows(df, sp)
     test, fit = df.loc[rows["test"]], df.loc[rows["non_test"]]
     y_test, y_fit = labels(test), labels(fit)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 
 
 def describe(values) -> dict:
     """n, mean, sample std and the half-width of a t-based 95 % confidence interval."""
-    from scipy import stats
     v = np.asarray(values, dtype=float)
     n = len(v)
     std = float(v.std(ddof=1)) if n > 1 else 0.0
@@ -19,7 +19,6 @@ def paired(a, b, *, tie: float = 1e-12) -> dict:
     """a - b over matched seeds: mean, std and 95 % CI of the difference, wins/ties/losses of a,
     and the two-sided Wilcoxon signed-rank p-value (zero differences dropped, as Wilcoxon did;
     1.0 when every difference is zero)."""
-    from scipy import stats
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired samples differ in length: {a.shape} vs {b.shape}")

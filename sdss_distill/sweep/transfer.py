@@ -25,6 +25,7 @@ import pandas as pd
 
 from sdss_distill.core.schema import BASELINE, STUDENT, TEACHER
 from sdss_distill.sweep.extras import REFERENCE
+from sdss_distill.sweep.figures import _plt, write_report
 from sdss_distill.sweep.stats import describe
 
 MODELS = (STUDENT, BASELINE, TEACHER, REFERENCE)
@@ -97,9 +98,7 @@ def figure(df: pd.DataFrame):
     """One panel per test sample, training sets on x, one dot per model with its 95 % CI:
     dots, not bars, because the axis starts near the lowest accuracy, not at 0, and a
     truncated bar would exaggerate the differences."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _plt()
     method = df.method.iloc[0]
     df = df[df.method == method]
     tests = [t for t in TEST_SETS if t in set(df.test_on)]
@@ -133,6 +132,5 @@ def figure(df: pd.DataFrame):
 
 def write(out: Path, cells: list[dict], command: str = "") -> list[Path]:
     """OUT/transfer.csv, .md and .png from the sweep's cells."""
-    from sdss_distill.sweep.figures import write_report
     df = table(cells)
     return write_report(Path(out), "transfer", df, markdown(df, command), figure(df))
