@@ -132,6 +132,10 @@ def run(cfg: Config) -> dict:
     return train(cfg).report
 
 
+STREAMED_CALIBRATION = ("a streamed run keeps no calibration rows in memory: prediction sets, "
+                        "the temperature and purity selections need an in-memory run")
+
+
 @dataclass
 class Trained:
     """What a run leaves in memory: its report, its rows as saved (the run version, split and
@@ -164,6 +168,7 @@ def train(cfg: Config) -> Trained:
     report = build_report(cfg, prepared, results, started, seconds, evaluation)
     if streamed:
         report["data"].update(prepared.data_fields())
+        report["calibration"] = {"not_available": STREAMED_CALIBRATION}
     else:
         report["calibration"] = run_section(prepared.df, prepared.split, cfg,
                                             next(a for a in arms if a.name == STUDENT))
