@@ -18,6 +18,7 @@ from sdss_distill.core.prob import softmax
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, get_view
 from sdss_distill.data.table import features, labels
 from sdss_distill.distill.population import r_bin_labels, r_bins
+from sdss_distill.models.mlp import load_run_model
 from sdss_distill.runs import calibration as cb
 
 NO_MATERIAL = ("the run's report has no calibration section (a streamed run, or one trained "
@@ -62,7 +63,6 @@ class ExportCalibration:
         """Replace run.student by its temperature-scaled copy (when T was applied)."""
         if self.reason or not self.temperature.get("applied"):
             return
-        from sdss_distill.models.mlp import load_run_model
         fresh = load_run_model(run.layout.model(STUDENT))  # the caller's model stays as trained
         why = fold_temperature(fresh, float(self.temperature["temperature"]))
         if why is None:

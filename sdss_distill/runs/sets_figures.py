@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from sdss_distill.runs.figures import _figure, title
 
@@ -47,7 +48,7 @@ def draw(report: dict):
         ax.set_ylim(Y_LOW, 100.5)
         ax.set_xlim(max(0.0, float(shown.min()) - 3) if len(shown) else 0.0, 100.5)
         ax.grid(alpha=0.3)
-    from matplotlib.lines import Line2D  # legend proxies: a class may have no chosen point
+    # legend proxies: a class may have no chosen point
     axes[0].legend(loc="lower left", fontsize=8, handles=[
         Line2D([], [], color="#D55E00", lw=1.5, label="test rows (threshold swept)"),
         Line2D([], [], color="#0072B2", marker="o", ls="",

@@ -12,13 +12,14 @@ completeness comes with it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
+import pyarrow as pa
 
 from sdss_distill.core import conformal, purity
 from sdss_distill.core.errors import InputError, listing
+from sdss_distill.core.io import sha256_bytes
 from sdss_distill.edge import sets as edge_sets
 
 NO_MATERIAL = ("the model card has no calibration material for --purity (student files "
@@ -93,13 +94,12 @@ def key(q, wanted: list[tuple[str, float]]) -> str | None:
     if q is None and not wanted:
         return None
     what = {"sets": q, "purity": sorted(wanted)}
-    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+    return sha256_bytes(json.dumps(what, sort_keys=True))
 
 
 def columns(pm: np.ndarray, labels, q, selected: tuple, bad: np.ndarray) -> dict:
     """The `set` and `selected_<class>` Arrow columns of a batch from the model's (labels, n)
     probabilities; bad rows are null. `selected`: ((class index, threshold), ...)."""
-    import pyarrow as pa
     mask = None
     if len(bad):
         mask = np.zeros(pm.shape[1], bool)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from sdss_distill.core.schema import BASELINE, STUDENT
 from sdss_distill.distill import registry
+from sdss_distill.sweep.figures import _plt, write_report
 from sdss_distill.sweep.stats import describe, paired
 
 
@@ -104,10 +105,7 @@ def markdown(df: pd.DataFrame, command: str = "") -> str:
 
 def figure(df: pd.DataFrame):
     """Each teacher's student minus the baseline (95 % CI)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = _plt().subplots(figsize=(7, 3.5))
     y = range(len(df))
     ax.errorbar(df.gain_pt, list(y), xerr=df.gain_ci95.fillna(0), fmt="o", capsize=3)
     ax.set_yticks(list(y), [f"{m}\n{a}" for m, a in zip(df.method, df.teacher)], fontsize=7)
@@ -122,6 +120,5 @@ def figure(df: pd.DataFrame):
 
 def write(out: Path, cells: list[dict], command: str = "") -> list[Path]:
     """OUT/controls.csv, .md and .png from the sweep's cells."""
-    from sdss_distill.sweep.figures import write_report
     df = table(cells)
     return write_report(Path(out), "controls", df, markdown(df, command), figure(df))
