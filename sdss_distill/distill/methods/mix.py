@@ -48,6 +48,10 @@ class Settings:
     hidden: tuple[int, ...] = (64, 64)
     sharpness: float = 1.0  # multiplies the mixed targets' logits
     folds: int = 3  # as crossfit.folds; both model sets share the folds
+    # weight of the student's redshift head (a Huber loss on log(1 + z) beside the class
+    # terms, distill/zphot.py); 0: no head, the run writes no z_phot. Chosen on dev rows
+    # (docs/results/photo-z.md)
+    redshift: float = 1.0
 
     def __post_init__(self):
         if not 0 <= self.weight <= 1:
@@ -61,6 +65,9 @@ class Settings:
             raise ValueError(f"sharpness must be in (0, 10], got {self.sharpness!r}")
         if not 2 <= self.folds <= 20:
             raise ValueError(f"folds must be between 2 and 20, got {self.folds!r}")
+        if not 0 <= self.redshift <= 100:
+            raise ValueError(f"redshift must be in [0, 100] (0: no redshift head), "
+                             f"got {self.redshift!r}")
 
 
 def mixed_logits(teacher: np.ndarray, photometric: np.ndarray, weight: float,
@@ -116,6 +123,10 @@ def run(ws, cfg, settings: Settings):
     photo = photometric_soft(ws, cfg, settings)
     mixed = tuple(mixed_logits(t, p, settings.weight, cfg.temperature, settings.sharpness)
                   for t, p in zip(soft, photo))
-    student = ws.student(cfg, "non_test", mixed)
+    if settings.redshift > 0:
+        from sdss_distill.distill import zphot
+        student = zphot.student(ws, cfg, "non_test", mixed, settings.redshift)
+    else:
+        student = ws.student(cfg, "non_test", mixed)
     student.notes["mix"] = dataclasses.asdict(settings)
     return [teacher, student, ws.baseline(cfg, "non_test")]

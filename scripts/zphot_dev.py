@@ -1,0 +1,45 @@
+"""Choose the redshift head's weight on dev rows (never the test rows): for each seed, the
+`mix` student with methods.mix.redshift = each weight (0: no head), scored on dev-test rows
+carved from the non-test rows (`pipeline.prepare(dev=True)`); the teachers are trained once per
+seed and shared. Prints one CSV line per seed x weight.
+
+    python scripts/zphot_dev.py --data faint --seeds 0 1 2 --weights 0 0.3 1 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from sdss_distill.runs import pipeline
+from sdss_distill.runs.config import make_config
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="faint")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.3, 1.0, 3.0])
+    a = p.parse_args(argv)
+    print("seed,weight,dev_accuracy,galaxy_sigma_nmad,galaxy_outliers,galaxy_coverage,"
+          "qso_sigma_nmad,qso_outliers", flush=True)
+    for seed in a.seeds:
+        cfg = make_config(data=a.data, seed=seed, quiet=True)
+        prepared = pipeline.prepare(cfg, dev=True)
+        ws = pipeline.workspace(prepared, cfg)
+        for w in a.weights:
+            c = dataclasses.replace(cfg, methods={"mix": {"redshift": w}})
+            arms = pipeline.run_method(ws, c)
+            r = pipeline.evaluate([x for x in arms if x.name in ("teacher", "student")],
+                                  prepared.df.loc[prepared.split.test], curves=False)["student"]
+            z = r.get("zphot") or {}
+            g, q = z.get("GALAXY", {}), z.get("QSO", {})
+            print(f"{seed},{w},{r['test_accuracy']:.5f},{g.get('sigma_nmad', float('nan')):.5f},"
+                  f"{g.get('outliers', float('nan')):.5f},{g.get('coverage', float('nan')):.4f},"
+                  f"{q.get('sigma_nmad', float('nan')):.4f},{q.get('outliers', float('nan')):.4f}",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
