@@ -3,7 +3,8 @@
 carved from the non-test rows (`pipeline.prepare(dev=True)`); the teachers are trained once per
 seed and shared. Prints one CSV line per seed x weight.
 
-    python scripts/zphot_dev.py --data faint --seeds 0 1 2 --weights 0 0.3 1 3
+    python scripts/zphot_dev.py --data faint --seeds 0 1 2 --weights 0 0.3 1 3 --transform log1p
+    python scripts/zphot_dev.py --data faint --seeds 0 1 2 --weights 1 3 10 --transform z
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from sdss_distill.core import zphot
 from sdss_distill.runs import pipeline
 from sdss_distill.runs.config import make_config
 
@@ -20,8 +22,11 @@ def main(argv=None) -> int:
     p.add_argument("--data", default="faint")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.3, 1.0, 3.0])
+    p.add_argument("--transform", choices=zphot.TRANSFORMS, default=zphot.TRANSFORM,
+                   help="what the head predicts (core.zphot.TRANSFORM)")
     a = p.parse_args(argv)
-    print("seed,weight,dev_accuracy,galaxy_sigma_nmad,galaxy_outliers,galaxy_coverage,"
+    zphot.TRANSFORM = a.transform
+    print("transform,seed,weight,dev_accuracy,galaxy_sigma_nmad,galaxy_outliers,galaxy_coverage,"
           "qso_sigma_nmad,qso_outliers", flush=True)
     for seed in a.seeds:
         cfg = make_config(data=a.data, seed=seed, quiet=True)
@@ -34,7 +39,7 @@ def main(argv=None) -> int:
                                   prepared.df.loc[prepared.split.test], curves=False)["student"]
             z = r.get("zphot") or {}
             g, q = z.get("GALAXY", {}), z.get("QSO", {})
-            print(f"{seed},{w},{r['test_accuracy']:.5f},{g.get('sigma_nmad', float('nan')):.5f},"
+            print(f"{a.transform},{seed},{w},{r['test_accuracy']:.5f},{g.get('sigma_nmad', float('nan')):.5f},"
                   f"{g.get('outliers', float('nan')):.5f},{g.get('coverage', float('nan')):.4f},"
                   f"{q.get('sigma_nmad', float('nan')):.4f},{q.get('outliers', float('nan')):.4f}",
                   flush=True)

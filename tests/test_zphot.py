@@ -27,9 +27,13 @@ def test_shapes_must_match():
         zphot.normalised_error([0.1, 0.2], [0.1])
 
 
-def test_target_round_trip_and_clip():
+@pytest.mark.parametrize("transform", zphot.TRANSFORMS)
+def test_target_round_trip_and_clip(transform):
     z = np.array([-1e-4, 0.0, 0.5, 3.0])
-    np.testing.assert_allclose(zphot.from_output(zphot.target(z)), [0, 0, 0.5, 3.0], rtol=1e-6)
+    back = zphot.from_output(zphot.target(z, transform), transform)
+    np.testing.assert_allclose(back, [0, 0, 0.5, 3.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="transform"):
+        zphot.target(z, "sqrt")
 
 
 def test_error_scale_covers_the_asked_fraction():
