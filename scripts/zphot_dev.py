@@ -39,7 +39,8 @@ def main(argv=None) -> int:
                                   prepared.df.loc[prepared.split.test], curves=False)["student"]
             z = r.get("zphot") or {}
             g, q = z.get("GALAXY", {}), z.get("QSO", {})
-            print(f"{a.transform},{seed},{w},{r['test_accuracy']:.5f},{g.get('sigma_nmad', float('nan')):.5f},"
+            print(f"{a.transform},{seed},{w},{r['test_accuracy']:.5f},"
+                  f"{g.get('sigma_nmad', float('nan')):.5f},"
                   f"{g.get('outliers', float('nan')):.5f},{g.get('coverage', float('nan')):.4f},"
                   f"{q.get('sigma_nmad', float('nan')):.4f},{q.get('outliers', float('nan')):.4f}",
                   flush=True)
