@@ -56,6 +56,19 @@ def _checked(transform: str | None) -> str:
     return transform
 
 
+def decode32(out, k: float) -> tuple[np.ndarray, np.ndarray]:
+    """(z_phot, z_phot_err) as float32 from the head's float32 output, in the float32 steps the
+    C function sdss_classify_z takes (export/mcu_templates): z = max(out, 0) (NaN stays NaN),
+    err = k * (1 + z); the edge runtime and the catalogue scorer use this same arithmetic."""
+    out = np.asarray(out, np.float32)
+    if _checked(None) == "log1p":
+        z = np.expm1(out.astype(np.float64)).astype(np.float32)
+    else:
+        z = out.copy()
+    z = np.where(z > 0, z, np.where(np.isnan(z), z, np.float32(0))).astype(np.float32)
+    return z, (np.float32(k) * (np.float32(1) + z)).astype(np.float32)
+
+
 def normalised_error(z_phot, z_spec) -> np.ndarray:
     """e = (z_phot - z_spec) / (1 + z_spec)."""
     z_phot, z_spec = np.asarray(z_phot, "float64"), np.asarray(z_spec, "float64")

@@ -26,6 +26,7 @@ from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.prob import softmax, softmax_row
 from sdss_distill.core.quality import check_columns, check_values, header_positions, value_bounds
 from sdss_distill.core.schema import LABELS, SENTINEL, SIGNATURE
+from sdss_distill.core.zphot import HEAD, decode32
 from sdss_distill.edge import verify
 
 PROG = program("edge")
@@ -71,6 +72,10 @@ class Prediction:
     in_domain: np.ndarray
     labels: tuple[str, ...]
     quality: np.ndarray
+    z_phot: np.ndarray | None = None
+    """Photometric redshift per row (float32; NaN where not `ok`), or None for a model without
+    a redshift head; `z_phot_err` its 68 % band half-width, k (1 + z_phot) (core.zphot)."""
+    z_phot_err: np.ndarray | None = None
 
     @property
     def ok(self) -> np.ndarray:
@@ -100,7 +105,7 @@ class EdgeClassifier:
                              f"{listing(signatures) or 'none'}); re-export the model")
         runner = self.interpreter.get_signature_runner(SIGNATURE)
         (self.input_name,) = signatures[SIGNATURE]["inputs"]
-        (self.output_name,) = signatures[SIGNATURE]["outputs"]
+        self.output_name, self.z_name = _output_names(self.path, signatures[SIGNATURE]["outputs"])
         self.card = read_card(self.path)
         self.columns = tuple(self.card["input"]["columns"])
         shape = runner.get_input_details()[self.input_name]["shape"]
@@ -135,6 +140,10 @@ class EdgeClassifier:
         details = self.interpreter.get_input_details()
         self._in = runner.get_input_details()[self.input_name]["index"]
         self._out = runner.get_output_details()[self.output_name]["index"]
+        self._z_out = (None if self.z_name is None
+                       else runner.get_output_details()[self.z_name]["index"])
+        self._z_last: list[np.ndarray] = []
+        self._z_scale = float((self.card.get("zphot") or {}).get("error_scale", float("nan")))
         if [d["index"] for d in details] != [self._in]:
             raise InputError(f"{self.path}: expected one input tensor in one subgraph, found "
                              f"{len(details)}; re-export the model with sdss_distill.export")
@@ -148,11 +157,14 @@ class EdgeClassifier:
             self._shape = x.shape
         self.interpreter.set_tensor(self._in, x)
         self.interpreter.invoke()
+        if self._z_out is not None:  # the redshift head's rows, read by `_attach_z`
+            self._z_last.append(self.interpreter.get_tensor(self._z_out)[:, 0])
         return self.interpreter.get_tensor(self._out)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Raw model outputs for float rows in `self.columns` order."""
         x = np.ascontiguousarray(x, dtype=np.float32)
+        self._z_last = []
         if not len(x):
             return np.zeros((0, len(self.labels)), np.float32)
         if len(x) <= _CHUNK:
@@ -196,11 +208,11 @@ class EdgeClassifier:
         if len(x) == 1:
             r = x[0].tolist()  # finite sum: no NaN or inf, so min and max are well defined
             if math.isfinite(sum(r)) and self._fast[0] <= min(r) and max(r) <= self._fast[1]:
-                return self._one(x)
+                return self._attach_z(self._one(x), None)
         ok = self.good_rows(x)
         if ok.all():
-            return Prediction(*self._classify(x.astype(np.float32)), self.labels,
-                              np.full(len(x), "", dtype=object))
+            return self._attach_z(Prediction(*self._classify(x.astype(np.float32)), self.labels,
+                                             np.full(len(x), "", dtype=object)), None)
         checked = check_values(x, self.columns)
         ok = checked.ok
         quality = np.full(len(x), "", dtype=object)
@@ -209,9 +221,23 @@ class EdgeClassifier:
         p = np.full(logits.shape, np.nan)
         classes = np.full(len(x), "", dtype=object)
         inside = np.zeros(len(x), bool)
+        self._z_last = []
         if ok.any():
             classes[ok], p[ok], logits[ok], inside[ok] = self._classify(x[ok].astype(np.float32))
-        return Prediction(classes, p, logits, inside, self.labels, quality)
+        return self._attach_z(Prediction(classes, p, logits, inside, self.labels, quality), ok)
+
+    def _attach_z(self, pred: Prediction, ok: np.ndarray | None) -> Prediction:
+        """`pred` with z_phot and z_phot_err from the rows the model just ran (`ok`: which rows
+        of `pred` they are; None: all), NaN elsewhere; unchanged for a model without a head."""
+        if self._z_out is None:
+            return pred
+        n = len(pred.classes)
+        raw = np.concatenate(self._z_last) if self._z_last else np.zeros(0, np.float32)
+        z, err = np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32)
+        rows = slice(None) if ok is None else ok
+        z[rows], err[rows] = decode32(raw, self._z_scale)
+        pred.z_phot, pred.z_phot_err = z, err
+        return pred
 
     def _classify(self, x32: np.ndarray) -> tuple:
         """(classes, probabilities, logits, in-domain) of good float32 rows. The per-row work
@@ -230,11 +256,24 @@ class EdgeClassifier:
         """`predict` for one good row, in Python scalars where numpy calls would cost more
         than the arithmetic (the same formulas: a test compares the two paths)."""
         x32 = x.astype(np.float32)
+        self._z_last = []
         raw = self._invoke(x32)  # get_tensor returns a copy
         p = softmax_row(raw[0].tolist())
         return Prediction(np.array([self.labels[p.index(max(p))]], dtype=object),
                           np.array([p]), raw, np.array([self._domain.row(x32[0].tolist())]),
                           self.labels, np.array([""], dtype=object))
+
+
+def _output_names(path: Path, outputs) -> tuple[str, str | None]:
+    """(class logits output, redshift head output or None) of the signature's outputs: one
+    output is the logits; two are 'logits' and core.zphot.HEAD, matched by name."""
+    outputs = list(outputs)
+    if len(outputs) == 1:
+        return outputs[0], None
+    if sorted(outputs) != sorted(["logits", HEAD]):
+        raise InputError(f"{path}: outputs {listing(outputs)}; expected 'logits' (and "
+                         f"{HEAD!r}); re-export the model with sdss_distill.export")
+    return "logits", HEAD
 
 
 def _frame_values(frame, positions: list[int]) -> np.ndarray:

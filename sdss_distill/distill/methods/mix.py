@@ -51,7 +51,7 @@ class Settings:
     # weight of the student's redshift head (a Huber loss on log(1 + z) beside the class
     # terms, distill/zphot.py); 0: no head, the run writes no z_phot. Chosen on dev rows
     # (docs/results/photo-z.md)
-    redshift: float = 1.0
+    redshift: float = 10.0
 
     def __post_init__(self):
         if not 0 <= self.weight <= 1:
