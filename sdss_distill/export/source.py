@@ -45,6 +45,9 @@ class RunData:
         self.model_sha256 = {}
         self.student, self.teacher = (self._load(name, (models or {}).get(name))
                                       for name in (STUDENT, TEACHER))
+        self.zphot = _zphot(self.layout, self.student)
+        """The student's redshift head for its cards ({output, target, error_scale, ...}), or
+        None for a student without one."""
 
     def _load(self, name: str, model=None):
         from sdss_distill.models.mlp import load_run_model
@@ -78,4 +81,26 @@ def model_card(run: RunData, stem: str, view, description: str, extra: dict | No
                 zip(LABELS, fractions(run.y_train, len(LABELS)).tolist()))},
             "source": {"run": str(run.dir), "run_id": run_id, **run.source(source),
                        "data_sha256": run.data_sha256, "sdss_distill": __version__},
+            **({"zphot": run.zphot} if run.zphot and source == STUDENT else {}),
             **(extra or {})}
+
+
+def _zphot(layout: Layout, student) -> dict | None:
+    """The card's `zphot` entry: the head's output name and target, and z_phot_err's k as the
+    run fitted it on its early-stopping galaxies (report.json); None without a head."""
+    from sdss_distill.core import zphot
+    from sdss_distill.core.bounded import load_json
+    from sdss_distill.models.mlp import has_z_head
+    if not has_z_head(student):
+        return None
+    fix = "train the run again"
+    report = load_json(layout.report_json, fix=fix)
+    try:
+        k = float(report["models"][STUDENT]["zphot"]["error_scale"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{layout.report_json}: the student has a redshift head but the report "
+                         f"has no models.student.zphot.error_scale; {fix}") from None
+    return {"output": zphot.HEAD, "target": zphot.TRANSFORM, "error_scale": k,
+            "error_rule": "z_phot_err = error_scale * (1 + z_phot)",
+            "error_coverage": zphot.COVERAGE,
+            "fitted_on": "the student's early-stopping rows (non-test), galaxies"}
