@@ -56,6 +56,15 @@ def interpreter(content: bytes, path: Path, threads: int | None):
                          f"the file may be truncated or corrupt, re-export it") from None
 
 
+def logits_index(interp) -> int:
+    """The tensor index of a LiteRT interpreter's class logits: its only output, or the one its
+    signature names 'logits' (a student with a redshift head has two outputs, in no fixed order)."""
+    details = interp.get_output_details()
+    if len(details) == 1:
+        return details[0]["index"]
+    return interp.get_signature_runner(SIGNATURE).get_output_details()["logits"]["index"]
+
+
 @dataclass
 class Prediction:
     """Per-row results; `classes[k]` is the label with the highest probability.

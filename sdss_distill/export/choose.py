@@ -25,11 +25,11 @@ RULE = ("highest accuracy on the dev rows (the run's non-test rows); a tie (the 
 def dev_scores(files: dict[str, bytes], x: np.ndarray, y: np.ndarray,
                reference: np.ndarray) -> dict[str, dict]:
     """{candidate: size, rows right, accuracy and agreement with the float student} on `x`."""
-    from sdss_distill.edge.classifier import interpreter
+    from sdss_distill.edge.classifier import interpreter, logits_index
     out = {}
     for name, content in files.items():
         interp = interpreter(content, name, 1)
-        pred = _predict(interp, x).argmax(1)
+        pred = _predict(interp, x, logits_index(interp)).argmax(1)
         right = int((pred == y).sum())
         out[name] = {"size_bytes": len(content), "dev_rows_right": right,
                      "dev_accuracy": right / len(y),
@@ -37,8 +37,8 @@ def dev_scores(files: dict[str, bytes], x: np.ndarray, y: np.ndarray,
     return out
 
 
-def _predict(interp, x: np.ndarray) -> np.ndarray:
-    inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+def _predict(interp, x: np.ndarray, out: int) -> np.ndarray:
+    inp = interp.get_input_details()[0]["index"]
     interp.resize_tensor_input(inp, list(x.shape))
     interp.allocate_tensors()
     interp.set_tensor(inp, np.ascontiguousarray(x, np.float32))

@@ -127,6 +127,14 @@ def read_graph(content: bytes) -> tuple[list[tuple[str, object]], dict[int, Tens
     return out, tensors, [int(i) for i in g.inputs], [int(i) for i in g.outputs]
 
 
+def output_names(content: bytes) -> dict[int, str]:
+    """Graph output tensor index -> its name in the model's signature ('logits', 'z_phot'):
+    outputs are matched by name, never by position."""
+    model = _schema().ModelT.InitFromPackedBuf(bytearray(content), 0)
+    return {int(t.tensorIndex): (t.name.decode() if isinstance(t.name, bytes) else str(t.name))
+            for sig in (model.signatureDefs or []) for t in (sig.outputs or [])}
+
+
 def fc_multipliers(x: Tensor, w: Tensor, y: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """A quantized FULLY_CONNECTED's multipliers and shifts, as TFLite Micro prepares them
     (the same for int8 and int16 activations)."""

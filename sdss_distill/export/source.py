@@ -81,8 +81,17 @@ def model_card(run: RunData, stem: str, view, description: str, extra: dict | No
                 zip(LABELS, fractions(run.y_train, len(LABELS)).tolist()))},
             "source": {"run": str(run.dir), "run_id": run_id, **run.source(source),
                        "data_sha256": run.data_sha256, "sdss_distill": __version__},
-            **({"zphot": run.zphot} if run.zphot and source == STUDENT else {}),
+            **({"zphot": run.zphot} if run.zphot and source == STUDENT and _has_z(content)
+               else {}),
             **(extra or {})}
+
+
+def _has_z(content: bytes | None) -> bool:
+    """Whether a .tflite file outputs the redshift head (by its signature's output names);
+    the QAT and pruned files, built from the class head alone, do not."""
+    from sdss_distill.core.zphot import HEAD
+    from sdss_distill.export.mcu_graph import output_names
+    return content is not None and HEAD in output_names(content).values()
 
 
 def _zphot(layout: Layout, student) -> dict | None:

@@ -191,9 +191,9 @@ def one_row_latency(call, x: np.ndarray, *, invokes: int, budget_s: float = 5.0,
 def litert(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """A raw one-thread LiteRT call on a .tflite file: set_tensor, invoke, get_tensor (logits);
     the interpreter is resized whenever the row count changes."""
-    from sdss_distill.edge.classifier import interpreter
+    from sdss_distill.edge.classifier import interpreter, logits_index
     interp = interpreter(path.read_bytes(), path, 1)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    inp, out = interp.get_input_details()[0], {"index": logits_index(interp)}
     shape = [list(inp["shape"])]
 
     def call(x: np.ndarray) -> np.ndarray:
