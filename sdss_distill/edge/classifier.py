@@ -152,7 +152,7 @@ class EdgeClassifier:
         self._z_out = (None if self.z_name is None
                        else runner.get_output_details()[self.z_name]["index"])
         self._z_last: list[np.ndarray] = []
-        self._z_scale = float((self.card.get("zphot") or {}).get("error_scale", float("nan")))
+        self.z_scale = float((self.card.get("zphot") or {}).get("error_scale", float("nan")))
         if [d["index"] for d in details] != [self._in]:
             raise InputError(f"{self.path}: expected one input tensor in one subgraph, found "
                              f"{len(details)}; re-export the model with sdss_distill.export")
@@ -238,13 +238,13 @@ class EdgeClassifier:
     def _attach_z(self, pred: Prediction, ok: np.ndarray | None) -> Prediction:
         """`pred` with z_phot and z_phot_err from the rows the model just ran (`ok`: which rows
         of `pred` they are; None: all), NaN elsewhere; unchanged for a model without a head."""
-        if self._z_out is None:
+        if self.z_name is None:
             return pred
         n = len(pred.classes)
         raw = np.concatenate(self._z_last) if self._z_last else np.zeros(0, np.float32)
         z, err = np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32)
         rows = slice(None) if ok is None else ok
-        z[rows], err[rows] = decode32(raw, self._z_scale)
+        z[rows], err[rows] = decode32(raw, self.z_scale)
         pred.z_phot, pred.z_phot_err = z, err
         return pred
 

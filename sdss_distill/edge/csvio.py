@@ -187,6 +187,10 @@ def _output_check(output: Path, input_csv) -> None:
         raise InputError(f"--output {output}: cannot write in {parent}; pick a writable directory")
 
 
+Z_COLUMNS = ("z_phot", "z_phot_err")
+"""Columns a model with a redshift head adds (core.zphot): photometric redshift, 68 % band."""
+
+
 def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int = 1,
                 keep: tuple[str, ...] = (), chunk_rows: int = CSV_CHUNK_ROWS) -> int:
     """The `predict` command, streamed; exit code 1 if any row was rejected, else 0."""
@@ -195,11 +199,14 @@ def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int 
         _output_check(output, input_csv)
     clf = EdgeClassifier(model, num_threads=threads)
     source = CsvInput(input_csv, clf.columns, tuple(keep))
-    clash = set(keep) & {"row", "class", "in_domain", *(f"p_{c}" for c in clf.labels)}
+    z_columns = list(Z_COLUMNS) if clf.z_name else []  # a model with a redshift head
+    clash = set(keep) & {"row", "class", "in_domain", *(f"p_{c}" for c in clf.labels),
+                         *z_columns}
     if clash:
         raise InputError(f"--keep: {listing(sorted(clash))} would clash with an output column; "
                          f"rename it in the input")
-    header = ["row", *source.text_columns, "class", *(f"p_{c}" for c in clf.labels), "in_domain"]
+    header = ["row", *source.text_columns, "class", *(f"p_{c}" for c in clf.labels), "in_domain",
+              *z_columns]
     counts = {"classified": 0, "outside": 0, "rejected": 0}
     if output is None:
         _write_predictions(sys.stdout, header, clf, source, source.path, chunk_rows, counts)
@@ -223,6 +230,8 @@ def _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts) ->
         result = clf.predict(chunk.x)
         probs = np.char.mod("%.6f", np.nan_to_num(result.probabilities))
         domain = np.where(result.in_domain, "true", "false")
+        z = ([] if result.z_phot is None else
+             np.char.mod("%.5f", np.column_stack([result.z_phot, result.z_phot_err])))
         for i in range(len(chunk.rows)):
             why = chunk.errors[i] or result.quality[i]
             if why:
@@ -232,7 +241,7 @@ def _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts) ->
                 counts["rejected"] += 1
                 continue
             writer.writerow([chunk.rows[i], *chunk.text[i], result.classes[i], *probs[i],
-                             domain[i]])
+                             domain[i], *(z[i] if len(z) else ())])
             counts["classified"] += 1
             counts["outside"] += int(not result.in_domain[i])
         del chunk, result, probs, domain  # freed before the next chunk is read
