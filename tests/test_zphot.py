@@ -56,6 +56,7 @@ def test_error_scale_checks():
 
 # --- the redshift head: model, JAX loss term, settings -------------------------------------
 
+@pytest.mark.slow
 def test_model_with_a_redshift_head_round_trips_safely(tmp_path):
     """build_mlp(z_head=True): two named outputs; saved and loaded with safe_mode=True, the
     same logits and redshift; the JAX engine's dense stack leaves the head out."""

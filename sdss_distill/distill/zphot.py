@@ -83,6 +83,27 @@ def scores(model, df: pd.DataFrame, view, k: float) -> dict | None:
         q["coverage"] = (float(zphot.covered(z_phot[mask], z_spec[mask], k).mean())
                          if mask.any() else float("nan"))
         out[name] = q
+    out["histogram"] = histogram(z_spec, z_phot, y)
+    return out
+
+
+HISTOGRAM_BINS = 60
+HISTOGRAM_RANGE = {"GALAXY": 1.0, "QSO": 5.0, "STAR": 0.5}
+"""Upper z of each class's z_spec x z_phot histogram (report.json; the run's zphot figure)."""
+
+
+def histogram(z_spec, z_phot, y) -> dict:
+    """Per class, the 2-D histogram of (z_spec, z_phot) on [0, top]^2 in HISTOGRAM_BINS bins
+    a side, sparse: {"top", "bins", "cells": [[i_spec, j_phot, count], ...]} (values beyond
+    `top` fall in the last bin), so the figure is drawn from the report alone."""
+    out = {}
+    for i, name in enumerate(LABELS):
+        top = HISTOGRAM_RANGE[name]
+        zs, zp = (np.clip(np.asarray(a)[y == i], 0, top * (1 - 1e-9)) for a in (z_spec, z_phot))
+        counts, _, _ = np.histogram2d(zs, zp, bins=HISTOGRAM_BINS, range=[[0, top], [0, top]])
+        cells = np.argwhere(counts > 0)
+        out[name] = {"top": top, "bins": HISTOGRAM_BINS,
+                     "cells": [[int(a), int(b), int(counts[a, b])] for a, b in cells]}
     return out
 
 

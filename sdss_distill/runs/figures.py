@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sdss_distill.core.schema import ARMS, BASELINE, LABELS, STUDENT, TEACHER
+from sdss_distill.runs import zphot_figure
 
 ROLE_STYLE = {"teacher": ("#000000", "^"), STUDENT: ("#D55E00", "o"),
               BASELINE: ("#0072B2", "s")}
@@ -236,7 +237,8 @@ FIGURES = {"accuracy_by_r_mag": (accuracy_by_r_mag, "population"),
            "confusion": (confusion, "confusion_matrix"),
            "recall_by_class": (recall_by_class, "per_class"),
            "reliability": (reliability, "reliability"),
-           "training_curves": (training_curves, "history")}
+           "training_curves": (training_curves, "history"),
+           "zphot": (zphot_figure.draw, "zphot")}
 """name -> (drawing function, the report key it needs in at least one model)."""
 
 
