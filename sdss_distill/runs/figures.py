@@ -237,8 +237,7 @@ FIGURES = {"accuracy_by_r_mag": (accuracy_by_r_mag, "population"),
            "confusion": (confusion, "confusion_matrix"),
            "recall_by_class": (recall_by_class, "per_class"),
            "reliability": (reliability, "reliability"),
-           "training_curves": (training_curves, "history"),
-           "zphot": (zphot_figure.draw, "zphot")}
+           "training_curves": (training_curves, "history")}
 """name -> (drawing function, the report key it needs in at least one model)."""
 
 
@@ -247,7 +246,7 @@ def write_figures(report: dict, layout) -> list[str]:
     version's root (a streamed run has no population or reliability tables to draw)."""
     layout.figures.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, (draw, needs) in FIGURES.items():
+    for name, (draw, needs) in {**FIGURES, **zphot_figure.FIGURE}.items():
         if not models(report, needs):
             continue
         fig, data = draw(report)

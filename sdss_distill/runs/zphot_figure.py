@@ -65,6 +65,10 @@ def draw(report: dict):
     return fig, pd.DataFrame(rows)
 
 
+FIGURE = {"zphot": (draw, "zphot")}
+"""As runs.figures.FIGURES: drawn for a run whose student has a redshift head."""
+
+
 def markdown(report: dict) -> list[str]:
     """report.md's photometric-redshift section ([] for a run without a redshift head)."""
     found = _entry(report)
