@@ -11,20 +11,32 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from pathlib import Path
 
-from sdss_distill.core import zphot
-from sdss_distill.runs import pipeline
-from sdss_distill.runs.config import make_config
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run from any directory, installed or not
+    sys.path.insert(0, str(REPO))
+
+from sdss_distill.core import zphot  # noqa: E402
+from sdss_distill.runs import pipeline  # noqa: E402
+from sdss_distill.runs.config import make_config  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p.add_argument("--data", default="faint", help="dataset (default: faint)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="seeds (default: 0 1 2)")
+    p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.3, 1.0, 3.0],
+                   help="methods.mix.redshift values, 0 = no head (default: 0 0.3 1 3)")
+    p.add_argument("--transform", choices=zphot.TRANSFORMS, default=zphot.TRANSFORM,
+                   help=f"what the head predicts (default: {zphot.TRANSFORM})")
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="faint")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.3, 1.0, 3.0])
-    p.add_argument("--transform", choices=zphot.TRANSFORMS, default=zphot.TRANSFORM,
-                   help="what the head predicts (core.zphot.TRANSFORM)")
-    a = p.parse_args(argv)
+    a = parse_args(argv)
     zphot.TRANSFORM = a.transform
     print("transform,seed,weight,dev_accuracy,galaxy_sigma_nmad,galaxy_outliers,galaxy_coverage,"
           "qso_sigma_nmad,qso_outliers", flush=True)

@@ -82,12 +82,18 @@ def summary(results: list[dict]) -> str:
         f"{np.round(100 * acc, 3).tolist()}"])
 
 
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p.add_argument("--data", default="faint", help="dataset (default: faint)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                   help="seeds (default: 0 1 2 3 4)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="directory for seed<S>.json (reused) and the tables")
+    return p.parse_args(argv)
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="faint")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--out", type=Path, required=True)
-    a = p.parse_args(argv)
+    a = parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     results = []

@@ -18,6 +18,9 @@ from sdss_distill.core import zphot
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import LABELS, STUDENT
 from sdss_distill.data.table import features, labels
+from sdss_distill.distill import jax_fit
+from sdss_distill.distill.fit import Fitted
+from sdss_distill.distill.workspace import Arm, fit_settings
 from sdss_distill.models.mlp import build_mlp, has_z_head, redshift
 
 Z_COLUMN = "redshift"
@@ -32,8 +35,6 @@ def student(ws, cfg, rows: str, soft: tuple[np.ndarray, np.ndarray], weight: flo
     early-stopping part) as `Workspace.student` does, plus `weight` * the head's Huber loss.
     Same initial weights as the head-less student for every shared layer (the head is built
     last). Returns its Arm, with notes {"zphot": {"weight", "error_scale"}}."""
-    from sdss_distill.distill import jax_fit
-    from sdss_distill.distill.workspace import Arm, fit_settings
     settings = fit_settings(cfg)
     if settings.engine != "jax":
         raise InputError('the redshift head trains in the JAX engine only: set engine = "jax" '
@@ -51,7 +52,6 @@ def student(ws, cfg, rows: str, soft: tuple[np.ndarray, np.ndarray], weight: flo
     epochs, seconds, history = jax_fit.fit_members(
         [model], xs, ys, train, ~train, settings, loss=loss, soft=ss.astype("float32"),
         projection=model.get_layer(zphot.HEAD))
-    from sdss_distill.distill.fit import Fitted
     fitted = ws.timed(f"{STUDENT} (+ redshift head)", Fitted(epochs, seconds, history))
     k = error_scale(model, ws.df.loc[val_rows], ws.student_view)
     return Arm(STUDENT, STUDENT, ws.student_view, rows, model, fitted,

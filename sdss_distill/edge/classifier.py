@@ -99,6 +99,13 @@ class EdgeClassifier:
     number of rows changes. Not thread-safe (one interpreter): one per thread.
     """
 
+    z_name: str | None = None
+    """The redshift head's output (core.zphot.HEAD), None for a model without one."""
+    z_scale: float = float("nan")
+    """k of z_phot_err = k (1 + z_phot), from the card."""
+    _z_out: int | None = None
+    _z_last: list = []
+
     def __init__(self, path, *, num_threads: int | None = 1):
         self.path = Path(path)
         if not self.path.is_file():

@@ -12,6 +12,7 @@ import pandas as pd
 
 from sdss_distill.core.schema import LABELS
 from sdss_distill.core.zphot import OUTLIER
+from sdss_distill.runs.figures import _figure, title, write_figures
 
 
 def _entry(report: dict) -> tuple[str, dict] | None:
@@ -31,8 +32,6 @@ def legend(q: dict) -> str:
 def draw(report: dict):
     """(figure, its CSV: the histogram cells per class and each class's numbers)."""
     from matplotlib.colors import LogNorm
-
-    from sdss_distill.runs.figures import _figure, title
     name, z = _entry(report)
     fig = _figure((13, 4.6))
     axes = fig.subplots(1, len(LABELS))
@@ -67,6 +66,12 @@ def draw(report: dict):
 
 FIGURE = {"zphot": (draw, "zphot")}
 """As runs.figures.FIGURES: drawn for a run whose student has a redshift head."""
+
+
+def write(report: dict, layout) -> list[str]:
+    """reports/figures/zphot.{png,csv} when a model has a redshift head (runs.figures'
+    writer); the paths written."""
+    return write_figures(report, layout, FIGURE)
 
 
 def markdown(report: dict) -> list[str]:
