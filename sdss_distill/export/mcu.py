@@ -280,10 +280,10 @@ def generate(content: bytes, *, labels: tuple[str, ...] = LABELS, run_id: str | 
     `z_error_scale`: k of z_phot_err (the card's zphot.error_scale), needed with a redshift
     head, which then adds sdss_classify_z() to the C API."""
     em = Emitter(content)
+    em.emit()
     if em.z_output is not None and z_error_scale is None:
         raise InputError(f"the model has a redshift head ('{HEAD}'): pass z_error_scale, the "
                          f"model card's zphot.error_scale")
-    em.emit()
     n_in, n_out = em.input.size, em.output.size
     if n_in != len(BANDS) or n_out != len(labels):
         raise InputError(f"the model maps {n_in} inputs to {n_out} outputs; the C API expects "

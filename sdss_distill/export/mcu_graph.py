@@ -147,9 +147,13 @@ def fc_multipliers(x: Tensor, w: Tensor, y: Tensor) -> tuple[tuple[int, ...], tu
 
 
 def output_step(content: bytes) -> float:
-    """One step of the graph's quantized output (the scale of the last DEQUANTIZE's input),
+    """One step of the graph's quantized class scores (the scale of the input of the DEQUANTIZE
+    that writes them: the only output, or the one named 'logits' beside a redshift head),
     the unit in which TFLite Micro and LiteRT scores are compared."""
     ops, tensors, _, outputs = read_graph(content)
+    if len(outputs) > 1:
+        names = output_names(content)
+        outputs = [k for k in outputs if names.get(k) == "logits"]
     for name, op in reversed(ops):
         if name == "DEQUANTIZE" and int(op.outputs[0]) in outputs:
             return float(tensors[int(op.inputs[0])].scale)
