@@ -86,6 +86,11 @@ class Loss:
     (w, b) on the last hidden layer's output, the last column of the soft targets is log(1 + z)
     (core.zphot.target), and the total gains z_weight * `z_term` (the class terms unchanged)."""
 
+    def __post_init__(self):
+        if self.z_weight > 0 and self.hint_layer >= 0:
+            raise ValueError("a redshift head (z_weight > 0) and FitNets hints (hint_layer >= 0) "
+                             "cannot train together: each uses the last entry of the weights")
+
 
 def z_term(target, predicted):
     """Per-row regression term of the redshift head: Huber loss (delta `Z_DELTA`) on log(1 + z),
