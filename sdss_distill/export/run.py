@@ -156,8 +156,9 @@ def _write_mcu(run: RunData, layout: Layout, report: dict, say) -> None:
     from sdss_distill.export.mcu_sim import evaluate
     from sdss_distill.models.mlp import logits
     content = layout.tflite_file("student_int8").read_bytes()
+    card = read_json(edge.card_path(layout.tflite_file("student_int8")), fix="export the run again")
     write_mcu(layout.root / MCU_DIR, content, run_id=layout.run_id,
-              z_error_scale=run.zphot["error_scale"] if run.zphot else None)
+              z_error_scale=(card.get("zphot") or {}).get("error_scale"))
     x_test = run.x_test[STUDENT_VIEW]
     report["mcu"] = evaluate(content, x_test, run.y_test, logits(run.student, x_test))
     _write_json(layout.export_json, report)

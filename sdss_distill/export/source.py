@@ -48,6 +48,9 @@ class RunData:
         self.zphot = _zphot(self.layout, self.student)
         """The student's redshift head for its cards ({output, target, error_scale, ...}), or
         None for a student without one."""
+        self.z_dev = _z_dev(df, split, self.config, self.zphot) if self.zphot else None
+        """(x, z_spec) of the galaxies among the student's early-stopping rows: each file's
+        own k of z_phot_err is fitted on them (`file_zphot`)."""
 
     def _load(self, name: str, model=None):
         from sdss_distill.models.mlp import load_run_model
@@ -81,8 +84,8 @@ def model_card(run: RunData, stem: str, view, description: str, extra: dict | No
                 zip(LABELS, fractions(run.y_train, len(LABELS)).tolist()))},
             "source": {"run": str(run.dir), "run_id": run_id, **run.source(source),
                        "data_sha256": run.data_sha256, "sdss_distill": __version__},
-            **({"zphot": run.zphot} if run.zphot and source == STUDENT and _has_z(content)
-               else {}),
+            **({"zphot": file_zphot(run, content)} if run.zphot and source == STUDENT
+               and _has_z(content) else {}),
             **(extra or {})}
 
 
@@ -111,5 +114,33 @@ def _zphot(layout: Layout, student) -> dict | None:
                          f"has no models.student.zphot.error_scale; {fix}") from None
     return {"output": zphot.HEAD, "target": zphot.TRANSFORM, "error_scale": k,
             "error_rule": "z_phot_err = error_scale * (1 + z_phot)",
-            "error_coverage": zphot.COVERAGE,
+            "error_coverage": zphot.COVERAGE, "rows": report["models"][STUDENT]["rows"],
             "fitted_on": "the student's early-stopping rows (non-test), galaxies"}
+
+
+def _z_dev(df, split, config: dict, entry: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The student's early-stopping galaxies (as Workspace.fit_rows drew them): inputs, z_spec."""
+    from sdss_distill.core.schema import LABELS
+    from sdss_distill.data.table import features, labels, validation_slice
+    rows = (np.sort(np.concatenate([split.teacher_train, split.student_train]))
+            if entry["rows"] == "non_test" else getattr(split, entry["rows"]))
+    _, val = validation_slice(df, rows, config["validation_fraction"], config["seed"])
+    gal = df.loc[val]
+    gal = gal[labels(gal) == LABELS.index("GALAXY")]
+    return features(gal, get_view(STUDENT_VIEW)), gal["redshift"].to_numpy("float64")
+
+
+def file_zphot(run: RunData, content: bytes) -> dict:
+    """A file's card entry: the run's, with k refitted on this file's own z_phot (quantization
+    moves it) over the same early-stopping galaxies, so the band covers 68 % of them for
+    the file that ships; `keras_error_scale` is the run's k, for the Keras student."""
+    from sdss_distill.core import zphot
+    from sdss_distill.edge.classifier import interpreter
+    x, z_spec = run.z_dev
+    runner = interpreter(content, "student", 1).get_signature_runner(SIGNATURE)
+    z, _ = zphot.decode32(runner(**{STUDENT_VIEW: x})[zphot.HEAD][:, 0], 0.0)
+    entry = {k: v for k, v in run.zphot.items() if k != "rows"}
+    return {**entry, "error_scale": zphot.error_scale(z.astype("float64"), z_spec),
+            "keras_error_scale": run.zphot["error_scale"],
+            "fitted_on": "this file's z_phot on the student's early-stopping rows (non-test), "
+                         "galaxies"}
