@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdss_distill.core.prob import softmax
-from sdss_distill.distill.method import register
+from sdss_distill.distill.method import Architecture, register
 
 SOURCES = ("mlp", "hgb")
 """Photometric fold models: an MLP of `hidden` widths on u g r i z (trained by the fit loop),
@@ -115,9 +115,15 @@ def photometric_soft(ws, cfg, settings: Settings) -> tuple[np.ndarray, np.ndarra
                                settings.folds)[1]
 
 
+def architectures(cfg, settings: Settings) -> list[Architecture]:
+    """The student (with its redshift head unless `redshift` is 0) and its head-less baseline."""
+    hidden = tuple(cfg.student_hidden)
+    return [Architecture(hidden, z_head=settings.redshift > 0), Architecture(hidden)]
+
+
 @register("mix", "crossfit with soft labels mixed from the redshift fold teachers and "
           "cross-fitted photometric models (MLP or HistGradientBoosting)", Settings,
-          baseline_rows=lambda settings: "non_test")
+          baseline_rows=lambda settings: "non_test", architectures=architectures)
 def run(ws, cfg, settings: Settings):
     teacher, soft = ws.fold_teachers(cfg, settings.folds)
     photo = photometric_soft(ws, cfg, settings)
