@@ -16,7 +16,9 @@ process, beside the raw LiteRT call on student_int8. Paired Wilcoxon tests (scip
 student against each peer over the seeds. A seed's result is kept in OUT/seed<S>.peers.json
 and reused while its run and peer set are unchanged (--fresh to redo). Writes OUT/peers.md,
 OUT/peers.json, OUT/peers_summary.csv, OUT/peers_per_seed.csv, OUT/peers_population.csv and
-OUT/peers.png (accuracy against size and against latency, log x axes).
+OUT/peers.png (accuracy against size and against latency, log x axes). With the default
+student's redshift head, peers.md also compares its z_phot (the shipped file's) with
+HistGradientBoosting and kNN regressors of z on the same rows (sweep.peers.zphot_peers).
 """
 
 from __future__ import annotations
@@ -106,11 +108,32 @@ def bench_seed(run: Path, data: str, args, peers, say) -> dict:
                          budget_s=args.budget, say=say)
     except ValueError as e:
         raise InputError(f"{run}: {e}") from None
+    res["zphot"] = zphot_seed(rows, report, say)
     res.update(key=key, run=str(run), run_id=rows.layout.run_id, method=report.get("method"),
                student_rows=report["models"]["student"].get("rows"),
                student_hidden=rows.config.get("student_hidden"), data=str(rows.path))
     write_atomic(cache, json.dumps(res, indent=1) + "\n")
     return res
+
+
+def zphot_seed(rows, report: dict, say) -> dict | None:
+    """The photo-z of the run's shipped student_int8 on its test rows and of the regressor peers
+    (sweep.peers.zphot_peers) on the same rows, per class; None for a student without a head."""
+    import numpy as np
+
+    from sdss_distill.core.schema import STUDENT_VIEW, get_view
+    from sdss_distill.data.table import features, labels
+    from sdss_distill.edge.classifier import EdgeClassifier
+    from sdss_distill.sweep.peers import check_rows, zphot_by_class, zphot_peers
+    if not report["models"]["student"].get("zphot"):
+        return None
+    test = rows.df.loc[rows.split.test]
+    clf = EdgeClassifier(rows.layout.tflite_file("student_int8"))
+    z = clf.predict(features(test, get_view(STUDENT_VIEW))).z_phot
+    out = {"student_int8": {"by_class": zphot_by_class(z.astype(np.float64), test["redshift"],
+                                                        labels(test))}}
+    out.update(zphot_peers(rows.df, check_rows(rows.df, rows.split), rows.split.seed, say))
+    return out
 
 
 def write_results(out: Path, per_seed: list[dict], head: list[str], title: str) -> str:
@@ -119,7 +142,7 @@ def write_results(out: Path, per_seed: list[dict], head: list[str], title: str) 
     summary = peer_table.summarise(per_seed)
     best = peer_table.best_peers(summary)
     pop = peer_table.population(per_seed, [*peer_table.STUDENTS, *best])
-    md = peer_table.markdown(summary, pop, head)
+    md = peer_table.markdown(summary, pop, head) + peer_table.zphot_markdown(per_seed)
     write_atomic(out / "peers_summary.csv", summary.to_csv(index=False))
     write_atomic(out / "peers_per_seed.csv", peer_table.long_table(per_seed).to_csv(index=False))
     write_atomic(out / "peers_population.csv", pop.to_csv(index_label="rows"))

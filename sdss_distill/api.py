@@ -100,10 +100,12 @@ class Run:
         Returns a DataFrame with one row per input row (the DataFrame's index kept): `class`,
         `p_GALAXY`, `p_QSO`, `p_STAR`, `in_domain` (inside the training rows' magnitude and
         colour ranges) and `quality` ('' for a good row; else why the row was not classified,
-        its class '' and probabilities NaN). Uses tflite/student_int8.tflite when the run was
-        exported, else models/student.keras; `predict_source` says which. `sets=LEVEL` (e.g.
-        0.9) adds `set`: the row's conformal prediction set, class names joined by '+' ('' for
-        an empty set), from the exported file's card (an unexported run cannot: export it).
+        its class '' and probabilities NaN); with the default student's redshift head also
+        `z_phot` and `z_phot_err` (NaN for a row not classified). Uses
+        tflite/student_int8.tflite when the run was exported, else models/student.keras;
+        `predict_source` says which. `sets=LEVEL` (e.g. 0.9) adds `set`: the row's conformal
+        prediction set, class names joined by '+' ('' for an empty set), from the exported
+        file's card (an unexported run cannot: export it).
         """
         import pandas as pd
         clf = self._classifier()
@@ -120,6 +122,8 @@ class Run:
                    **{f"p_{label}": result.probabilities[:, k]
                       for k, label in enumerate(result.labels)},
                    "in_domain": result.in_domain, "quality": result.quality}
+        if result.z_phot is not None:
+            columns.update(z_phot=result.z_phot, z_phot_err=result.z_phot_err)
         if q is not None:
             columns["set"] = edge_sets.names(result.probabilities, q, result.labels)
         return pd.DataFrame(columns, index=index)
@@ -165,18 +169,35 @@ class KerasStudent(EdgeClassifier):
         view = get_view(STUDENT_VIEW)
         train_x = features(rows.df.loc[rows.split.student_train], view)
         self.setup(view.columns, LABELS, domain(train_x, view.columns))
+        self._z_last: list[np.ndarray] = []
+        self.z_name, self.z_scale = _keras_z(layout, self.model)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        """The Keras student's logits, `_CHUNK` rows per call."""
-        from sdss_distill.models.mlp import logits
+        """The Keras student's logits, `_CHUNK` rows per call (its redshift head's output kept
+        for `_attach_z`)."""
+        from sdss_distill.models.mlp import logits, redshift
         x = np.ascontiguousarray(x, dtype=np.float32)
+        self._z_last = []
         if not len(x):
             return np.zeros((0, len(self.labels)), np.float32)
-        return np.concatenate([logits(self.model, x[k:k + _CHUNK])
-                               for k in range(0, len(x), _CHUNK)])
+        chunks = [x[k:k + _CHUNK] for k in range(0, len(x), _CHUNK)]
+        if self.z_name is not None:
+            self._z_last = [redshift(self.model, c).astype(np.float32) for c in chunks]
+        return np.concatenate([logits(self.model, c) for c in chunks])
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         return self.logits(x)
+
+
+def _keras_z(layout, model) -> tuple[str | None, float]:
+    """(the redshift head's name or None, z_phot_err's k from the run's report)."""
+    from sdss_distill.core.bounded import load_json
+    from sdss_distill.core.zphot import HEAD
+    from sdss_distill.models.mlp import has_z_head
+    if not has_z_head(model):
+        return None, float("nan")
+    report = load_json(layout.report_json, fix="train the run again")
+    return HEAD, float(report["models"][STUDENT]["zphot"]["error_scale"])
 
 
 def _load_keras(path: Path):

@@ -70,7 +70,10 @@ def test_predict_uses_the_exported_student_and_matches_columns_by_name(exported_
     df = run.predict(table)
     assert run.predict_source == "tflite/student_int8.tflite"
     expected = EdgeClassifier(exported_run / "tflite" / "student_int8.tflite").predict(ROWS)
-    assert list(df.columns) == ["class", "p_GALAXY", "p_QSO", "p_STAR", "in_domain", "quality"]
+    assert list(df.columns) == ["class", "p_GALAXY", "p_QSO", "p_STAR", "in_domain", "quality",
+                                "z_phot", "z_phot_err"]  # the default student's redshift head
+    np.testing.assert_array_equal(df["z_phot"], expected.z_phot)
+    assert (df["z_phot"] >= 0).all() and (df["z_phot_err"] > 0).all()
     assert list(df.index) == [10, 20] and list(df["class"]) == list(expected.classes)
     assert np.allclose(df[["p_GALAXY", "p_QSO", "p_STAR"]], expected.probabilities)
     run.predict(np.array(ROWS))

@@ -33,7 +33,8 @@ def test_predict_good_rows_writes_ids_classes_probabilities(model, tmp_path, cap
     assert edge_cli.main(["predict", "--model", str(model), "--input", str(src),
                       "--output", str(out)]) == 0
     lines = out.read_text().splitlines()
-    assert lines[0] == "row,objid,specobjid,class,p_GALAXY,p_QSO,p_STAR,in_domain"
+    assert lines[0] == ("row,objid,specobjid,class,p_GALAXY,p_QSO,p_STAR,in_domain,z_phot,"
+                        "z_phot_err")  # the default student's redshift head
     rows = [line.split(",")[1:] for line in lines[1:]]
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
     assert [r[:2] for r in rows] == [["11", "21"], ["12", "22"]]

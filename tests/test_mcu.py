@@ -128,19 +128,41 @@ def x_test(layout) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tflm_scores(model, x_test) -> np.ndarray:
-    return tflm_outputs(model, x_test)
+def tflm_both(model, x_test) -> tuple[np.ndarray, np.ndarray | None]:
+    return tflm_outputs(model, x_test, with_z=True)
 
 
-def tflm_outputs(model: bytes, rows: np.ndarray) -> np.ndarray:
-    """TFLite Micro's outputs, one invoke per row (its interpreter takes batch 1)."""
+@pytest.fixture(scope="module")
+def tflm_scores(tflm_both) -> np.ndarray:
+    return tflm_both[0]
+
+
+def output_positions(model: bytes) -> dict[str, int]:
+    """Signature output name -> its position among the graph's outputs (TFLite Micro's
+    get_output index): outputs are matched by name, never assumed in order."""
+    from sdss_distill.export.mcu_graph import output_names, read_graph
+    outputs = read_graph(model)[3]
+    names = output_names(model)
+    if len(outputs) == 1:
+        return {"logits": 0}
+    return {names[t]: k for k, t in enumerate(outputs)}
+
+
+def tflm_outputs(model: bytes, rows: np.ndarray, with_z: bool = False):
+    """TFLite Micro's class scores, one invoke per row (its interpreter takes batch 1); with
+    `with_z`, (scores, the redshift head's output or None)."""
+    from sdss_distill.core.zphot import HEAD
     interpreter = tflm_runtime().Interpreter.from_bytes(model)
+    pos = output_positions(model)
     out = np.empty((len(rows), 3), np.float32)
+    z = np.empty(len(rows), np.float32) if HEAD in pos else None
     for k, row in enumerate(rows):
         interpreter.set_input(row[None, :], 0)
         interpreter.invoke()
-        out[k] = interpreter.get_output(0).reshape(-1)
-    return out
+        out[k] = interpreter.get_output(pos["logits"]).reshape(-1)
+        if z is not None:
+            z[k] = interpreter.get_output(pos[HEAD]).reshape(-1)[0]
+    return (out, z) if with_z else out
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +199,18 @@ def parse_scores(lines: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
         "decimal logits differ from their bits"
     named = classes >= 0  # the name printed is the top score's ("none": refused, scores NaN)
     assert (classes[named] == scores[named].argmax(axis=1)).all()
+    assert not any("mismatch" in r for r in rows), "sdss_classify_z differs from sdss_classify"
     return classes, scores, [r[9:] for r in rows]
+
+
+def parse_z(extra: list[list[str]]) -> np.ndarray | None:
+    """[n, 2] float32 (z_phot, z_phot_err) from the harness's `z <bits> <bits>` fields, or
+    None when the build has no redshift head."""
+    if not extra or "z" not in extra[0]:
+        return None
+    at = extra[0].index("z")
+    return np.array([[int(v, 16) for v in e[at + 1:at + 3]] for e in extra],
+                    np.uint32).view(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +245,7 @@ def test_export_writes_the_mcu_folder_into_the_run(layout, model):
     assert '{"GALAXY", "QSO", "STAR"}' in source
     kernels = set(re.findall(r"^static \w+ (\w+)\(", source, flags=re.M))
     bits = activation_bits(model)  # student_int8 is the candidate export chose: 16x8 or int8
-    assert kernels == {"magnitudes_ok", "round_away", "doubling_high_mul",
+    assert kernels == {"magnitudes_ok", "sdss_run", "round_away", "doubling_high_mul",
                        "rounding_divide_by_pot", "multiply_by_quantized_multiplier",
                        "requantize", "quantize", "fully_connected_f32", f"quantize_f32_s{bits}",
                        f"fully_connected_s{bits}", f"dequantize_s{bits}_f32",
@@ -244,12 +277,25 @@ def test_mcu_on_an_exported_run_writes_only_mcu(exported_run, layout):
 
 
 @pytest.mark.slow
-def test_host_build_is_bit_identical_to_tflite_micro(host, x_test, tflm_scores):
-    classes, scores, _ = parse_scores(run_host(host, rows_text(x_test)))
+def test_host_build_is_bit_identical_to_tflite_micro(host, layout, x_test, tflm_both):
+    """sdss_classify's scores and, with the default student's redshift head, sdss_classify_z's
+    z_phot and z_phot_err, bit for bit, on every test row."""
+    from sdss_distill.core.zphot import decode32
+    tflm_scores, tflm_z = tflm_both
+    classes, scores, extra = parse_scores(run_host(host, rows_text(x_test)))
     assert len(classes) == len(x_test) == 2000
     same = (scores.view(np.uint32) == tflm_scores.view(np.uint32)).all(axis=1)
     assert same.all(), f"{(~same).sum()} rows differ, e.g. row {np.flatnonzero(~same)[0]}"
     assert (classes == tflm_scores.argmax(axis=1)).all()
+    z = parse_z(extra)
+    assert tflm_z is not None and z is not None  # the default student has the head
+    card = json.loads(layout.tflite_file("student_int8").with_suffix(".json").read_text())
+    want = np.column_stack(decode32(tflm_z, card["zphot"]["error_scale"]))
+    same = (z.view(np.uint32) == want.view(np.uint32)).all(axis=1)
+    assert same.all(), f"{(~same).sum()} rows' z differ, e.g. row {np.flatnonzero(~same)[0]}"
+    header = (layout.root / mcu.MCU_DIR / "sdss_student.h").read_text()
+    assert ("int sdss_classify_z(const float mags[SDSS_N_INPUTS], float scores[SDSS_N_CLASSES],"
+            in header)
 
 
 @pytest.mark.slow
@@ -514,7 +560,7 @@ def test_every_ptq_candidate_builds_bit_identical_to_tflite_micro(ptq_candidates
     expected = tflm_outputs(content, rows)
     sim = mcu_sim.simulate(content, rows, rounding="double")
     assert (sim.view(np.uint32) == expected.view(np.uint32)).all()
-    mcu.write_mcu(tmp_path / "mcu", content)
+    mcu.write_mcu(tmp_path / "mcu", content, z_error_scale=0.05)  # the default student's head
     proc = subprocess.run(["make", "-C", str(tmp_path / "mcu"), "host", "CC=gcc"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -147,3 +147,33 @@ def test_script_rejects_an_unknown_peer_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--peers: unknown peer(s) nope" in err[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_zphot_peers_train_on_non_test_rows_and_score_per_class():
+    """The photo-z regressors: fitted on the non-test rows only (a test row's z changed to
+    nonsense leaves them unchanged), scored per class; peers.md's table averages the seeds."""
+    import pandas as pd
+
+    from sdss_distill.core.schema import LABELS
+    from sdss_distill.sweep.peer_table import zphot_markdown
+    from sdss_distill.sweep.peers import REGRESSORS, zphot_peers
+    rng = np.random.default_rng(0)
+    n = 900
+    mags = rng.normal(19, 1, (n, 5))
+    z = np.clip(0.3 + 0.3 * (mags[:, 1] - mags[:, 2]), 0, None)
+    df = pd.DataFrame(mags, columns=list("ugriz"))
+    df["redshift"], df["class"] = z, np.array(LABELS)[rng.integers(0, 3, n)]
+    rows = {"non_test": np.arange(700), "test": np.arange(700, n)}
+    out = zphot_peers(df, rows, 0)
+    assert list(out) == list(REGRESSORS)
+    for name in REGRESSORS:
+        by_class = out[name]["by_class"]
+        assert set(by_class) == {"all", *LABELS}
+        assert by_class["all"]["n"] == 200 and by_class["all"]["sigma_nmad"] < 0.1
+    assert out["knn"]["chosen_on_dev"]["k"] in (5, 10, 20, 40, 80, 160)
+    df2 = df.copy()
+    df2.loc[700:, "redshift"] = 99.0  # test rows' z: never trained on
+    again = zphot_peers(df2, rows, 0)
+    assert again["hist_gradient_boosting"]["by_class"]["all"]["outliers"] == 1.0
+    md = zphot_markdown([{"zphot": out}, {"zphot": out}, {}])
+    assert "(2 seeds" in md and "| knn |" in md and zphot_markdown([{}]) == ""

@@ -61,7 +61,9 @@ def test_output_schema_rows_and_ids(catalogue, scored):
     table = read_parts(out)
     types = {f.name: f.type for f in table.schema}
     assert list(types) == ["objid", "specobjid", "file", "row", "class", "p_GALAXY", "p_QSO",
-                           "p_STAR", "in_domain", "quality", "quality_column", "input_class", "ra"]
+                           "p_STAR", "in_domain", "z_phot", "z_phot_err", "quality",
+                           "quality_column", "input_class", "ra"]  # z_phot: the redshift head
+    assert types["z_phot"] == types["z_phot_err"] == pa.float32()
     assert types["objid"] == pa.uint64() and types["specobjid"] == pa.uint64()  # as stored
     assert types["row"] == pa.int64() and types["in_domain"] == pa.bool_()
     assert all(types[f"p_{c}"] == pa.float32() for c in ("GALAXY", "QSO", "STAR"))

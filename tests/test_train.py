@@ -57,11 +57,20 @@ def test_saved_split_and_student_reproduce_the_report(quick_run, real_table):
     split = Split.load(out / "split.json")
     df, _ = clean(load_table(real_table), get_view("physical"))
     test = df.loc[split.test]
+    from sdss_distill.core import zphot
+    from sdss_distill.models.mlp import logits, redshift
     student = load(out / "models" / "student.keras")
-    acc = (student.predict(features(test, get_view("photometric")), verbose=0).argmax(1)
-           == labels(test)).mean()
+    x = features(test, get_view("photometric"))
+    acc = (logits(student, x).argmax(1) == labels(test)).mean()
     report = json.loads((out / "reports" / "report.json").read_text())
     assert acc == pytest.approx(report["models"]["student"]["test_accuracy"], abs=1e-9)
+    # the default student's redshift head reproduces the report's photo-z too
+    galaxy = labels(test) == 0
+    q = zphot.quality(zphot.from_output(redshift(student, x))[galaxy],
+                      test["redshift"].to_numpy()[galaxy])
+    want = {k: v for k, v in report["models"]["student"]["zphot"]["GALAXY"].items()
+            if k != "coverage"}
+    assert q == pytest.approx(want, abs=1e-9)
 
 
 def _fails(args, capsys, out):

@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from jax.scipy.special import logsumexp  # noqa: E402
 
+from sdss_distill.core.zphot import HEAD  # noqa: E402
 from sdss_distill.distill import compile_cache, formula  # noqa: E402
 from sdss_distill.distill.stopping import early_stopping_callbacks  # noqa: E402
 
@@ -81,6 +82,26 @@ class Loss:
     the logits are the teacher's hidden features, and the soft term gains hint_weight * MSE
     (formula.hint_term), as `HintDistiller` weighs them."""
     hint_weight: float = 0.0
+    z_weight: float = 0.0
+    """> 0: a redshift head (models.mlp `z_head`): the last entry of the weights is the head's
+    (w, b) on the last hidden layer's output, the last column of the soft targets is log(1 + z)
+    (core.zphot.target), and the total gains z_weight * `z_term` (the class terms unchanged)."""
+
+    def __post_init__(self):
+        if self.z_weight > 0 and self.hint_layer >= 0:
+            raise ValueError("a redshift head (z_weight > 0) and FitNets hints (hint_layer >= 0) "
+                             "cannot train together: each uses the last entry of the weights")
+
+
+def z_term(target, predicted):
+    """Per-row regression term of the redshift head: Huber loss (delta `Z_DELTA`) on log(1 + z),
+    quadratic near the target, linear beyond, so catastrophic QSO errors do not dominate."""
+    a = jnp.abs(predicted - target)
+    return jnp.where(a <= Z_DELTA, 0.5 * a * a, Z_DELTA * (a - 0.5 * Z_DELTA))
+
+
+Z_DELTA = 0.1
+"""Huber threshold on log(1 + z) error: about 0.1 (1 + z), near the 0.15 outlier line."""
 
 
 def dense_stack(model):
@@ -92,6 +113,8 @@ def dense_stack(model):
     rest = model.layers[names.index("normalize") + 1:]
     dense, rates = [], []
     for layer in rest:
+        if layer.name == HEAD:  # the redshift head: fitted through Loss.z_weight
+            continue
         if isinstance(layer, keras.layers.Dense) and layer.use_bias:
             dense.append(layer)
             rates.append(0.0)
@@ -144,12 +167,17 @@ def class_logits(s, per_class: int):
 
 def _terms(layers, z, y, soft, w, key, alpha, rates, loss: Loss, training):
     """One member's weighted (total, (hard, soft, accuracy)) over the rows of a batch."""
-    hinted = loss.hint_layer >= 0
-    s, kept = _forward(layers[:-1] if hinted else layers, z, rates, key, training,
-                       loss.hint_layer)
+    hinted, z_head = loss.hint_layer >= 0, loss.z_weight > 0
+    core = layers[:-1] if hinted or z_head else layers
+    s, kept = _forward(core, z, rates, key, training,
+                       len(core) - 2 if z_head else loss.hint_layer)
     c = class_logits(s, loss.per_class)
     n = jnp.maximum(w.sum(), 1.0)
     hard = (formula.hard_term(JNP, y, c) * w).sum() / n
+    reg = 0.0
+    if z_head:  # beside the class terms, which it leaves unchanged
+        head_w, head_b = layers[-1]
+        reg = loss.z_weight * (z_term(soft[:, -1], (kept @ head_w + head_b)[:, 0]) * w).sum() / n
     per_row = formula.soft_term(JNP, soft[:, :s.shape[-1]], s, loss.temperature, loss.kind)
     if hinted:
         projection_w, projection_b = layers[-1]
@@ -157,7 +185,7 @@ def _terms(layers, z, y, soft, w, key, alpha, rates, loss: Loss, training):
             JNP, soft[:, s.shape[-1]:], kept @ projection_w + projection_b)
     kd = (per_row * w).sum() / n
     accuracy = ((jnp.argmax(c, axis=-1) == y) * w).sum() / n
-    return (1.0 - alpha) * hard + alpha * kd, (hard, kd, accuracy)
+    return (1.0 - alpha) * hard + alpha * kd + reg, (hard, kd, accuracy)
 
 
 def optimizer():

@@ -25,6 +25,8 @@ class Architecture:
     hidden: tuple[int, ...] = ()
     members: tuple[tuple[int, ...], ...] = ()
     subclass_bins: int = 0
+    z_head: bool = False
+    """The MLP also has the redshift head (models.mlp `z_head`; the default `mix` student)."""
 
 
 def plain_student(cfg, settings) -> list[Architecture]:

@@ -27,6 +27,7 @@ from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.prob import softmax_row
 from sdss_distill.core.quality import check_columns, check_values, header_positions, value_bounds
 from sdss_distill.core.schema import LABELS, SENTINEL, SIGNATURE
+from sdss_distill.core.zphot import HEAD, decode32
 from sdss_distill.edge import verify
 
 PROG = program("edge")
@@ -56,6 +57,15 @@ def interpreter(content: bytes, path: Path, threads: int | None):
                          f"the file may be truncated or corrupt, re-export it") from None
 
 
+def logits_index(interp) -> int:
+    """The tensor index of a LiteRT interpreter's class logits: its only output, or the one its
+    signature names 'logits' (a student with a redshift head has two outputs, in no fixed order)."""
+    details = interp.get_output_details()
+    if len(details) == 1:
+        return details[0]["index"]
+    return interp.get_signature_runner(SIGNATURE).get_output_details()["logits"]["index"]
+
+
 @dataclass
 class Prediction:
     """Per-row results; `classes[k]` is the label with the highest probability.
@@ -75,6 +85,10 @@ class Prediction:
     in_domain: np.ndarray
     labels: tuple[str, ...]
     quality: np.ndarray
+    z_phot: np.ndarray | None = None
+    """Photometric redshift per row (float32; NaN where not `ok`), or None for a model without
+    a redshift head; `z_phot_err` its 68 % band half-width, k (1 + z_phot) (core.zphot)."""
+    z_phot_err: np.ndarray | None = None
 
     @property
     def ok(self) -> np.ndarray:
@@ -88,6 +102,13 @@ class EdgeClassifier:
     both): one good row takes a scalar path, and the input tensor is resized only when the
     number of rows changes. Not thread-safe (one interpreter): one per thread.
     """
+
+    z_name: str | None = None
+    """The redshift head's output (core.zphot.HEAD), None for a model without one."""
+    z_scale: float = float("nan")
+    """k of z_phot_err = k (1 + z_phot), from the card."""
+    _z_out: int | None = None
+    _z_last: list = []
 
     def __init__(self, path, *, num_threads: int | None = 1):
         self.path = Path(path)
@@ -104,7 +125,7 @@ class EdgeClassifier:
                              f"{listing(signatures) or 'none'}); re-export the model")
         runner = self.interpreter.get_signature_runner(SIGNATURE)
         (self.input_name,) = signatures[SIGNATURE]["inputs"]
-        (self.output_name,) = signatures[SIGNATURE]["outputs"]
+        self.output_name, self.z_name = _output_names(self.path, signatures[SIGNATURE]["outputs"])
         self.card = read_card(self.path)
         self.columns = tuple(self.card["input"]["columns"])
         shape = runner.get_input_details()[self.input_name]["shape"]
@@ -148,6 +169,10 @@ class EdgeClassifier:
         details = self.interpreter.get_input_details()
         self._in = runner.get_input_details()[self.input_name]["index"]
         self._out = runner.get_output_details()[self.output_name]["index"]
+        self._z_out = (None if self.z_name is None
+                       else runner.get_output_details()[self.z_name]["index"])
+        self._z_last: list[np.ndarray] = []
+        self.z_scale = float((self.card.get("zphot") or {}).get("error_scale", float("nan")))
         if [d["index"] for d in details] != [self._in]:
             raise InputError(f"{self.path}: expected one input tensor in one subgraph, found "
                              f"{len(details)}; re-export the model with sdss_distill.export")
@@ -161,11 +186,14 @@ class EdgeClassifier:
             self._shape = x.shape
         self.interpreter.set_tensor(self._in, x)
         self.interpreter.invoke()
+        if self._z_out is not None:  # the redshift head's rows, read by `_attach_z`
+            self._z_last.append(self.interpreter.get_tensor(self._z_out)[:, 0])
         return self.interpreter.get_tensor(self._out)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Raw model outputs for float rows in `self.columns` order."""
         x = np.ascontiguousarray(x, dtype=np.float32)
+        self._z_last = []
         if not len(x):
             return np.zeros((0, len(self.labels)), np.float32)
         if len(x) <= _CHUNK:
@@ -213,7 +241,7 @@ class EdgeClassifier:
         if len(x) == 1:
             r = x[0].tolist()  # finite sum: no NaN or inf, so min and max are well defined
             if math.isfinite(sum(r)) and self._fast[0] <= min(r) and max(r) <= self._fast[1]:
-                return self._one(x)
+                return self._attach_z(self._one(x), None)
         v = self._domain.layout(x)
         columns, inside = self._domain.test(v)
         if self._inside_is_good:  # a row with every column in the domain passes check_values
@@ -224,7 +252,8 @@ class EdgeClassifier:
         else:
             ok = self.good_rows(x)
         if ok is None or ok.all():
-            return Prediction(*self._classify(x, inside), self.labels, np.zeros(len(x), "U1"))
+            return self._attach_z(Prediction(*self._classify(x, inside), self.labels,
+                                             np.zeros(len(x), "U1")), None)
         checked = check_values(x, self.columns)
         reasons = [checked.message(k) for k in np.flatnonzero(~ok)]
         quality = np.zeros(len(x), f"U{max(map(len, reasons))}")
@@ -233,9 +262,23 @@ class EdgeClassifier:
         p = np.full(logits.shape, np.nan, np.float32)
         classes = np.zeros(len(x), self._names.dtype)
         flags = np.zeros(len(x), bool)
+        self._z_last = []
         if ok.any():
             classes[ok], p[ok], logits[ok], flags[ok] = self._classify(x[ok], inside[ok])
-        return Prediction(classes, p, logits, flags, self.labels, quality)
+        return self._attach_z(Prediction(classes, p, logits, flags, self.labels, quality), ok)
+
+    def _attach_z(self, pred: Prediction, ok: np.ndarray | None) -> Prediction:
+        """`pred` with z_phot and z_phot_err from the rows the model just ran (`ok`: which rows
+        of `pred` they are; None: all), NaN elsewhere; unchanged for a model without a head."""
+        if self.z_name is None:
+            return pred
+        n = len(pred.classes)
+        raw = np.concatenate(self._z_last) if self._z_last else np.zeros(0, np.float32)
+        z, err = np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32)
+        rows = slice(None) if ok is None else ok
+        z[rows], err[rows] = decode32(raw, self.z_scale)
+        pred.z_phot, pred.z_phot_err = z, err
+        return pred
 
     def _classify(self, x: np.ndarray, inside: np.ndarray) -> tuple:
         """(classes, probabilities, logits, in-domain) of good rows and their in-domain flags.
@@ -262,12 +305,25 @@ class EdgeClassifier:
         """`predict` for one good row, in Python scalars where numpy calls would cost more
         than the arithmetic (the same formulas: a test compares the two paths)."""
         x32 = x.astype(np.float32)
+        self._z_last = []
         raw = self._invoke(x32)  # get_tensor returns a copy
         p = softmax_row(raw[0].tolist())
         k = p.index(max(p))
         return Prediction(self._names[k:k + 1].copy(), np.array([p], np.float32), raw,
                           np.array([self._domain.row(x32[0].tolist())]), self.labels,
                           np.zeros(1, "U1"))
+
+
+def _output_names(path: Path, outputs) -> tuple[str, str | None]:
+    """(class logits output, redshift head output or None) of the signature's outputs: one
+    output is the logits; two are 'logits' and core.zphot.HEAD, matched by name."""
+    outputs = list(outputs)
+    if len(outputs) == 1:
+        return outputs[0], None
+    if sorted(outputs) != sorted(["logits", HEAD]):
+        raise InputError(f"{path}: outputs {listing(outputs)}; expected 'logits' (and "
+                         f"{HEAD!r}); re-export the model with sdss_distill.export")
+    return "logits", HEAD
 
 
 def _frame_values(frame, positions: list[int]) -> np.ndarray:

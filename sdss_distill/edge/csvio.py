@@ -188,6 +188,10 @@ def _output_check(output: Path, input_csv) -> None:
         raise InputError(f"--output {output}: cannot write in {parent}; pick a writable directory")
 
 
+Z_COLUMNS = ("z_phot", "z_phot_err")
+"""Columns a model with a redshift head adds (core.zphot): photometric redshift, 68 % band."""
+
+
 def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int = 1,
                 keep: tuple[str, ...] = (), chunk_rows: int = CSV_CHUNK_ROWS,
                 sets: float | str | None = None) -> int:
@@ -200,12 +204,14 @@ def predict_csv(model: Path, input_csv: Path, output: Path | None, threads: int 
     clf = EdgeClassifier(model, num_threads=threads)
     q = None if sets is None else edge_sets.thresholds(clf.card, card_path(model), sets, clf.labels)
     source = CsvInput(input_csv, clf.columns, tuple(keep))
-    clash = set(keep) & {"row", "class", "in_domain", "set", *(f"p_{c}" for c in clf.labels)}
+    z_columns = list(Z_COLUMNS) if clf.z_name else []  # a model with a redshift head
+    clash = set(keep) & {"row", "class", "in_domain", "set", *(f"p_{c}" for c in clf.labels),
+                         *z_columns}
     if clash:
         raise InputError(f"--keep: {listing(sorted(clash))} would clash with an output column; "
                          f"rename it in the input")
     header = ["row", *source.text_columns, "class", *(f"p_{c}" for c in clf.labels), "in_domain",
-              *(["set"] if q is not None else [])]
+              *z_columns, *(["set"] if q is not None else [])]
     counts = {"classified": 0, "outside": 0, "rejected": 0}
     if output is None:
         _write_predictions(sys.stdout, header, clf, source, source.path, chunk_rows, counts, q)
@@ -229,6 +235,8 @@ def _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts, q=
         result = clf.predict(chunk.x)
         probs = np.char.mod("%.6f", np.nan_to_num(result.probabilities))
         domain = np.where(result.in_domain, "true", "false")
+        z = ([] if result.z_phot is None else
+             np.char.mod("%.5f", np.column_stack([result.z_phot, result.z_phot_err])))
         extra = ([[v] for v in edge_sets.names(result.probabilities, q, clf.labels)]
                  if q is not None else [[]] * len(chunk.rows))
         for i in range(len(chunk.rows)):
@@ -240,7 +248,7 @@ def _write_predictions(f, header, clf, source, input_csv, chunk_rows, counts, q=
                 counts["rejected"] += 1
                 continue
             writer.writerow([chunk.rows[i], *chunk.text[i], result.classes[i], *probs[i],
-                             domain[i], *extra[i]])
+                             domain[i], *(z[i] if len(z) else ()), *extra[i]])
             counts["classified"] += 1
             counts["outside"] += int(not result.in_domain[i])
         del chunk, result, probs, domain, extra  # freed before the next chunk is read

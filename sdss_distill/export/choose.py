@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdss_distill.edge.classifier import interpreter
+from sdss_distill.edge.classifier import interpreter, logits_index
 
 BUDGET_BYTES = 8192
 """The size budget of a shipped student file (the accuracy issue's: at most 8 KB)."""
@@ -30,7 +30,7 @@ def dev_scores(files: dict[str, bytes], x: np.ndarray, y: np.ndarray,
     out = {}
     for name, content in files.items():
         interp = interpreter(content, name, 1)
-        pred = _predict(interp, x).argmax(1)
+        pred = _predict(interp, x, logits_index(interp)).argmax(1)
         right = int((pred == y).sum())
         out[name] = {"size_bytes": len(content), "dev_rows_right": right,
                      "dev_accuracy": right / len(y),
@@ -38,8 +38,8 @@ def dev_scores(files: dict[str, bytes], x: np.ndarray, y: np.ndarray,
     return out
 
 
-def _predict(interp, x: np.ndarray) -> np.ndarray:
-    inp, out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+def _predict(interp, x: np.ndarray, out: int) -> np.ndarray:
+    inp = interp.get_input_details()[0]["index"]
     interp.resize_tensor_input(inp, list(x.shape))
     interp.allocate_tensors()
     interp.set_tensor(inp, np.ascontiguousarray(x, np.float32))

@@ -23,7 +23,8 @@ from sdss_distill.core import tflite_file
 from sdss_distill.core.errors import check_signals
 from sdss_distill.core.io import quiet_import, quiet_native_stderr
 from sdss_distill.core.schema import SIGNATURE, STUDENT_VIEW, get_view
-from sdss_distill.export.fold import FRONT_LAYER, fold_student
+from sdss_distill.core.zphot import HEAD
+from sdss_distill.export.fold import FRONT_LAYER, fold_head, fold_student
 
 
 def saved_model(model, view, directory: Path) -> Path:
@@ -33,10 +34,15 @@ def saved_model(model, view, directory: Path) -> Path:
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        SIGNATURE, lambda x: {"logits": model(x, training=False)},
+        SIGNATURE, lambda x: _named(model(x, training=False)),
         input_signature=[tf.TensorSpec([None, len(view.columns)], tf.float32, name=view.name)])
     archive.write_out(str(directory), verbose=False)
     return directory
+
+
+def _named(out) -> dict:
+    """The signature's outputs: 'logits', and the redshift head's (core.zphot.HEAD) if any."""
+    return dict(out) if isinstance(out, dict) else {"logits": out}
 
 
 def calibration(x: np.ndarray, name: str):
@@ -150,6 +156,7 @@ def folded_student(student, x_check: np.ndarray):
         SubclassSum,
         ensemble_members,
         logits,
+        redshift,
         subclass_head,
     )
     members = ensemble_members(student)
@@ -157,23 +164,30 @@ def folded_student(student, x_check: np.ndarray):
     outputs = []
     for k, member in enumerate(members or [student]):
         prefix = f"m{k}_" if members else ""
-        h = x
+        h = hidden = x
         kernels, biases = fold_student(member)
         for j, (w, b) in enumerate(zip(kernels, biases)):
             last = j == len(kernels) - 1
             layer = keras.layers.Dense(w.shape[1], activation=None if last else "relu",
                                        name=prefix + ("logits" if last else f"dense_{j}"))
-            h = layer(h)
+            hidden, h = h, layer(h)
             layer.set_weights([w, b])
         outputs.append(h)
     out = MeanProbability(name="mean_probability")(outputs) if members else outputs[0]
     head = subclass_head(student)
     if head is not None:  # subclass logits -> class logits, as in the student
         out = SubclassSum(head.per_class, name=head.name)(out)
+    z_head = None if members else fold_head(student)
+    if z_head is not None:  # the redshift head on the last hidden layer, as in the student
+        layer = keras.layers.Dense(1, name=HEAD)
+        out = {"logits": out, HEAD: layer(hidden)}
+        layer.set_weights(list(z_head))
     model = keras.Model(inputs, out, name="student_folded")
     error = np.abs(logits(model, x_check) - logits(student, x_check)).max()
+    if z_head is not None:
+        error = max(error, np.abs(redshift(model, x_check) - redshift(student, x_check)).max())
     if error > 1e-3:
-        raise RuntimeError(f"folding the student's front changed its logits by {error:.2g}")
+        raise RuntimeError(f"folding the student's front changed its outputs by {error:.2g}")
     fronts = [f"m{k}_{FRONT_LAYER}" for k in range(len(members))] if members else [FRONT_LAYER]
     return model, fronts
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sdss_distill.core.zphot import HEAD
+
 FRONT_LAYER = "dense_0"
 """The first Dense layer of a folded student: it reads raw magnitudes and stays float32 in int8
 files (magnitudes quantized to int8 steps of ~0.07 mag would wipe out the colours)."""
@@ -24,11 +26,21 @@ def fold_student(student) -> tuple[list[np.ndarray], list[np.ndarray]]:
     std = np.maximum(np.sqrt(np.asarray(norm.variance, "float64").reshape(-1)), 1e-7)
     diff = features.colour_matrix()
     f = np.concatenate([np.eye(len(diff)), diff], axis=1)
-    dense = [layer for layer in student.layers if layer.__class__.__name__ == "Dense"]
+    dense = [layer for layer in student.layers
+             if layer.__class__.__name__ == "Dense" and layer.name != HEAD]
     kernels = [np.asarray(d.kernel, "float64") for d in dense]
     biases = [np.asarray(d.bias, "float64") for d in dense]
     kernels[0], biases[0] = (f / std) @ kernels[0], biases[0] - (mean / std) @ kernels[0]
     return [k.astype("float32") for k in kernels], [b.astype("float32") for b in biases]
+
+
+def fold_head(student) -> tuple[np.ndarray, np.ndarray] | None:
+    """The redshift head's (kernel, bias) as float32 (it reads the last hidden layer, so
+    folding the front leaves it unchanged), or None for a student without one."""
+    heads = [layer for layer in student.layers if layer.name == HEAD]
+    if not heads:
+        return None
+    return (np.asarray(heads[0].kernel, "float32"), np.asarray(heads[0].bias, "float32"))
 
 
 def mlp_logits(kernels, biases, x: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import sha256_bytes
 from sdss_distill.core.quality import VALUE_RANGES
 from sdss_distill.core.schema import BANDS, LABELS, SENTINEL
+from sdss_distill.core.zphot import HEAD, TRANSFORM
 from sdss_distill.export.mcu_graph import (  # noqa: F401 - re-exported for mcu_sim and tests
     ACTIVATIONS,
     CTYPES,
@@ -43,6 +44,7 @@ from sdss_distill.export.mcu_graph import (  # noqa: F401 - re-exported for mcu_
     INT_RANGES,
     Tensor,
     fc_multipliers,
+    output_names,
     quantize_multiplier,
     quantized_activation_range,
     read_graph,
@@ -96,11 +98,14 @@ class Emitter:
 
     def __init__(self, content: bytes):
         self.ops, self.tensors, self.inputs, self.outputs = read_graph(content)
-        if len(self.inputs) != 1 or len(self.outputs) != 1:
+        if len(self.inputs) != 1 or len(self.outputs) not in (1, 2):
             raise InputError(f"the model has {len(self.inputs)} inputs and {len(self.outputs)} "
-                             f"outputs; the C generator needs one of each")
-        self.input, self.output = self.tensors[self.inputs[0]], self.tensors[self.outputs[0]]
-        for t, role in ((self.input, "input"), (self.output, "output")):
+                             f"outputs; the C generator needs one input, and the class scores "
+                             f"(plus '{HEAD}' with a redshift head)")
+        self.input = self.tensors[self.inputs[0]]
+        self.output, self.z_output = self._outputs(content)
+        for t, role in ((self.input, "input"), (self.output, "output"),
+                        (self.z_output or self.output, HEAD)):
             if t.type != "FLOAT32":
                 raise InputError(f"the model's {role} is {t.type}; the C API passes float32")
         self.constants: list[str] = []
@@ -109,6 +114,19 @@ class Emitter:
         self.body: list[str] = []
         self.kernels: set[str] = set()
 
+    def _outputs(self, content: bytes) -> tuple[Tensor, Tensor | None]:
+        """(class scores, redshift head or None), matched by their signature names."""
+        if len(self.outputs) == 1:
+            return self.tensors[self.outputs[0]], None
+        names = output_names(content)
+        by_name = {names.get(k): k for k in self.outputs}
+        if set(by_name) != {"logits", HEAD}:
+            raise InputError(f"the model's outputs are named {sorted(map(str, by_name))}; the "
+                             f"C generator needs 'logits' and '{HEAD}'")
+        if TRANSFORM != "z":
+            raise InputError(f"the redshift head predicts {TRANSFORM}; the C API needs z itself")
+        return self.tensors[by_name["logits"]], self.tensors[by_name[HEAD]]
+
     def ref(self, k: int) -> str:
         """The C expression for tensor k: the API arrays, a constant, or a local buffer."""
         t = self.tensors[k]
@@ -116,6 +134,8 @@ class Emitter:
             return "mags"
         if k == self.output.index:
             return "scores"
+        if self.z_output is not None and k == self.z_output.index:
+            return "z_out"
         if t.data is not None:
             name = f"c{k}"
             if not any(f" {name}[" in c for c in self.constants):
@@ -225,12 +245,46 @@ def _c_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+Z_DECL = """
+#define SDSS_HAS_Z 1
+#define SDSS_Z_ERR_SCALE {k}  /* k of z_phot_err = k (1 + z_phot), fitted on dev galaxies */
+
+/* As sdss_classify(), and the photometric redshift: *z_phot = the redshift head's output
+   clipped at 0, *z_phot_err = SDSS_Z_ERR_SCALE * (1 + *z_phot) (about 68 % of galaxies lie
+   within it); both NaN when the class is -1. */
+int sdss_classify_z(const float mags[SDSS_N_INPUTS], float scores[SDSS_N_CLASSES],
+                    float *z_phot, float *z_phot_err);
+"""
+
+Z_API = """
+int sdss_classify_z(const float mags[SDSS_N_INPUTS], float scores[SDSS_N_CLASSES],
+                    float *z_phot, float *z_phot_err)
+{
+    float z_out[1];
+    int best = sdss_run(mags, scores, z_out);
+    float z = z_out[0] > 0.0f ? z_out[0] : 0.0f;
+    if (best < 0) {
+        z = z_out[0];    /* NaN */
+    }
+    *z_phot = z;
+    *z_phot_err = SDSS_Z_ERR_SCALE * (1.0f + z);
+    return best;
+}
+"""
+
+
 def generate(content: bytes, *, labels: tuple[str, ...] = LABELS, run_id: str | None = None,
-             model_file: str = "student_int8.tflite", sets=None) -> dict[str, bytes]:
+             model_file: str = "student_int8.tflite", sets=None,
+             z_error_scale: float | None = None) -> dict[str, bytes]:
     """File name -> content of every file of the MCU folder, for one .tflite flatbuffer.
-    `sets`: (level, per-class thresholds on 1 - p) of the prediction sets (set_fields)."""
+    `sets`: (level, per-class thresholds on 1 - p) of the prediction sets (set_fields);
+    `z_error_scale`: k of z_phot_err (the card's zphot.error_scale), needed with a redshift
+    head, which then adds sdss_classify_z() to the C API."""
     em = Emitter(content)
     em.emit()
+    if em.z_output is not None and z_error_scale is None:
+        raise InputError(f"the model has a redshift head ('{HEAD}'): pass z_error_scale, the "
+                         f"model card's zphot.error_scale")
     n_in, n_out = em.input.size, em.output.size
     if n_in != len(BANDS) or n_out != len(labels):
         raise InputError(f"the model maps {n_in} inputs to {n_out} outputs; the C API expects "
@@ -249,6 +303,9 @@ def generate(content: bytes, *, labels: tuple[str, ...] = LABELS, run_id: str | 
         "constants": "\n".join(em.constants), "locals": "\n".join(em.locals),
         "body": "\n".join(em.body), "kernels": kernel_sections(em.kernels),
         **set_fields(sets, len(labels)),
+        "z_decl": Z_DECL.format(k=c_float(z_error_scale)) if em.z_output is not None else "",
+        "z_api": Z_API if em.z_output is not None else "",
+        "z_unused": "" if em.z_output is not None else "    (void)z_out;\n",
     }
     files = {name: Template(_template(name + ".in")).substitute(fields).encode()
              for name in ("sdss_student.h", "sdss_student.c")}
@@ -286,10 +343,11 @@ def set_fields(sets, n_classes: int) -> dict:
 
 def write_mcu(out: Path, content: bytes, *, labels: tuple[str, ...] = LABELS,
               run_id: str | None = None, model_file: str = "student_int8.tflite",
-              sets=None) -> list[Path]:
+              sets=None, z_error_scale: float | None = None) -> list[Path]:
     """Write the MCU folder for `content` (a .tflite flatbuffer) into `out`; returns the paths."""
     from sdss_distill.core.io import write_atomic
-    files = generate(content, labels=labels, run_id=run_id, model_file=model_file, sets=sets)
+    files = generate(content, labels=labels, run_id=run_id, model_file=model_file, sets=sets,
+                     z_error_scale=z_error_scale)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -127,6 +127,14 @@ def read_graph(content: bytes) -> tuple[list[tuple[str, object]], dict[int, Tens
     return out, tensors, [int(i) for i in g.inputs], [int(i) for i in g.outputs]
 
 
+def output_names(content: bytes) -> dict[int, str]:
+    """Graph output tensor index -> its name in the model's signature ('logits', 'z_phot'):
+    outputs are matched by name, never by position."""
+    model = _schema().ModelT.InitFromPackedBuf(bytearray(content), 0)
+    return {int(t.tensorIndex): (t.name.decode() if isinstance(t.name, bytes) else str(t.name))
+            for sig in (model.signatureDefs or []) for t in (sig.outputs or [])}
+
+
 def fc_multipliers(x: Tensor, w: Tensor, y: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """A quantized FULLY_CONNECTED's multipliers and shifts, as TFLite Micro prepares them
     (the same for int8 and int16 activations)."""
@@ -139,9 +147,13 @@ def fc_multipliers(x: Tensor, w: Tensor, y: Tensor) -> tuple[tuple[int, ...], tu
 
 
 def output_step(content: bytes) -> float:
-    """One step of the graph's quantized output (the scale of the last DEQUANTIZE's input),
+    """One step of the graph's quantized class scores (the scale of the input of the DEQUANTIZE
+    that writes them: the only output, or the one named 'logits' beside a redshift head),
     the unit in which TFLite Micro and LiteRT scores are compared."""
     ops, tensors, _, outputs = read_graph(content)
+    if len(outputs) > 1:
+        names = output_names(content)
+        outputs = [k for k in outputs if names.get(k) == "logits"]
     for name, op in reversed(ops):
         if name == "DEQUANTIZE" and int(op.outputs[0]) in outputs:
             return float(tensors[int(op.inputs[0])].scale)

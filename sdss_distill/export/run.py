@@ -158,8 +158,10 @@ def _write_mcu(run: RunData, layout: Layout, report: dict, say) -> None:
     from sdss_distill.export.mcu_sim import evaluate
     from sdss_distill.models.mlp import logits
     content = layout.tflite_file("student_int8").read_bytes()
+    card = read_json(edge.card_path(layout.tflite_file("student_int8")), fix="export the run again")
     write_mcu(layout.root / MCU_DIR, content, run_id=layout.run_id,
-              sets=mcu_sets(layout.tflite_file("student_int8")))
+              sets=mcu_sets(layout.tflite_file("student_int8")),
+              z_error_scale=(card.get("zphot") or {}).get("error_scale"))
     x_test = run.x_test[STUDENT_VIEW]
     report["mcu"] = evaluate(content, x_test, run.y_test, logits(run.student, x_test))
     _write_json(layout.export_json, report)
@@ -248,7 +250,8 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
             finetuned[stem] = (layout.tflite_file(stem).read_bytes(), FINETUNED[stem])
             if old.get("finetune"):
                 tuned[stem] = old["finetune"]
-    if var.QAT_CANDIDATE in finetuned:
+    # the QAT child builds the class head only: with a redshift head it is no candidate
+    if var.QAT_CANDIDATE in finetuned and run.zphot is None:
         candidates[var.QAT_CANDIDATE] = (tflite_file.shrink(finetuned[var.QAT_CANDIDATE][0]),
                                          DESCRIPTIONS[var.QAT_CANDIDATE])  # as it ships
     int8, choice = var.pick_int8(run, candidates, say)

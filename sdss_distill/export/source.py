@@ -48,6 +48,12 @@ class RunData:
         self.model_sha256 = {}
         self.student, self.teacher = (self._load(name, (models or {}).get(name))
                                       for name in (STUDENT, TEACHER))
+        self.zphot = _zphot(self.layout, self.student)
+        """The student's redshift head for its cards ({output, target, error_scale, ...}), or
+        None for a student without one."""
+        self.z_dev = _z_dev(df, split, self.config, self.zphot) if self.zphot else None
+        """(x, z_spec) of the galaxies among the student's early-stopping rows: each file's
+        own k of z_phot_err is fitted on them (`file_zphot`)."""
 
     def _load(self, name: str, model=None):
         path = self.layout.model(name)
@@ -80,4 +86,63 @@ def model_card(run: RunData, stem: str, view, description: str, extra: dict | No
                 zip(LABELS, fractions(run.y_train, len(LABELS)).tolist()))},
             "source": {"run": str(run.dir), "run_id": run_id, **run.source(source),
                        "data_sha256": run.data_sha256, "sdss_distill": __version__},
+            **({"zphot": file_zphot(run, content)} if run.zphot and source == STUDENT
+               and _has_z(content) else {}),
             **(extra or {})}
+
+
+def _has_z(content: bytes | None) -> bool:
+    """Whether a .tflite file outputs the redshift head (by its signature's output names);
+    the QAT and pruned files, built from the class head alone, do not."""
+    from sdss_distill.core.zphot import HEAD
+    from sdss_distill.export.mcu_graph import output_names
+    return content is not None and HEAD in output_names(content).values()
+
+
+def _zphot(layout: Layout, student) -> dict | None:
+    """The card's `zphot` entry: the head's output name and target, and z_phot_err's k as the
+    run fitted it on its early-stopping galaxies (report.json); None without a head."""
+    from sdss_distill.core import zphot
+    from sdss_distill.core.bounded import load_json
+    from sdss_distill.models.mlp import has_z_head
+    if not has_z_head(student):
+        return None
+    fix = "train the run again"
+    report = load_json(layout.report_json, fix=fix)
+    try:
+        k = float(report["models"][STUDENT]["zphot"]["error_scale"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{layout.report_json}: the student has a redshift head but the report "
+                         f"has no models.student.zphot.error_scale; {fix}") from None
+    return {"output": zphot.HEAD, "target": zphot.TRANSFORM, "error_scale": k,
+            "error_rule": "z_phot_err = error_scale * (1 + z_phot)",
+            "error_coverage": zphot.COVERAGE, "rows": report["models"][STUDENT]["rows"],
+            "fitted_on": "the student's early-stopping rows (non-test), galaxies"}
+
+
+def _z_dev(df, split, config: dict, entry: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The student's early-stopping galaxies (as Workspace.fit_rows drew them): inputs, z_spec."""
+    from sdss_distill.core.schema import LABELS
+    from sdss_distill.data.table import features, labels, validation_slice
+    rows = (np.sort(np.concatenate([split.teacher_train, split.student_train]))
+            if entry["rows"] == "non_test" else getattr(split, entry["rows"]))
+    _, val = validation_slice(df, rows, config["validation_fraction"], config["seed"])
+    gal = df.loc[val]
+    gal = gal[labels(gal) == LABELS.index("GALAXY")]
+    return features(gal, get_view(STUDENT_VIEW)), gal["redshift"].to_numpy("float64")
+
+
+def file_zphot(run: RunData, content: bytes) -> dict:
+    """A file's card entry: the run's, with k refitted on this file's own z_phot (quantization
+    moves it) over the same early-stopping galaxies, so the band covers 68 % of them for
+    the file that ships; `keras_error_scale` is the run's k, for the Keras student."""
+    from sdss_distill.core import zphot
+    from sdss_distill.edge.classifier import interpreter
+    x, z_spec = run.z_dev
+    runner = interpreter(content, "student", 1).get_signature_runner(SIGNATURE)
+    z, _ = zphot.decode32(runner(**{STUDENT_VIEW: x})[zphot.HEAD][:, 0], 0.0)
+    entry = {k: v for k, v in run.zphot.items() if k != "rows"}
+    return {**entry, "error_scale": zphot.error_scale(z.astype("float64"), z_spec),
+            "keras_error_scale": run.zphot["error_scale"],
+            "fitted_on": "this file's z_phot on the student's early-stopping rows (non-test), "
+                         "galaxies"}

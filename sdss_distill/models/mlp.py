@@ -14,6 +14,7 @@ import numpy as np
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.schema import LABELS, View, asinh_scales, colour_pairs
+from sdss_distill.core.zphot import HEAD
 
 
 @keras.saving.register_keras_serializable(package="sdss_distill")
@@ -59,11 +60,15 @@ class SkyFeatures(keras.layers.Layer):
 
 def build_mlp(view: View, hidden: tuple[int, ...], train_x: np.ndarray | None, *, name: str,
               dropout: float = 0.0, norm_stats: tuple[np.ndarray, np.ndarray] | None = None,
-              outputs: int = len(LABELS)) -> keras.Model:
+              outputs: int = len(LABELS), z_head: bool = False) -> keras.Model:
     """An MLP on `view`'s raw columns, its Normalization adapted on `train_x` (training rows).
 
     `outputs`: logits it returns, one per class by default (subclass distillation asks for
     one per subclass).
+
+    `z_head`: a second output beside the class logits, a Dense(1) on the last hidden layer
+    named `core.zphot.HEAD` that predicts log(1 + z) (the photometric redshift); the model
+    then returns {"logits": ..., HEAD: ...} (see `logits` and `redshift`).
 
     `norm_stats`: the (mean, variance) of the features over the training rows, computed
     elsewhere (in a streaming pass over a table too large to hold); then `train_x` is unused.
@@ -85,7 +90,15 @@ def build_mlp(view: View, hidden: tuple[int, ...], train_x: np.ndarray | None, *
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{k}")(x)
     logits = keras.layers.Dense(outputs, name="logits")(x)
+    if z_head:
+        z = keras.layers.Dense(1, name=HEAD)(x)
+        return keras.Model(inputs, {"logits": logits, HEAD: z}, name=name)
     return keras.Model(inputs, logits, name=name)
+
+
+def has_z_head(model: keras.Model) -> bool:
+    """Whether a model has the redshift head (`build_mlp(..., z_head=True)`)."""
+    return isinstance(model.output, dict) and HEAD in model.output
 
 
 @keras.saving.register_keras_serializable(package="sdss_distill")
@@ -151,8 +164,19 @@ def ensemble_members(model: keras.Model) -> list[keras.Model]:
 
 
 def logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    """One direct forward pass (no `predict` loop: cheaper for small tables, and no retracing)."""
-    return keras.ops.convert_to_numpy(model(np.asarray(x, "float32"), training=False))
+    """One direct forward pass (no `predict` loop: cheaper for small tables, and no retracing):
+    the class logits (of a model with a redshift head too)."""
+    out = model(np.asarray(x, "float32"), training=False)
+    return keras.ops.convert_to_numpy(out["logits"] if isinstance(out, dict) else out)
+
+
+def redshift(model: keras.Model, x: np.ndarray) -> np.ndarray | None:
+    """The redshift head's output log(1 + z) per row (core.zphot.from_output gives z_phot),
+    or None for a model without the head."""
+    if not has_z_head(model):
+        return None
+    out = model(np.asarray(x, "float32"), training=False)
+    return keras.ops.convert_to_numpy(out[HEAD])[:, 0]
 
 
 def load(path, **kwargs) -> keras.Model:

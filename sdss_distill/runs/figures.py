@@ -331,12 +331,13 @@ FIGURES = {"accuracy_by_r_mag": (accuracy_by_r_mag, "population"),
 """name -> (drawing function, the report key it needs in at least one model)."""
 
 
-def write_figures(report: dict, layout) -> list[str]:
-    """Every figure the report supports, under layout.figures; their paths relative to the
-    version's root (a streamed run has no population or reliability tables to draw)."""
+def write_figures(report: dict, layout, which: dict | None = None) -> list[str]:
+    """Every figure of `which` (default FIGURES) the report supports, under layout.figures;
+    their paths relative to the version's root (a streamed run has no population or
+    reliability tables to draw)."""
     layout.figures.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, (draw, needs) in FIGURES.items():
+    for name, (draw, needs) in (which or FIGURES).items():
         if not models(report, needs):
             continue
         fig, data = draw(report)

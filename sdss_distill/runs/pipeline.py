@@ -115,6 +115,10 @@ def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
             m["history"] = arm.fitted.history
         if populations is not None:
             m.update(populations.metrics(y, out_logits[arm.name]))
+        if "zphot" in arm.notes:  # a redshift head (distill/zphot.py): its test-row quality
+            from sdss_distill.distill.zphot import scores
+            m["zphot"] = {**arm.notes["zphot"], **scores(arm.model, test, arm.view,
+                                                         arm.notes["zphot"]["error_scale"])}
         results[arm.name] = m
     return results
 

@@ -77,6 +77,7 @@ def save_run(rundir: RunDir, models: dict, parts, report: dict) -> None:
 
     Nothing is carried over: a retrained run has no stale tflite/ or export report.
     """
+    from sdss_distill.runs import zphot_figure
     from sdss_distill.runs.figures import write_figures
     from sdss_distill.runs.report_md import report_markdown
     from sdss_distill.runs.sets_figures import write as write_sets_figures
@@ -89,6 +90,7 @@ def save_run(rundir: RunDir, models: dict, parts, report: dict) -> None:
         run_info = {k: report[k] for k in ("simulated", "version", "created", "config", "data",
                                            "run_id")}
         write_atomic(layout.run_json, json.dumps(run_info, indent=2))
-        report["figures"] = write_figures(report, layout) + write_sets_figures(report, layout)
+        report["figures"] = (write_figures(report, layout) + zphot_figure.write(report, layout)
+                             + write_sets_figures(report, layout))
         write_atomic(layout.report_json, json.dumps(report, indent=2))
         write_atomic(layout.report_md, report_markdown(report))

@@ -5,6 +5,7 @@ and the run's figures; a SIMULATED first line when the rows are simulated."""
 from __future__ import annotations
 
 from sdss_distill.core.schema import LABELS
+from sdss_distill.runs import zphot_figure
 from sdss_distill.runs.report_sets import calibration_markdown
 
 DASH = "–"
@@ -67,7 +68,8 @@ def report_markdown(report: dict) -> str:
     lines = []
     if report.get("simulated"):
         lines += [f"**SIMULATED DATA.** {report['note']}", ""]
-    lines += [markdown(report).rstrip("\n"), "", *population_markdown(report)]
+    lines += [markdown(report).rstrip("\n"), "", *population_markdown(report),
+              *zphot_figure.markdown(report)]
     lines += calibration_markdown(report)
     figures = report.get("figures") or []
     if figures:

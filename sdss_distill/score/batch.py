@@ -16,6 +16,7 @@ import numpy as np
 from sdss_distill.core.domain import in_domain
 from sdss_distill.core.quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values
 from sdss_distill.core.schema import ID_COLUMNS, SENTINEL, SIGNATURE
+from sdss_distill.core.zphot import decode32
 from sdss_distill.score import select
 from sdss_distill.score.priors import best_class, reweight_columns
 
@@ -36,6 +37,9 @@ class Model:
         runner = self.interpreter.get_signature_runner(SIGNATURE)
         self._in = runner.get_input_details()[clf.input_name]["index"]
         self._out = runner.get_output_details()[clf.output_name]["index"]
+        # a redshift head (core.zphot): its output, read beside the logits of every chunk
+        self._z_out = None if clf.z_name is None else runner.get_output_details()[clf.z_name]["index"]
+        self.z_scale, self.z = clf.z_scale, None
         del runner  # it holds the interpreter's internals, which resizing refuses
         self.interpreter.resize_tensor_input(self._in, [CHUNK, len(self.columns)])
         self.interpreter.allocate_tensors()
@@ -45,6 +49,7 @@ class Model:
         n = xt.shape[1]
         out = np.empty((len(self.labels), n), np.float32)
         inp, res = self.interpreter.tensor(self._in), self.interpreter.tensor(self._out)
+        self.z = None if self._z_out is None else np.empty(n, np.float32)
         for s in range(0, n, CHUNK):
             m = min(CHUNK, n - s)
             view = inp()
@@ -54,6 +59,8 @@ class Model:
             del view  # LiteRT refuses to invoke while a view of its buffers is alive
             self.interpreter.invoke()
             out[:, s:s + m] = res()[:m].T
+            if self.z is not None:
+                self.z[s:s + m] = self.interpreter.get_tensor(self._z_out)[:m, 0]
         return out
 
 
@@ -151,6 +158,9 @@ def score_batch(model: Model, batch, part, first_row: int, weights=None, sets=No
     if weights is not None:
         cols.update({f"p_{label}_model": pa.array(pm[k]) for k, label in enumerate(model.labels)})
     cols["in_domain"] = pa.array(dom, mask=mask)
+    if model.z is not None:  # z_phot, z_phot_err (core.zphot.decode32), null for bad rows
+        for name, values in zip(("z_phot", "z_phot_err"), decode32(model.z, model.z_scale)):
+            cols[name] = pa.array(values, mask=mask)
     cols["quality"] = _dictionary(reason, QUALITY)
     cols["quality_column"] = _dictionary(column, model.columns, null=-1)
     if sets is not None or selected:

@@ -34,7 +34,8 @@ __all__ = ["QUALITY", "check_rows", "score_batch"]  # the batch arithmetic, re-e
 PROG = program("score")
 EXIT_FLAGGED = 1
 META_KEY = b"sdss_distill.score"
-OUTPUT_COLUMNS = ("file", "row", "class", "in_domain", "quality", "quality_column")
+OUTPUT_COLUMNS = ("file", "row", "class", "in_domain", "quality", "quality_column", "z_phot",
+                  "z_phot_err")
 """Output columns besides the ids and p_<label>; a kept input column of the same name is
 written as `input_<name>`."""
 

@@ -46,7 +46,7 @@ def _build(arch: Architecture):
         members = [build_mlp(view, w, x, name=f"member_{k}") for k, w in enumerate(arch.members)]
         model = ensemble_model(members, view, name=STUDENT)
     else:
-        model = build_mlp(view, arch.hidden, x, name=STUDENT)
+        model = build_mlp(view, arch.hidden, x, name=STUDENT, z_head=arch.z_head)
     for layer in model._flatten_layers():
         if layer.__class__.__name__ == "Dense":
             layer.set_weights([rng.normal(0, 0.3, w.shape).astype("float32")

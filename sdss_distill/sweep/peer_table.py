@@ -150,6 +150,26 @@ def markdown(summary: pd.DataFrame, pop: pd.DataFrame, head: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def zphot_markdown(per_seed: list[dict]) -> str:
+    """The photo-z table of peers.md: per model, galaxy and QSO sigma_NMAD and outlier fraction
+    (mean and range over seeds, test rows); '' when no seed has a redshift head."""
+    seeds = [r["zphot"] for r in per_seed if r.get("zphot")]
+    if not seeds:
+        return ""
+    lines = ["", f"Photometric redshift on the test rows ({len(seeds)} seeds; mean, min-max):",
+             "", "| model | galaxy sigma_NMAD | galaxy outliers | QSO sigma_NMAD | QSO outliers |",
+             "|---|---:|---:|---:|---:|"]
+    for model in seeds[0]:
+        cells = []
+        for cls in ("GALAXY", "QSO"):
+            for key, scale, fmt in (("sigma_nmad", 1, ".4f"), ("outliers", 100, ".1f")):
+                v = np.array([s[model]["by_class"][cls][key] for s in seeds]) * scale
+                cells.append(f"{v.mean():{fmt}} ({v.min():{fmt}}-{v.max():{fmt}})"
+                             + (" %" if scale == 100 else ""))
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def figure(summary: pd.DataFrame, title: str, out: Path) -> None:
     """Accuracy (mean ± std over seeds) against size and against one-row latency, log x axes,
     every point named; PNG written through core.io.atomic_path."""

@@ -33,7 +33,7 @@ from sdss_distill.core.io import sha256_bytes
 from sdss_distill.core.schema import BANDS, SAMPLE, colours
 from sdss_distill.data.table import labels, split, validation_slice
 from sdss_distill.distill.population import by_population, group
-from sdss_distill.edge.classifier import interpreter
+from sdss_distill.edge.classifier import interpreter, logits_index
 
 FEATURES: tuple[str, ...] = (*BANDS, *(f"{a}-{b}" for a, b in colours(BANDS)))
 """The peers' inputs: u g r i z and the adjacent colours u-g g-r r-i i-z."""
@@ -195,7 +195,7 @@ def litert(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """A raw one-thread LiteRT call on a .tflite file: set_tensor, invoke, get_tensor (logits);
     the interpreter is resized whenever the row count changes."""
     interp = interpreter(path.read_bytes(), path, 1)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    inp, out = interp.get_input_details()[0], {"index": logits_index(interp)}
     shape = [list(inp["shape"])]
 
     def call(x: np.ndarray) -> np.ndarray:
@@ -287,4 +287,61 @@ def score_seed(df, sp, peers: list[Peer], students: dict, *, invokes: int,
         record(peer.name, log_proba(proba), peer.size(model), peer.size_note, model.predict_proba,
                x_test, {"settings": peer.settings, "chosen_on_dev": chosen, "fit_s": fit_s,
                         "trained_on": "every non-test row"})
+    return out
+
+
+REGRESSORS: tuple[str, ...] = ("hist_gradient_boosting", "knn")
+"""Photo-z peers: scikit-learn regressors of log(1 + z) (core.zphot.target) on FEATURES, trained
+on the same non-test rows as the classifier peers; kNN's k chosen on dev rows (galaxy
+sigma_NMAD), HistGradientBoosting at its defaults."""
+
+
+def _regressor(name: str, seed: int, k: int = 20):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.neighbors import KNeighborsRegressor
+    if name == "hist_gradient_boosting":
+        return HistGradientBoostingRegressor(random_state=seed)
+    return _scaled(KNeighborsRegressor(n_neighbors=k, n_jobs=1))
+
+
+def zphot_by_class(z_phot, z_spec, y) -> dict:
+    """core.zphot.quality per class (LABELS) and over all rows."""
+    from sdss_distill.core import zphot
+    from sdss_distill.core.schema import LABELS
+    z_phot, z_spec, y = (np.asarray(a) for a in (z_phot, z_spec, y))
+    out = {"all": zphot.quality(z_phot, z_spec)}
+    out.update({c: zphot.quality(z_phot[y == i], z_spec[y == i]) for i, c in enumerate(LABELS)})
+    return out
+
+
+def zphot_peers(df, rows: dict, seed: int, say=lambda m: None) -> dict:
+    """{regressor: {"by_class": zphot_by_class on the test rows, "chosen_on_dev": ...}}, each
+    trained on `rows["non_test"]` (as `check_rows` gives them), one thread."""
+    from threadpoolctl import threadpool_limits
+
+    from sdss_distill.core import zphot
+    from sdss_distill.core.schema import LABELS
+    from sdss_distill.data.table import labels, validation_slice
+    test, fit = df.loc[rows["test"]], df.loc[rows["non_test"]]
+    z_test = test["redshift"].to_numpy("float64")
+    out = {}
+    with threadpool_limits(1):
+        dev_fit, dev = validation_slice(df, rows["non_test"], DEV_FRACTION, seed)
+        gal = labels(df.loc[dev]) == LABELS.index("GALAXY")
+        for name in REGRESSORS:
+            chosen = {}
+            if name == "knn":
+                nmad = [zphot.quality(zphot.from_output(_regressor(name, seed, k).fit(
+                    features(df.loc[dev_fit]), zphot.target(df.loc[dev_fit, "redshift"]))
+                    .predict(features(df.loc[dev][gal]))),
+                    df.loc[dev][gal]["redshift"].to_numpy())["sigma_nmad"] for k in KNN_KS]
+                chosen = {"k": KNN_KS[int(np.argmin(nmad))], "dev_galaxy_sigma_nmad": min(nmad)}
+            model = _regressor(name, seed, chosen.get("k", 20))
+            model.fit(features(fit), zphot.target(fit["redshift"]))
+            z = zphot.from_output(model.predict(features(test)))
+            out[name] = {"by_class": zphot_by_class(z, z_test, labels(test)),
+                         "chosen_on_dev": chosen}
+            g = out[name]["by_class"]["GALAXY"]
+            say(f"seed {seed} {name} photo-z: galaxies sigma_NMAD {g['sigma_nmad']:.4f}, "
+                f"outliers {g['outliers']:.2%}")
     return out

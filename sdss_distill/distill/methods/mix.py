@@ -21,7 +21,7 @@ import numpy as np
 
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.prob import softmax
-from sdss_distill.distill.method import register
+from sdss_distill.distill.method import Architecture, register
 
 SOURCES = ("mlp", "hgb")
 """Photometric fold models: an MLP of `hidden` widths on u g r i z (trained by the fit loop),
@@ -49,6 +49,10 @@ class Settings:
     hidden: tuple[int, ...] = (64, 64)
     sharpness: float = 1.0  # multiplies the mixed targets' logits
     folds: int = 3  # as crossfit.folds; both model sets share the folds
+    # weight of the student's redshift head (a Huber loss on log(1 + z) beside the class
+    # terms, distill/zphot.py); 0: no head, the run writes no z_phot. Chosen on dev rows
+    # (docs/results/photo-z.md)
+    redshift: float = 10.0
 
     def __post_init__(self):
         if not 0 <= self.weight <= 1:
@@ -62,6 +66,9 @@ class Settings:
             raise ValueError(f"sharpness must be in (0, 10], got {self.sharpness!r}")
         if not 2 <= self.folds <= 20:
             raise ValueError(f"folds must be between 2 and 20, got {self.folds!r}")
+        if not 0 <= self.redshift <= 100:
+            raise ValueError(f"redshift must be in [0, 100] (0: no redshift head), "
+                             f"got {self.redshift!r}")
 
 
 def mixed_logits(teacher: np.ndarray, photometric: np.ndarray, weight: float,
@@ -115,11 +122,16 @@ def photometric_teachers(ws, cfg, settings: Settings) -> list[dict]:
         dataclasses.replace(cfg, teacher_hidden=settings.hidden), settings.folds)[0]  # cached
     return [{"view": arm.view.name, "members": arm.notes["members"],
              "history": arm.fitted.history}]
+def architectures(cfg, settings: Settings) -> list[Architecture]:
+    """The student (with its redshift head unless `redshift` is 0) and its head-less baseline."""
+    hidden = tuple(cfg.student_hidden)
+    return [Architecture(hidden, z_head=settings.redshift > 0), Architecture(hidden)]
 
 
 @register("mix", "crossfit with soft labels mixed from the redshift fold teachers and "
           "cross-fitted photometric models (MLP or HistGradientBoosting)", Settings,
-          baseline_rows=lambda settings: "non_test", streams=True)
+          baseline_rows=lambda settings: "non_test", streams=True,
+          architectures=architectures)
 def run(ws, cfg, settings: Settings):
     if ws.streamed and settings.photometric == "hgb":
         raise InputError("mix.photometric = hgb fits HistGradientBoosting on rows in memory; a "
@@ -128,7 +140,11 @@ def run(ws, cfg, settings: Settings):
     photo = photometric_soft(ws, cfg, settings)
     mixed = ws.map_soft(lambda t, p: mixed_logits(t, p, settings.weight, cfg.temperature,
                                                   settings.sharpness), soft, photo)
-    student = ws.student(cfg, "non_test", mixed)
+    if settings.redshift > 0 and not ws.streamed:
+        from sdss_distill.distill import zphot  # keras and jax: not for train --help
+        student = zphot.student(ws, cfg, "non_test", mixed, settings.redshift)
+    else:  # a stream has no redshift head yet: its target would need the rows in memory
+        student = ws.student(cfg, "non_test", mixed)
     student.notes["mix"] = dataclasses.asdict(settings)
     teacher.notes["more_fold_teachers"] = photometric_teachers(ws, cfg, settings)
     return [teacher, student, ws.baseline(cfg, "non_test")]

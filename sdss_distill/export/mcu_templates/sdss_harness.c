@@ -5,7 +5,10 @@
  * exact float through any C library. Output, one line per row: the class name (or "none"),
  * the scores as decimals with 6 places, then, after "bits", each score's IEEE-754 bits as 8
  * hex digits (the exact value, for bit-for-bit comparisons):
- *     <class> logits <score> ... bits <score bits> ... [<SysTick ticks>]
+ *     <class> logits <score> ... bits <score bits> ... [<SysTick ticks>] [z <z bits> <err bits>]
+ * With a redshift head (SDSS_HAS_Z) each row also goes through sdss_classify_z(): "z" and
+ * the bits of z_phot and z_phot_err end the line ("mismatch" after them if its class or
+ * scores differ from sdss_classify()'s).
  * On the Cortex-M build (SDSS_SYSTICK defined) each line ends with the SysTick ticks that
  * sdss_classify() took, a first line "calibration <instructions> <ticks>" times a loop of
  * known length (so ticks convert to executed instructions under QEMU's -icount) and
@@ -175,6 +178,17 @@ int main(void)
             }
 #ifdef SDSS_SYSTICK
             printf(" %lu", (unsigned long)elapsed(t0, t1));
+#endif
+#ifdef SDSS_HAS_Z
+            {   /* the same row through sdss_classify_z: its redshift, its scores compared */
+                float scores_z[SDSS_N_CLASSES], z, z_err;
+                int cz = sdss_classify_z(mags, scores_z, &z, &z_err);
+                printf(" z %08lx %08lx", (unsigned long)float_bits(z),
+                       (unsigned long)float_bits(z_err));
+                if (cz != c || memcmp(scores_z, scores, sizeof scores_z) != 0) {
+                    printf(" mismatch");
+                }
+            }
 #endif
             printf("\n");
         }
