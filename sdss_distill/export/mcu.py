@@ -32,7 +32,7 @@ from string import Template
 import numpy as np
 
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.io import sha256_bytes
+from sdss_distill.core.io import sha256_bytes, write_atomic
 from sdss_distill.core.quality import VALUE_RANGES
 from sdss_distill.core.schema import BANDS, LABELS, SENTINEL
 from sdss_distill.core.zphot import HEAD, TRANSFORM
@@ -345,7 +345,6 @@ def write_mcu(out: Path, content: bytes, *, labels: tuple[str, ...] = LABELS,
               run_id: str | None = None, model_file: str = "student_int8.tflite",
               sets=None, z_error_scale: float | None = None) -> list[Path]:
     """Write the MCU folder for `content` (a .tflite flatbuffer) into `out`; returns the paths."""
-    from sdss_distill.core.io import write_atomic
     files = generate(content, labels=labels, run_id=run_id, model_file=model_file, sets=sets,
                      z_error_scale=z_error_scale)
     out = Path(out)

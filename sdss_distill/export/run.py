@@ -29,15 +29,19 @@ from sdss_distill.core.io import quiet_import, read_json, write_atomic
 from sdss_distill.core.machine import machine
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, TEACHER
 from sdss_distill.distill import registry
+from sdss_distill.distill.metrics import keras_latency
 from sdss_distill.edge import classifier as edge
 from sdss_distill.edge import sets as edge_sets
 from sdss_distill.edge.bench import benchmark
 from sdss_distill.export import variants as var
 from sdss_distill.export.calibrate import ExportCalibration, r_of, set_coverage
 from sdss_distill.export.convert import calibration, convert
+from sdss_distill.export.mcu import MCU_DIR, write_mcu
+from sdss_distill.export.mcu_sim import evaluate
 from sdss_distill.export.report import markdown, targets
 from sdss_distill.export.source import RunData, model_card
 from sdss_distill.export.variants import DESCRIPTIONS, DYNAMIC_NO_OP, FINETUNED
+from sdss_distill.models.mlp import ensemble_members, logits
 from sdss_distill.runs.rundir import Layout, RunDir
 
 PROG = program("export")
@@ -122,7 +126,6 @@ def export_run(run_dir: Path, *, quiet: bool = False, data: str | None = None,
 def mcu_only(run: RunData, base: Layout) -> dict | None:
     """export.json of the current version when it already holds an export of THIS student
     (same Keras model SHA-256, student_int8 present) and no mcu/ yet; else None."""
-    from sdss_distill.export.mcu import MCU_DIR
     if not base.export_json.is_file() or not base.tflite_file("student_int8").is_file():
         return None
     report = read_json(base.export_json, fix="export the run again")
@@ -138,7 +141,6 @@ def mcu_only(run: RunData, base: Layout) -> dict | None:
 def _add_mcu(run: RunData, rundir: RunDir, base: Layout, report: dict, say) -> dict:
     """`export --mcu` on a run already exported from this student: a new version that keeps
     every file and adds mcu/ (and the C model's scores in export.json), nothing re-converted."""
-    from sdss_distill.export.mcu import MCU_DIR
     keep = [*KEEP, "tflite", "reports/export.json", "reports/export.md"]
     with rundir.write(keep=keep, base=base) as layout:
         report = {**report, "run_id": layout.run_id, "parent_run_id": base.run_id}
@@ -154,9 +156,6 @@ def _add_mcu(run: RunData, rundir: RunDir, base: Layout, report: dict, say) -> d
 
 def _write_mcu(run: RunData, layout: Layout, report: dict, say) -> None:
     """RUN/mcu/: student_int8 as dependency-free C99, measured against the Keras student."""
-    from sdss_distill.export.mcu import MCU_DIR, write_mcu
-    from sdss_distill.export.mcu_sim import evaluate
-    from sdss_distill.models.mlp import logits
     content = layout.tflite_file("student_int8").read_bytes()
     card = read_json(edge.card_path(layout.tflite_file("student_int8")), fix="export the run again")
     write_mcu(layout.root / MCU_DIR, content, run_id=layout.run_id,
@@ -207,7 +206,6 @@ def no_finetune_reason(config: dict) -> str | None:
 def ensemble_info(student) -> dict | None:
     """What export.json and the student cards record about an ensemble student (None for a
     plain MLP): its members' names and hidden widths and how they are combined."""
-    from sdss_distill.models.mlp import ensemble_members
     members = ensemble_members(student)
     if not members:
         return None
@@ -223,7 +221,6 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
     """Convert the variants into the new version's tflite/ (export.variants: the default set,
     or every one with `everything`), pick student_int8 on dev rows, measure each file, write
     the reports. The QAT/pruning child, when asked for, runs alongside the conversions."""
-    from sdss_distill.models.mlp import logits
     sv, tv = run.student_view, run.teacher_view
     ref = {STUDENT: logits(run.student, run.x_test[sv.name]),
            TEACHER: logits(run.teacher, run.x_test[tv.name])}
@@ -330,7 +327,6 @@ def _write_variant(run: RunData, layout: Layout, stem: str, content: bytes, desc
 def _report(run: RunData, layout: Layout, variants: dict, ref: dict, diagnostics: dict,
             tuned: dict, ensemble, skipped: dict, invokes: int, threads: int) -> dict:
     """export.json's content."""
-    from sdss_distill.distill.metrics import keras_latency
     x_test, y_test = run.x_test[run.student_view.name], run.y_test
     keras_ref = keras_latency(run.student, x_test, calls=min(invokes, 2000), budget_s=KERAS_BUDGET_S)
     teacher = variants["teacher_float32"]

@@ -8,14 +8,19 @@ from pathlib import Path
 import numpy as np
 
 from sdss_distill import __version__
+from sdss_distill.core import zphot
+from sdss_distill.core.bounded import load_json
 from sdss_distill.core.cli import program
 from sdss_distill.core.domain import domain
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import sha256_bytes, sha256_file
 from sdss_distill.core.prob import fractions
 from sdss_distill.core.schema import LABELS, SIGNATURE, STUDENT, STUDENT_VIEW, TEACHER, get_view
-from sdss_distill.data.table import features, labels
-from sdss_distill.models.mlp import load_run_model
+from sdss_distill.core.zphot import HEAD
+from sdss_distill.data.table import features, labels, validation_slice
+from sdss_distill.edge.classifier import interpreter
+from sdss_distill.export.mcu_graph import output_names
+from sdss_distill.models.mlp import has_z_head, load_run_model
 from sdss_distill.runs import rows as run_rows
 from sdss_distill.runs.rundir import Layout
 
@@ -94,17 +99,12 @@ def model_card(run: RunData, stem: str, view, description: str, extra: dict | No
 def _has_z(content: bytes | None) -> bool:
     """Whether a .tflite file outputs the redshift head (by its signature's output names);
     the QAT and pruned files, built from the class head alone, do not."""
-    from sdss_distill.core.zphot import HEAD
-    from sdss_distill.export.mcu_graph import output_names
     return content is not None and HEAD in output_names(content).values()
 
 
 def _zphot(layout: Layout, student) -> dict | None:
     """The card's `zphot` entry: the head's output name and target, and z_phot_err's k as the
     run fitted it on its early-stopping galaxies (report.json); None without a head."""
-    from sdss_distill.core import zphot
-    from sdss_distill.core.bounded import load_json
-    from sdss_distill.models.mlp import has_z_head
     if not has_z_head(student):
         return None
     fix = "train the run again"
@@ -122,8 +122,6 @@ def _zphot(layout: Layout, student) -> dict | None:
 
 def _z_dev(df, split, config: dict, entry: dict) -> tuple[np.ndarray, np.ndarray]:
     """The student's early-stopping galaxies (as Workspace.fit_rows drew them): inputs, z_spec."""
-    from sdss_distill.core.schema import LABELS
-    from sdss_distill.data.table import features, labels, validation_slice
     rows = (np.sort(np.concatenate([split.teacher_train, split.student_train]))
             if entry["rows"] == "non_test" else getattr(split, entry["rows"]))
     _, val = validation_slice(df, rows, config["validation_fraction"], config["seed"])
@@ -136,8 +134,6 @@ def file_zphot(run: RunData, content: bytes) -> dict:
     """A file's card entry: the run's, with k refitted on this file's own z_phot (quantization
     moves it) over the same early-stopping galaxies, so the band covers 68 % of them for
     the file that ships; `keras_error_scale` is the run's k, for the Keras student."""
-    from sdss_distill.core import zphot
-    from sdss_distill.edge.classifier import interpreter
     x, z_spec = run.z_dev
     runner = interpreter(content, "student", 1).get_signature_runner(SIGNATURE)
     z, _ = zphot.decode32(runner(**{STUDENT_VIEW: x})[zphot.HEAD][:, 0], 0.0)

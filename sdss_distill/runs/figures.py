@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from sdss_distill.core.interval import LEVEL, REPS, rate_intervals
 from sdss_distill.core.schema import ARMS, BASELINE, LABELS, STUDENT, TEACHER
@@ -33,8 +36,6 @@ SHOWN_ROLES = (TEACHER, STUDENT, BASELINE, "assistant", "combination")
 
 
 def _figure(size, **kwargs):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     fig = Figure(figsize=size, layout="constrained", **kwargs)
     FigureCanvasAgg(fig)
     return fig
@@ -295,7 +296,6 @@ def _curve_style(report: dict, name: str, label: str) -> dict:
 def training_curves(report: dict):
     """Per-epoch hard-label loss (training and validation rows) and validation accuracy (%):
     every fold teacher, the student and the baseline."""
-    from matplotlib.ticker import MaxNLocator
     names = models(report, "history")
     fig = _figure((13.5, 4.0))
     axes = fig.subplots(1, len(CURVES))

@@ -11,8 +11,13 @@ from sdss_distill import __version__
 from sdss_distill.core.io import write_atomic
 from sdss_distill.core.machine import machine
 from sdss_distill.core.schema import STUDENT, TEACHER
+from sdss_distill.data.synth import SIMULATED_NOTE
+from sdss_distill.runs import zphot_figure
 from sdss_distill.runs.config import Config
+from sdss_distill.runs.figures import write_figures
+from sdss_distill.runs.report_md import report_markdown
 from sdss_distill.runs.rundir import RunDir
+from sdss_distill.runs.sets_figures import write as write_sets_figures
 
 STREAMED_NOTE = ("not available for streamed runs: the streamed scorer of earlier "
                  "versions accumulated whole-test-set metrics only, not per sample, r-magnitude bin, "
@@ -23,7 +28,6 @@ streamed run now scores the same groups, except per sample: runs.stream.evaluate
 
 def simulated_fields(simulated: bool) -> dict:
     """The report's top-level "simulated" flag, and a note when the rows are simulated."""
-    from sdss_distill.data.synth import SIMULATED_NOTE
     return {"simulated": True, "note": SIMULATED_NOTE} if simulated else {"simulated": False}
 
 
@@ -77,10 +81,6 @@ def save_run(rundir: RunDir, models: dict, parts, report: dict) -> None:
 
     Nothing is carried over: a retrained run has no stale tflite/ or export report.
     """
-    from sdss_distill.runs import zphot_figure
-    from sdss_distill.runs.figures import write_figures
-    from sdss_distill.runs.report_md import report_markdown
-    from sdss_distill.runs.sets_figures import write as write_sets_figures
     with rundir.write() as layout:
         report["run_id"] = layout.run_id
         for name, model in models.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import LogNorm
 
 from sdss_distill.core.schema import LABELS
 from sdss_distill.core.zphot import OUTLIER
@@ -31,7 +32,6 @@ def legend(q: dict) -> str:
 
 def draw(report: dict):
     """(figure, its CSV: the histogram cells per class and each class's numbers)."""
-    from matplotlib.colors import LogNorm
     name, z = _entry(report)
     fig = _figure((13, 4.6))
     axes = fig.subplots(1, len(LABELS))

@@ -12,11 +12,13 @@ copied out and scattered back.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from sdss_distill.core.domain import in_domain
 from sdss_distill.core.quality import FLOAT32_MAX, REASONS, VALUE_RANGES, check_values
 from sdss_distill.core.schema import ID_COLUMNS, SENTINEL, SIGNATURE
 from sdss_distill.core.zphot import decode32
+from sdss_distill.edge.classifier import interpreter
 from sdss_distill.score import select
 from sdss_distill.score.priors import best_class, reweight_columns
 
@@ -31,7 +33,6 @@ class Model:
     once to CHUNK rows (a signature call would resize and re-allocate on every call)."""
 
     def __init__(self, clf, content: bytes):
-        from sdss_distill.edge.classifier import interpreter
         self.columns, self.labels, self.domain = clf.columns, clf.labels, clf.domain
         self.interpreter = interpreter(content, clf.path, 1)
         runner = self.interpreter.get_signature_runner(SIGNATURE)
@@ -126,7 +127,6 @@ def probabilities(model: Model, xt: np.ndarray) -> np.ndarray:
 
 
 def _dictionary(indices: np.ndarray, values, null: int | None = None):
-    import pyarrow as pa
     mask = indices == null if null is not None else None
     return pa.DictionaryArray.from_arrays(pa.array(indices, mask=mask), pa.array(values, pa.string()))
 
@@ -137,7 +137,6 @@ def score_batch(model: Model, batch, part, first_row: int, weights=None, sets=No
     flagged, not dropped). With `weights` (--priors), p_<label> and class are the re-weighted
     ones and p_<label>_model the model's own. `sets` and `selected` (score.select) add the
     `set` and `selected_<label>` columns from the model's own probabilities."""
-    import pyarrow as pa
     n = batch.num_rows
     xt, reason, column = features(batch, [part.columns[c] for c in model.columns], model.columns)
     bad = np.flatnonzero(reason)
