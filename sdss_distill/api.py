@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sdss_distill.core.bounded import load_json
 from sdss_distill.core.domain import domain
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import quiet_import, read_json
 from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, get_view
+from sdss_distill.core.zphot import HEAD
 from sdss_distill.edge import sets as edge_sets
 from sdss_distill.edge.classifier import EdgeClassifier, card_path
 from sdss_distill.runs.rundir import RunDir
@@ -191,8 +193,6 @@ class KerasStudent(EdgeClassifier):
 
 def _keras_z(layout, model) -> tuple[str | None, float]:
     """(the redshift head's name or None, z_phot_err's k from the run's report)."""
-    from sdss_distill.core.bounded import load_json
-    from sdss_distill.core.zphot import HEAD
     from sdss_distill.models.mlp import has_z_head
     if not has_z_head(model):
         return None, float("nan")

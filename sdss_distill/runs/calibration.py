@@ -11,12 +11,11 @@ by the same stratified, seeded split as the test rows, so they are exchangeable 
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from sdss_distill.core import conformal, purity, temperature
 from sdss_distill.core.errors import InputError
+from sdss_distill.core.io import sha256_bytes
 from sdss_distill.core.prob import fractions, softmax
 from sdss_distill.core.schema import LABELS, SAMPLE
 from sdss_distill.data.table import labels, validation_slice
@@ -44,7 +43,7 @@ def calibration_rows(df, split, row_set: str, fraction: float, seed: int) -> np.
 
 def rows_record(row_set: str, fraction: float, seed: int, positions: np.ndarray) -> dict:
     """How the calibration rows were drawn, and a digest of them (export re-draws and checks)."""
-    digest = hashlib.sha256(np.asarray(positions, "int64").tobytes()).hexdigest()
+    digest = sha256_bytes(np.asarray(positions, "int64").tobytes())
     return {"definition": DEFINITION, "row_set": row_set, "fraction": fraction, "seed": seed,
             "n": int(len(positions)), "positions_sha256": digest}
 

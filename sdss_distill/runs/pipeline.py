@@ -21,11 +21,14 @@ from sdss_distill.data.table import (
     CleaningReport,
     Split,
     clean,
+    features,
     labels,
     read_column_map,
     split,
 )
+from sdss_distill.distill import metrics as ev
 from sdss_distill.distill import registry
+from sdss_distill.distill.population import Populations
 from sdss_distill.runs import stream
 from sdss_distill.runs.calibration import run_section
 from sdss_distill.runs.config import Config
@@ -82,7 +85,6 @@ def workspace(prepared: Prepared, cfg: Config, say=None):
 
 def run_method(ws, cfg: Config) -> list:
     """The arms of `cfg.method` on the workspace's seed."""
-    from sdss_distill.distill import registry
     arms = registry.get(cfg.method).run(ws, cfg, cfg.settings())
     names = [a.name for a in arms]
     missing = set(ARMS) - set(names)
@@ -96,8 +98,6 @@ def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
     """Every arm's metrics on `test`; non-teacher arms also against the teacher arm;
     with `populations` (population.Populations of `test`), also per sample, r-magnitude bin
     and training domain, and the reliability table."""
-    from sdss_distill.data.table import features
-    from sdss_distill.distill import metrics as ev
     y = labels(test)
     out_logits = {arm.name: arm.logits(test) for arm in arms}
     results = {}
@@ -196,7 +196,6 @@ def _method(cfg: Config, prepared, say):
         arms = run_method(stream.workspace(prepared, cfg, say), cfg)
         results, evaluation = stream.evaluate(arms, prepared)
         return arms, results, time.perf_counter() - start, evaluation
-    from sdss_distill.distill.population import Populations
     parts = prepared.split
     pops = Populations(prepared.df.loc[parts.test], prepared.df.loc[parts.student_train])
     arms, results, seconds = timed_run(cfg, prepared, say, latency=True, populations=pops)

@@ -27,11 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdss_distill.core.domain import Domain
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import ARMS, TEACHER
 from sdss_distill.data.stream import PARTS, SUBSET_PARTS, HashSplit, ParquetSource, Views
 from sdss_distill.data.table import CleaningReport, read_column_map
+from sdss_distill.distill import metrics as ev
 from sdss_distill.distill import registry
+from sdss_distill.distill.population import StreamedPopulations
 
 VALIDATION_ROWS = 50_000  # early-stopping rows per training subset, at most (about: hash-selected)
 
@@ -133,9 +136,6 @@ def evaluate(arms: list, prepared: StreamPrepared, *, latency: bool = True, curv
              ) -> tuple[dict, dict]:
     """Every arm on the test rows, read chunk by chunk: (`pipeline.evaluate`'s results, with
     the same population, domain and reliability entries; the groups' summary)."""
-    from sdss_distill.core.domain import Domain
-    from sdss_distill.distill import metrics as ev
-    from sdss_distill.distill.population import StreamedPopulations
     from sdss_distill.models.mlp import logits
     views = prepared.stats.views
     if any(arm.model is None for arm in arms):

@@ -17,10 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from sdss_distill.core.interval import mean_interval
+from sdss_distill.core.io import atomic_path, write_atomic
 from sdss_distill.core.schema import BASELINE, LABELS, STUDENT, TEACHER
+from sdss_distill.sweep.grid import load_cells
 from sdss_distill.sweep.stats import describe
+from sdss_distill.sweep.summary import tidy
 
 PLOTS_DIR = "plots"
 INTERVAL = "95 % bootstrap interval of the mean over seeds"
@@ -227,7 +231,6 @@ def training_curves(cells: list[dict], seed: int, cell_id: str | None = None):
     """Per-epoch curves of one cell and seed: hard-label loss, teacher-student loss, validation
     accuracy (%), for the distilled student and the hard-label baseline."""
     plt = _plt()
-    from matplotlib.ticker import MaxNLocator
     doc = next(c for c in cells if c["seed"] == seed and (cell_id is None or c["cell_id"] == cell_id))
     panels = (("student_loss", "loss", "hard-label loss (cross-entropy, training rows)",
                "loss (nats)"),
@@ -263,8 +266,6 @@ def training_curves(cells: list[dict], seed: int, cell_id: str | None = None):
 
 def sweep_figures(out: Path) -> list[Path]:
     """Every figure the sweep's grid supports, under OUT/plots/."""
-    from sdss_distill.sweep.grid import load_cells
-    from sdss_distill.sweep.summary import tidy
     out = Path(out)
     cells = load_cells(out)
     df = tidy(cells)
@@ -291,7 +292,6 @@ def sweep_figures(out: Path) -> list[Path]:
 def write_report(out: Path, name: str, df, markdown_text: str, fig) -> list[Path]:
     """OUT/<name>.csv, .md and .png, each written atomically: a preset's table, its summary
     and its figure."""
-    from sdss_distill.core.io import atomic_path, write_atomic
     out = Path(out)
     write_atomic(out / f"{name}.csv", df.to_csv(index=False))
     write_atomic(out / f"{name}.md", markdown_text)

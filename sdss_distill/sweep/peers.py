@@ -22,15 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+)
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from sdss_distill.core import zphot
 from sdss_distill.core.io import sha256_bytes
-from sdss_distill.core.schema import BANDS, SAMPLE, colours
+from sdss_distill.core.schema import BANDS, LABELS, SAMPLE, colours
 from sdss_distill.data.table import labels, split, validation_slice
 from sdss_distill.distill.population import by_population, group
 from sdss_distill.edge.classifier import interpreter, logits_index
@@ -297,8 +302,6 @@ sigma_NMAD), HistGradientBoosting at its defaults."""
 
 
 def _regressor(name: str, seed: int, k: int = 20):
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.neighbors import KNeighborsRegressor
     if name == "hist_gradient_boosting":
         return HistGradientBoostingRegressor(random_state=seed)
     return _scaled(KNeighborsRegressor(n_neighbors=k, n_jobs=1))
@@ -306,8 +309,6 @@ def _regressor(name: str, seed: int, k: int = 20):
 
 def zphot_by_class(z_phot, z_spec, y) -> dict:
     """core.zphot.quality per class (LABELS) and over all rows."""
-    from sdss_distill.core import zphot
-    from sdss_distill.core.schema import LABELS
     z_phot, z_spec, y = (np.asarray(a) for a in (z_phot, z_spec, y))
     out = {"all": zphot.quality(z_phot, z_spec)}
     out.update({c: zphot.quality(z_phot[y == i], z_spec[y == i]) for i, c in enumerate(LABELS)})
@@ -317,11 +318,7 @@ def zphot_by_class(z_phot, z_spec, y) -> dict:
 def zphot_peers(df, rows: dict, seed: int, say=lambda m: None) -> dict:
     """{regressor: {"by_class": zphot_by_class on the test rows, "chosen_on_dev": ...}}, each
     trained on `rows["non_test"]` (as `check_rows` gives them), one thread."""
-    from threadpoolctl import threadpool_limits
 
-    from sdss_distill.core import zphot
-    from sdss_distill.core.schema import LABELS
-    from sdss_distill.data.table import labels, validation_slice
     test, fit = df.loc[rows["test"]], df.loc[rows["non_test"]]
     z_test = test["redshift"].to_numpy("float64")
     out = {}
