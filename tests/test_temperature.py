@@ -26,3 +26,20 @@ def test_ece_matches_the_metrics_module():
     p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     assert tm.ece(p, y) == pytest.approx(expected_calibration_error(y, logits), abs=1e-9)
     assert tm.ece(p[:0], y[:0]) is None
+
+
+def test_held_out_gains_keep_a_real_temperature_and_refuse_noise():
+    logits, y = _data()
+    assert min(tm.held_out_gains(3 * logits, y)) > 0.01  # over-confident by 3: a real gain
+    # calibrated logits: a fitted T near 1 only fits noise; at least one half says no
+    gains = [tm.held_out_gains(logits[:800], y[:800], seed=s) for s in range(5)]
+    assert any(min(g) <= 0 for g in gains)
+
+
+def test_run_rule_applies_only_a_temperature_that_helps_held_out_rows():
+    from sdss_distill.runs.calibration import fit_temperature
+    logits, y = _data()
+    assert fit_temperature(3 * logits, y)["applied"]
+    assert fit_temperature(3 * logits, y)["temperature"] == pytest.approx(3.0, rel=0.08)
+    flat = fit_temperature(logits[:800], y[:800])
+    assert flat["applied"] == (min(flat["held_out_nll_gains"]) > 0)

@@ -25,7 +25,9 @@ DEFINITION = ("the student's early-stopping rows: the validation_fraction slice 
               "stratified) of the row set it trained on; its weights were never fitted on "
               "them and they are not test rows")
 TEMPERATURE_RULE = ("T fitted by the mean NLL on the calibration rows (logits / T, argmax "
-                    "unchanged); applied only when it lowers that NLL")
+                    "unchanged); applied only when it helps on rows it was not fitted on: "
+                    "fitted on each half of the calibration rows, it must lower the NLL of "
+                    "the other half, both ways")
 
 
 def calibration_rows(df, split, row_set: str, fraction: float, seed: int) -> np.ndarray:
@@ -60,10 +62,11 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> dict:
     """{temperature, applied, nll_before, nll_after, rule} on calibration rows."""
     t = temperature.fit(logits, y)
     before, after = temperature.nll(logits, y), temperature.nll(logits, y, t)
-    applied = after < before
+    gains = temperature.held_out_gains(logits, y)
+    applied = after < before and min(gains) > 0
     return {"temperature": t if applied else 1.0, "fitted": t, "applied": bool(applied),
             "nll_before": before, "nll_after": after if applied else before,
-            "rule": TEMPERATURE_RULE}
+            "held_out_nll_gains": gains, "rule": TEMPERATURE_RULE}
 
 
 def histogram_text(counts: np.ndarray, labels) -> dict:
