@@ -66,6 +66,13 @@ class ViewDistiller(keras.distillation.Distiller):
     def _validate_input_compatibility(self, teacher, student):
         """Inputs differ on purpose (privileged columns, or precomputed logits)."""
 
+    def _validate_models(self, teacher, student):
+        """A student with a redshift head (distill/zphot.py) has a second output: its class
+        logits (the `logits` layer) face the teacher's; the head has its own term."""
+        if len(getattr(student, "outputs", None) or ()) > 1:
+            student = keras.Model(student.inputs, student.get_layer("logits").output)
+        super()._validate_models(teacher, student)
+
     def compile(self, optimizer="adam", **kwargs):
         kwargs.setdefault("loss", _hard_loss())
         kwargs.setdefault("metrics", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
