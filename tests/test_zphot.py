@@ -158,3 +158,14 @@ def test_decode32_is_the_c_arithmetic():
     np.testing.assert_array_equal(z[[0, 1, 2, 4]], np.float32([0, 0, 0.25, 3.0]))
     assert np.isnan(z[3]) and np.isnan(err[3]) and z.dtype == err.dtype == np.float32
     np.testing.assert_array_equal(err[[0, 2]], np.float32(0.05) * (np.float32(1) + z[[0, 2]]))
+
+
+def test_one_value_decodes_as_the_array_path_bit_for_bit():
+    from sdss_distill.core.zphot import decode32, decode32_one
+    out = np.array([-1.5, -0.0, 0.0, 1e-8, 0.0773, 0.694, 3.2, np.nan, np.inf],
+                   np.float32)
+    z, err = decode32(out, 0.0385)
+    for k, v in enumerate(out):
+        z1, e1 = decode32_one(v, 0.0385)
+        assert z1.dtype == e1.dtype == np.float32
+        np.testing.assert_array_equal([z1, e1], [z[k], err[k]])

@@ -69,6 +69,17 @@ def decode32(out, k: float) -> tuple[np.ndarray, np.ndarray]:
     return z, (np.float32(k) * (np.float32(1) + z)).astype(np.float32)
 
 
+def decode32_one(out, k: float) -> tuple:
+    """`decode32` of one output value, in numpy float32 scalars (a one-row call costs less than
+    the arrays would; tests/test_zphot.py checks both agree bit for bit)."""
+    if _checked(None) == "log1p":
+        z, err = decode32(np.float32(out).reshape(1), k)
+        return z[0], err[0]
+    z = np.float32(out)
+    z = z if (z > 0 or z != z) else np.float32(0)
+    return z, np.float32(k) * (np.float32(1) + z)
+
+
 def normalised_error(z_phot, z_spec) -> np.ndarray:
     """e = (z_phot - z_spec) / (1 + z_spec)."""
     z_phot, z_spec = np.asarray(z_phot, "float64"), np.asarray(z_spec, "float64")

@@ -27,7 +27,7 @@ from sdss_distill.core.io import quiet_native_stderr
 from sdss_distill.core.prob import softmax_row
 from sdss_distill.core.quality import check_columns, check_values, header_positions, value_bounds
 from sdss_distill.core.schema import LABELS, SENTINEL, SIGNATURE
-from sdss_distill.core.zphot import HEAD, decode32
+from sdss_distill.core.zphot import HEAD, decode32, decode32_one
 from sdss_distill.edge import verify
 
 PROG = program("edge")
@@ -241,7 +241,7 @@ class EdgeClassifier:
         if len(x) == 1:
             r = x[0].tolist()  # finite sum: no NaN or inf, so min and max are well defined
             if math.isfinite(sum(r)) and self._fast[0] <= min(r) and max(r) <= self._fast[1]:
-                return self._attach_z(self._one(x), None)
+                return self._one(x)
         v = self._domain.layout(x)
         columns, inside = self._domain.test(v)
         if self._inside_is_good:  # a row with every column in the domain passes check_values
@@ -309,9 +309,13 @@ class EdgeClassifier:
         raw = self._invoke(x32)  # get_tensor returns a copy
         p = softmax_row(raw[0].tolist())
         k = p.index(max(p))
-        return Prediction(self._names[k:k + 1].copy(), np.array([p], np.float32), raw,
+        pred = Prediction(self._names[k:k + 1].copy(), np.array([p], np.float32), raw,
                           np.array([self._domain.row(x32[0].tolist())]), self.labels,
                           np.zeros(1, "U1"))
+        if self._z_out is not None:
+            z, err = decode32_one(self._z_last[0][0], self.z_scale)
+            pred.z_phot, pred.z_phot_err = np.array([z]), np.array([err])
+        return pred
 
 
 def _output_names(path: Path, outputs) -> tuple[str, str | None]:
