@@ -38,7 +38,8 @@ def test_sdss_set_matches_the_edge_runtime(model, tmp_path):
     clf = EdgeClassifier(model)
     q = edge_sets.thresholds(clf.card, card_path(model), conformal.DEFAULT_LEVEL, LABELS)
     assert sets == (conformal.DEFAULT_LEVEL, q.tolist())
-    files = mcu.generate(Path(model).read_bytes(), run_id="test", sets=sets)
+    files = mcu.generate(Path(model).read_bytes(), run_id="test", sets=sets,
+                         z_error_scale=(clf.card.get("zphot") or {}).get("error_scale"))
     for name in ("sdss_student.h", "sdss_student.c"):
         (tmp_path / name).write_bytes(files[name])
     assert b"#define SDSS_SET_CALIBRATED 1" in files["sdss_student.h"]

@@ -34,7 +34,7 @@ def test_edge_predict_sets_column_is_the_cards_sets(model, tmp_path, catalogue, 
     assert edge_cli.main(["predict", "--model", str(model), "--input", str(src), "--output",
                           str(out), "--sets", "0.9"]) == 0
     lines = out.read_text().splitlines()
-    assert lines[0].endswith(",in_domain,set")
+    assert lines[0].endswith(",in_domain,z_phot,z_phot_err,set")  # the default's redshift head
     clf = EdgeClassifier(model)
     q = edge_sets.thresholds(clf.card, card_path(model), 0.9, clf.labels)
     p = clf.predict(good.to_numpy()).probabilities

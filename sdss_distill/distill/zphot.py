@@ -35,8 +35,10 @@ FIT_CLASS = "GALAXY"
 
 def student(ws, cfg, rows: str, soft: tuple[np.ndarray, np.ndarray], weight: float):
     """A student with a redshift head, offline-distilled on `rows` from `soft` (fit part,
-    early-stopping part) as `Workspace.student` does, plus `weight` * the head's Huber loss.
-    Same initial weights as the head-less student for every shared layer (the head is built
+    early-stopping part) as `Workspace.student` does, plus alpha * `weight` * the head's Huber
+    loss: the redshift is privileged information as the soft labels are, so both terms sit
+    under alpha (jax_fit._terms), and alpha = 0 trains the class head as the baseline. Same
+    initial weights as the head-less student for every shared layer (the head is built
     last). Returns its Arm, with notes {"zphot": {"weight", "error_scale"}}."""
     settings = fit_settings(cfg)
     (x, y), (x_val, y_val) = ws.arrays(rows, ws.student_view)
@@ -48,7 +50,7 @@ def student(ws, cfg, rows: str, soft: tuple[np.ndarray, np.ndarray], weight: flo
     ys = np.concatenate([y, y_val])
     ss = np.concatenate([np.column_stack([soft[0], z_fit]), np.column_stack([soft[1], z_val])])
     train = (np.arange(len(xs)) < len(x))[:, None]
-    # the loss the student's OfflineDistiller holds, plus the head's term
+    # the loss the student's OfflineDistiller holds, plus the head's term (under alpha)
     distiller = OfflineDistiller(model, alpha=cfg.alpha,
                                  losses=[soft_loss(cfg.soft_loss, cfg.temperature)])
     loss = dataclasses.replace(distiller.engine_loss(), z_weight=float(weight))

@@ -49,8 +49,9 @@ class Settings:
     hidden: tuple[int, ...] = (64, 64)
     sharpness: float = 1.0  # multiplies the mixed targets' logits
     folds: int = 3  # as crossfit.folds; both model sets share the folds
-    # weight of the student's redshift head (a Huber loss on log(1 + z) beside the class
-    # terms, distill/zphot.py); 0: no head, the run writes no z_phot. Chosen on dev rows
+    # weight of the student's redshift head beside the soft-label term, both under alpha:
+    # (1 - alpha) CE + alpha (soft + redshift * Huber(z)), distill/zphot.py; so alpha = 0
+    # is the labels-only baseline. 0: no head, the run writes no z_phot. Chosen on dev rows
     # (docs/results/photo-z.md)
     redshift: float = 10.0
 
