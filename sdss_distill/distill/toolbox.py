@@ -10,7 +10,7 @@ method's numbers are what they were when it imported them itself.
 
 A `Toolbox` is bound to one workspace (`Workspace.tools`), whose table, views and seed the
 row-set helpers read; the classes are the package's own, so a test that patches one (say
-`OfflineDistiller.__init__`) sees every method's use of it.
+`CoTrainer.__init__`) sees every method's use of it.
 """
 
 from __future__ import annotations
