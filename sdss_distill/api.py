@@ -20,21 +20,15 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from sdss_distill.core.bounded import load_json
-from sdss_distill.core.domain import domain
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import quiet_import, read_json
-from sdss_distill.core.schema import LABELS, STUDENT, STUDENT_VIEW, get_view
-from sdss_distill.core.zphot import HEAD
+from sdss_distill.core.schema import STUDENT
 from sdss_distill.edge import sets as edge_sets
 from sdss_distill.edge.classifier import EdgeClassifier, card_path
 from sdss_distill.runs.rundir import RunDir
 
 SHIPPED = "student_int8"
 """The exported file `predict` uses when the run has one (tflite/student_int8.tflite)."""
-_CHUNK = 65_536
 
 
 def load(path, *, quiet: bool = False) -> Run:
@@ -143,6 +137,8 @@ class Run:
             self._predictor = EdgeClassifier(shipped)
             source = f"tflite/{shipped.name}"
         else:
+            quiet_import("keras")  # its native start-up lines, before models.mlp imports it
+            from sdss_distill.runs.keras_student import KerasStudent
             self._predictor = KerasStudent(layout)
             source = f"models/{STUDENT}.keras"
         self._predictor_id = key
@@ -153,55 +149,3 @@ class Run:
         return self._predictor
 
 
-class KerasStudent(EdgeClassifier):
-    """A run's Keras student behind the edge classifier's checks: the same column matching,
-    value checks, in-domain flag (the training rows' ranges, as an export's model card
-    records them) and probabilities; only the model call differs."""
-
-    def __init__(self, layout):
-        from sdss_distill.data.table import features
-        from sdss_distill.runs.rows import load_run_rows
-        self.path = layout.model(STUDENT)
-        self.model = _load_keras(self.path)
-        try:  # the run's own table, checked by SHA-256: its student-train rows give the domain
-            rows = load_run_rows(layout)
-        except InputError as e:
-            raise InputError(f"predict with the Keras student (the run is not exported) needs "
-                             f"the run's table for its training domain: {e}") from None
-        view = get_view(STUDENT_VIEW)
-        train_x = features(rows.df.loc[rows.split.student_train], view)
-        self.setup(view.columns, LABELS, domain(train_x, view.columns))
-        self._z_last: list[np.ndarray] = []
-        self.z_name, self.z_scale = _keras_z(layout, self.model)
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """The Keras student's logits, `_CHUNK` rows per call (its redshift head's output kept
-        for `_attach_z`)."""
-        from sdss_distill.models.mlp import logits, redshift
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        self._z_last = []
-        if not len(x):
-            return np.zeros((0, len(self.labels)), np.float32)
-        chunks = [x[k:k + _CHUNK] for k in range(0, len(x), _CHUNK)]
-        if self.z_name is not None:
-            self._z_last = [redshift(self.model, c).astype(np.float32) for c in chunks]
-        return np.concatenate([logits(self.model, c) for c in chunks])
-
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
-        return self.logits(x)
-
-
-def _keras_z(layout, model) -> tuple[str | None, float]:
-    """(the redshift head's name or None, z_phot_err's k from the run's report)."""
-    from sdss_distill.models.mlp import has_z_head
-    if not has_z_head(model):
-        return None, float("nan")
-    report = load_json(layout.report_json, fix="train the run again")
-    return HEAD, float(report["models"][STUDENT]["zphot"]["error_scale"])
-
-
-def _load_keras(path: Path):
-    """A saved Keras model, loaded safely (models.mlp.load_run_model); errors name the file."""
-    quiet_import("keras")  # its native start-up lines, before models.mlp imports it
-    from sdss_distill.models.mlp import load_run_model
-    return load_run_model(path)

@@ -97,9 +97,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def run(cfg: Config) -> dict:
-    """The whole pipeline for one config (runs.pipeline.run); returns the report."""
-    from sdss_distill.runs import pipeline
-    return pipeline.run(cfg)
+    """The whole pipeline for one config (runs.pipeline.train); returns the report."""
+    return trained(cfg).report
+
+
+def trained(cfg: Config):
+    """What the run of `cfg` leaves in memory (runs.pipeline.train: report, rows, models)."""
+    from sdss_distill.runs import pipeline  # Keras, JAX, pandas: after the arguments are checked
+    return pipeline.train(cfg)
 
 
 def train(**settings):
@@ -174,9 +179,8 @@ def main(argv=None) -> int:
             run(cfg)
             return 0
         from sdss_distill.export.run import export_run
-        from sdss_distill.runs import pipeline
-        trained = pipeline.train(cfg)  # in memory: streamed tables were refused above
-        export_run(Path(cfg.out), quiet=cfg.quiet, trained=trained)
+        export_run(Path(cfg.out), quiet=cfg.quiet,  # in memory: streamed tables were refused above
+                   trained=trained(cfg))
         return 0
 
     return run_cli(body, PROG, debug=args.debug, output=lambda: out["dir"])

@@ -118,6 +118,41 @@ def test_help_explains_options(capsys):
         assert flag in text
 
 
+HEAVY = ("keras", "tensorflow", "jax", "pandas", "sklearn")
+
+
+def imported_packages(importtime_stderr: str) -> set[str]:
+    """Top-level packages named in `python -X importtime` output (`... | cumulative | name`)."""
+    return {line.rsplit("|", 1)[1].strip().split(".")[0]
+            for line in importtime_stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_train_help_loads_no_training_stack():
+    """`sdss-distill train --help` lists every method (the registry imports each method module)
+    without Keras, TensorFlow, JAX, pandas or scikit-learn: methods take them from the
+    workspace's toolbox when they run (distill/toolbox.py)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "sdss_distill", "train",
+                          "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "photo-teacher" in out.stdout and "student-ensemble" in out.stdout
+    loaded = imported_packages(out.stderr)
+    assert "sdss_distill" in loaded and "argparse" in loaded  # the parse sees the imports
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_imported_packages_sees_a_heavy_import():
+    """Control for the test above: a line naming keras.src.x counts as keras."""
+    text = ("import time: self [us] | cumulative | imported package\n"
+            "import time:       120 |        120 |   keras.src.x\n")
+    assert imported_packages(text) & set(HEAVY) == {"keras"}
+
+
 @pytest.mark.slow
 def test_same_seed_same_numbers(quick_run, real_table, tmp_path):
     _, out = quick_run

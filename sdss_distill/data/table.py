@@ -310,7 +310,6 @@ def strata(df: pd.DataFrame) -> np.ndarray:
 def split(df: pd.DataFrame, fractions=(0.4, 0.4, 0.2), seed: int = 0) -> Split:
     """Stratified (class, and sample when there is one), seeded teacher-train / student-train /
     test split of a cleaned table."""
-    from sklearn.model_selection import train_test_split  # ~1 s to import: only when splitting
     rows, y = df.index.to_numpy(), labels(df)
     teacher_f, student_f, test_f = fractions
     counts = np.bincount(y, minlength=len(LABELS))
@@ -318,16 +317,22 @@ def split(df: pd.DataFrame, fractions=(0.4, 0.4, 0.2), seed: int = 0) -> Split:
         raise InputError(f"{df.attrs.get('source', 'table')}: need at least {MIN_CLASS_ROWS} "
                          f"rows of each class {', '.join(LABELS)} after cleaning, got "
                          f"{dict(zip(LABELS, counts.tolist()))}; use a table with every class")
-    train, test = train_test_split(rows, test_size=test_f, stratify=strata(df), random_state=seed)
-    teacher, student = train_test_split(train, test_size=student_f / (teacher_f + student_f),
-                                        stratify=strata(df.loc[train]), random_state=seed)
+    train, test = _stratified(rows, test_f, strata(df), seed)
+    teacher, student = _stratified(train, student_f / (teacher_f + student_f),
+                                   strata(df.loc[train]), seed)
     return Split(np.sort(teacher), np.sort(student), np.sort(test), seed, tuple(fractions))
 
 
 def validation_slice(df: pd.DataFrame, rows: np.ndarray, fraction: float,
                      seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split training rows into (fit, validation) for early stopping; test rows never enter."""
-    from sklearn.model_selection import train_test_split
-    fit, val = train_test_split(rows, test_size=fraction, stratify=strata(df.loc[rows]),
-                                random_state=seed)
+    fit, val = _stratified(rows, fraction, strata(df.loc[rows]), seed)
     return np.sort(fit), np.sort(val)
+
+
+def _stratified(rows: np.ndarray, fraction: float, stratify: np.ndarray,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, `fraction` of `rows`): scikit-learn's seeded split, stratified by `stratify`
+    (the rows' `strata`)."""
+    from sklearn.model_selection import train_test_split  # ~1 s to import: only when splitting
+    return train_test_split(rows, test_size=fraction, stratify=stratify, random_state=seed)

@@ -4,56 +4,33 @@ A method asks the workspace for the teacher, fold teachers, a distilled student 
 hard-label baseline (the arm builders here); each is trained once per seed and settings
 (`cache.FitCache`), then reused. The rows come from the workspace's data: a table in memory
 or Parquet files streamed chunk by chunk (`sources.py`, `stream_source.py`), so a method that
-uses only these builders runs unchanged on either. Arms are what a method returns: named
-models (or combinations of models) evaluated, reported and saved alike.
+uses only these builders runs unchanged on either. Arms (`arm.py`) are what a method returns.
+
+What else a method builds with (the distillers, losses, MLP builders, row features and
+labels) it reaches through `ws.tools` (`toolbox.py`), so a method module imports only light
+modules at its top: the registry imports every method for `train --help`, which loads no
+Keras, JAX or pandas.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 import pandas as pd
 
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.schema import BASELINE, STUDENT, STUDENT_VIEW, TEACHER, View, get_view
-from sdss_distill.data.table import Split, features
-from sdss_distill.distill.cache import FitCache, fit_settings  # noqa: F401  (fit_settings re-exported)
+from sdss_distill.core.schema import BASELINE, LABELS, STUDENT, STUDENT_VIEW, TEACHER, View, get_view
+from sdss_distill.data.table import Split
+from sdss_distill.distill.arm import Arm
+from sdss_distill.distill.cache import FitCache, fit_settings
 from sdss_distill.distill.fit import Fitted, train_parallel
 from sdss_distill.distill.losses import soft_loss
 from sdss_distill.distill.sources import ROWS, MemoryData  # noqa: F401  (ROWS re-exported)
-from sdss_distill.models.mlp import build_mlp, ensemble_model, logits
-
-
-@dataclass
-class Arm:
-    """A named model a method produced, with its role in the comparison.
-
-    role: teacher | student | baseline | assistant | member | combination. `model` is saved
-    and can be exported; `combine` (for a majority vote) computes logits from other arms.
-    """
-
-    name: str
-    role: str
-    view: View
-    rows: str
-    model: keras.Model | None = None
-    fitted: Fitted | None = None
-    combine: Callable[[pd.DataFrame], np.ndarray] | None = None
-    parameters: int | None = None
-    notes: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.parameters is None and self.model is not None:
-            self.parameters = int(self.model.count_params())
-
-    def logits(self, df: pd.DataFrame) -> np.ndarray:
-        if self.combine is not None:
-            return self.combine(df)
-        return logits(self.model, features(df, self.view))
+from sdss_distill.distill.toolbox import Toolbox
+from sdss_distill.models.mlp import build_mlp, ensemble_model
 
 
 class Workspace:
@@ -75,6 +52,19 @@ class Workspace:
         """The same data and seed with another teacher view (its own cache of models)."""
         return Workspace(seed=self.seed, teacher_view=view,
                          validation_fraction=self.validation_fraction, say=self.say, data=self.data)
+
+    def on_table(self, df: pd.DataFrame, teacher_view: str | None = None) -> Workspace:
+        """A workspace on `df` (this one's table, or a control's altered copy of it) with this
+        one's split, seed and settings, and its own data and cache of models."""
+        return Workspace(df, self.split, seed=self.seed,
+                         teacher_view=teacher_view or self.teacher_view.name,
+                         validation_fraction=self.validation_fraction, say=self.say)
+
+    @property
+    def tools(self) -> Toolbox:
+        """What a method builds with beyond the arm builders (toolbox.py), bound to this
+        workspace's rows and seed."""
+        return Toolbox(self)
 
     # -- rows and arrays (in memory) ------------------------------------------------------
     @property
@@ -127,10 +117,11 @@ class Workspace:
 
     # -- models ---------------------------------------------------------------------------
     def new_model(self, view: View, hidden, x_fit: np.ndarray, *, name: str, dropout: float = 0.0,
-                  init_seed: int | None = None) -> keras.Model:
-        """A fresh MLP; the same `init_seed` and architecture give the same initial weights."""
+                  init_seed: int | None = None, outputs: int = len(LABELS)) -> keras.Model:
+        """A fresh MLP (`outputs` logits: one per class, or per subclass); the same
+        `init_seed` and architecture give the same initial weights."""
         keras.utils.set_random_seed(self.seed if init_seed is None else init_seed)
-        return build_mlp(view, tuple(hidden), x_fit, name=name, dropout=dropout)
+        return build_mlp(view, tuple(hidden), x_fit, name=name, dropout=dropout, outputs=outputs)
 
     def teacher(self, cfg) -> Arm:
         """The deep teacher on teacher-train rows (trained once per settings)."""

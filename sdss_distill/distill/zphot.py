@@ -20,10 +20,11 @@ from sdss_distill.core import zphot
 from sdss_distill.core.schema import LABELS, STUDENT
 from sdss_distill.data.table import features, labels
 from sdss_distill.distill import jax_fit
+from sdss_distill.distill.arm import Arm
+from sdss_distill.distill.cache import fit_settings
 from sdss_distill.distill.distillers import OfflineDistiller
 from sdss_distill.distill.fit import Fitted
 from sdss_distill.distill.losses import soft_loss
-from sdss_distill.distill.workspace import Arm, fit_settings
 from sdss_distill.models.mlp import build_mlp, has_z_head, redshift
 
 Z_COLUMN = "redshift"

@@ -23,16 +23,13 @@ class Settings:
 @register("cotrain", "teacher and student trained together from scratch, one combined loss",
           Settings, baseline_rows=lambda settings: settings.rows)
 def run(ws, cfg, settings: Settings):
-    from sdss_distill.distill.distillers import CoTrainer
-    from sdss_distill.distill.losses import soft_loss
-    from sdss_distill.distill.workspace import Arm, fit_settings
+    tools = ws.tools
     (x, y), val = ws.paired_arrays(settings.rows)
     teacher = ws.new_model(ws.teacher_view, cfg.teacher_hidden, x[TEACHER], name=TEACHER,
                            dropout=cfg.teacher_dropout, init_seed=ws.seed + 3000)
     student = ws.new_model(ws.student_view, cfg.student_hidden, x[STUDENT], name=STUDENT)
-    distiller = CoTrainer(teacher, student, alpha=cfg.alpha,
-                          soft_loss=soft_loss(cfg.soft_loss, cfg.temperature))
-    fitted = ws.timed("teacher + student", distiller.train(x, y, val, fit_settings(cfg)))
-    return [Arm(TEACHER, TEACHER, ws.teacher_view, settings.rows, teacher, fitted),
-            Arm(STUDENT, STUDENT, ws.student_view, settings.rows, student, fitted),
+    distiller = tools.CoTrainer(teacher, student, alpha=cfg.alpha, soft_loss=tools.soft_loss(cfg))
+    fitted = ws.timed("teacher + student", distiller.train(x, y, val, tools.fit_settings(cfg)))
+    return [tools.Arm(TEACHER, TEACHER, ws.teacher_view, settings.rows, teacher, fitted),
+            tools.Arm(STUDENT, STUDENT, ws.student_view, settings.rows, student, fitted),
             ws.baseline(cfg, settings.rows)]

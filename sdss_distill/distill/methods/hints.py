@@ -29,29 +29,26 @@ class Settings:
 @register("hints", "FitNets: teacher hidden layer -> student hidden layer through a learned "
           "projection, plus the logit loss", Settings)
 def run(ws, cfg, settings: Settings):
-    from sdss_distill.distill.distillers import HintDistiller
-    from sdss_distill.distill.losses import soft_loss
-    from sdss_distill.distill.workspace import Arm, fit_settings
+    tools = ws.tools
     teacher = ws.teacher(cfg)
     (x, y), val = ws.paired_arrays("student_train")
     model = ws.new_model(ws.student_view, cfg.student_hidden, x[STUDENT], name=STUDENT)
-    distiller = HintDistiller(teacher.model, model, alpha=cfg.alpha,
-                              losses=[soft_loss(cfg.soft_loss, cfg.temperature),
-                                      _hint(teacher.model, model, settings)],
-                              loss_weights=[1.0, settings.weight])
-    fitted = ws.timed(STUDENT, distiller.train(x, y, val, fit_settings(cfg)))
-    student = Arm(STUDENT, STUDENT, ws.student_view, "student_train", model, fitted,
-                  notes={"hint": f"teacher {settings.teacher_layer} -> student "
-                                 f"{settings.student_layer}, weight {settings.weight}"})
+    distiller = tools.HintDistiller(teacher.model, model, alpha=cfg.alpha,
+                                    losses=[tools.soft_loss(cfg),
+                                            _hint(tools, teacher.model, model, settings)],
+                                    loss_weights=[1.0, settings.weight])
+    fitted = ws.timed(STUDENT, distiller.train(x, y, val, tools.fit_settings(cfg)))
+    student = tools.Arm(STUDENT, STUDENT, ws.student_view, "student_train", model, fitted,
+                        notes={"hint": f"teacher {settings.teacher_layer} -> student "
+                                       f"{settings.student_layer}, weight {settings.weight}"})
     return [teacher, student, ws.baseline(cfg, "student_train")]
 
 
-def _hint(teacher, student, settings: Settings):
+def _hint(tools, teacher, student, settings: Settings):
     """The FitNetsHint (its projection, checked against both models' layers)."""
-    from sdss_distill.distill.losses import FitNetsHint
     units = {name: m.get_layer(layer).units for name, m, layer in (
         (TEACHER, teacher, settings.teacher_layer), (STUDENT, student, settings.student_layer))}
-    hint = FitNetsHint(settings.teacher_layer, settings.student_layer,
-                       teacher_units=units[TEACHER], student_units=units[STUDENT])
+    hint = tools.FitNetsHint(settings.teacher_layer, settings.student_layer,
+                                   teacher_units=units[TEACHER], student_units=units[STUDENT])
     hint.validate_model_compatibility(teacher, student)
     return hint

@@ -21,6 +21,7 @@ import numpy as np
 
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.prob import softmax
+from sdss_distill.core.schema import STUDENT_VIEW
 from sdss_distill.distill.method import Architecture, register
 
 SOURCES = ("mlp", "hgb")
@@ -83,32 +84,23 @@ def mixed_logits(teacher: np.ndarray, photometric: np.ndarray, weight: float,
 def hgb_out_of_fold(ws, folds: int) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold log-probabilities of HistGradientBoosting fold models for the non-test rows'
     (fit, early-stopping) parts, on the folds the fold teachers use."""
-    import pandas as pd
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    from sdss_distill.data.table import features, labels
-    from sdss_distill.distill.targets import fold_ids
+    tools = ws.tools
     rows = ws.rows("non_test")
-    x, y = features(ws.df.loc[rows], ws.student_view), labels(ws.df.loc[rows])
-    from threadpoolctl import threadpool_limits
-    fold = fold_ids(y, folds, ws.seed)
+    x, y = tools.features(rows, ws.student_view), tools.labels(rows)
+    fold = tools.fold_ids(y, folds)
     out = np.zeros((len(rows), int(y.max()) + 1), "float64")
-    # one OpenMP thread, as every model of a run: on a busy machine HistGradientBoosting's
-    # threads spin-wait, 11 s instead of 0.2 s for a 600-row fit on the shared 2-core machine
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with tools.one_thread():  # as every model of a run (see Toolbox.one_thread)
         for k in range(folds):
-            model = HistGradientBoostingClassifier(random_state=ws.seed + k)
+            model = tools.gradient_boosting(ws.seed + k)
             model.fit(x[fold != k], y[fold != k])
             out[fold == k] = np.log(np.clip(model.predict_proba(x[fold == k]), 1e-12, 1))
-    oof = pd.DataFrame(out.astype("float32"), index=rows)
-    return tuple(oof.loc[r].to_numpy("float32") for r in ws.fit_rows("non_test"))
+    return tools.by_parts(out.astype("float32"), rows, "non_test")
 
 
 def photometric_soft(ws, cfg, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
     """The photometric models' out-of-fold logits (fit part, early-stopping part)."""
     if settings.photometric == "hgb":
         return _once(ws, ("hgb", settings.folds), lambda: hgb_out_of_fold(ws, settings.folds))
-    from sdss_distill.core.schema import STUDENT_VIEW
     photo = _once(ws, "photometric", lambda: ws.with_teacher_view(STUDENT_VIEW))
     return photo.fold_teachers(dataclasses.replace(cfg, teacher_hidden=settings.hidden),
                                settings.folds)[1]
@@ -123,6 +115,8 @@ def photometric_teachers(ws, cfg, settings: Settings) -> list[dict]:
         dataclasses.replace(cfg, teacher_hidden=settings.hidden), settings.folds)[0]  # cached
     return [{"view": arm.view.name, "members": arm.notes["members"],
              "history": arm.fitted.history}]
+
+
 def architectures(cfg, settings: Settings) -> list[Architecture]:
     """The student (with its redshift head unless `redshift` is 0) and its head-less baseline."""
     hidden = tuple(cfg.student_hidden)
@@ -142,8 +136,7 @@ def run(ws, cfg, settings: Settings):
     mixed = ws.map_soft(lambda t, p: mixed_logits(t, p, settings.weight, cfg.temperature,
                                                   settings.sharpness), soft, photo)
     if settings.redshift > 0 and not ws.streamed:
-        from sdss_distill.distill import zphot  # keras and jax: not for train --help
-        student = zphot.student(ws, cfg, "non_test", mixed, settings.redshift)
+        student = ws.tools.zphot_student(cfg, "non_test", mixed, settings.redshift)
     else:  # a stream has no redshift head yet: its target would need the rows in memory
         student = ws.student(cfg, "non_test", mixed)
     student.notes["mix"] = dataclasses.asdict(settings)

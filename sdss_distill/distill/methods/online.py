@@ -14,14 +14,12 @@ from sdss_distill.distill.method import register
 @register("online", "the frozen teacher's logits at every training step (computed once per "
           "row: a frozen teacher gives the same each step)")
 def run(ws, cfg, settings):
-    from sdss_distill.distill.distillers import OnlineDistiller
-    from sdss_distill.distill.losses import soft_loss
-    from sdss_distill.distill.workspace import Arm, fit_settings
+    tools = ws.tools
     teacher = ws.teacher(cfg)
     (x, y), val = ws.paired_arrays("student_train")
     model = ws.new_model(ws.student_view, cfg.student_hidden, x[STUDENT], name=STUDENT)
-    distiller = OnlineDistiller(teacher.model, model, alpha=cfg.alpha,
-                                losses=[soft_loss(cfg.soft_loss, cfg.temperature)])
-    fitted = ws.timed(STUDENT, distiller.train(x, y, val, fit_settings(cfg)))
-    student = Arm(STUDENT, STUDENT, ws.student_view, "student_train", model, fitted)
+    distiller = tools.OnlineDistiller(teacher.model, model, alpha=cfg.alpha,
+                                      losses=[tools.soft_loss(cfg)])
+    fitted = ws.timed(STUDENT, distiller.train(x, y, val, tools.fit_settings(cfg)))
+    student = tools.Arm(STUDENT, STUDENT, ws.student_view, "student_train", model, fitted)
     return [teacher, student, ws.baseline(cfg, "student_train")]

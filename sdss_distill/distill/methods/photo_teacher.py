@@ -19,9 +19,7 @@ from sdss_distill.distill.methods.crossfit import Settings
           teacher_about="photometric teacher of the teacher's size (no redshift)",
           control_of="crossfit")
 def run(ws, cfg, settings: Settings):
-    from sdss_distill.distill.workspace import Workspace
-    photometric = Workspace(ws.df, ws.split, seed=ws.seed, teacher_view=STUDENT_VIEW,
-                            validation_fraction=ws.validation_fraction, say=ws.say)
+    photometric = ws.on_table(ws.df, STUDENT_VIEW)
     teacher, soft = photometric.fold_teachers(cfg, settings.folds)
     teacher.notes["control"] = "photometric teacher (u g r i z only)"
     student = ws.student(cfg, "non_test", soft)

@@ -30,14 +30,11 @@ def shuffled(df, rows: np.ndarray, column: str, seed: int):
           teacher_about="teacher saw the redshift shuffled across rows", control_of="crossfit",
           isolates=("redshift", "shuffled-redshift"))
 def run(ws, cfg, settings: Settings):
-    from sdss_distill.distill.workspace import Workspace
     if PRIVILEGED not in ws.teacher_view.columns:
         raise ValueError(f"shuffled-z needs a teacher view with {PRIVILEGED!r}; "
                          f"{ws.teacher_view.name} has {', '.join(ws.teacher_view.columns)}")
     rows = ws.rows("non_test")
-    noise = Workspace(shuffled(ws.df, rows, PRIVILEGED, ws.seed + 3000), ws.split, seed=ws.seed,
-                      teacher_view=ws.teacher_view.name,
-                      validation_fraction=ws.validation_fraction, say=ws.say)
+    noise = ws.on_table(shuffled(ws.df, rows, PRIVILEGED, ws.seed + 3000))
     teacher, soft = noise.fold_teachers(cfg, settings.folds)
     teacher.notes["control"] = "redshift shuffled across the non-test rows"
     student = ws.student(cfg, "non_test", soft)

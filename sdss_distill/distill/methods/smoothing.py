@@ -54,9 +54,8 @@ def true_class_probability(logits: np.ndarray, y: np.ndarray, temperature: float
           teacher_about="label smoothing, confidence of the real teacher (no teacher)",
           control_of="crossfit")
 def run(ws, cfg, settings: Settings):
-    from sdss_distill.data.table import labels
     teacher, teacher_soft = ws.fold_teachers(cfg, settings.folds)
-    ys = [labels(ws.df.loc[rows]) for rows in ws.fit_rows("non_test")]
+    ys = [ws.tools.labels(rows) for rows in ws.fit_rows("non_test")]
     confidence = settings.confidence or true_class_probability(
         np.concatenate(teacher_soft), np.concatenate(ys), cfg.temperature)
     soft = tuple(smoothed_logits(y, confidence, cfg.temperature) for y in ys)

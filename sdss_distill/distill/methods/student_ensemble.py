@@ -37,27 +37,26 @@ def architectures(cfg, settings: Settings) -> list[Architecture]:
           exports_plain=False, no_finetune="QAT/pruning is not done for ensemble students: "
                                            "the tf_keras fine-tuning handles one MLP")
 def run(ws, cfg, settings: Settings):
-    from sdss_distill.distill.workspace import Arm
-    from sdss_distill.models.mlp import ensemble_model
+    tools = ws.tools
     teacher = ws.teacher(cfg)
     soft = ws.teacher_logits(teacher, "student_train")
     names = [f"{_name(w)}_{k}" if [_name(v) for v in settings.widths].count(_name(w)) > 1
              else _name(w) for k, w in enumerate(settings.widths)]
     members = [ws.student(cfg, "student_train", soft, name=name, hidden=w, role="member")
                for name, w in zip(names, settings.widths)]
-    mean = Arm(STUDENT, STUDENT, ws.student_view, "student_train",
-               ensemble_model([m.model for m in members], ws.student_view, name=STUDENT),
-               notes={"combination": "mean probability", "members": names})
-    mean.fitted = _sum_fits(members)
-    vote = Arm("student_vote", "combination", ws.student_view, "student_train",
-               combine=lambda df: _vote_logits(np.stack([m.logits(df) for m in members])),
-               parameters=mean.parameters, notes={"combination": "majority vote", "members": names})
+    mean = tools.Arm(STUDENT, STUDENT, ws.student_view, "student_train",
+                     tools.ensemble_model([m.model for m in members], ws.student_view, name=STUDENT),
+                     notes={"combination": "mean probability", "members": names})
+    mean.fitted = _sum_fits(tools, members)
+    vote = tools.Arm("student_vote", "combination", ws.student_view, "student_train",
+                     combine=lambda df: _vote_logits(np.stack([m.logits(df) for m in members])),
+                     parameters=mean.parameters,
+                     notes={"combination": "majority vote", "members": names})
     return [teacher, *members, mean, vote, ws.baseline(cfg, "student_train")]
 
 
-def _sum_fits(members):
-    from sdss_distill.distill.fit import Fitted
-    return Fitted(max(m.fitted.epochs for m in members), sum(m.fitted.seconds for m in members))
+def _sum_fits(tools, members):
+    return tools.Fitted(max(m.fitted.epochs for m in members), sum(m.fitted.seconds for m in members))
 
 
 def _vote_logits(member_logits: np.ndarray) -> np.ndarray:

@@ -38,28 +38,22 @@ def run(ws, cfg, settings: Settings):
 def subclass_teacher(ws, cfg, bins: int):
     """(teacher arm with 3 class logits, its subclass-logit model, bin edges), trained once per
     workspace and settings on the teacher-train rows' subclass labels."""
-    import keras
-
-    from sdss_distill.data.table import features
-    from sdss_distill.distill import subclasses
-    from sdss_distill.distill.fit import train_teacher
-    from sdss_distill.distill.workspace import Arm, fit_settings
-    from sdss_distill.models.mlp import build_mlp, subclass_model
+    tools = ws.tools
 
     def make():
-        edges = subclasses.redshift_edges(ws.df, ws.rows("teacher_train"), bins)
+        edges = tools.redshift_edges(ws.rows("teacher_train"), bins)
         fit, val = ws.fit_rows("teacher_train")
-        x, x_val = (features(ws.df.loc[r], ws.teacher_view) for r in (fit, val))
-        y, y_val = (subclasses.subclass_labels(ws.df.loc[r], edges) for r in (fit, val))
-        keras.utils.set_random_seed(ws.seed + 4000)
-        inner = build_mlp(ws.teacher_view, tuple(cfg.teacher_hidden), x, name=TEACHER,
-                          dropout=cfg.teacher_dropout, outputs=3 * bins)
-        fitted = ws.timed("subclass teacher", train_teacher(inner, x, y, (x_val, y_val),
-                                                             fit_settings(cfg)))
-        model = subclass_model(inner, bins, name=TEACHER)
-        arm = Arm(TEACHER, TEACHER, ws.teacher_view, "teacher_train", model, fitted,
-                  notes={"subclasses": f"{bins} redshift bins per class",
-                         "redshift_edges": subclasses.describe_bins(edges)})
+        x, x_val = (tools.features(r, ws.teacher_view) for r in (fit, val))
+        y, y_val = (tools.subclass_labels(r, edges) for r in (fit, val))
+        inner = ws.new_model(ws.teacher_view, cfg.teacher_hidden, x, name=TEACHER,
+                             dropout=cfg.teacher_dropout, init_seed=ws.seed + 4000,
+                             outputs=3 * bins)
+        fitted = ws.timed("subclass teacher", tools.train_teacher(
+            inner, x, y, (x_val, y_val), tools.fit_settings(cfg)))
+        model = tools.subclass_model(inner, bins, name=TEACHER)
+        arm = tools.Arm(TEACHER, TEACHER, ws.teacher_view, "teacher_train", model, fitted,
+                        notes={"subclasses": f"{bins} redshift bins per class",
+                               "redshift_edges": tools.describe_bins(edges)})
         return arm, inner, edges
     return ws.cached("subclass_teacher", cfg,
                      (bins, tuple(cfg.teacher_hidden), cfg.teacher_dropout), make)
@@ -68,22 +62,14 @@ def subclass_teacher(ws, cfg, bins: int):
 def subclass_student(ws, cfg, teacher_subclasses, bins: int):
     """The photometric student distilled on the student-train rows from the teacher's subclass
     logits; saved with a `SubclassSum` head, so it returns 3 class logits."""
-    import keras
-
-    from sdss_distill.data.table import features
-    from sdss_distill.distill.losses import soft_loss
-    from sdss_distill.distill.subclasses import SubclassDistiller
-    from sdss_distill.distill.workspace import Arm, fit_settings
-    from sdss_distill.models.mlp import build_mlp, logits, subclass_model
+    tools = ws.tools
     (x, y), (x_val, y_val) = ws.arrays("student_train", ws.student_view)
-    soft = [logits(teacher_subclasses, features(ws.df.loc[r], ws.teacher_view))
+    soft = [tools.logits(teacher_subclasses, tools.features(r, ws.teacher_view))
             for r in ws.fit_rows("student_train")]
-    keras.utils.set_random_seed(ws.seed)
-    inner = build_mlp(ws.student_view, tuple(cfg.student_hidden), x, name=STUDENT,
-                      outputs=3 * bins)
-    distiller = SubclassDistiller(inner, bins, alpha=cfg.alpha,
-                                  soft_loss=soft_loss(cfg.soft_loss, cfg.temperature))
+    inner = ws.new_model(ws.student_view, cfg.student_hidden, x, name=STUDENT, outputs=3 * bins)
+    distiller = tools.SubclassDistiller(inner, bins, alpha=cfg.alpha,
+                                        soft_loss=tools.soft_loss(cfg))
     fitted = ws.timed(STUDENT, distiller.train(x, y, soft[0], (x_val, y_val, soft[1]),
-                                               fit_settings(cfg)))
-    model = subclass_model(inner, bins, name=STUDENT)
-    return Arm(STUDENT, STUDENT, ws.student_view, "student_train", model, fitted)
+                                               tools.fit_settings(cfg)))
+    model = tools.subclass_model(inner, bins, name=STUDENT)
+    return tools.Arm(STUDENT, STUDENT, ws.student_view, "student_train", model, fitted)

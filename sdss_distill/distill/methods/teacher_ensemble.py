@@ -20,12 +20,10 @@ class Settings:
 @register("teacher-ensemble", "N teachers; soft labels = mean of their tempered probabilities",
           Settings)
 def run(ws, cfg, settings: Settings):
-    from sdss_distill.data.table import features
-    from sdss_distill.distill.targets import ensemble_logits
-    from sdss_distill.models.mlp import ensemble_members, logits
+    tools = ws.tools
     teacher = ws.teacher_ensemble(cfg, settings.teachers)
-    members = ensemble_members(teacher.model)
-    soft = tuple(ensemble_logits([logits(m, features(ws.df.loc[rows], ws.teacher_view))
-                                  for m in members], cfg.temperature)
+    members = tools.ensemble_members(teacher.model)
+    soft = tuple(tools.ensemble_logits([tools.logits(m, tools.features(rows, ws.teacher_view))
+                                        for m in members], cfg.temperature)
                  for rows in ws.fit_rows("student_train"))
     return [teacher, ws.student(cfg, "student_train", soft), ws.baseline(cfg, "student_train")]
