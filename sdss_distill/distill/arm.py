@@ -42,6 +42,13 @@ class Arm:
         if self.parameters is None and self.model is not None:
             self.parameters = int(self.model.count_params())
 
+    def record(self) -> dict:
+        """What a report says of the arm before its scores: role, view, rows, size, fit."""
+        return {"role": self.role, "view": self.view.name, "rows": self.rows,
+                "parameters": self.parameters,
+                "epochs": self.fitted.epochs if self.fitted else None,
+                "train_s": round(self.fitted.seconds, 2) if self.fitted else None}
+
     def logits(self, df: pd.DataFrame) -> np.ndarray:
         if self.combine is not None:
             return self.combine(df)

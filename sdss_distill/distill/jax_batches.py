@@ -32,6 +32,7 @@ from sdss_distill.distill.jax_fit import (
     _set_weights,
     _stacked_inputs,
     _terms,
+    member_step,
     optimizer,
     with_learning_rates,
 )
@@ -49,10 +50,7 @@ def _keep(active, new, old):
 def _steps(params, opt_state, z, y, soft, w, alpha, key, *, rates, loss: Loss):
     """A scan over batches z (S, K, B, F), y and w (S, K, B), soft (S, K, B, C): each member's
     Adam step on its own batch; returns the summed (total, hard, kd, accuracy, rows) terms."""
-    member_grad = jax.vmap(jax.value_and_grad(
-        lambda p, zb, yb, sb, wb, k: _terms(p, zb, yb, sb, wb, k, alpha, rates, loss, True),
-        has_aux=True))
-    update = jax.vmap(optimizer().update)
+    member_grad, update = member_step(alpha, rates, loss)
 
     def step(carry, batch):
         params, opt_state, key = carry

@@ -189,6 +189,15 @@ def _terms(layers, z, y, soft, w, key, alpha, rates, loss: Loss, training):
     return (1.0 - alpha) * hard + alpha * (kd + reg), (hard, kd, accuracy)
 
 
+def member_step(alpha, rates, loss: Loss):
+    """(each member's (total, terms) and gradients on its own batch, the members' Adam update),
+    vmapped over members: the training step of this engine and of jax_batches."""
+    member_grad = jax.vmap(jax.value_and_grad(
+        lambda p, zb, yb, sb, wb, k: _terms(p, zb, yb, sb, wb, k, alpha, rates, loss, True),
+        has_aux=True))
+    return member_grad, jax.vmap(optimizer().update)
+
+
 def optimizer():
     """Adam with the learning rate held in its state, so each member's can be set per epoch."""
     return optax.inject_hyperparams(optax.adam)(learning_rate=0.0, **ADAM)
@@ -209,10 +218,7 @@ def _epoch(params, opt_state, z, y, soft, idx, w, val_idx, val_w, alpha, key, *,
            loss: Loss):
     """One epoch in one call: a scan over the batches idx (steps, K, B) with row weights w,
     each member's Adam step (optax, vmapped), then the members' validation terms."""
-    member_grad = jax.vmap(jax.value_and_grad(
-        lambda p, zb, yb, sb, wb, k: _terms(p, zb, yb, sb, wb, k, alpha, rates, loss, True),
-        has_aux=True))
-    update = jax.vmap(optimizer().update)
+    member_grad, update = member_step(alpha, rates, loss)
 
     def step(carry, batch):
         params, opt_state, key = carry

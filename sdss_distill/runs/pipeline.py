@@ -102,11 +102,7 @@ def evaluate(arms: list, test: pd.DataFrame, *, latency: bool = False,
     out_logits = {arm.name: arm.logits(test) for arm in arms}
     results = {}
     for arm in arms:
-        m = {"role": arm.role, "view": arm.view.name, "rows": arm.rows,
-             "parameters": arm.parameters,
-             "epochs": arm.fitted.epochs if arm.fitted else None,
-             "train_s": round(arm.fitted.seconds, 2) if arm.fitted else None,
-             **ev.classification(y, out_logits[arm.name]), **arm.notes}
+        m = {**arm.record(), **ev.classification(y, out_logits[arm.name]), **arm.notes}
         if arm.role != TEACHER:
             m.update(ev.teacher_student(out_logits[TEACHER], out_logits[arm.name]))
         if latency and arm.role in LATENCY_ROLES and arm.model is not None:

@@ -160,11 +160,8 @@ def evaluate(arms: list, prepared: StreamPrepared, *, latency: bool = True, curv
     latency_x = np.concatenate(prepared.stats.latency_x)
     results = {}
     for arm in arms:
-        m = {"role": arm.role, "view": arm.view.name, "rows": arm.rows,
-             "parameters": arm.parameters,
-             "epochs": arm.fitted.epochs if arm.fitted else None,
-             "train_s": round(arm.fitted.seconds, 2) if arm.fitted else None,
-             **scores[arm.name].result(with_teacher=arm.role != TEACHER), **arm.notes}
+        m = {**arm.record(), **scores[arm.name].result(with_teacher=arm.role != TEACHER),
+             **arm.notes}
         if latency and arm.role in ARMS:
             m["latency"] = ev.keras_latency(arm.model, latency_x[:, cols[arm.name]])
         if curves and arm.fitted:
