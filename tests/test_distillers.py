@@ -72,6 +72,16 @@ def test_offline_distiller(rows, kind):
     assert got == pytest.approx(want, rel=2e-5)
 
 
+def _keras_equals_engine_on_views(d, rows):
+    """`d`'s Keras compute_loss on the early-stopping rows (student and teacher views) equals
+    the engine's validation loss after a frozen epoch on the fit rows."""
+    xs, xt, y = rows
+    want = _keras_loss(d, {"student": xs[FIT:], "teacher": xt[FIT:]}, y[FIT:])
+    got = d.train({"student": xs[:FIT], "teacher": xt[:FIT]}, y[:FIT],
+                  ({"student": xs[FIT:], "teacher": xt[FIT:]}, y[FIT:]), FROZEN)
+    assert got.history["val_loss"][0] == pytest.approx(want, rel=2e-5)
+
+
 @pytest.mark.slow
 @KINDS
 def test_online_distiller(rows, kind):
@@ -79,10 +89,7 @@ def test_online_distiller(rows, kind):
     teacher, student = _nets(rows)
     d = distillers.OnlineDistiller(teacher, student, alpha=ALPHA,
                                    losses=[soft_loss(kind, TEMPERATURE)])
-    want = _keras_loss(d, {"student": xs[FIT:], "teacher": xt[FIT:]}, y[FIT:])
-    got = d.train({"student": xs[:FIT], "teacher": xt[:FIT]}, y[:FIT],
-                  ({"student": xs[FIT:], "teacher": xt[FIT:]}, y[FIT:]), FROZEN)
-    assert got.history["val_loss"][0] == pytest.approx(want, rel=2e-5)
+    _keras_equals_engine_on_views(d, rows)
 
 
 @pytest.mark.slow
@@ -95,10 +102,7 @@ def test_hint_distiller(rows, kind):
     d = distillers.HintDistiller(teacher, student, alpha=ALPHA,
                                  losses=[soft_loss(kind, TEMPERATURE), hint],
                                  loss_weights=[1.0, 0.3])
-    want = _keras_loss(d, {"student": xs[FIT:], "teacher": xt[FIT:]}, y[FIT:])
-    got = d.train({"student": xs[:FIT], "teacher": xt[:FIT]}, y[:FIT],
-                  ({"student": xs[FIT:], "teacher": xt[FIT:]}, y[FIT:]), FROZEN)
-    assert got.history["val_loss"][0] == pytest.approx(want, rel=2e-5)
+    _keras_equals_engine_on_views(d, rows)
     assert d.engine_loss().hint_weight == 0.3 and d.engine_loss().hint_layer == 0
 
 
@@ -109,10 +113,7 @@ def test_cotrainer(rows, kind):
     xs, xt, y = rows
     teacher, student = _nets(rows)
     d = distillers.CoTrainer(teacher, student, alpha=ALPHA, soft_loss=soft_loss(kind, TEMPERATURE))
-    want = _keras_loss(d, {"student": xs[FIT:], "teacher": xt[FIT:]}, y[FIT:])
-    got = d.train({"student": xs[:FIT], "teacher": xt[:FIT]}, y[:FIT],
-                  ({"student": xs[FIT:], "teacher": xt[FIT:]}, y[FIT:]), FROZEN)
-    assert got.history["val_loss"][0] == pytest.approx(want, rel=2e-5)
+    _keras_equals_engine_on_views(d, rows)
 
 
 @pytest.mark.slow
