@@ -85,7 +85,6 @@ def _keras_equals_engine_on_views(d, rows):
 @pytest.mark.slow
 @KINDS
 def test_online_distiller(rows, kind):
-    xs, xt, y = rows
     teacher, student = _nets(rows)
     d = distillers.OnlineDistiller(teacher, student, alpha=ALPHA,
                                    losses=[soft_loss(kind, TEMPERATURE)])
@@ -96,7 +95,6 @@ def test_online_distiller(rows, kind):
 @KINDS
 def test_hint_distiller(rows, kind):
     """Soft term and FitNets hint (teacher dense_1 -> student dense_0, weight 0.3)."""
-    xs, xt, y = rows
     teacher, student = _nets(rows)
     hint = FitNetsHint("dense_1", "dense_0", teacher_units=8, student_units=12)
     d = distillers.HintDistiller(teacher, student, alpha=ALPHA,
@@ -110,7 +108,6 @@ def test_hint_distiller(rows, kind):
 @KINDS
 def test_cotrainer(rows, kind):
     """Teacher CE + (1 - alpha) student CE + alpha soft(stop_gradient(teacher), student)."""
-    xs, xt, y = rows
     teacher, student = _nets(rows)
     d = distillers.CoTrainer(teacher, student, alpha=ALPHA, soft_loss=soft_loss(kind, TEMPERATURE))
     _keras_equals_engine_on_views(d, rows)
