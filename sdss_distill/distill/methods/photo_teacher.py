@@ -19,7 +19,7 @@ from sdss_distill.distill.methods.crossfit import Settings
           teacher_about="photometric teacher of the teacher's size (no redshift)",
           control_of="crossfit")
 def run(ws, cfg, settings: Settings):
-    photometric = ws.on_table(ws.df, STUDENT_VIEW)
+    photometric = ws.with_teacher_view(STUDENT_VIEW)
     teacher, soft = photometric.fold_teachers(cfg, settings.folds)
     teacher.notes["control"] = "photometric teacher (u g r i z only)"
     student = ws.student(cfg, "non_test", soft)
