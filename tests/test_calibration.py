@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from sdss_distill.core.errors import InputError
-from sdss_distill.core.schema import LABELS
+from sdss_distill.core.schema import DEFAULT_SPLIT, LABELS
 from sdss_distill.data.table import split, validation_slice
 from sdss_distill.runs import calibration as cb
 from sdss_distill.runs.report_sets import calibration_markdown
@@ -42,6 +42,23 @@ def test_calibration_rows_are_the_students_early_stopping_rows():
     cb.check_rows(record, rows, "run")
     with pytest.raises(InputError, match="differ from the run's"):
         cb.check_rows(record, rows[1:], "run")
+
+
+def test_a_split_with_a_calibration_slice_calibrates_on_it_alone():
+    df, y = _table(3000)
+    parts = split(df, DEFAULT_SPLIT, 0)
+
+    class Cfg:
+        validation_fraction, seed = 0.15, 0
+
+    sec = cb.run_section(df, parts, Cfg, _Arm(y))
+    record = sec["rows"]
+    assert record["row_set"] == "calibration" and record["n"] == len(parts.calibration) == 300
+    rows = cb.calibration_rows(df, parts, "calibration", 0.1, 0)
+    assert np.array_equal(rows, parts.calibration)
+    fitted = np.concatenate([parts.teacher_train, parts.student_train, parts.test])
+    assert not set(rows) & set(fitted)  # no model fitted, stopped or was scored on them
+    cb.check_rows(record, rows, "run")
 
 
 def test_run_section_fits_t_and_reports_sets_and_selections():

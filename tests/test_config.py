@@ -32,7 +32,7 @@ def test_the_removed_engine_key_says_it_is_gone(tmp_path):
 @pytest.mark.parametrize("key, value, message", [
     ("alpha", 1.5, "alpha must be between 0 and 1, got 1.5"),
     ("temperature", 0, "temperature must be > 0"),
-    ("split", [0.5, 0.5, 0.5], "split must be three fractions"),
+    ("split", [0.5, 0.5, 0.5], "split must be four fractions"),
     ("teacher_view", "photometric", "teacher_view must be one of physical, paper17"),
     ("seed", "x", "seed must be int, got 'x'"),
     ("epochs", 2.5, "epochs must be an integer"),

@@ -102,7 +102,7 @@ def test_split_disjoint_stratified_reproducible(real_table):
     a, b = data.split(df, seed=7), data.split(df, seed=7)
     sets = [set(v) for v in a.subsets().values()]
     assert sum(map(len, sets)) == len(df) and len(set.union(*sets)) == len(df)
-    assert [len(s) for s in sets] == [4000, 4000, 2000]
+    assert [len(s) for s in sets] == [3500, 3500, 2000, 1000]  # teacher, student, test, cal
     for k in a.subsets():
         np.testing.assert_array_equal(a.subsets()[k], b.subsets()[k])
     assert not np.array_equal(a.test, data.split(df, seed=8).test)
@@ -110,13 +110,38 @@ def test_split_disjoint_stratified_reproducible(real_table):
     assert qso_share == pytest.approx(850 / 10_000, abs=0.002)
 
 
+def test_the_calibration_slice_leaves_the_test_rows_and_is_stratified(real_table):
+    df, _ = data.clean(data.load_table(real_table), PHYSICAL)
+    four, three = data.split(df, seed=3), data.split(df, fractions=(0.4, 0.4, 0.2), seed=3)
+    np.testing.assert_array_equal(four.test, three.test)  # comparable with runs before it
+    assert len(three.calibration) == 0 and len(four.calibration) == 1000
+    qso = (data.labels(df.loc[four.calibration]) == LABELS.index("QSO")).mean()
+    assert qso == pytest.approx(850 / 10_000, abs=0.002)
+    rows = np.arange(5)
+    np.testing.assert_array_equal(three.calibrating(rows), rows)  # old runs: the stopping rows
+    np.testing.assert_array_equal(four.calibrating(rows), four.calibration)
+
+
+def test_a_split_saved_before_the_calibration_slice_loads(tmp_path, real_table):
+    df, _ = data.clean(data.load_table(real_table), PHYSICAL)
+    s = data.split(df, fractions=(0.4, 0.4, 0.2), seed=1)
+    s.save(tmp_path / "split.json")
+    doc = json.loads((tmp_path / "split.json").read_text())
+    del doc["calibration"]
+    (tmp_path / "split.json").write_text(json.dumps(doc))
+    back = data.Split.load(tmp_path / "split.json")
+    assert len(back.calibration) == 0
+    np.testing.assert_array_equal(back.test, s.test)
+
+
 def test_split_round_trip(tmp_path, real_table):
     df, _ = data.clean(data.load_table(real_table), PHYSICAL)
-    s = data.split(df, fractions=(0.3, 0.5, 0.2), seed=1)
+    s = data.split(df, fractions=(0.3, 0.4, 0.1, 0.2), seed=1)
     s.save(tmp_path / "split.json", data_sha256="abc")
     back = data.Split.load(tmp_path / "split.json")
-    np.testing.assert_array_equal(back.student_train, s.student_train)
-    assert back.fractions == (0.3, 0.5, 0.2) and back.seed == 1
+    for name in data.SUBSETS:
+        np.testing.assert_array_equal(back.subsets()[name], s.subsets()[name])
+    assert back.fractions == (0.3, 0.4, 0.1, 0.2) and back.seed == 1
 
 
 def test_hostile_values_are_dropped_with_named_reasons(write_csv):

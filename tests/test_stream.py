@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sdss_distill import train
-from sdss_distill.core.schema import LABELS
+from sdss_distill.core.schema import DEFAULT_SPLIT, LABELS
 from sdss_distill.data.stream import (
     PARTS,
     Cleaning,
@@ -84,6 +84,16 @@ def test_hash_split_has_the_fractions_and_ignores_order_and_chunking():
     assert 0.35 < (other_seed == subset[parts]).mean() < 0.37  # 0.4^2 + 0.4^2 + 0.2^2 if independent
 
 
+def test_a_hash_calibration_slice_leaves_the_test_ids_and_joins_no_fit():
+    ids = np.uint64(OBJID_BASE) + np.arange(200_000, dtype=np.uint64)
+    three, four = _split().parts(ids), _split(fractions=(0.35, 0.35, 0.1, 0.2)).parts(ids)
+    assert np.array_equal(three == 4, four == 4)  # the same test ids with or without it
+    cal = four == PARTS.index("calibration")
+    assert cal.mean() == pytest.approx(0.1, abs=0.004)
+    assert not (three == PARTS.index("calibration")).any()
+    assert set(np.unique(three[cal])) <= {0, 1, 2, 3}  # taken from the training subsets
+
+
 def test_hash_folds_are_even_and_independent_of_the_subset():
     ids = np.uint64(OBJID_BASE) + np.arange(120_000, dtype=np.uint64)
     split = _split()
@@ -91,7 +101,7 @@ def test_hash_folds_are_even_and_independent_of_the_subset():
     assert set(np.unique(folds)) == {0, 1, 2}
     # binomial sd of a share near 1/3 at n = 120,000 is 0.0014: 0.007 is 5 sd
     np.testing.assert_allclose(np.bincount(folds) / len(ids), 1 / 3, atol=0.007)
-    for part in range(len(PARTS)):  # the same fold shares inside every part
+    for part in range(len(PARTS) - 1):  # the same fold shares inside every part (no calibration)
         np.testing.assert_allclose(np.bincount(folds[parts == part], minlength=3)
                                    / (parts == part).sum(), 1 / 3, atol=0.02)
     perm = np.random.default_rng(1).permutation(len(ids))
@@ -104,7 +114,7 @@ def test_validation_slice_is_capped_for_large_tables():
     cfg = make_config()
     assert validation_fractions(cfg, 10_000) == (0.15, 0.15)
     big = validation_fractions(cfg, 50_000_000)
-    assert big[0] * 0.4 * 50_000_000 == pytest.approx(VALIDATION_ROWS)
+    assert big[0] * cfg.split[0] * 50_000_000 == pytest.approx(VALIDATION_ROWS)
 
 
 def _parts_by_id(source: ParquetSource, split: HashSplit) -> dict[int, int]:
@@ -309,7 +319,7 @@ def _in_memory(sim_table, tmp_path):
     pq.write_table(sim_table, whole)
     df, _ = clean(load_table(whole), get_view("physical"))
     ids = sim_table.column("objid").to_numpy()[df.index.to_numpy()]
-    part = _split().parts(ids)
+    part = _split(fractions=DEFAULT_SPLIT).parts(ids)  # the run's split: the default
     teacher_v, student_v = get_view("physical"), get_view("photometric")
 
     def xy(k, view):
@@ -373,7 +383,7 @@ def test_streamed_run_records_the_hash_split_and_cleaning(streamed_run):
     directory, out = streamed_run
     split = json.loads((out / "split.json").read_text())
     assert split["kind"] == "hash" and split["id_column"] == "objid"
-    assert split["fractions"] == [0.4, 0.4, 0.2] and "splitmix64" in split["rule"]
+    assert split["fractions"] == list(DEFAULT_SPLIT) and "splitmix64" in split["rule"]
     report = json.loads((out / "reports" / "report.json").read_text())
     data = report["data"]
     assert report["config"]["method"] == "offline"

@@ -24,6 +24,10 @@ from it, so simulated rows are never taken for SDSS ones."""
 SAMPLE = "sample"
 """Which packaged table a row of the combined `sdss` dataset comes from: bright or faint."""
 SAMPLES: tuple[str, ...] = ("bright", "faint")
+DEFAULT_SPLIT: tuple[float, ...] = (0.35, 0.35, 0.1, 0.2)
+"""Fractions of the table: teacher-train, student-train, calibration, test (data.table.split).
+No model fits or stops on the calibration slice: the run's temperature, conformal sets, purity
+thresholds and z_phot_err come from it (runs.calibration)."""
 
 ID_COLUMNS: tuple[str, ...] = ("objid", "specobjid")
 """Identifiers: kept as text (the DR14 export wrote them in float notation, so they are

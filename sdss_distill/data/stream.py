@@ -41,9 +41,11 @@ from sdss_distill.data.synth import is_simulated
 from sdss_distill.data.table import CleaningReport
 
 CHUNK_ROWS = 65_536  # rows per record batch read; with one row group, what is held per file
-PARTS = ("teacher_fit", "teacher_val", "student_fit", "student_val", "test")
-"""Row part codes 0-4 (-1: dropped); *_val rows are the early-stopping slice of a subset."""
-SUBSET_PARTS = {"teacher_train": (0, 1), "student_train": (2, 3), "test": (4,)}
+PARTS = ("teacher_fit", "teacher_val", "student_fit", "student_val", "test", "calibration")
+"""Row part codes 0-5 (-1: dropped); *_val rows are the early-stopping slice of a subset;
+calibration rows (a four-fraction split) are held out of every fit and are not test rows."""
+SUBSET_PARTS = {"teacher_train": (0, 1), "student_train": (2, 3), "test": (4,),
+                "calibration": (5,)}
 MISSING_ID = "missing id"
 HASH_RULE = ("subset by u = (splitmix64(id ^ splitmix64(seed)) >> 11) / 2**53 against the "
              "cumulative split fractions; early-stopping rows by v = (splitmix64(key) >> 11) / 2**53 "
@@ -92,7 +94,7 @@ class HashSplit:
     """The streaming split: a rule on ids, not row positions (saved as the run's split.json)."""
 
     seed: int
-    fractions: tuple[float, float, float]
+    fractions: tuple[float, ...]  # data.table.split's: three, or four with calibration
     validation: tuple[float, float]  # early-stopping fraction of teacher-train, student-train
     id_column: str = "objid"
     sizes: dict = field(default_factory=dict)
@@ -101,10 +103,12 @@ class HashSplit:
         """Part code (index into PARTS) of each id."""
         key = splitmix64(np.asarray(ids, np.uint64) ^ splitmix64(self.seed)[0])
         u, v = _unit(key), _unit(splitmix64(key))
-        teacher_f, student_f, _ = self.fractions
-        subset = np.where(u < teacher_f, 0, np.where(u < teacher_f + student_f, 1, 2))
+        teacher_f, student_f, *cal_f, _ = self.fractions
+        edges = np.cumsum([teacher_f, student_f, *cal_f])
+        subset = np.searchsorted(edges, u, side="right")  # 0, 1, (2 calibration,) last test
         val = v < np.where(subset == 0, self.validation[0], self.validation[1])
-        return np.where(subset == 2, 4, 2 * subset + (val & (subset < 2))).astype(np.int8)
+        code = np.where(subset == len(edges), 4, np.where(subset == 2, 5, 2 * subset + val))
+        return code.astype(np.int8)
 
     def folds(self, ids: np.ndarray, folds: int) -> np.ndarray:
         """Each id's fold in [0, folds) for cross-fitting: floor(w * folds), w a third uniform

@@ -1,4 +1,5 @@
-"""Load an SDSS table, clean it, split it into teacher-train / student-train / test.
+"""Load an SDSS table, clean it, split it into teacher-train / student-train / calibration /
+test.
 
 Rows keep their position in the file (0-based, header and comment lines not counted) as
 the DataFrame index; splits store those positions, so every later stage and notebook can
@@ -30,6 +31,7 @@ from sdss_distill.core.quality import (
 from sdss_distill.core.safety import PARQUET_MAGIC, kind_of
 from sdss_distill.core.schema import (
     CANONICAL_COLUMNS,
+    DEFAULT_SPLIT,
     ID_COLUMNS,
     LABELS,
     SAMPLE,
@@ -41,7 +43,9 @@ from sdss_distill.core.schema import (
 )
 from sdss_distill.data.synth import is_simulated
 
-SUBSETS = ("teacher_train", "student_train", "test")
+SUBSETS = ("teacher_train", "student_train", "test", "calibration")
+"""A split's row sets; "calibration" is absent from splits saved before it existed (empty)."""
+
 LONE_CR = re.compile(rb"\r(?!\n)")
 BLANK = "blank line or empty record"
 MIN_CLASS_ROWS = 10
@@ -276,10 +280,16 @@ class Split:
     student_train: np.ndarray
     test: np.ndarray
     seed: int
-    fractions: tuple[float, float, float]
+    fractions: tuple[float, ...]
+    calibration: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"))
 
     def subsets(self) -> dict[str, np.ndarray]:
         return {s: getattr(self, s) for s in SUBSETS}
+
+    def calibrating(self, stopping_rows: np.ndarray) -> np.ndarray:
+        """The rows a run calibrates on: its calibration slice, else (a split saved without
+        one) the student's early-stopping rows."""
+        return self.calibration if len(self.calibration) else stopping_rows
 
     def save(self, path: Path, **provenance) -> None:
         doc = {"seed": self.seed, "fractions": list(self.fractions), **provenance,
@@ -289,10 +299,11 @@ class Split:
     @classmethod
     def load(cls, path: Path) -> Split:
         """A saved split; a corrupt or incomplete file is an InputError naming it."""
-        doc = read_json(path, keys=(*SUBSETS, "seed", "fractions"))
+        doc = read_json(path, keys=(*SUBSETS[:3], "seed", "fractions"))
         try:
-            return cls(*(np.asarray(doc[s], dtype="int64") for s in SUBSETS),
-                       seed=int(doc["seed"]), fractions=tuple(doc["fractions"]))
+            return cls(*(np.asarray(doc[s], dtype="int64") for s in SUBSETS[:3]),
+                       seed=int(doc["seed"]), fractions=tuple(doc["fractions"]),
+                       calibration=np.asarray(doc.get("calibration", []), dtype="int64"))
         except (TypeError, ValueError) as e:
             raise InputError(f"{path}: corrupt split ({e}); train the run again") from None
 
@@ -307,20 +318,26 @@ def strata(df: pd.DataFrame) -> np.ndarray:
     return y * (int(s.max()) + 1) + s
 
 
-def split(df: pd.DataFrame, fractions=(0.4, 0.4, 0.2), seed: int = 0) -> Split:
+def split(df: pd.DataFrame, fractions=DEFAULT_SPLIT, seed: int = 0) -> Split:
     """Stratified (class, and sample when there is one), seeded teacher-train / student-train /
-    test split of a cleaned table."""
+    calibration / test split of a cleaned table. `fractions`: four, or three (teacher, student,
+    test: no calibration slice, as runs before it). The test rows are drawn first and depend
+    only on the test fraction and seed, so they are the same with or without the slice."""
     rows, y = df.index.to_numpy(), labels(df)
-    teacher_f, student_f, test_f = fractions
+    teacher_f, student_f, *cal_f, test_f = fractions
     counts = np.bincount(y, minlength=len(LABELS))
     if (counts < MIN_CLASS_ROWS).any():  # a model of fewer classes is no SDSS classifier
         raise InputError(f"{df.attrs.get('source', 'table')}: need at least {MIN_CLASS_ROWS} "
                          f"rows of each class {', '.join(LABELS)} after cleaning, got "
                          f"{dict(zip(LABELS, counts.tolist()))}; use a table with every class")
     train, test = _stratified(rows, test_f, strata(df), seed)
+    cal = np.zeros(0, "int64")
+    if cal_f and cal_f[0] > 0:
+        train, cal = _stratified(train, cal_f[0] / (1 - test_f), strata(df.loc[train]), seed)
     teacher, student = _stratified(train, student_f / (teacher_f + student_f),
                                    strata(df.loc[train]), seed)
-    return Split(np.sort(teacher), np.sort(student), np.sort(test), seed, tuple(fractions))
+    return Split(np.sort(teacher), np.sort(student), np.sort(test), seed, tuple(fractions),
+                 np.sort(cal))
 
 
 def validation_slice(df: pd.DataFrame, rows: np.ndarray, fraction: float,

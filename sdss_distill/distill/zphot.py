@@ -4,8 +4,9 @@ the JAX engine (`jax_fit.Loss.z_weight`), and its scores on a run's rows.
 
 The class part of the loss is unchanged; the head is a Dense(1) on the last hidden layer
 predicting log(1 + z) (core.zphot). `z_phot_err = k (1 + z_phot)`: k is fitted on the
-student's early-stopping rows (non-test rows it never took a gradient step on), galaxies only,
-so that about 68 % of them fall within it; the arm's notes carry k, and the model card too.
+split's calibration slice (no model fitted or stopped on it; the student's early-stopping rows
+for a split without one), galaxies only, so that about 68 % of them fall within it; the arm's
+notes carry k, and the model card too.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def student(ws, cfg, rows: str, soft: tuple[np.ndarray, np.ndarray], weight: flo
         [model], xs, ys, train, ~train, settings, loss=loss, soft=ss.astype("float32"),
         projection=model.get_layer(zphot.HEAD))
     fitted = ws.timed(f"{STUDENT} (+ redshift head)", Fitted(epochs, seconds, history))
-    k = error_scale(model, ws.df.loc[val_rows], ws.student_view)
+    k = error_scale(model, ws.df.loc[ws.split.calibrating(val_rows)], ws.student_view)
     return Arm(STUDENT, STUDENT, ws.student_view, rows, model, fitted,
                notes={"zphot": {"weight": float(weight), "error_scale": k}})
 

@@ -53,12 +53,12 @@ class RunData:
         self.model_sha256 = {}
         self.student, self.teacher = (self._load(name, (models or {}).get(name))
                                       for name in (STUDENT, TEACHER))
-        self.zphot = _zphot(self.layout, self.student)
+        self.zphot = _zphot(self.layout, self.student, split)
         """The student's redshift head for its cards ({output, target, error_scale, ...}), or
         None for a student without one."""
         self.z_dev = _z_dev(df, split, self.config, self.zphot) if self.zphot else None
-        """(x, z_spec) of the galaxies among the student's early-stopping rows: each file's
-        own k of z_phot_err is fitted on them (`file_zphot`)."""
+        """(x, z_spec) of the galaxies k of z_phot_err is fitted on (`_z_dev`): each file's
+        own k is fitted on them (`file_zphot`)."""
 
     def _load(self, name: str, model=None):
         path = self.layout.model(name)
@@ -102,9 +102,9 @@ def _has_z(content: bytes | None) -> bool:
     return content is not None and HEAD in output_names(content).values()
 
 
-def _zphot(layout: Layout, student) -> dict | None:
+def _zphot(layout: Layout, student, split) -> dict | None:
     """The card's `zphot` entry: the head's output name and target, and z_phot_err's k as the
-    run fitted it on its early-stopping galaxies (report.json); None without a head."""
+    run fitted it (report.json; on `split.calibrating`'s galaxies); None without a head."""
     if not has_z_head(student):
         return None
     fix = "train the run again"
@@ -117,15 +117,18 @@ def _zphot(layout: Layout, student) -> dict | None:
     return {"output": zphot.HEAD, "target": zphot.TRANSFORM, "error_scale": k,
             "error_rule": "z_phot_err = error_scale * (1 + z_phot)",
             "error_coverage": zphot.COVERAGE, "rows": report["models"][STUDENT]["rows"],
-            "fitted_on": "the student's early-stopping rows (non-test), galaxies"}
+            "fitted_on": ("the split's calibration slice, galaxies" if len(split.calibration)
+                          else "the student's early-stopping rows (non-test), galaxies")}
 
 
 def _z_dev(df, split, config: dict, entry: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The student's early-stopping galaxies (as Workspace.fit_rows drew them): inputs, z_spec."""
+    """The galaxies k of z_phot_err was fitted on (Split.calibrating: the calibration
+    slice, else the student's early-stopping rows as Workspace.fit_rows drew them): inputs,
+    z_spec."""
     rows = (np.sort(np.concatenate([split.teacher_train, split.student_train]))
             if entry["rows"] == "non_test" else getattr(split, entry["rows"]))
     _, val = validation_slice(df, rows, config["validation_fraction"], config["seed"])
-    gal = df.loc[val]
+    gal = df.loc[split.calibrating(val)]
     gal = gal[labels(gal) == LABELS.index("GALAXY")]
     return features(gal, get_view(STUDENT_VIEW)), gal["redshift"].to_numpy("float64")
 

@@ -2,11 +2,12 @@
 r-magnitude bin before and after it, the conformal and purity material stored once (report and
 model card) and the coverage of 90 % prediction sets on the test rows.
 
-Calibration rows are the student's early-stopping rows: the `validation_fraction` slice of the
-row set the student trained on (`data.table.validation_slice` with the run's seed, the slice
-the workspace hands the fit loop). The student's weights were never fitted on them (they only
-chose the epoch to stop at) and they are not test rows; they are drawn from the non-test rows
-by the same stratified, seeded split as the test rows, so they are exchangeable with them.
+Calibration rows are the split's calibration slice (`data.table.split`): drawn from the
+non-test rows by the same stratified, seeded split as the test rows, and fitted or stopped on
+by no model (teacher or student), so the student's outputs on them are exchangeable with its
+outputs on test rows, the condition of the conformal guarantee. A run split without the slice
+(three fractions, every run before it) calibrates on the student's early-stopping rows, which
+also chose its stopping epoch and so look slightly easier than test rows.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from sdss_distill.core.schema import LABELS, SAMPLE
 from sdss_distill.data.table import labels, validation_slice
 from sdss_distill.distill.population import r_bin_labels, r_bins
 
-DEFINITION = ("the student's early-stopping rows: the validation_fraction slice (seeded, "
-              "stratified) of the row set it trained on; its weights were never fitted on "
-              "them and they are not test rows")
+DEFINITION = {
+    "calibration": ("the split's calibration slice (seeded, stratified, non-test): no model "
+                    "was fitted or stopped on it"),
+    "stopping": ("the student's early-stopping rows: the validation_fraction slice (seeded, "
+                 "stratified) of the row set it trained on; its weights were never fitted on "
+                 "them (they chose its stopping epoch) and they are not test rows")}
+STUDENT_ROW_SETS = ("non_test", "teacher_train", "student_train")
 TEMPERATURE_RULE = ("T fitted by the mean NLL on the calibration rows (logits / T, argmax "
                     "unchanged); applied only when it helps on rows it was not fitted on: "
                     "fitted on each half of the calibration rows, it must lower the NLL of "
@@ -31,23 +36,27 @@ TEMPERATURE_RULE = ("T fitted by the mean NLL on the calibration rows (logits / 
 
 
 def calibration_rows(df, split, row_set: str, fraction: float, seed: int) -> np.ndarray:
-    """The calibration rows (table positions) of a run whose student trained on `row_set`."""
+    """The calibration rows (table positions): the split's calibration slice (`row_set`
+    "calibration"), else the stopping slice of the student's `row_set` (runs before it)."""
     parts = split.subsets()
+    if row_set == "calibration":
+        return parts["calibration"]
     if row_set == "non_test":
         rows = np.sort(np.concatenate([parts["teacher_train"], parts["student_train"]]))
-    elif row_set in ("teacher_train", "student_train"):
+    elif row_set in STUDENT_ROW_SETS:
         rows = parts[row_set]
     else:
         raise InputError(f"calibration: the student's row set {row_set!r} is not one of "
-                         f"non_test, teacher_train, student_train")
+                         f"calibration, {', '.join(STUDENT_ROW_SETS)}")
     return validation_slice(df, rows, fraction, seed)[1]
 
 
 def rows_record(row_set: str, fraction: float, seed: int, positions: np.ndarray) -> dict:
     """How the calibration rows were drawn, and a digest of them (export re-draws and checks)."""
     digest = sha256_bytes(np.asarray(positions, "int64").tobytes())
-    return {"definition": DEFINITION, "row_set": row_set, "fraction": fraction, "seed": seed,
-            "n": int(len(positions)), "positions_sha256": digest}
+    kind = "calibration" if row_set == "calibration" else "stopping"
+    return {"definition": DEFINITION[kind], "row_set": row_set, "fraction": fraction,
+            "seed": seed, "n": int(len(positions)), "positions_sha256": digest}
 
 
 def check_rows(record: dict, positions: np.ndarray, where) -> None:
@@ -165,10 +174,12 @@ def selection_points(stored: dict, test_counts, labels, priors, p_test, y_test,
 
 def run_section(df, split, cfg, arm) -> dict:
     """The calibration section of an in-memory run's report for its student arm."""
-    if arm.rows not in ("non_test", "teacher_train", "student_train"):
+    if arm.rows not in STUDENT_ROW_SETS:
         return {"not_available": f"the student trained on {arm.rows!r} rows"}
-    positions = calibration_rows(df, split, arm.rows, cfg.validation_fraction, cfg.seed)
-    record = rows_record(arm.rows, cfg.validation_fraction, cfg.seed, positions)
+    row_set = "calibration" if len(split.calibration) else arm.rows
+    fraction = split.fractions[2] if len(split.calibration) else cfg.validation_fraction
+    positions = calibration_rows(df, split, row_set, fraction, cfg.seed)
+    record = rows_record(row_set, fraction, cfg.seed, positions)
     cal, test = df.loc[positions], df.loc[split.test]
     priors = fractions(labels(df.loc[split.student_train]), len(LABELS))
     return section(arm.logits(cal), labels(cal), arm.logits(test), labels(test),

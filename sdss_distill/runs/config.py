@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.io import read_toml
-from sdss_distill.core.schema import SAMPLES, TEACHER_VIEWS
+from sdss_distill.core.schema import DEFAULT_SPLIT, SAMPLES, TEACHER_VIEWS
 from sdss_distill.distill import registry
 from sdss_distill.distill.formula import SOFT_LOSSES, check_alpha
 
@@ -27,7 +27,9 @@ class Config:
     # crossfit 24-24 on faint dev rows (5 of 5 seeds)
     method: str = "mix"
     seed: int = 0  # one seed for the split, weight init and shuffling
-    split: tuple[float, float, float] = (0.4, 0.4, 0.2)  # teacher-train, student-train, test
+    # teacher-train, student-train, calibration, test (data.table.DEFAULT_SPLIT); three
+    # fractions: no calibration slice (sets and selections calibrate on stopping rows)
+    split: tuple[float, ...] = DEFAULT_SPLIT
     rows: int | None = None  # train on N non-test rows (stratified, seeded); test rows unchanged
     train_sample: str | None = None  # train on one sample of --data sdss (bright or faint) only
     teacher_view: str = "physical"  # teacher's columns: physical or paper17 (leaky)
@@ -52,9 +54,10 @@ class Config:
     methods: dict = field(default_factory=dict)  # per-method settings: {method: {key: value}}
 
     def __post_init__(self):
-        _check(len(self.split) == 3 and all(0 < f < 1 for f in self.split)
-               and abs(sum(self.split) - 1) < 1e-6,
-               "split", "three fractions in (0, 1) summing to 1", self.split)
+        _check(len(self.split) in (3, 4) and all(0 < f < 1 for f in self.split)
+               and abs(sum(self.split) - 1) < 1e-6, "split",
+               "four fractions (teacher, student, calibration, test; or three without "
+               "calibration) in (0, 1) summing to 1", self.split)
         _check(self.rows is None or self.rows >= 1, "rows", ">= 1 (or unset: every row)",
                self.rows)
         _check(self.train_sample is None or self.train_sample in SAMPLES, "train_sample",

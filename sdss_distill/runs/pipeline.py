@@ -60,8 +60,9 @@ class Prepared:
 
     def describe(self) -> str:
         parts = self.split
+        cal = f"{len(parts.calibration)} calibration / " if len(parts.calibration) else ""
         return (f"{self.cleaning.summary()}; split {len(parts.teacher_train)} teacher-train / "
-                f"{len(parts.student_train)} student-train / {len(parts.test)} test")
+                f"{len(parts.student_train)} student-train / {cal}{len(parts.test)} test")
 
 def prepare(cfg: Config, *, dev: bool = False) -> Prepared:
     source, table = datasets.load(cfg.data, read_column_map(cfg.columns))
