@@ -12,7 +12,14 @@ the app writes:
   true class): the measured purity and completeness of `selected_QSO`, with the training mix;
 - the same on a star-heavy resample of the test rows (80 / 15 / 5 % STAR / GALAXY / QSO: every
   STAR test row, and GALAXY and QSO test rows drawn without replacement, seed = the run's
-  seed), scored with the training mix and with `--priors em`.
+  seed), scored with the training mix and with `--priors em`. When score refuses a purity as
+  out of reach (exit 2, naming the highest the calibration rows reach), that is recorded and
+  the selection is made again at the purity it suggests;
+- each selection's purity twice: counted in the catalogue (a few dozen selected objects in a
+  star-heavy one), and on every test row reweighted to the catalogue's true mix (the purity
+  a catalogue of that mix drawn from the test population would have at that threshold);
+- per class and seed, the chance that exchangeable rows put the set coverage in 88-92 %
+  (`sweep.stats.coverage_band_probability` with the run's calibration and test counts).
 Nothing here chooses a setting: the thresholds come from the calibration rows in the card.
 """
 
@@ -58,27 +65,59 @@ def star_heavy(test: pd.DataFrame, seed: int) -> pd.DataFrame:
     return pd.concat(parts).sample(frac=1, random_state=rng).reset_index(drop=True)
 
 
-def score(model: Path, table: pd.DataFrame, work: Path, priors: str) -> dict:
-    """`score --purity QSO=0.9` on `table`; the measured purity/completeness of selected_QSO."""
-    src, out = work / "catalogue.parquet", work / f"scored-{priors}"
+def score(model: Path, table: pd.DataFrame, work: Path, priors: str, purity: str = "0.9"):
+    """`score --purity QSO=P` on `table`: (summary, scored table) or, when score refuses P as out
+    of reach, ({"refused": its message, "at_most": the purity it suggests}, None)."""
+    src, out = work / "catalogue.parquet", work / f"scored-{priors}-{purity}"
     work.mkdir(parents=True, exist_ok=True)
     table.to_parquet(src, index=False)
     proc = subprocess.run([sys.executable, "-m", "sdss_distill.score", "--model", str(model),
                            "--input", str(src), "--output", str(out), "--priors", priors,
-                           "--purity", "QSO=0.9", "--workers", "1", "--quiet"],
+                           "--purity", f"QSO={purity}", "--workers", "1", "--quiet"],
                           capture_output=True, text=True)
+    if proc.returncode == 2 and "ask for at most " in proc.stderr:
+        return {"refused": proc.stderr.strip(),
+                "at_most": proc.stderr.split("ask for at most ")[1].split()[0]}, None
     if proc.returncode not in (0, 1):
         raise RuntimeError(proc.stderr)
     scored = pd.read_parquet(out)
     truth = table["class"].to_numpy()[scored["row"].to_numpy() - 1] == "QSO"
     sel = scored["selected_QSO"].fillna(False).to_numpy(bool)
     threshold = float(proc.stderr.split("selected_QSO: p_QSO >= ")[1].split()[0])
-    return {"rows": int(len(table)), "qso_rows": int(truth.sum()), "selected": int(sel.sum()),
+    return {"purity_asked": float(purity), "rows": int(len(table)), "qso_rows": int(truth.sum()),
+            "selected": int(sel.sum()), "true_selected": int(truth[sel].sum()),
             "threshold": threshold,
             "expected_completeness": float(proc.stderr.split("expected completeness ")[1]
                                            .split()[0]) / 100,
             "purity": float(truth[sel].mean()) if sel.any() else None,
-            "completeness": float(sel[truth].mean()) if truth.any() else None}
+            "completeness": float(sel[truth].mean()) if truth.any() else None}, scored
+
+
+def reweighted(test_scored: pd.DataFrame, test: pd.DataFrame, threshold: float, mix: dict):
+    """Purity of p_QSO >= threshold on every test row, each class weighted to `mix`."""
+    y = test["class"].to_numpy()[test_scored["row"].to_numpy() - 1]
+    kept = test_scored["p_QSO"].to_numpy() >= threshold  # --priors training: the model's own
+    rate = {c: kept[y == c].mean() for c in mix}
+    return float(mix["QSO"] * rate["QSO"] / sum(mix[c] * rate[c] for c in mix))
+
+
+def select(model, table, work, priors, test_scored, test, mix) -> dict:
+    """A QSO=0.9 selection (or, refused, the one at the purity score suggests), with its
+    reweighted test-row purity."""
+    got, _ = score(model, table, work, priors)
+    if "refused" in got:
+        again, _ = score(model, table, work, priors, got["at_most"])
+        got = {**again, "refused_0.9": got["refused"]}
+    got["purity_reweighted_test"] = reweighted(test_scored, test, got["threshold"], mix)
+    return got
+
+
+def band(report: dict, export: dict) -> dict:
+    """Per class: P(88 % <= coverage <= 92 %) for exchangeable rows at this run's counts."""
+    from sdss_distill.sweep.stats import coverage_band_probability
+    n_cal = {c: v["n"] for c, v in report["calibration"]["conformal"]["classes"].items()}
+    n_test = {c: g["rows"] for c, g in export["sets"]["test"]["per_class"].items()}
+    return {c: coverage_band_probability(n_cal[c], n_test[c], 0.9, 0.88, 0.92) for c in n_cal}
 
 
 def one(run: Path, seed: int, work: Path) -> dict:
@@ -89,24 +128,134 @@ def one(run: Path, seed: int, work: Path) -> dict:
     model = run / "tflite" / "student_int8.tflite"
     test = test_rows(run)
     heavy = star_heavy(test, seed)
-    return {"coverage_keras": cov, "coverage_int8": cov8,
+    on_test, test_scored = score(model, test, work / "test", "training")
+    training = fractions(test)
+    on_test["purity_reweighted_test"] = reweighted(test_scored, test, on_test["threshold"],
+                                                   training)
+    return {"calibration_rows": report["calibration"]["rows"]["definition"],
+            "coverage_keras": cov, "coverage_int8": cov8, "band_probability": band(report, export),
             "mean_set_size_int8": export["sets"]["test"]["mean_set_size"],
+            "by_r_int8": export["sets"]["test_by_r"],
             "temperature": report["calibration"]["temperature"]["temperature"],
-            "qso_0.9_training_mix": score(model, test, work / "test", "training"),
-            "qso_0.9_star_heavy_training_mix": score(model, heavy, work / "heavy", "training"),
-            "qso_0.9_star_heavy_em": score(model, heavy, work / "heavy", "em")}
+            "qso_0.9_training_mix": on_test,
+            "qso_0.9_star_heavy_training_mix": select(model, heavy, work / "heavy", "training",
+                                                      test_scored, test, HEAVY),
+            "qso_0.9_star_heavy_em": select(model, heavy, work / "heavy", "em", test_scored,
+                                            test, HEAVY)}
+
+
+def fractions(table: pd.DataFrame) -> dict:
+    return table["class"].value_counts(normalize=True).to_dict()
+
+
+def pct(v) -> str:
+    return "" if v is None else f"{100 * v:.1f}"
+
+
+def coverage_tables(result: dict) -> list[str]:
+    """Markdown: coverage per run, then per table and class over seed ranges, against chance."""
+    classes = list(next(iter(result.values()))["coverage_int8"])
+    lines = ["| run | T | " + " | ".join(f"Keras {c}" for c in classes) + " | "
+             + " | ".join(f"int8 {c}" for c in classes) + " | int8 mean set size |",
+             "|---|---:|" + "---:|" * (2 * len(classes) + 1)]
+    for run, r in result.items():
+        lines.append(f"| {run} | {r['temperature']:.3f} | "
+                     + " | ".join(pct(r["coverage_keras"][c]) for c in classes) + " | "
+                     + " | ".join(pct(r["coverage_int8"][c]) for c in classes)
+                     + f" | {r['mean_set_size_int8']:.3f} |")
+    lines += ["", "| table | seeds | class | mean int8 coverage (min-max) | pairs in 88-92 % | "
+              "expected by chance (exchangeable rows) |", "|---|---|---|---:|---:|---:|"]
+    for data in dict.fromkeys(k.rsplit("-", 1)[0] for k in result):
+        runs = {int(k.rsplit("-", 1)[1]): r for k, r in result.items() if k.startswith(data + "-")}
+        for seeds in (sorted(s for s in runs if s < 5), sorted(runs)):
+            for c in classes:
+                cov = np.array([runs[s]["coverage_int8"][c] for s in seeds])
+                chance = sum(runs[s]["band_probability"][c] for s in seeds)
+                inside = int(((cov >= 0.88 - 1e-9) & (cov <= 0.92 + 1e-9)).sum())
+                lines.append(f"| {data} | {seeds[0]}-{seeds[-1]} | {c} | {pct(cov.mean())} "
+                             f"({pct(cov.min())}-{pct(cov.max())}) | {inside} of {len(seeds)} | "
+                             f"{chance:.1f} |")
+    return lines
+
+
+def r_tables(result: dict) -> list[str]:
+    """Markdown: int8 coverage per r bin and class, rows pooled over every seed of a table."""
+    lines = []
+    for data in dict.fromkeys(k.rsplit("-", 1)[0] for k in result):
+        runs = [r for k, r in result.items() if k.startswith(data + "-")]
+        bins = list(runs[0]["by_r_int8"])
+        classes = list(runs[0]["coverage_int8"])
+        lines += [f"`{data}`, seeds pooled ({len(runs)} runs; student_int8, test rows):", "",
+                  "| r bin | " + " | ".join(classes) + " | mean set size |",
+                  "|---|" + "---:|" * (len(classes) + 1)]
+        for b in bins:
+            cells = []
+            for c in classes:
+                g = [r["by_r_int8"][b]["per_class"][c] for r in runs]
+                n = sum(x["rows"] for x in g)
+                hit = sum(x["rows"] * (x["coverage"] or 0) for x in g)
+                cells.append(f"{100 * hit / n:.1f} % ({n})" if n else "-")
+            rows = sum(r["by_r_int8"][b]["rows"] for r in runs)
+            size = sum(r["by_r_int8"][b]["rows"] * (r["by_r_int8"][b]["mean_set_size"] or 0)
+                       for r in runs) / max(rows, 1)
+            lines.append(f"| {b} | " + " | ".join(cells) + f" | {size:.2f} |")
+        lines.append("")
+    return lines
+
+
+def purity_tables(result: dict) -> list[str]:
+    """Markdown: each QSO selection per run, then pooled per table and case."""
+    cases = {"qso_0.9_training_mix": "test rows, training mix",
+             "qso_0.9_star_heavy_training_mix": "star-heavy, training mix",
+             "qso_0.9_star_heavy_em": "star-heavy, --priors em"}
+    lines = ["| run | case | purity asked | threshold | selected | purity in the catalogue | "
+             "purity, every test row reweighted | expected completeness | completeness |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for run, r in result.items():
+        for key, name in cases.items():
+            g = r[key]
+            asked = f"{g['purity_asked']:.2f}" + (" (0.9 refused)" if "refused_0.9" in g else "")
+            lines.append(f"| {run} | {name} | {asked} | {g['threshold']:.3f} | {g['selected']} | "
+                         f"{pct(g['purity'])} | {pct(g['purity_reweighted_test'])} | "
+                         f"{pct(g['expected_completeness'])} | {pct(g['completeness'])} |")
+    lines += ["", "| table | seeds | case | runs asked 0.9 (refused) | pooled purity in the "
+              "catalogues | mean reweighted purity | reweighted minus asked, every run: mean "
+              "(min to max) |", "|---|---|---|---:|---:|---:|---:|"]
+    for data in dict.fromkeys(k.rsplit("-", 1)[0] for k in result):
+        runs = {int(k.rsplit("-", 1)[1]): r for k, r in result.items() if k.startswith(data + "-")}
+        for seeds in (sorted(s for s in runs if s < 5), sorted(runs)):
+            for key, name in cases.items():
+                gs = [runs[s][key] for s in seeds]
+                kept = [g for g in gs if "refused_0.9" not in g]
+                pooled = (sum(g["true_selected"] for g in kept) / sum(g["selected"] for g in kept)
+                          if kept and sum(g["selected"] for g in kept) else None)
+                rw = np.mean([g["purity_reweighted_test"] for g in kept]) if kept else None
+                off = np.array([g["purity_reweighted_test"] - g["purity_asked"] for g in gs])
+                lines.append(f"| {data} | {seeds[0]}-{seeds[-1]} | {name} | {len(kept)} "
+                             f"({len(gs) - len(kept)}) | {pct(pooled)} | {pct(rw)} | "
+                             f"{100 * off.mean():+.1f} ({100 * off.min():+.1f} to "
+                             f"{100 * off.max():+.1f}) |")
+    return lines
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=Path, required=True, help="directory of the runs (trained "
+    p.add_argument("--runs", type=Path, help="directory of the runs (trained "
                    "and exported there when missing)")
     p.add_argument("--data", nargs="+", default=["faint", "sdss"],
                    help="packaged tables (default: faint sdss)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4],
                    help="seeds (default: 0 1 2 3 4)")
     p.add_argument("--out", type=Path, help="JSON file for the numbers (default: print)")
+    p.add_argument("--tables", type=Path, help="read the numbers from this JSON (an earlier "
+                   "--out) and print the Markdown tables of docs/results/sets.md; no run")
     args = p.parse_args(argv)
+    if args.tables:
+        result = json.loads(args.tables.read_text())
+        print("\n".join(coverage_tables(result) + [""] + r_tables(result) + purity_tables(result)))
+        return 0
+    if args.runs is None:
+        p.error("--runs is required (unless --tables)")
     result = {}
     for data in args.data:
         for seed in args.seeds:

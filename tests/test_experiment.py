@@ -179,3 +179,19 @@ def test_int8_size_of_an_architecture_matches_the_shipped_file(exported_run, tmp
         "ptq_16x8"]["size_bytes"]
     assert set(sizes) == {2998, 3047} and sizes[3047] == shipped > sizes[2998]
     assert json.loads((tmp_path / int8.CACHE).read_text()) == {str(k): v for k, v in sizes.items()}
+
+
+def test_coverage_band_probability_matches_a_simulated_conformal_split():
+    from sdss_distill.core import conformal
+    rng = np.random.default_rng(0)
+    n_cal, n_test, reps = 300, 600, 3000
+    inside = 0
+    for _ in range(reps):  # exchangeable rows: i.i.d. scores for calibration and test
+        cal, test = rng.random(n_cal), rng.random(n_test)
+        q = np.sort(cal)[conformal.rank(n_cal, 0.9) - 1]
+        inside += 0.88 <= (test <= q).mean() <= 0.92
+    p = stats.coverage_band_probability(n_cal, n_test, 0.9, 0.88, 0.92)
+    assert abs(inside / reps - p) < 4 * np.sqrt(p * (1 - p) / reps)  # 4 sd of the simulation
+    assert 0.5 < p < 0.9  # the band is far from sure at these sizes
+    assert stats.coverage_band_probability(5, 100, 0.9, 0.88, 0.92) == 0.0  # k > n: coverage 1
+    assert stats.coverage_band_probability(10**6, 10**6, 0.9, 0.88, 0.92) > 0.999

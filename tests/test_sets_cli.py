@@ -93,7 +93,8 @@ def test_score_sets_and_purity_columns(model, catalogue, scheduler, tmp_path, ca
 
 
 @pytest.mark.parametrize("spec,message", [("FOO=0.9", "give CLASS=P with CLASS one of"),
-                                          ("QSO=1.5", "the purity must be a number in (0, 1)")])
+                                          ("QSO=1.5", "the purity must be a number in (0, 1)"),
+                                          ("QSO=0.9999", "highest expected purity is")])
 def test_score_bad_purity_is_one_line_exit_2(model, catalogue, tmp_path, capsys, spec, message):
     out = tmp_path / "scored"
     assert score_cli.main(["--model", str(model), "--input", str(catalogue), "--output",

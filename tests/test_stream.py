@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sdss_distill import train
-from sdss_distill.core.schema import DEFAULT_SPLIT, LABELS
+from sdss_distill.core.schema import LABELS
 from sdss_distill.data.stream import (
     PARTS,
     Cleaning,
@@ -94,6 +94,13 @@ def test_a_hash_calibration_slice_leaves_the_test_ids_and_joins_no_fit():
     assert set(np.unique(three[cal])) <= {0, 1, 2, 3}  # taken from the training subsets
 
 
+def test_a_stream_gives_the_calibration_fraction_back_to_training():
+    from sdss_distill.runs.stream import stream_fractions
+    assert stream_fractions((0.35, 0.35, 0.1, 0.2)) == pytest.approx((0.4, 0.4, 0.2))
+    assert stream_fractions((0.3, 0.5, 0.1, 0.1)) == pytest.approx((0.3375, 0.5625, 0.1))
+    assert stream_fractions((0.4, 0.4, 0.2)) == (0.4, 0.4, 0.2)
+
+
 def test_hash_folds_are_even_and_independent_of_the_subset():
     ids = np.uint64(OBJID_BASE) + np.arange(120_000, dtype=np.uint64)
     split = _split()
@@ -114,7 +121,7 @@ def test_validation_slice_is_capped_for_large_tables():
     cfg = make_config()
     assert validation_fractions(cfg, 10_000) == (0.15, 0.15)
     big = validation_fractions(cfg, 50_000_000)
-    assert big[0] * cfg.split[0] * 50_000_000 == pytest.approx(VALIDATION_ROWS)
+    assert big[0] * 0.4 * 50_000_000 == pytest.approx(VALIDATION_ROWS)  # 0.35 + 0.1 * 0.35/0.7
 
 
 def _parts_by_id(source: ParquetSource, split: HashSplit) -> dict[int, int]:
@@ -319,7 +326,7 @@ def _in_memory(sim_table, tmp_path):
     pq.write_table(sim_table, whole)
     df, _ = clean(load_table(whole), get_view("physical"))
     ids = sim_table.column("objid").to_numpy()[df.index.to_numpy()]
-    part = _split(fractions=DEFAULT_SPLIT).parts(ids)  # the run's split: the default
+    part = _split().parts(ids)  # the run's split: 0.4 / 0.4 / 0.2, no calibration
     teacher_v, student_v = get_view("physical"), get_view("photometric")
 
     def xy(k, view):
@@ -383,7 +390,8 @@ def test_streamed_run_records_the_hash_split_and_cleaning(streamed_run):
     directory, out = streamed_run
     split = json.loads((out / "split.json").read_text())
     assert split["kind"] == "hash" and split["id_column"] == "objid"
-    assert split["fractions"] == list(DEFAULT_SPLIT) and "splitmix64" in split["rule"]
+    assert split["fractions"] == pytest.approx([0.4, 0.4, 0.2])  # calibration: back to training
+    assert "splitmix64" in split["rule"]
     report = json.loads((out / "reports" / "report.json").read_text())
     data = report["data"]
     assert report["config"]["method"] == "offline"

@@ -9,6 +9,12 @@ which reweights the per-class score distributions, so a catalogue with more star
 training rows gets a higher threshold for the same purity. The scores are binned (BINS
 equal-width bins of p_c in [0, 1]) so a model card stores the curves in bounded size; the
 thresholds are the bins' lower edges.
+
+In the purity, each R_k(t) is the Jeffreys estimate (kept + 1/2) / (n_k + 1), not kept / n_k:
+when a contaminating class is weighted up (80 % stars), the few calibration rows in its tail
+decide the threshold, and a raw count of zero would promise a purity of 100 % that a catalogue
+does not keep (the lowest threshold reaching the target is then picked where the count
+happened to run out). The completeness reported is the raw fraction kept.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ import numpy as np
 
 BINS = 1000
 """Equal-width bins of a class probability in [0, 1]: thresholds every 0.001."""
+PSEUDO = 0.5
+"""Jeffreys pseudo-count added to each class's kept count (and twice to its rows) in the
+purity's rates."""
 
 
 def histograms(probabilities: np.ndarray, y: np.ndarray, n_classes: int | None = None,
@@ -33,21 +42,22 @@ def histograms(probabilities: np.ndarray, y: np.ndarray, n_classes: int | None =
     return out
 
 
-def curve(counts: np.ndarray, c: int, priors) -> dict:
+def curve(counts: np.ndarray, c: int, priors, pseudo: float = PSEUDO) -> dict:
     """Class c's curve from `histograms`' counts under the mix `priors`: per threshold (each
-    bin's lower edge), the completeness R_c and the expected purity (None-free: NaN where
-    nothing is kept)."""
+    bin's lower edge), the completeness R_c (raw) and the expected purity (Jeffreys rates;
+    `pseudo` 0: the raw rates, as measured on rows that chose nothing, NaN where none is kept)."""
     counts = np.asarray(counts, dtype=np.float64)[c]  # (true class, bin)
     pi = np.asarray(priors, dtype=np.float64)
     n = counts.sum(axis=1)
     if n[c] == 0:
         raise ValueError(f"no calibration rows of class {c}: no purity curve")
-    kept = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1] / np.where(n > 0, n, 1)[:, None]
-    mixed = (pi[:, None] * kept).sum(axis=0)
+    kept = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+    rate = (kept + pseudo) / np.maximum(n + 2 * pseudo, 1e-300)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        purity = pi[c] * kept[c] / mixed
+        purity = pi[c] * rate[c] / (pi[:, None] * rate).sum(axis=0)
     bins = counts.shape[1]
-    return {"threshold": np.arange(bins) / bins, "completeness": kept[c], "purity": purity}
+    return {"threshold": np.arange(bins) / bins, "completeness": kept[c] / n[c],
+            "purity": purity}
 
 
 def threshold_for(counts: np.ndarray, c: int, priors, purity: float) -> dict | None:
@@ -57,7 +67,17 @@ def threshold_for(counts: np.ndarray, c: int, priors, purity: float) -> dict | N
     ok = np.flatnonzero(np.nan_to_num(cv["purity"], nan=-1.0) >= purity)
     if not len(ok):
         return None
-    b = int(ok[0])  # the lowest threshold reaching the purity keeps the most rows
+    return _point(cv, int(ok[0]))  # the lowest threshold reaching the purity keeps the most
+
+
+def highest(counts: np.ndarray, c: int, priors) -> dict:
+    """The threshold of the highest expected purity of class c under `priors` (what to ask
+    for when a purity is out of reach): {threshold, completeness, purity}."""
+    cv = curve(counts, c, priors)
+    return _point(cv, int(np.nanargmax(cv["purity"])))
+
+
+def _point(cv: dict, b: int) -> dict:
     return {"threshold": float(cv["threshold"][b]), "completeness": float(cv["completeness"][b]),
             "purity": float(cv["purity"][b])}
 

@@ -163,7 +163,8 @@ def selection_points(stored: dict, test_counts, labels, priors, p_test, y_test,
             test = purity.measured(p_test[:, c] >= got["threshold"], y_test, c)
             points.append({"target": target, **got, "test_purity": test["purity"],
                            "test_completeness": test["completeness"]})
-        cv = purity.curve(test_counts, c, np.bincount(y_test, minlength=len(labels)) / len(y_test))
+        cv = purity.curve(test_counts, c, np.bincount(y_test, minlength=len(labels)) / len(y_test),
+                          pseudo=0)  # measured: the test rows' own rates
         step = slice(0, None, 10)
         out[lab] = {"points": points, "test_curve": {
             "threshold": cv["threshold"][step].tolist(),

@@ -58,7 +58,7 @@ def check_supported(cfg, *, export: bool = False) -> None:
 def validation_fractions(cfg, rows: int) -> tuple[float, float]:
     """Each training subset's early-stopping fraction: the config's, capped at VALIDATION_ROWS."""
     return tuple(min(cfg.validation_fraction, VALIDATION_ROWS / max(rows * f, 1.0))
-                 for f in cfg.split[:2])
+                 for f in stream_fractions(cfg.split)[:2])
 
 
 @dataclass
@@ -80,8 +80,9 @@ class StreamPrepared:
 
     def describe(self) -> str:
         sizes = self.split_sizes()
+        cal = f"{sizes['calibration']:,} calibration (held out) / " if sizes["calibration"] else ""
         return (f"{self.cleaning.summary()}; split {sizes['teacher_train']:,} teacher-train / "
-                f"{sizes['student_train']:,} student-train / {sizes['test']:,} test (early "
+                f"{sizes['student_train']:,} student-train / {cal}{sizes['test']:,} test (early "
                 f"stopping on {self.stats.sizes['teacher_val']:,} / "
                 f"{self.stats.sizes['student_val']:,}; hash of {self.split.id_column})")
 
@@ -98,11 +99,22 @@ class StreamPrepared:
                 "domain": self.stats.domain_card()}
 
 
+def stream_fractions(split) -> tuple[float, ...]:
+    """The hash split's fractions: a streamed run calibrates nothing yet (its report has no
+    calibration section), so a calibration fraction goes back to teacher- and student-train
+    in proportion rather than being held out for nothing; three fractions stay as given."""
+    if len(split) == 3:
+        return tuple(split)
+    teacher, student, cal, test = split
+    return (teacher + cal * teacher / (teacher + student),
+            student + cal * student / (teacher + student), test)
+
+
 def prepare(cfg, say) -> StreamPrepared:
     """Open the files and make the first pass (cleaning, sizes, domain, early-stopping rows)."""
     views = Views(cfg.teacher_view)
     source = ParquetSource(cfg.data, views.columns, read_column_map(cfg.columns))
-    split = HashSplit(cfg.seed, tuple(cfg.split), validation_fractions(cfg, source.rows),
+    split = HashSplit(cfg.seed, stream_fractions(cfg.split), validation_fractions(cfg, source.rows),
                       source.id_column)
     tag = "SIMULATED data, not SDSS: " if source.simulated else ""
     say(f"{tag}data: {cfg.data}: {len(source.files)} Parquet file(s), {source.rows:,} rows, "
@@ -113,7 +125,7 @@ def prepare(cfg, say) -> StreamPrepared:
         stats.add(chunk)
     cleaning = stats.cleaning.report(cfg.data)
     for name, n in stats.sizes.items():
-        if n == 0:
+        if n == 0 and name != "calibration":
             raise InputError(f"--data {cfg.data}: no rows fall in {name} ({cleaning.summary()}); "
                              f"the table is too small to split by id hash; add rows or pass one file")
     prepared = StreamPrepared(cfg.data, source.sha256, cleaning, split, source, stats,

@@ -76,10 +76,13 @@ def choose(card: dict, where, wanted: list[tuple[str, float]], labels, mix) -> d
         c = list(labels).index(name)
         got = purity.threshold_for(counts, c, mix, target)
         if got is None:
-            raise InputError(f"--purity {name}={target}: no threshold reaches that purity on "
-                             f"the calibration rows under the class mix "
-                             f"{', '.join(f'{k} {v:.3f}' for k, v in zip(labels, mix))}; ask "
-                             f"for a lower purity")
+            top = purity.highest(counts, c, mix)
+            raise InputError(
+                f"--purity {name}={target}: out of reach under the class mix "
+                f"{', '.join(f'{k} {v:.3f}' for k, v in zip(labels, mix))}: on the model's "
+                f"calibration rows the highest expected purity is {top['purity']:.3f} (p_{name} "
+                f">= {top['threshold']:.3f}, completeness {100 * top['completeness']:.1f} %); "
+                f"ask for at most {np.floor(top['purity'] * 100) / 100:.2f}")
         out[name] = {"purity": target, "threshold": got["threshold"],
                      "expected_completeness": got["completeness"],
                      "expected_purity": got["purity"],

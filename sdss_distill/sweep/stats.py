@@ -42,3 +42,18 @@ def p_text(p: float, n: int) -> str:
     if n != n or n < 1 or 2.0 ** (1 - n) > ALPHA:
         return f"too few seeds for a test (n={0 if n != n else int(n)})"
     return f"{p:.3f}"
+
+
+def coverage_band_probability(n_cal: int, n_test: int, level: float, low: float,
+                              high: float) -> float:
+    """The probability that a split-conformal set's coverage, measured on `n_test` rows, falls
+    in [low, high] when calibration and test rows are exchangeable (continuous scores): given
+    its n_cal calibration rows, coverage is Beta(k, n_cal + 1 - k) with k = ceil((n_cal + 1)
+    level) (Vovk 2012; Angelopoulos & Bates 2021), so the test count is beta-binomial. What
+    chance alone leaves of a per-seed band."""
+    k = int(np.ceil((n_cal + 1) * level - 1e-12))
+    if k > n_cal:
+        return float(low <= 1.0 <= high)
+    m = np.arange(n_test + 1)
+    inside = (m >= np.ceil(low * n_test - 1e-9)) & (m <= np.floor(high * n_test + 1e-9))
+    return float(stats.betabinom.pmf(m[inside], n_test, k, n_cal + 1 - k).sum())
