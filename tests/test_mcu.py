@@ -84,6 +84,25 @@ def test_exact_c_literals():
         mcu.c_float(float("inf"))
 
 
+def test_float32_dequantize_equals_tflite_micros_double_product():
+    """The C DEQUANTIZE multiplies in float32 where TFLite Micro computes
+    (float)(double(scale) * (q - zero_point)): the same bits for every int16 difference
+    (|q - zero_point| <= 65535) and float32 scales from subnormal to overflowing results."""
+    rng = np.random.default_rng(0)
+    scales = np.concatenate([
+        np.float32([1.0, 2 ** -12, 1e-3, 0.1, 3.4e38, 1.5e-45, 1e-40, 2.5e-38]),
+        (2.0 ** rng.uniform(-40, 20, 56) * rng.uniform(1, 2, 56)).astype(np.float32)])
+    diff = np.arange(-65535, 65536, dtype=np.int32)
+    with np.errstate(over="ignore"):
+        for scale in scales:
+            tflm = (np.float64(scale) * diff.astype(np.float64)).astype(np.float32)
+            c = diff.astype(np.float32) * scale
+            assert (c.view(np.uint32) == tflm.view(np.uint32)).all(), scale
+    code = re.sub(r"/\*.*?\*/", "", mcu.kernel_sections({"dequantize_s8_f32",
+                                                          "dequantize_s16_f32"}), flags=re.S)
+    assert "(float)((int32_t)in[k] - zero_point) * scale" in code
+    assert "double" not in code  # so a Cortex-M links no soft-float double routines
+
 # --- on a small real run -----------------------------------------------------------------
 
 def _clone(run_dir: Path, dst: Path) -> Path:
