@@ -524,11 +524,13 @@ def test_cortex_m_under_qemu_matches_the_host_bit_for_bit(cortex_m, host, x_test
     instructions = (ticks - timing) * per_tick
     size_txt = (elf.parent / "size.txt").read_text()
     size = berkeley_size(size_txt, "sdss_size.elf")
+    size_z = berkeley_size(size_txt, "sdss_size_z.elf")  # the default student has the head
     report = {
         "rows": int(len(rows)), "bit_identical_to_host": True,
         "target": target, "qemu": f"qemu-system-arm -M {board} -cpu {cpu} -icount shift=0",
         "compiler": f"arm-none-eabi-gcc -std=c99 -Os {FLAGS[target]}",
         "flash_bytes": size["text_and_rodata"] + size["data"],
+        "flash_bytes_sdss_classify_z": size_z["text_and_rodata"] + size_z["data"],
         "ram_bytes": size["data"] + size["bss"] + stack,
         "stack_bytes_measured": stack, **{f"classifier_{k}": v for k, v in size.items()},
         "instructions_per_classification": {
@@ -539,7 +541,9 @@ def test_cortex_m_under_qemu_matches_the_host_bit_for_bit(cortex_m, host, x_test
         "latency_note": "ESTIMATES: instructions / clock, i.e. one cycle per instruction; "
                         "wait states, multi-cycle loads and branches make real time longer",
     }
-    assert report["flash_bytes"] < 16_384 and report["ram_bytes"] < 2048
+    # issue 24's budget for the shipped student: 8 KB of flash, 2 KB of RAM, on both targets
+    assert report["flash_bytes_sdss_classify_z"] <= 8192 and report["ram_bytes"] <= 2048
+    assert report["flash_bytes"] <= report["flash_bytes_sdss_classify_z"]
     assert 1000 < report["instructions_per_classification"]["mean"] < 200_000
     out = os.environ.get("SDSS_MCU_REPORT")
     if out:  # one entry per target
