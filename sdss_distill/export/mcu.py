@@ -215,7 +215,7 @@ class Emitter:
             raise InputError(f"DEQUANTIZE from {x.type} to {y.type} is not supported (per-tensor "
                              f"int8 or int16 -> float32 only)")
         self.call(f"dequantize_{KERNEL_SUFFIX[x.type]}_f32", f"{self.ref(x.index)}, {x.size}, "
-                  f"{c_double(float(x.scale))}, {x.zero_point}, {self.ref(y.index)}")
+                  f"{c_float(x.scale)}, {x.zero_point}, {self.ref(y.index)}")
 
     def call(self, kernel: str, args: str) -> None:
         """One kernel call in sdss_classify(); the kernel's C section is then written."""
