@@ -117,8 +117,13 @@ def _zphot(layout: Layout, student, split) -> dict | None:
     return {"output": zphot.HEAD, "target": zphot.TRANSFORM, "error_scale": k,
             "error_rule": "z_phot_err = error_scale * (1 + z_phot)",
             "error_coverage": zphot.COVERAGE, "rows": report["models"][STUDENT]["rows"],
-            "fitted_on": ("the split's calibration slice, galaxies" if len(split.calibration)
-                          else "the student's early-stopping rows (non-test), galaxies")}
+            "fitted_on": fitted_on(split)}
+
+
+def fitted_on(split) -> str:
+    """Which rows k of z_phot_err is fitted on, for the cards (as Split.calibrating picks)."""
+    return ("the split's calibration slice, galaxies" if len(split.calibration)
+            else "the student's early-stopping rows (non-test), galaxies")
 
 
 def _z_dev(df, split, config: dict, entry: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -135,13 +140,13 @@ def _z_dev(df, split, config: dict, entry: dict) -> tuple[np.ndarray, np.ndarray
 
 def file_zphot(run: RunData, content: bytes) -> dict:
     """A file's card entry: the run's, with k refitted on this file's own z_phot (quantization
-    moves it) over the same early-stopping galaxies, so the band covers 68 % of them for
-    the file that ships; `keras_error_scale` is the run's k, for the Keras student."""
+    moves it) over the same galaxies (`_z_dev`: the calibration slice's, else the
+    early-stopping rows'), so the band covers 68 % of them for the file that ships;
+    `keras_error_scale` is the run's k, for the Keras student."""
     x, z_spec = run.z_dev
     runner = interpreter(content, "student", 1).get_signature_runner(SIGNATURE)
     z, _ = zphot.decode32(runner(**{STUDENT_VIEW: x})[zphot.HEAD][:, 0], 0.0)
     entry = {k: v for k, v in run.zphot.items() if k != "rows"}
     return {**entry, "error_scale": zphot.error_scale(z.astype("float64"), z_spec),
             "keras_error_scale": run.zphot["error_scale"],
-            "fitted_on": "this file's z_phot on the student's early-stopping rows (non-test), "
-                         "galaxies"}
+            "fitted_on": f"this file's z_phot on {run.zphot['fitted_on']}"}
