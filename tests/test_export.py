@@ -79,6 +79,21 @@ def test_serving_default_signature_has_named_input(run_dir, stem):
     assert ("zphot" in card) == (stem in HEADED)
 
 
+def test_headed_cards_refit_k_on_the_calibration_galaxies(run_dir, run_data):
+    """Each headed file's k of z_phot_err is refitted on the split's calibration slice's
+    galaxies, the rows training fitted the run's k on: the float32 file's z_phot is the Keras
+    student's to float rounding, so its k is the run's (report.json) to 1e-4; other rows
+    (the early-stopping galaxies, say) would move it by percents."""
+    assert len(run_data.rows.split.calibration) > 0  # the default split has the slice
+    cards = {stem: json.loads(edge.card_path(run_dir / "tflite" / f"{stem}.tflite").read_text())
+             for stem in HEADED}
+    for z in (c["zphot"] for c in cards.values()):
+        assert z["fitted_on"] == "this file's z_phot on the split's calibration slice, galaxies"
+        assert z["keras_error_scale"] == run_data.zphot["error_scale"]
+    f32 = cards["student_float32"]["zphot"]
+    assert f32["error_scale"] == pytest.approx(f32["keras_error_scale"], rel=1e-4)
+
+
 def test_int8_student_keeps_raw_magnitudes_float(run_dir, report):
     """student_int8 takes float32 magnitudes into a float32 first layer; after it, int8
     weights and the chosen candidate's activations (int16 for TFLite 16x8, with zero points
