@@ -94,6 +94,28 @@ def test_headed_cards_refit_k_on_the_calibration_galaxies(run_dir, run_data):
     assert f32["error_scale"] == pytest.approx(f32["keras_error_scale"], rel=1e-4)
 
 
+def test_report_gives_the_shipped_files_photo_z_on_the_test_rows(run_dir, run_data, report):
+    """export.json/md: student_int8's z_phot per class on the test rows, z_phot_err with its
+    card's k, as the edge runtime gives them."""
+    from sdss_distill.core import zphot
+    z = report["zphot"]
+    path = run_dir / "tflite" / "student_int8.tflite"
+    card = json.loads(edge.card_path(path).read_text())["zphot"]
+    assert z["file"] == "student_int8" and z["error_scale"] == card["error_scale"]
+    assert z["fitted_on"] == card["fitted_on"]
+    p = edge.EdgeClassifier(path).predict(run_data.x_test["photometric"])
+    z_spec = run_data.rows.df.loc[run_data.rows.split.test, "redshift"].to_numpy()
+    gal = run_data.y_test == LABELS.index("GALAXY")
+    assert z["GALAXY"]["n"] == gal.sum() > 0
+    assert z["GALAXY"]["coverage"] == pytest.approx(
+        zphot.covered(p.z_phot[gal], z_spec[gal], card["error_scale"]).mean(), abs=1 / gal.sum())
+    assert z["GALAXY"]["sigma_nmad"] == pytest.approx(
+        zphot.quality(p.z_phot[gal], z_spec[gal])["sigma_nmad"], rel=1e-6)
+    md = (run_dir / "reports" / "export.md").read_text()
+    assert f"Photometric redshift (student_int8, z_phot_err = k (1 + z_phot), k " \
+           f"{card['error_scale']:.4f}" in md
+
+
 def test_int8_student_keeps_raw_magnitudes_float(run_dir, report):
     """student_int8 takes float32 magnitudes into a float32 first layer; after it, int8
     weights and the chosen candidate's activations (int16 for TFLite 16x8, with zero points
