@@ -79,6 +79,43 @@ def test_serving_default_signature_has_named_input(run_dir, stem):
     assert ("zphot" in card) == (stem in HEADED)
 
 
+def test_headed_cards_refit_k_on_the_calibration_galaxies(run_dir, run_data):
+    """Each headed file's k of z_phot_err is refitted on the split's calibration slice's
+    galaxies, the rows training fitted the run's k on: the float32 file's z_phot is the Keras
+    student's to float rounding, so its k is the run's (report.json) to 1e-4; other rows
+    (the early-stopping galaxies, say) would move it by percents."""
+    assert len(run_data.rows.split.calibration) > 0  # the default split has the slice
+    cards = {stem: json.loads(edge.card_path(run_dir / "tflite" / f"{stem}.tflite").read_text())
+             for stem in HEADED}
+    for z in (c["zphot"] for c in cards.values()):
+        assert z["fitted_on"] == "this file's z_phot on the split's calibration slice, galaxies"
+        assert z["keras_error_scale"] == run_data.zphot["error_scale"]
+    f32 = cards["student_float32"]["zphot"]
+    assert f32["error_scale"] == pytest.approx(f32["keras_error_scale"], rel=1e-4)
+
+
+def test_report_gives_the_shipped_files_photo_z_on_the_test_rows(run_dir, run_data, report):
+    """export.json/md: student_int8's z_phot per class on the test rows, z_phot_err with its
+    card's k, as the edge runtime gives them."""
+    from sdss_distill.core import zphot
+    z = report["zphot"]
+    path = run_dir / "tflite" / "student_int8.tflite"
+    card = json.loads(edge.card_path(path).read_text())["zphot"]
+    assert z["file"] == "student_int8" and z["error_scale"] == card["error_scale"]
+    assert z["fitted_on"] == card["fitted_on"]
+    p = edge.EdgeClassifier(path).predict(run_data.x_test["photometric"])
+    z_spec = run_data.rows.df.loc[run_data.rows.split.test, "redshift"].to_numpy()
+    gal = run_data.y_test == LABELS.index("GALAXY")
+    assert z["GALAXY"]["n"] == gal.sum() > 0
+    assert z["GALAXY"]["coverage"] == pytest.approx(
+        zphot.covered(p.z_phot[gal], z_spec[gal], card["error_scale"]).mean(), abs=1 / gal.sum())
+    assert z["GALAXY"]["sigma_nmad"] == pytest.approx(
+        zphot.quality(p.z_phot[gal], z_spec[gal])["sigma_nmad"], rel=1e-6)
+    md = (run_dir / "reports" / "export.md").read_text()
+    assert f"Photometric redshift (student_int8, z_phot_err = k (1 + z_phot), k " \
+           f"{card['error_scale']:.4f}" in md
+
+
 def test_int8_student_keeps_raw_magnitudes_float(run_dir, report):
     """student_int8 takes float32 magnitudes into a float32 first layer; after it, int8
     weights and the chosen candidate's activations (int16 for TFLite 16x8, with zero points

@@ -67,6 +67,21 @@ def test_quantize_multiplier_matches_tflite(real, expected):
     assert mcu.quantize_multiplier(real) == expected
 
 
+def test_a_per_tensor_filter_gets_tflite_micros_double_multiplier():
+    """The redshift head's Dense(1) has one filter scale (per-tensor): TFLite Micro computes its
+    multiplier in double, as per channel. The scales are the seed-0 faint default run's head;
+    1466918418 is the multiplier with which the numpy model of the C code gives TFLite Micro's
+    z_phot on all 5,400 test rows (the float32 product of the scales, 1466918464, misses one)."""
+    from sdss_distill.export.mcu_graph import Tensor, fc_multipliers
+
+    def t(scales):
+        return Tensor(0, "t", "INT16", (1,), None, np.float32(scales), np.zeros(len(scales), int))
+    x, y = t([0.0006588136]), t([9.900246e-05])
+    assert fc_multipliers(x, t([0.0064156335]), y) == ((1466918418,), (-4,))
+    per_channel = fc_multipliers(x, t([0.0064156335] * 2), y)
+    assert per_channel == ((1466918418,) * 2, (-4,) * 2)
+
+
 def test_a_missing_toolchain_skips_locally_and_fails_under_ci(monkeypatch):
     import sys
     monkeypatch.setattr(shutil, "which", lambda tool: None)

@@ -170,3 +170,42 @@ def test_one_value_decodes_as_the_array_path_bit_for_bit():
         z1, e1 = decode32_one(v, 0.0385)
         assert z1.dtype == e1.dtype == np.float32
         np.testing.assert_array_equal([z1, e1], [z[k], err[k]])
+
+
+# --- export's refit of k (export/source.py): the rows it fits on -----------------------------
+
+def _table(n=600, seed=5):
+    import pandas as pd
+
+    from sdss_distill.core.schema import LABELS
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rng.normal(19, 1, (n, 5)), columns=list("ugriz"))
+    df["class"] = np.array(LABELS)[rng.integers(0, len(LABELS), n)]
+    df["redshift"] = rng.uniform(0, 1, n)
+    return df
+
+
+@pytest.mark.parametrize("fractions", [(0.35, 0.35, 0.1, 0.2), (0.4, 0.4, 0.2)])
+def test_export_refits_k_on_the_calibration_galaxies(fractions):
+    """export's z_dev (each file's k of z_phot_err) is the calibration slice's galaxies, as
+    training's k (Split.calibrating); a split without a slice (runs before it) keeps the
+    student's early-stopping galaxies. The cards name the rows they were fitted on."""
+    from sdss_distill.data.table import split, validation_slice
+    from sdss_distill.export.source import _z_dev, fitted_on
+    df = _table()
+    s = split(df, fractions=fractions, seed=2)
+    cfg = {"validation_fraction": 0.15, "seed": 2}
+    x, z = _z_dev(df, s, cfg, {"rows": "student_train"})
+    if len(fractions) == 4:
+        want = s.calibration
+        assert fitted_on(s) == "the split's calibration slice, galaxies"
+    else:
+        want = validation_slice(df, s.student_train, 0.15, 2)[1]
+        assert fitted_on(s) == "the student's early-stopping rows (non-test), galaxies"
+    gal = df.loc[want][df.loc[want, "class"] == "GALAXY"]
+    assert 0 < len(gal) < len(want)  # the other classes are left out, and some remain
+    np.testing.assert_array_equal(z, gal["redshift"].to_numpy())
+    np.testing.assert_array_equal(x, gal[list("ugriz")].to_numpy("float32"))
+    fitted = set(s.test) | (set(s.student_train) | set(s.teacher_train) if len(fractions) == 4
+                            else set())
+    assert not set(gal.index) & fitted  # never a test row; no model's training row either

@@ -143,7 +143,7 @@ def fc_multipliers(x: Tensor, w: Tensor, y: Tensor) -> tuple[tuple[int, ...], tu
     # TFLite sources' GetQuantizedConvolutionMultipler: on the default student's head that
     # multiplier differs by 50 in Q31 and one test row in 2,000 came out one step off the
     # tflite-micro wheel; the double product matches it on every row.
-    reals = [float(x.scale) * float(s) / float(y.scale) for s in w.scales]
+    reals = [float(x.scale) * float(np.float32(s)) / float(y.scale) for s in w.scales]
     mult, shift = zip(*(quantize_multiplier(r) for r in reals))
     return mult, shift
 

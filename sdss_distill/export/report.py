@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sdss_distill.core.schema import LABELS
+
 
 def targets(v: dict | None, keras_logits: np.ndarray, y: np.ndarray) -> dict:
     """The int8 bar (docs/guide/microcontroller.md): at most 0.15 points below the float
@@ -53,6 +55,7 @@ def markdown(report: dict) -> str:
         "Diagnostics:", *diag, "",
         *mcu_lines(report),
         *sets_lines(report),
+        *zphot_lines(report),
         "Int8 targets: " + ", ".join(f"{k} {'met' if ok else 'MISSED'}"
                                      for k, ok in report["targets"].items()), "",
     ])
@@ -115,3 +118,17 @@ def sets_lines(report: dict) -> list[str]:
             + f"; mean set size {s['test']['mean_set_size']:.3f}. Per r bin: {by_r}. "
             f"Temperature T = {t['temperature']:.3f} "
             f"({t.get('folded', 'applied' if t['applied'] else 'not applied')}).", ""]
+
+
+def zphot_lines(report: dict) -> list[str]:
+    """The shipped file's photometric redshift on the test rows, per class (issue 24), or
+    nothing for a student without a redshift head."""
+    z = report.get("zphot")
+    if not z:
+        return []
+    per = "; ".join(f"{c} ({z[c]['n']:,} rows): sigma_NMAD {z[c]['sigma_nmad']:.4f}, bias "
+                    f"{z[c]['bias']:+.4f}, outliers {100 * z[c]['outliers']:.1f} %, z_phot_err "
+                    f"covers {100 * z[c]['coverage']:.1f} %" for c in LABELS if z[c]["n"])
+    return [f"Photometric redshift ({z['file']}, z_phot_err = k (1 + z_phot), k "
+            f"{z['error_scale']:.4f} from its card, fitted on {z['fitted_on']}) on the test "
+            f"rows: {per}. Use z_phot for objects classified as galaxies.", ""]

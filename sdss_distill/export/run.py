@@ -39,7 +39,7 @@ from sdss_distill.export.convert import calibration, convert
 from sdss_distill.export.mcu import MCU_DIR, write_mcu
 from sdss_distill.export.mcu_sim import evaluate
 from sdss_distill.export.report import markdown, targets
-from sdss_distill.export.source import RunData, model_card
+from sdss_distill.export.source import RunData, model_card, shipped_zphot
 from sdss_distill.export.variants import DESCRIPTIONS, DYNAMIC_NO_OP, FINETUNED
 from sdss_distill.models.mlp import ensemble_members, logits
 from sdss_distill.runs.rundir import Layout, RunDir
@@ -264,6 +264,7 @@ def _export(run: RunData, layout: Layout, say, *, finetune: bool, reuse: list[st
                      invokes, threads)
     report["student_int8_choice"] = choice
     report["sets"] = _sets(run, layout)
+    report["zphot"] = run.zphot and shipped_zphot(run, layout.tflite_file("student_int8"))
     _write_json(layout.export_json, report)
     write_atomic(layout.export_md, markdown(report).encode())
     return report

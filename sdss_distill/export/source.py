@@ -18,7 +18,7 @@ from sdss_distill.core.prob import fractions
 from sdss_distill.core.schema import LABELS, SIGNATURE, STUDENT, STUDENT_VIEW, TEACHER, get_view
 from sdss_distill.core.zphot import HEAD
 from sdss_distill.data.table import features, labels, validation_slice
-from sdss_distill.edge.classifier import interpreter
+from sdss_distill.edge.classifier import EdgeClassifier, interpreter
 from sdss_distill.export.mcu_graph import output_names
 from sdss_distill.models.mlp import has_z_head, load_run_model
 from sdss_distill.runs import rows as run_rows
@@ -117,8 +117,13 @@ def _zphot(layout: Layout, student, split) -> dict | None:
     return {"output": zphot.HEAD, "target": zphot.TRANSFORM, "error_scale": k,
             "error_rule": "z_phot_err = error_scale * (1 + z_phot)",
             "error_coverage": zphot.COVERAGE, "rows": report["models"][STUDENT]["rows"],
-            "fitted_on": ("the split's calibration slice, galaxies" if len(split.calibration)
-                          else "the student's early-stopping rows (non-test), galaxies")}
+            "fitted_on": fitted_on(split)}
+
+
+def fitted_on(split) -> str:
+    """Which rows k of z_phot_err is fitted on, for the cards (as Split.calibrating picks)."""
+    return ("the split's calibration slice, galaxies" if len(split.calibration)
+            else "the student's early-stopping rows (non-test), galaxies")
 
 
 def _z_dev(df, split, config: dict, entry: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -135,13 +140,35 @@ def _z_dev(df, split, config: dict, entry: dict) -> tuple[np.ndarray, np.ndarray
 
 def file_zphot(run: RunData, content: bytes) -> dict:
     """A file's card entry: the run's, with k refitted on this file's own z_phot (quantization
-    moves it) over the same early-stopping galaxies, so the band covers 68 % of them for
-    the file that ships; `keras_error_scale` is the run's k, for the Keras student."""
+    moves it) over the same galaxies (`_z_dev`: the calibration slice's, else the
+    early-stopping rows'), so the band covers 68 % of them for the file that ships;
+    `keras_error_scale` is the run's k, for the Keras student."""
     x, z_spec = run.z_dev
     runner = interpreter(content, "student", 1).get_signature_runner(SIGNATURE)
     z, _ = zphot.decode32(runner(**{STUDENT_VIEW: x})[zphot.HEAD][:, 0], 0.0)
     entry = {k: v for k, v in run.zphot.items() if k != "rows"}
     return {**entry, "error_scale": zphot.error_scale(z.astype("float64"), z_spec),
             "keras_error_scale": run.zphot["error_scale"],
-            "fitted_on": "this file's z_phot on the student's early-stopping rows (non-test), "
-                         "galaxies"}
+            "fitted_on": f"this file's z_phot on {run.zphot['fitted_on']}"}
+
+
+def shipped_zphot(run: RunData, path: Path) -> dict | None:
+    """A file's photometric redshift on the run's test rows as a user gets it (the edge
+    runtime's z_phot and z_phot_err, with the k of its card): per class {n, sigma_nmad, bias,
+    outliers, coverage}; None for a file without a redshift head. Export reports
+    student_int8's, so the shipped file's coverage is measured, not assumed from its k."""
+    clf = EdgeClassifier(path)
+    if clf.z_name is None:
+        return None
+    p = clf.predict(run.x_test[run.student_view.name])
+    z_spec = run.rows.df.loc[run.rows.split.test, "redshift"].to_numpy("float64")
+    out = {"file": path.stem, "error_scale": clf.z_scale,
+           "fitted_on": clf.card["zphot"]["fitted_on"]}
+    for i, name in enumerate(LABELS):
+        m = (run.y_test == i) & p.ok
+        z = p.z_phot[m].astype("float64")
+        q = zphot.quality(z, z_spec[m])
+        q["coverage"] = float((np.abs(z - z_spec[m]) <= p.z_phot_err[m]).mean()) if m.any() \
+            else float("nan")
+        out[name] = q
+    return out
