@@ -217,8 +217,8 @@ def main(argv=None) -> int:
         head = [f"Data `{data}`, seeds {seeds}; runs: method {', '.join(methods)}, student "
                 f"{per_seed[0].get('student_hidden')}, trained on {per_seed[0].get('student_rows')} "
                 f"rows; commit {commit()}; {m['cpu']}, {m['cores']} cores, Python {m['python']}.",
-                f"Peers trained on {PEER_ROWS[args.peer_rows]} (--peer-rows {args.peer_rows}, "
-                f"{per_seed[0]['rows']['non_test_rows']:,} rows on seed {args.seeds[0]}).",
+                f"Peers trained on {PEER_ROWS[args.peer_rows]}: --peer-rows {args.peer_rows}, "
+                f"{per_seed[0]['rows']['non_test_rows']:,} rows on seed {args.seeds[0]}.",
                 f"Command: `{PROG} {shlex.join(argv if argv is not None else sys.argv[1:])}`."]
         if skipped:
             head.append(f"Not run: {skipped_line(skipped)}.")
