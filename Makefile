@@ -4,7 +4,8 @@
 #   make test    set up, then lint, build the docs (strict) and run the test suite
 #   make docs    set up, then build the documentation site into site/
 #   make lint    set up, then ruff
-#   make bench   set up (+ the [bench] extra), then the student against its peers (runs/bench/*/peers.md)
+#   make bench   set up (+ the [bench] extra), then the student against its peers on its own rows
+#                and on every labelled non-test row (runs/bench/{faint,sdss}{,-all}/peers.md)
 #   make setup   only the set-up: .venv, requirements.txt, docs/requirements.txt, the package
 #   make clean   remove site/ (runs/ and .venv/ are left alone)
 #
@@ -81,6 +82,10 @@ bench: $(STAMP)
 	  $(BIN)/python scripts/bench_peers.py --data $$d --seeds $(BENCH_SEEDS) --out $(BENCH_OUT)/$$d --quiet \
 	    > /dev/null || exit $$?; \
 	  echo "make: table in $(BENCH_OUT)/$$d/peers.md, figure in $(BENCH_OUT)/$$d/peers.png"; \
+	  echo "make: the same runs, peers on every labelled non-test row, into $(BENCH_OUT)/$$d-all"; \
+	  $(BIN)/python scripts/bench_peers.py --data $$d --seeds $(BENCH_SEEDS) --runs $(BENCH_OUT)/$$d \
+	    --out $(BENCH_OUT)/$$d-all --peer-rows all --quiet > /dev/null || exit $$?; \
+	  echo "make: table in $(BENCH_OUT)/$$d-all/peers.md"; \
 	done
 
 clean:

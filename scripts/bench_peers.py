@@ -3,19 +3,23 @@
 Usage (needs the training extra; CatBoost, LightGBM and XGBoost come with pip install '.[bench]'):
     python scripts/bench_peers.py --data faint --seeds 0 1 2 3 4 5 6 7 8 9 --out runs/bench/faint
     python scripts/bench_peers.py --data sdss --seeds 0 1 --out /tmp/peers --peers knn mlp
+    python scripts/bench_peers.py --peer-rows all --runs runs/bench/faint --out runs/bench/faint-all
     make bench                                   # faint and sdss, seeds 0-9
 
 For each seed it trains and exports the default run with the package's own commands (`train
---data D --seed S`, then `export --no-finetune`) into OUT/seed<S>/ unless it is already there,
-reads the run's table and split back (`runs.rows.load_run_rows`: the table's SHA-256 checked,
-the split re-derived and compared row by row), trains each peer of `sweep.peers.PEERS` on the
-run's non-test rows (u g r i z + the four colours; defaults, kNN's k chosen on dev rows) and
-scores the int8 and float students and every peer on the run's test rows, overall, per sample
+--data D --seed S`, then `export --no-finetune`) into RUNS/seed<S>/ (--runs, default OUT)
+unless it is already there, reads the run's table and split back (`runs.rows.load_run_rows`:
+the table's SHA-256 checked, the split re-derived and compared row by row), trains each peer of
+`sweep.peers.PEERS` (u g r i z + the four colours; defaults, kNN's k chosen on dev rows) on the
+rows --peer-rows names (`sweep.peers.PEER_ROWS`): "fit", teacher-train + student-train, the
+rows the student learns from; "all", those and the calibration slice, every labelled non-test
+row (the third example: what a user who needs no calibrated sets would do, on the same runs),
+and scores the int8 and float students and every peer on the run's test rows, overall, per sample
 and per r-magnitude bin. One-row latency: median of up to --invokes calls from Python in this
 process, beside the raw LiteRT call on student_int8. Paired Wilcoxon tests (scipy) of each
 student against each peer over the seeds. A seed's result is kept in OUT/seed<S>.peers.json
-and reused while its run and peer set are unchanged (--fresh to redo). Writes OUT/peers.md,
-OUT/peers.json, OUT/peers_summary.csv, OUT/peers_per_seed.csv, OUT/peers_population.csv and
+and reused while its run, peers and peer rows are unchanged (--fresh to redo). Writes
+OUT/peers.md, OUT/peers.json, OUT/peers_summary.csv, OUT/peers_per_seed.csv, OUT/peers_population.csv and
 OUT/peers.png (accuracy against size and against latency, log x axes). With the default
 student's redshift head, peers.md also compares its z_phot (the shipped file's) with
 HistGradientBoosting and kNN regressors of z on the same rows (sweep.peers.zphot_peers).
@@ -87,7 +91,8 @@ def students(layout) -> dict:
 
 
 def bench_seed(run: Path, data: str, args, peers, say) -> dict:
-    """One seed's results, from OUT/seed<S>.peers.json when its run and peers are unchanged."""
+    """One seed's results, from OUT/seed<S>.peers.json when its run, peers and peer rows are
+    unchanged."""
     from sdss_distill.runs.rows import load_run_rows
     from sdss_distill.sweep.peers import score_seed
     rows = load_run_rows(run)
@@ -96,8 +101,8 @@ def bench_seed(run: Path, data: str, args, peers, say) -> dict:
                          f"{rows.path} or another --out")
     report = read_json(rows.layout.report_json)
     key = {"run_id": rows.layout.run_id, "peers": [p.name for p in peers],
-           "invokes": args.invokes}
-    cache = run.parent / f"{run.name}.peers.json"
+           "invokes": args.invokes, "peer_rows": args.peer_rows}
+    cache = Path(args.out) / f"{run.name}.peers.json"
     if cache.is_file() and not args.fresh:
         old = read_json(cache)
         if old.get("key") == key:
@@ -105,10 +110,10 @@ def bench_seed(run: Path, data: str, args, peers, say) -> dict:
             return old
     try:
         res = score_seed(rows.df, rows.split, peers, students(rows.layout), invokes=args.invokes,
-                         budget_s=args.budget, say=say)
+                         budget_s=args.budget, peer_rows=args.peer_rows, say=say)
     except ValueError as e:
         raise InputError(f"{run}: {e}") from None
-    res["zphot"] = zphot_seed(rows, report, say)
+    res["zphot"] = zphot_seed(rows, report, args.peer_rows, say)
     res.update(key=key, run=str(run), run_id=rows.layout.run_id, method=report.get("method"),
                student_rows=report["models"]["student"].get("rows"),
                student_hidden=rows.config.get("student_hidden"), data=str(rows.path))
@@ -116,7 +121,7 @@ def bench_seed(run: Path, data: str, args, peers, say) -> dict:
     return res
 
 
-def zphot_seed(rows, report: dict, say) -> dict | None:
+def zphot_seed(rows, report: dict, peer_rows: str, say) -> dict | None:
     """The photo-z of the run's shipped student_int8 on its test rows and of the regressor peers
     (sweep.peers.zphot_peers) on the same rows, per class; None for a student without a head."""
     import numpy as np
@@ -132,7 +137,8 @@ def zphot_seed(rows, report: dict, say) -> dict | None:
     z = clf.predict(features(test, get_view(STUDENT_VIEW))).z_phot
     out = {"student_int8": {"by_class": zphot_by_class(z.astype(np.float64), test["redshift"],
                                                         labels(test))}}
-    out.update(zphot_peers(rows.df, check_rows(rows.df, rows.split), rows.split.seed, say))
+    out.update(zphot_peers(rows.df, check_rows(rows.df, rows.split, peer_rows), rows.split.seed,
+                           say))
     return out
 
 
@@ -160,7 +166,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", default="faint", help="packaged dataset or table (default: faint)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)), help="(default: 0-9)")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="runs (OUT/seed<N>/) and results (OUT/peers.*)")
+                   help="results (OUT/peers.*, OUT/seed<N>.peers.json); runs too unless --runs")
+    p.add_argument("--runs", metavar="DIR", help="where the default runs are, or are trained "
+                   "(RUNS/seed<N>/), so both --peer-rows share one set of runs (default: OUT)")
+    p.add_argument("--peer-rows", default="fit", metavar="fit|all",
+                   help="the peers' training rows: fit = teacher-train + student-train, the "
+                   "rows the student learns from; all = those and the calibration slice, every "
+                   "labelled non-test row (default: fit)")
     p.add_argument("--peers", nargs="+", metavar="NAME", help="a subset of the peers (default: all)")
     p.add_argument("--invokes", type=int, default=2000, help="one-row calls timed (default: 2000)")
     p.add_argument("--budget", type=float, default=5.0,
@@ -178,7 +190,10 @@ def main(argv=None) -> int:
     def body() -> int:
         from sdss_distill.core.machine import machine
         from sdss_distill.data.datasets import resolve
-        from sdss_distill.sweep.peers import select, skipped_line
+        from sdss_distill.sweep.peers import PEER_ROWS, select, skipped_line
+        if args.peer_rows not in PEER_ROWS:
+            raise InputError(f"--peer-rows {args.peer_rows}: expected one of "
+                             f"{', '.join(PEER_ROWS)}")
         if args.invokes < 20 or args.budget <= 0:
             raise InputError(f"--invokes must be >= 20 and --budget > 0, got {args.invokes}, "
                              f"{args.budget}")
@@ -190,10 +205,11 @@ def main(argv=None) -> int:
             print(skipped_line(skipped), file=sys.stderr)
         data = resolve(args.data).record
         out = Path(args.out)
+        runs = Path(args.runs) if args.runs else out
         out.mkdir(parents=True, exist_ok=True)
         per_seed = []
         for seed in args.seeds:
-            run = out / f"seed{seed}"
+            run = runs / f"seed{seed}"
             train_run(run, data, seed, say)
             per_seed.append(bench_seed(run, data, args, peers, say))
         m, methods = machine(), sorted({str(s.get("method")) for s in per_seed})
@@ -201,6 +217,8 @@ def main(argv=None) -> int:
         head = [f"Data `{data}`, seeds {seeds}; runs: method {', '.join(methods)}, student "
                 f"{per_seed[0].get('student_hidden')}, trained on {per_seed[0].get('student_rows')} "
                 f"rows; commit {commit()}; {m['cpu']}, {m['cores']} cores, Python {m['python']}.",
+                f"Peers trained on {PEER_ROWS[args.peer_rows]}: --peer-rows {args.peer_rows}, "
+                f"{per_seed[0]['rows']['non_test_rows']:,} rows on seed {args.seeds[0]}.",
                 f"Command: `{PROG} {shlex.join(argv if argv is not None else sys.argv[1:])}`."]
         if skipped:
             head.append(f"Not run: {skipped_line(skipped)}.")

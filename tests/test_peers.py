@@ -76,7 +76,36 @@ def test_peers_train_on_exactly_the_non_test_rows(table, splits, monkeypatch):
     assert len(Recorder.fitted) == 1
     np.testing.assert_array_equal(Recorder.fitted[0], features(table.loc[rows["non_test"]]))
     assert res["rows"]["non_test_sha256"] == peers.positions_sha(rows["non_test"])
-    assert res["models"]["recorder"]["trained_on"] == "every non-test row"
+    assert res["models"]["recorder"]["trained_on"] == peers.PEER_ROWS["fit"]
+
+
+def test_peer_rows_fit_and_all_give_the_students_rows_or_those_and_calibration(table):
+    """--peer-rows fit: teacher-train + student-train; all: those and the calibration slice;
+    both disjoint from the test rows, which are the same rows either way."""
+    from sdss_distill.core.schema import DEFAULT_SPLIT
+    from sdss_distill.data.table import split
+    sp = split(table, DEFAULT_SPLIT, 3)
+    assert len(sp.calibration) > 0
+    fit, every = check_rows(table, sp, "fit"), check_rows(table, sp, "all")
+    np.testing.assert_array_equal(fit["non_test"], np.sort(np.r_[sp.teacher_train, sp.student_train]))
+    np.testing.assert_array_equal(every["non_test"], np.sort(np.r_[fit["non_test"], sp.calibration]))
+    for rows in (fit, every):
+        assert np.intersect1d(rows["non_test"], sp.test).size == 0
+        np.testing.assert_array_equal(rows["test"], np.sort(sp.test))
+    assert every["non_test_rows"] + every["test_rows"] == len(table)
+    assert fit["non_test_rows"] + len(sp.calibration) == every["non_test_rows"]
+    assert (fit["peer_rows"], every["peer_rows"]) == ("fit", "all")
+    assert fit["non_test_sha256"] != every["non_test_sha256"]
+    assert fit["test_sha256"] == every["test_sha256"]
+    with pytest.raises(ValueError, match="expected one of fit, all"):
+        check_rows(table, sp, "everything")
+    Recorder.fitted = []
+    spy = Peer("recorder", "sklearn", lambda seed, **_: Recorder(strategy="prior"),
+               lambda m: 1, "test", "prior")
+    res = score_seed(table, sp, [spy], {}, invokes=20, budget_s=0.01, peer_rows="all")
+    np.testing.assert_array_equal(Recorder.fitted[0], features(table.loc[every["non_test"]]))
+    assert res["rows"]["peer_rows"] == "all" and res["rows"]["calibration_rows"] == len(sp.calibration)
+    assert res["models"]["recorder"]["trained_on"] == peers.PEER_ROWS["all"]
 
 
 def _student(table):
@@ -147,6 +176,11 @@ def test_script_rejects_an_unknown_peer_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--peers: unknown peer(s) nope" in err[0]
     assert list(tmp_path.iterdir()) == []
+    out = tmp_path / "out"
+    assert mod.main(["--out", str(out), "--peer-rows", "every"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--peer-rows every: expected one of fit, all" in err[0]
+    assert not out.exists()
 
 
 def test_zphot_peers_train_on_non_test_rows_and_score_per_class():

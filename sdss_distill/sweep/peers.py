@@ -1,14 +1,17 @@
 """Peers: the photometric models a user would run instead of the student, trained on exactly a
-run's non-test rows and scored on its test rows, beside the run's own int8 and float students.
+run's non-test rows (PEER_ROWS) and scored on its test rows, beside the run's int8 and float
+students.
 
-Each peer sees u g r i z and the four adjacent colours (`core.schema.colours`), trains on every
-non-test row of the run's `split.json` with its library's defaults (RandomForest with 500
-trees; kNN's k is the one setting chosen, on dev rows: a stratified 15 % of the non-test rows,
-`data.table.validation_slice` with the run's seed), one thread each. Size is the serialized
-model in the library's own format (CatBoost .cbm, LightGBM model text, XGBoost UBJSON); a
-scikit-learn model has none, so its size is `len(pickle.dumps(model))`, computed in memory and
-never written or loaded. Latency is one row from Python, the median of many calls in this
-process, beside the raw LiteRT call on the student's file.
+Each peer sees u g r i z and the four adjacent colours (`core.schema.colours`), trains on the
+run's `split.json` rows the student learns from (teacher-train + student-train, PEER_ROWS "fit")
+or on every labelled non-test row, the calibration slice too ("all"), with its library's
+defaults (RandomForest with 500 trees; kNN's k is the one setting chosen, on dev rows: a
+stratified 15 % of the peers' training rows, `data.table.validation_slice` with the run's
+seed), one thread each. Size is the serialized model in the library's own format (CatBoost
+.cbm, LightGBM model text, XGBoost UBJSON); a scikit-learn model has none, so its size is
+`len(pickle.dumps(model))`, computed in memory and never written or loaded. Latency is one row
+from Python, the median of many calls in this process, beside the raw LiteRT call on the
+student's file.
 """
 
 from __future__ import annotations
@@ -46,6 +49,13 @@ STUDENTS: tuple[str, ...] = ("student_int8", "student_float32")
 """The run's exported students (RUN/tflite/<stem>.tflite) every peer is compared with."""
 KNN_KS: tuple[int, ...] = (5, 10, 20, 40, 80, 160)
 """kNN's candidate k, chosen on dev rows."""
+PEER_ROWS: dict[str, str] = {
+    "fit": "teacher-train + student-train (the rows the student learns from)",
+    "all": "every labelled non-test row: teacher-train + student-train + calibration",
+}
+"""The peers' training rows: "fit" compares like with like (the student's calibration slice,
+which no model fits on, is held out from the peers too); "all" is what a user who needs no
+calibrated sets would do, so it prices the rows the student gives up for calibration."""
 DEV_FRACTION = 0.15
 """Share of the non-test rows held out as dev rows for a setting that is chosen."""
 PICKLE_NOTE = "len(pickle.dumps(model)), in memory (no file written or loaded)"
@@ -220,22 +230,27 @@ def log_proba(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(np.asarray(p, float), 1e-15, 1.0))
 
 
-def check_rows(df, sp) -> dict:
+def check_rows(df, sp, peer_rows: str = "fit") -> dict:
     """The peers' rows of a run, verified by row position: the saved split is the one
-    `data.table.split` makes for its seed, the non-test rows are teacher-train + student-train,
-    disjoint from the test rows. Returns the positions and their SHA-256s."""
+    `data.table.split` makes for its seed, and the peers' training rows ("non_test": PEER_ROWS
+    `peer_rows`, teacher-train + student-train, plus calibration for "all") are disjoint from
+    the test rows. Returns the positions, their SHA-256s and `peer_rows`."""
+    if peer_rows not in PEER_ROWS:
+        raise ValueError(f"peer rows {peer_rows!r}: expected one of {', '.join(PEER_ROWS)}")
     again = split(df, sp.fractions, sp.seed)
     for name, saved in sp.subsets().items():
         if not np.array_equal(np.sort(saved), again.subsets()[name]):
             raise ValueError(f"split.json's {name} rows differ from data.table.split(seed="
                              f"{sp.seed}): the run was not split as the pipeline splits")
-    non_test = np.sort(np.concatenate([sp.teacher_train, sp.student_train]))
+    parts = [sp.teacher_train, sp.student_train, *([sp.calibration] if peer_rows == "all" else [])]
+    non_test = np.sort(np.concatenate(parts))
     test = np.sort(sp.test)
     if np.intersect1d(non_test, test).size or len(np.unique(non_test)) != len(non_test):
         raise ValueError("split.json's subsets overlap: test rows would be trained on")
     return {"non_test": non_test, "test": test, "non_test_sha256": positions_sha(non_test),
             "test_sha256": positions_sha(test), "non_test_rows": len(non_test),
-            "test_rows": len(test)}
+            "test_rows": len(test), "peer_rows": peer_rows,
+            "calibration_rows": len(sp.calibration)}
 
 
 def _metrics(y, logits, r, sample) -> dict:
@@ -251,14 +266,14 @@ def _metrics(y, logits, r, sample) -> dict:
 
 
 def score_seed(df, sp, peers: list[Peer], students: dict, *, invokes: int,
-               budget_s: float = 5.0, say=lambda m: None) -> dict:
+               budget_s: float = 5.0, peer_rows: str = "fit", say=lambda m: None) -> dict:
     """Every student and peer of one seed on its test rows: metrics, size and one-row latency.
 
     `students` maps a name to (call, x_view_fn, size_bytes, size_note): `call` classifies an
     [n, k] float32 array into logits, `x_view_fn(df)` gives its inputs. Peers train on the
-    non-test rows of `sp` (checked by `check_rows`), one thread each.
+    PEER_ROWS `peer_rows` of `sp` (checked by `check_rows`), one thread each.
     """
-    rows = check_rows(df, sp)
+    rows = check_rows(df, sp, peer_rows)
     test, fit = df.loc[rows["test"]], df.loc[rows["non_test"]]
     y_test, y_fit = labels(test), labels(fit)
     r = test["r"].to_numpy(float)
@@ -291,13 +306,13 @@ def score_seed(df, sp, peers: list[Peer], students: dict, *, invokes: int,
         fit_s = time.perf_counter() - start
         record(peer.name, log_proba(proba), peer.size(model), peer.size_note, model.predict_proba,
                x_test, {"settings": peer.settings, "chosen_on_dev": chosen, "fit_s": fit_s,
-                        "trained_on": "every non-test row"})
+                        "trained_on": PEER_ROWS[peer_rows]})
     return out
 
 
 REGRESSORS: tuple[str, ...] = ("hist_gradient_boosting", "knn")
 """Photo-z peers: scikit-learn regressors of log(1 + z) (core.zphot.target) on FEATURES, trained
-on the same non-test rows as the classifier peers; kNN's k chosen on dev rows (galaxy
+on the same rows as the classifier peers (check_rows); kNN's k chosen on dev rows (galaxy
 sigma_NMAD), HistGradientBoosting at its defaults."""
 
 
