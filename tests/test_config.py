@@ -80,3 +80,11 @@ def test_set_option_needs_method_dot_key():
         parse_method_options(["folds=3"])
     assert parse_method_options(["cotrain.rows=student_train", "student-ensemble.widths=[[4],[8]]"]) \
         == {"cotrain": {"rows": "student_train"}, "student-ensemble": {"widths": [[4], [8]]}}
+
+
+@pytest.mark.parametrize("fractions", [["0.35", "0.35", "0.1", "0.2"], ["0.4", "0.4", "0.2"]])
+def test_split_flag_takes_four_fractions_or_three_without_calibration(fractions):
+    from sdss_distill.train import config_from_args, parse_args
+    cfg = config_from_args(parse_args(["--split", *fractions]))
+    assert cfg.split == tuple(map(float, fractions))
+    assert Config().split == (0.35, 0.35, 0.1, 0.2)  # the default has the calibration slice
