@@ -37,6 +37,12 @@ from sdss_distill.runs.config import Config, make_config, parse_method_options
 PROG = program("train")
 
 
+SPLIT_HELP = ("fractions of the table: teacher-train, student-train, calibration, test (no "
+              "model fits or stops on the calibration slice: it calibrates sets, selections and "
+              "z_phot_err); three (teacher, student, test) train on those rows too and "
+              "calibrate on the student's early-stopping rows (default: {})")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     d = Config()
     p = Parser(
@@ -64,12 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="a method setting, e.g. crossfit.folds=10; repeatable (default: the "
                         "method's own defaults)")
     p.add_argument("--seed", type=int, help=f"split, init and shuffle seed (default: {d.seed})")
-    p.add_argument("--split", type=float, nargs="+", metavar="F",
-                   help="fractions of the table: teacher-train, student-train, calibration, "
-                        "test (the calibration slice no model fits or stops on calibrates sets, "
-                        "selections and z_phot_err); three (teacher, student, test) train on "
-                        "those rows too and calibrate on the student's early-stopping rows "
-                        f"(default: {' '.join(map(str, d.split))})")
+    p.add_argument("--split", type=float, nargs="+", metavar="F", help=SPLIT_HELP.format(
+        " ".join(map(str, d.split))))
     p.add_argument("--rows", type=int, metavar="N",
                    help="train on N of the non-test rows: a seeded sample stratified by class "
                         "(x sample), teacher-train and student-train shrunk in proportion; the "
