@@ -112,12 +112,57 @@ def select(model, table, work, priors, test_scored, test, mix) -> dict:
     return got
 
 
-def band(report: dict, export: dict) -> dict:
+def counts(report: dict, export: dict) -> dict:
+    """Per class: its calibration rows (the card's conformal material) and its test rows."""
+    return {c: {"calibration": v["n"], "test": export["sets"]["test"]["per_class"][c]["rows"]}
+            for c, v in report["calibration"]["conformal"]["classes"].items()}
+
+
+def band(n: dict) -> dict:
     """Per class: P(88 % <= coverage <= 92 %) for exchangeable rows at this run's counts."""
     from sdss_distill.sweep.stats import coverage_band_probability
-    n_cal = {c: v["n"] for c, v in report["calibration"]["conformal"]["classes"].items()}
-    n_test = {c: g["rows"] for c, g in export["sets"]["test"]["per_class"].items()}
-    return {c: coverage_band_probability(n_cal[c], n_test[c], 0.9, 0.88, 0.92) for c in n_cal}
+    return {c: coverage_band_probability(v["calibration"], v["test"], 0.9, 0.88, 0.92)
+            for c, v in n.items()}
+
+
+def figure(result: dict, path: Path) -> None:
+    """Each run's int8 coverage per class against the 88-92 % band and the 90 % interval
+    exchangeable rows give at that run's counts (PNG, with the CSV of what it draws)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from sdss_distill.sweep.stats import coverage_interval
+    tables = list(dict.fromkeys(k.rsplit("-", 1)[0] for k in result))
+    classes = list(next(iter(result.values()))["coverage_int8"])
+    fig = Figure(figsize=(11, 3.2 * len(tables)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(tables), len(classes), sharey=True, squeeze=False)
+    rows = []
+    for i, data in enumerate(tables):
+        runs = {int(k.rsplit("-", 1)[1]): r for k, r in result.items() if k.startswith(data + "-")}
+        for j, c in enumerate(classes):
+            ax = axes[i][j]
+            ax.axhspan(88, 92, color="#999999", alpha=0.2, lw=0, label="88-92 % (Done-when)")
+            for s, r in sorted(runs.items()):
+                n = r["counts"][c]
+                low, high = coverage_interval(n["calibration"], n["test"], 0.9, 0.9)
+                cov = 100 * r["coverage_int8"][c]
+                rows.append(f"{data},{s},{c},{cov:.3f},{100 * low:.3f},{100 * high:.3f}")
+                ax.plot([s, s], [100 * low, 100 * high], color="#0072B2", lw=3, alpha=0.5,
+                        label="90 % of runs, exchangeable rows" if s == min(runs) else None)
+                ax.plot(s, cov, "o", color="#D55E00",
+                        label="student_int8, test rows" if s == min(runs) else None)
+            ax.axhline(90, color="black", lw=0.8)
+            ax.set_title(f"{data}: {c}")
+            ax.set_xlabel("seed")
+            ax.set_xticks(sorted(runs))
+            if j == 0:
+                ax.set_ylabel("coverage of 90 % sets (%)")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("Prediction-set coverage per class and seed, against the spread chance gives")
+    fig.savefig(path, dpi=110)
+    path.with_suffix(".csv").write_text("table,seed,class,coverage_percent,chance_low_percent,"
+                                        "chance_high_percent\n" + "\n".join(rows) + "\n")
 
 
 def one(run: Path, seed: int, work: Path) -> dict:
@@ -133,7 +178,8 @@ def one(run: Path, seed: int, work: Path) -> dict:
     on_test["purity_reweighted_test"] = reweighted(test_scored, test, on_test["threshold"],
                                                    training)
     return {"calibration_rows": report["calibration"]["rows"]["definition"],
-            "coverage_keras": cov, "coverage_int8": cov8, "band_probability": band(report, export),
+            "coverage_keras": cov, "coverage_int8": cov8, "counts": counts(report, export),
+            "band_probability": band(counts(report, export)),
             "mean_set_size_int8": export["sets"]["test"]["mean_set_size"],
             "by_r_int8": export["sets"]["test_by_r"],
             "temperature": report["calibration"]["temperature"]["temperature"],
@@ -249,10 +295,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, help="JSON file for the numbers (default: print)")
     p.add_argument("--tables", type=Path, help="read the numbers from this JSON (an earlier "
                    "--out) and print the Markdown tables of docs/results/sets.md; no run")
+    p.add_argument("--figure", type=Path, help="with --tables: also draw the coverage figure "
+                   "to this PNG (and its CSV beside it)")
     args = p.parse_args(argv)
     if args.tables:
         result = json.loads(args.tables.read_text())
         print("\n".join(coverage_tables(result) + [""] + r_tables(result) + purity_tables(result)))
+        if args.figure:
+            figure(result, args.figure)
         return 0
     if args.runs is None:
         p.error("--runs is required (unless --tables)")

@@ -195,3 +195,6 @@ def test_coverage_band_probability_matches_a_simulated_conformal_split():
     assert 0.5 < p < 0.9  # the band is far from sure at these sizes
     assert stats.coverage_band_probability(5, 100, 0.9, 0.88, 0.92) == 0.0  # k > n: coverage 1
     assert stats.coverage_band_probability(10**6, 10**6, 0.9, 0.88, 0.92) > 0.999
+    low, high = stats.coverage_interval(n_cal, n_test, 0.9, 0.9)
+    assert low < 0.9 < high and high - low < 0.1
+    assert stats.coverage_band_probability(n_cal, n_test, 0.9, low, high) >= 0.9

@@ -57,3 +57,14 @@ def coverage_band_probability(n_cal: int, n_test: int, level: float, low: float,
     m = np.arange(n_test + 1)
     inside = (m >= np.ceil(low * n_test - 1e-9)) & (m <= np.floor(high * n_test + 1e-9))
     return float(stats.betabinom.pmf(m[inside], n_test, k, n_cal + 1 - k).sum())
+
+
+def coverage_interval(n_cal: int, n_test: int, level: float, mass: float = 0.9) -> tuple:
+    """The central `mass` interval of that same beta-binomial coverage (fractions): where one
+    run's measured coverage falls `mass` of the time for exchangeable rows."""
+    k = int(np.ceil((n_cal + 1) * level - 1e-12))
+    if k > n_cal:
+        return 1.0, 1.0
+    law = stats.betabinom(n_test, k, n_cal + 1 - k)
+    tail = (1 - mass) / 2
+    return float(law.ppf(tail) / n_test), float(law.ppf(1 - tail) / n_test)
