@@ -34,6 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sdss_distill.core.io import atomic_path, write_atomic  # noqa: E402
+
 HEAVY = {"STAR": 0.80, "GALAXY": 0.15, "QSO": 0.05}
 
 
@@ -160,8 +163,9 @@ def figure(result: dict, path: Path) -> None:
                 ax.set_ylabel("coverage of 90 % sets (%)")
     axes[0][0].legend(fontsize=7, loc="lower left")
     fig.suptitle("Prediction-set coverage per class and seed, against the spread chance gives")
-    fig.savefig(path, dpi=110)
-    path.with_suffix(".csv").write_text("table,seed,class,coverage_percent,chance_low_percent,"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    write_atomic(path.with_suffix(".csv"), "table,seed,class,coverage_percent,chance_low_percent,"
                                         "chance_high_percent\n" + "\n".join(rows) + "\n")
 
 
@@ -321,7 +325,7 @@ def main(argv=None) -> int:
                         "qso_0.9_star_heavy_em"))), flush=True)
     text = json.dumps(result, indent=1)
     if args.out:
-        args.out.write_text(text + "\n")
+        write_atomic(args.out, text + "\n")
     else:
         print(text)
     return 0

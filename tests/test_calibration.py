@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sdss_distill.core import purity
 from sdss_distill.core.errors import InputError
 from sdss_distill.core.schema import DEFAULT_SPLIT, LABELS
 from sdss_distill.data.table import split, validation_slice
@@ -77,7 +78,7 @@ def test_run_section_fits_t_and_reports_sets_and_selections():
     assert all(0.8 < cov[c]["coverage"] <= 1 for c in LABELS)
     assert sum(g["rows"] for g in sec["sets"]["test_by_r"].values()) == len(parts.test)
     assert set(sec["selections"]) == set(LABELS)
-    counts = cb.histogram_counts(sec["purity"], LABELS)
+    counts = purity.histogram_counts(sec["purity"], LABELS)
     assert counts.sum() == 3 * sec["rows"]["n"]
     md = "\n".join(calibration_markdown({"calibration": sec}))
     assert "## Prediction sets at 0.9" in md and "ECE per r bin" in md

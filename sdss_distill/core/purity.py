@@ -42,6 +42,20 @@ def histograms(probabilities: np.ndarray, y: np.ndarray, n_classes: int | None =
     return out
 
 
+def histogram_text(counts: np.ndarray, labels) -> dict:
+    """purity.histograms' counts as {score class: {true class: "n0 n1 ..."}} (short JSON)."""
+    return {"bins": int(counts.shape[2]), "score": "p_class, equal-width bins in [0, 1]",
+            "counts": {a: {b: " ".join(map(str, counts[i, j].tolist()))
+                           for j, b in enumerate(labels)} for i, a in enumerate(labels)}}
+
+
+def histogram_counts(doc: dict, labels) -> np.ndarray:
+    """`histogram_text` read back: counts[c, k, b] (KeyError, TypeError, ValueError or
+    AttributeError on a corrupt document)."""
+    return np.array([[np.array(doc["counts"][a][b].split(), dtype=np.int64) for b in labels]
+                     for a in labels])
+
+
 def curve(counts: np.ndarray, c: int, priors, pseudo: float = PSEUDO) -> dict:
     """Class c's curve from `histograms`' counts under the mix `priors`: per threshold (each
     bin's lower edge), the completeness R_c (raw) and the expected purity (Jeffreys rates;

@@ -286,6 +286,13 @@ class Split:
     def subsets(self) -> dict[str, np.ndarray]:
         return {s: getattr(self, s) for s in SUBSETS}
 
+    def rows(self, name: str) -> np.ndarray:
+        """A subset's positions, or "non_test": teacher-train + student-train, sorted (the
+        rows the default student and the peers learn from)."""
+        if name == "non_test":
+            return np.sort(np.concatenate([self.teacher_train, self.student_train]))
+        return getattr(self, name)
+
     def calibrating(self, stopping_rows: np.ndarray) -> np.ndarray:
         """The rows a run calibrates on: its calibration slice, else (a split saved without
         one) the student's early-stopping rows."""

@@ -39,11 +39,9 @@ class MemoryData:
         self._once = once  # the workspace cache's `once`: fit rows made once per row set
 
     def rows(self, name: str) -> np.ndarray:
-        if name == "non_test":
-            return np.sort(np.concatenate([self.split.teacher_train, self.split.student_train]))
-        if name not in ROWS:
+        if name != "non_test" and name not in ROWS:
             raise ValueError(f"unknown row set {name!r}; choose one of: {', '.join(ROWS)}")
-        return getattr(self.split, name)
+        return self.split.rows(name)
 
     def fit_rows(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(fit rows, early-stopping rows) of a row set; made once so every arm uses the same."""

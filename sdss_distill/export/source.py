@@ -45,7 +45,7 @@ class RunData:
         self.x_train = {v.name: features(train, v) for v in (self.student_view, self.teacher_view)}
         self.x_test = {v.name: features(test, v) for v in (self.student_view, self.teacher_view)}
         self.y_train, self.y_test = labels(train), labels(test)
-        dev = df.loc[np.sort(np.concatenate([split.teacher_train, split.student_train]))]
+        dev = df.loc[split.rows("non_test")]
         self.x_dev, self.y_dev = features(dev, self.student_view), labels(dev)
         """The non-test rows in the student's view: what export chooses student_int8 on."""
         self.rows = rows
@@ -130,9 +130,8 @@ def _z_dev(df, split, config: dict, entry: dict) -> tuple[np.ndarray, np.ndarray
     """The galaxies k of z_phot_err was fitted on (Split.calibrating: the calibration
     slice, else the student's early-stopping rows as Workspace.fit_rows drew them): inputs,
     z_spec."""
-    rows = (np.sort(np.concatenate([split.teacher_train, split.student_train]))
-            if entry["rows"] == "non_test" else getattr(split, entry["rows"]))
-    _, val = validation_slice(df, rows, config["validation_fraction"], config["seed"])
+    _, val = validation_slice(df, split.rows(entry["rows"]), config["validation_fraction"],
+                              config["seed"])
     gal = df.loc[split.calibrating(val)]
     gal = gal[labels(gal) == LABELS.index("GALAXY")]
     return features(gal, get_view(STUDENT_VIEW)), gal["redshift"].to_numpy("float64")

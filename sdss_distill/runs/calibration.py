@@ -38,17 +38,12 @@ TEMPERATURE_RULE = ("T fitted by the mean NLL on the calibration rows (logits / 
 def calibration_rows(df, split, row_set: str, fraction: float, seed: int) -> np.ndarray:
     """The calibration rows (table positions): the split's calibration slice (`row_set`
     "calibration"), else the stopping slice of the student's `row_set` (runs before it)."""
-    parts = split.subsets()
     if row_set == "calibration":
-        return parts["calibration"]
-    if row_set == "non_test":
-        rows = np.sort(np.concatenate([parts["teacher_train"], parts["student_train"]]))
-    elif row_set in STUDENT_ROW_SETS:
-        rows = parts[row_set]
-    else:
+        return split.calibration
+    if row_set not in STUDENT_ROW_SETS:
         raise InputError(f"calibration: the student's row set {row_set!r} is not one of "
                          f"calibration, {', '.join(STUDENT_ROW_SETS)}")
-    return validation_slice(df, rows, fraction, seed)[1]
+    return validation_slice(df, split.rows(row_set), fraction, seed)[1]
 
 
 def rows_record(row_set: str, fraction: float, seed: int, positions: np.ndarray) -> dict:
@@ -78,25 +73,13 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> dict:
             "held_out_nll_gains": gains, "rule": TEMPERATURE_RULE}
 
 
-def histogram_text(counts: np.ndarray, labels) -> dict:
-    """purity.histograms' counts as {score class: {true class: "n0 n1 ..."}} (short JSON)."""
-    return {"bins": int(counts.shape[2]), "score": "p_class, equal-width bins in [0, 1]",
-            "counts": {a: {b: " ".join(map(str, counts[i, j].tolist()))
-                           for j, b in enumerate(labels)} for i, a in enumerate(labels)}}
-
-
-def histogram_counts(doc: dict, labels) -> np.ndarray:
-    """`histogram_text` read back: counts[c, k, b]."""
-    return np.array([[np.array(doc["counts"][a][b].split(), dtype=np.int64) for b in labels]
-                     for a in labels])
-
-
 def material(probabilities: np.ndarray, y: np.ndarray, labels, temp: dict, record: dict) -> dict:
     """What the report and every student card store: the rows, the temperature, the conformal
     material and the purity histograms, all from calibration-row probabilities."""
     return {"rows": record, "temperature": temp,
             "conformal": conformal.material(probabilities, y, labels),
-            "purity": histogram_text(purity.histograms(probabilities, y, len(labels)), labels)}
+            "purity": purity.histogram_text(purity.histograms(probabilities, y, len(labels)),
+                                             labels)}
 
 
 def _pct(v):
@@ -151,7 +134,7 @@ def selection_points(stored: dict, test_counts, labels, priors, p_test, y_test,
     """Per class and target purity: the threshold chosen on calibration rows under `priors`
     (the training mix), its expected completeness, and what it gives on the test rows; plus
     the class's test-row curve (every 10th threshold) for the figure."""
-    cal_counts = histogram_counts(stored["purity"], labels)
+    cal_counts = purity.histogram_counts(stored["purity"], labels)
     out = {}
     for c, lab in enumerate(labels):
         points = []

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from sdss_distill.core.io import quiet_import
@@ -70,7 +69,7 @@ def prepare(cfg: Config, *, dev: bool = False) -> Prepared:
     df, cleaning = clean(table, get_view(cfg.teacher_view))
     parts = split(df, cfg.split, cfg.seed)
     if dev:
-        df = df.loc[np.sort(np.concatenate([parts.teacher_train, parts.student_train]))]
+        df = df.loc[parts.rows("non_test")]
         parts = split(df, cfg.split, cfg.seed)
     if cfg.train_sample is not None:  # after splitting: the test rows stay the full run's
         parts = subsample.only_sample(df, parts, cfg.train_sample)

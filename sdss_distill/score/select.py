@@ -65,8 +65,7 @@ def choose(card: dict, where, wanted: list[tuple[str, float]], labels, mix) -> d
     if not isinstance(doc, dict):
         raise InputError(f"{where}: {NO_MATERIAL}")
     try:
-        counts = np.array([[np.array(doc["counts"][a][b].split(), dtype=np.int64)
-                            for b in labels] for a in labels])
+        counts = purity.histogram_counts(doc, labels)
     except (KeyError, TypeError, ValueError, AttributeError):
         raise InputError(f"{where}: corrupt purity histograms in the model card; re-export "
                          f"the model") from None

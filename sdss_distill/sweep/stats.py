@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from sdss_distill.core import conformal
+
 
 def describe(values) -> dict:
     """n, mean, sample std and the half-width of a t-based 95 % confidence interval."""
@@ -44,27 +46,32 @@ def p_text(p: float, n: int) -> str:
     return f"{p:.3f}"
 
 
+def coverage_law(n_cal: int, n_test: int, level: float):
+    """The law of a split-conformal set's covered count on `n_test` rows when calibration and
+    test rows are exchangeable (continuous scores): given its n_cal calibration rows,
+    coverage is Beta(k, n_cal + 1 - k) with k = core.conformal.rank (Vovk 2012; Angelopoulos &
+    Bates 2021), so the count is beta-binomial; None when k > n_cal (coverage is 1)."""
+    k = conformal.rank(n_cal, level)
+    return None if k > n_cal else stats.betabinom(n_test, k, n_cal + 1 - k)
+
+
 def coverage_band_probability(n_cal: int, n_test: int, level: float, low: float,
                               high: float) -> float:
-    """The probability that a split-conformal set's coverage, measured on `n_test` rows, falls
-    in [low, high] when calibration and test rows are exchangeable (continuous scores): given
-    its n_cal calibration rows, coverage is Beta(k, n_cal + 1 - k) with k = ceil((n_cal + 1)
-    level) (Vovk 2012; Angelopoulos & Bates 2021), so the test count is beta-binomial. What
+    """The chance that one run's measured coverage falls in [low, high] (`coverage_law`): what
     chance alone leaves of a per-seed band."""
-    k = int(np.ceil((n_cal + 1) * level - 1e-12))
-    if k > n_cal:
+    law = coverage_law(n_cal, n_test, level)
+    if law is None:
         return float(low <= 1.0 <= high)
     m = np.arange(n_test + 1)
     inside = (m >= np.ceil(low * n_test - 1e-9)) & (m <= np.floor(high * n_test + 1e-9))
-    return float(stats.betabinom.pmf(m[inside], n_test, k, n_cal + 1 - k).sum())
+    return float(law.pmf(m[inside]).sum())
 
 
 def coverage_interval(n_cal: int, n_test: int, level: float, mass: float = 0.9) -> tuple:
-    """The central `mass` interval of that same beta-binomial coverage (fractions): where one
-    run's measured coverage falls `mass` of the time for exchangeable rows."""
-    k = int(np.ceil((n_cal + 1) * level - 1e-12))
-    if k > n_cal:
+    """The central `mass` interval of `coverage_law` (fractions): where one run's measured
+    coverage falls `mass` of the time for exchangeable rows."""
+    law = coverage_law(n_cal, n_test, level)
+    if law is None:
         return 1.0, 1.0
-    law = stats.betabinom(n_test, k, n_cal + 1 - k)
     tail = (1 - mass) / 2
     return float(law.ppf(tail) / n_test), float(law.ppf(1 - tail) / n_test)
