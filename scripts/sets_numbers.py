@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sdss_distill.core.io import atomic_path, write_atomic  # noqa: E402
+from sdss_distill.core.errors import run_cli  # noqa: E402
+from sdss_distill.core.io import atomic_path, read_json, write_atomic  # noqa: E402
 
 HEAVY = {"STAR": 0.80, "GALAXY": 0.15, "QSO": 0.05}
 
@@ -302,14 +303,19 @@ def main(argv=None) -> int:
     p.add_argument("--figure", type=Path, help="with --tables: also draw the coverage figure "
                    "to this PNG (and its CSV beside it)")
     args = p.parse_args(argv)
+    if args.tables is None and args.runs is None:
+        p.error("--runs is required (unless --tables)")
+    return run_cli(lambda: body(args), "python scripts/sets_numbers.py")
+
+
+def body(args) -> int:
+    """Print the tables (and draw the figure) of an earlier JSON, or make the runs' numbers."""
     if args.tables:
-        result = json.loads(args.tables.read_text())
+        result = read_json(args.tables, fix="pass a JSON this script wrote with --out")
         print("\n".join(coverage_tables(result) + [""] + r_tables(result) + purity_tables(result)))
         if args.figure:
             figure(result, args.figure)
         return 0
-    if args.runs is None:
-        p.error("--runs is required (unless --tables)")
     result = {}
     for data in args.data:
         for seed in args.seeds:
